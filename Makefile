@@ -1,0 +1,36 @@
+# rnn-bench: two commands on a fresh machine with Python 3.11 and pip.
+#   make run    sets up .venv, runs the quick suite, writes reports/quick/index.html
+#   make test   sets up .venv, runs the tests
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Set CONSTRAINTS= (empty) to keep a torch you installed yourself (e.g. a CUDA build).
+CONSTRAINTS ?= -c constraints.txt
+PYTEST_ARGS ?= -q
+
+.PHONY: run test venv lint smoke report clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[torch,tf,test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/rnn-bench run quick
+	$(BIN)/rnn-bench report --suite quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+smoke: $(STAMP)
+	$(BIN)/rnn-bench run smoke && $(BIN)/rnn-bench report --suite smoke
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,36 @@
+"""Backends: one per framework, imported lazily so a process only ever loads the one it runs.
+
+A backend module provides ``FRAMEWORK``, ``setup(device)``, ``environment()``,
+``build_model(variant, task, hparams, params, device)`` and ``run_cell(variant, params, inputs, fused)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from harness.errors import UsageError, unknown_name
+from harness.protocol import FRAMEWORKS
+
+MODULES = {"torch": "harness.backends.torch_backend", "tf": "harness.backends.tf_backend"}
+PACKAGES = {"torch": "torch", "tf": "tensorflow"}
+
+
+def check_framework(name: str, where: str = "") -> str:
+    if name not in FRAMEWORKS:
+        raise unknown_name("framework", name, FRAMEWORKS, where)
+    return name
+
+
+def load_backend(framework: str) -> ModuleType:
+    """Import the backend of ``framework`` ('torch' or 'tf'), or say what to install."""
+    check_framework(framework)
+    try:
+        return importlib.import_module(MODULES[framework])
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] in ("torch", "tensorflow", "keras"):
+            raise UsageError(
+                f"framework {framework!r} needs the package {PACKAGES[framework]!r}, which is not installed "
+                f"here ({e}); install it (pip install -e '.[{framework}]') or leave it out with --frameworks"
+            ) from e
+        raise

@@ -1,0 +1,168 @@
+"""The PyTorch backend: builds a trial's model, runs the training step, owns device, threads and
+determinism. The protocol itself (data, evaluation, early stopping) is ``harness.training``.
+
+Optimisers match the TensorFlow backend's exactly: Adam (β1 0.9, β2 0.999, ε 1e-8) or SGD with
+(Nesterov) momentum; gradients are scaled by ``min(1, clip_norm / ‖g‖)`` with ‖g‖ the global norm
+over all parameters (the same formula in both backends).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.backends.torch_cell import run_layer
+from harness.errors import UsageError
+from harness.model import split_params
+from harness.task import Task
+from harness.variant import Variant
+
+FRAMEWORK = "torch"
+
+
+def setup(device: str = "cpu", threads: int = 1) -> None:
+    """One intra-op thread per worker process (parallelism comes from processes), deterministic kernels."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    if device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError("device 'cuda' was asked for but PyTorch sees no GPU here; use --device cpu "
+                             "or install a CUDA build of torch (README, 'GPUs')")  # fmt: skip
+        return torch.device("cuda")
+    if device != "cpu":
+        raise UsageError(f"unknown device {device!r}; valid: cpu, cuda")
+    return torch.device("cpu")
+
+
+def environment() -> dict[str, Any]:
+    env = {"torch": torch.__version__}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def task_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The loss of ``harness.model``'s docstring, read where the task says."""
+    if task.loss == "mse":
+        return torch.mean((outputs[:, -1, 0] - targets) ** 2)
+    if task.loss_at == "last":
+        return F.cross_entropy(outputs[:, -1, :], targets)
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
+
+
+class TorchModel:
+    """A trial's model in PyTorch: contract parameters as leaf tensors, layer + readout, optimiser."""
+
+    def __init__(self, variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+                 device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+        self.variant, self.task, self.hp = variant, task, hparams
+        self.device, self.dtype = resolve_device(device), dtype
+        self.hidden_size = int(hparams["hidden_size"])
+        self.fused = bool(hparams.get("fused", True)) and variant.fused_kernel is not None
+        self.path = "fused" if self.fused else "generic"
+        self.params = {k: torch.tensor(v, dtype=dtype, device=self.device, requires_grad=True) for k, v in params.items()}
+        self._kernels: dict = {}
+        if hparams.get("optimizer", "adam") == "adam":
+            self.optimizer = torch.optim.Adam(self.params.values(), lr=hparams["learning_rate"], eps=1e-8)
+        else:
+            momentum = hparams["momentum"]
+            self.optimizer = torch.optim.SGD(
+                self.params.values(), lr=hparams["learning_rate"], momentum=momentum,
+                nesterov=bool(hparams["nesterov"]) and momentum > 0,
+            )  # fmt: skip
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        layer, readout = split_params(self.params)
+        h = run_layer(self.variant, layer, inputs, self.hidden_size, self.fused, self._kernels)
+        return h @ readout["readout.W"] + readout["readout.b"]
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        dtype = self.dtype if a.dtype.kind == "f" else torch.long
+        return torch.as_tensor(a, dtype=dtype, device=self.device)
+
+    def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> float:
+        loss = task_loss(self.task, self.forward(self._tensor(inputs)), self._tensor(targets))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_by_global_norm(list(self.params.values()), self.hp["clip_norm"])
+        self.optimizer.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        return self.forward(self._tensor(inputs)).cpu().numpy()
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in self.params.items()}
+
+    @torch.no_grad()
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        missing = sorted(set(self.params) ^ set(params))
+        if missing:
+            raise ValueError(f"parameter names differ from the model's: {missing}")
+        for k, v in params.items():
+            self.params[k].copy_(torch.as_tensor(v, dtype=self.dtype))
+
+
+def clip_by_global_norm(tensors: list[torch.Tensor], clip_norm: float) -> None:
+    """g ← g · min(1, clip / ‖g‖), ‖g‖ over all gradients together; clip 0 disables it."""
+    grads = [t.grad for t in tensors if t.grad is not None]
+    if clip_norm <= 0 or not grads:
+        return
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = torch.clamp(clip_norm / norm, max=1.0)
+    if torch.isfinite(scale):
+        for g in grads:
+            g.mul_(scale)
+
+
+def build_model(variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+                device: str = "cpu") -> TorchModel:  # fmt: skip
+    return TorchModel(variant, task, hparams, params, device)
+
+
+def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,
+             device: str = "cpu") -> np.ndarray:  # fmt: skip
+    """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision."""
+    from harness.contract import sizes_of
+
+    dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
+    dev = resolve_device(device)
+    p = {k: torch.as_tensor(np.asarray(v), dtype=dtype, device=dev) for k, v in params.items()}
+    _, hidden = sizes_of(variant, p)
+    with torch.no_grad():
+        out = run_layer(variant, p, torch.as_tensor(np.asarray(inputs), dtype=dtype, device=dev), hidden, fused)
+    return out.cpu().numpy()
+
+
+def cell_gradients(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, upstream: np.ndarray,
+                   fused: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """Outputs (B, L, H), and the gradients of the fixed loss ``sum(outputs * upstream)`` with respect to
+    every parameter and to the inputs; in the inputs' float precision. For parity checks."""
+    from harness.contract import sizes_of
+
+    dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
+    p = {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for k, v in params.items()}
+    x = torch.tensor(np.asarray(inputs), dtype=dtype, requires_grad=True)
+    _, hidden = sizes_of(variant, p)
+    out = run_layer(variant, p, x, hidden, fused)
+    loss = (out * torch.as_tensor(np.asarray(upstream), dtype=dtype)).sum()
+    grads = torch.autograd.grad(loss, [*p.values(), x], allow_unused=True)
+    as_np = [np.zeros_like(np.asarray(params[k] if k in params else inputs), dtype=np.asarray(inputs).dtype)
+             if g is None else g.numpy() for k, g in zip([*p, "inputs"], grads)]  # fmt: skip
+    return out.detach().numpy(), dict(zip(p, as_np[:-1])), as_np[-1]

@@ -1,0 +1,37 @@
+"""The variant catalogue as a table (``rnn-bench list variants``)."""
+
+from __future__ import annotations
+
+from harness.registry import Registry
+
+#: What each framework runs for a variant with a fused kernel.
+FUSED_KERNELS = {
+    "lstm": ("torch.nn.LSTM", "keras.layers.LSTM"),
+    "gru": ("torch.nn.GRU", "keras.layers.GRU(reset_after=True)"),
+    "rnn": ("torch.nn.RNN", "keras.layers.SimpleRNN"),
+}
+
+
+def variant_rows(reg: Registry, input_size: int, hidden_size: int) -> list[dict[str, str]]:
+    rows = []
+    for vid in sorted(reg.variants, key=lambda v: (reg.variants[v].family, v)):
+        cls = reg.variants[vid]
+        try:
+            count = str(cls().parameter_count(input_size, hidden_size))
+        except Exception as e:  # e.g. clockwork's H not divisible by its modules
+            count = f"n/a ({e})"
+        fused = " / ".join(FUSED_KERNELS[cls.fused_kernel]) if cls.fused_kernel in FUSED_KERNELS else "-"
+        rows.append({
+            "id": vid, "aliases": ",".join(cls.aliases) or "-", "name": cls.name, "reference": cls.reference,
+            "params": count, "frameworks": "torch, tf", "fused": fused,
+        })  # fmt: skip
+    return rows
+
+
+def variant_table(reg: Registry, input_size: int, hidden_size: int) -> str:
+    rows = variant_rows(reg, input_size, hidden_size)
+    headers = {"id": "id", "aliases": "aliases", "name": "name", "reference": "reference",
+               "params": f"params (I={input_size}, H={hidden_size})", "frameworks": "frameworks", "fused": "fused kernel"}  # fmt: skip
+    widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) for k in headers}
+    line = lambda r: "  ".join(r[k].ljust(widths[k]) for k in headers).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line({k: "-" * widths[k] for k in headers})] + [line(r) for r in rows])

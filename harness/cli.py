@@ -1,0 +1,221 @@
+"""The command line. Its verbs are the user's jobs:
+
+    rnn-bench list tasks|variants|suites      what there is
+    rnn-bench run SUITE [narrowing]           run a benchmark (resumes; Ctrl-C keeps finished trials)
+    rnn-bench status                          finished / remaining / failed per suite
+    rnn-bench export --format csv|parquet     one row per trial, for pandas and friends
+    rnn-bench report                          the Greff-style report (HTML + Markdown + tables)
+    rnn-bench check VARIANT                   contract, gradients, cross-framework and fused parity
+    rnn-bench new-variant NAME                a working template for a new cell, with its test
+
+Bad input exits with code 2 and a message naming the bad value and the valid ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.store import DEFAULT_PATH
+
+EPILOG = "Run 'rnn-bench VERB --help' for a verb's options. Docs: README.md."
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in _csv(text)]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=str(DEFAULT_PATH), help=f"results database (default: {DEFAULT_PATH})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnn-bench", description="Benchmark recurrent cells on long-term-dependency tasks, in PyTorch "
+        "and TensorFlow, and report which cells bridge which lags.", epilog=EPILOG,
+    )  # fmt: skip
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    p = verbs.add_parser("list", help="list tasks, variants or suites")
+    p.add_argument("what", choices=["tasks", "variants", "suites"])
+    p.add_argument("--input-size", type=int, default=2, help="I for parameter counts (default 2)")
+    p.add_argument("--hidden-size", type=int, default=64, help="H for parameter counts (default 64)")
+
+    p = verbs.add_parser("run", help="run a suite (skips trials already in the store)")
+    p.add_argument("suite", help="a shipped suite (smoke, quick, full) or a path to a suite .toml file")
+    p.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
+    p.add_argument("--lengths", type=_ints, help="only these dependency lengths T, for every task")
+    p.add_argument("--variants", type=_csv, help="only these variants (ids or aliases)")
+    p.add_argument("--frameworks", type=_csv, help="only these frameworks: torch, tf")
+    p.add_argument("--trials", type=int, help="random-search configurations per cell")
+    p.add_argument("--seeds", type=int, help="seeds per configuration")
+    p.add_argument("--max-steps", type=int, help="training budget in steps, for every task")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="where trials run (default: the suite's, cpu)")
+    p.add_argument("--no-fused", action="store_true", help="use the generic path even where a fused kernel exists")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    p.add_argument("--time-limit", type=float, help="seconds per trial before it is killed (default: the suite's)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its size, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _store_arg(p)
+
+    p = verbs.add_parser("status", help="finished / remaining / failed trials per suite")
+    _store_arg(p)
+
+    p = verbs.add_parser("export", help="one row per trial as CSV or Parquet")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("-o", "--output", required=True, help="file to write ('-' writes CSV to stdout)")
+    _store_arg(p)
+
+    p = verbs.add_parser("report", help="write the report (reports/<suite>/index.html)")
+    p.add_argument("--suite", help="only the trials this suite planned (default: every trial in the store)")
+    p.add_argument("--out", help="output folder (default: reports/<suite>)")
+    p.add_argument("--baseline", help="reference variant (default: the suite's baseline, else v)")
+    p.add_argument("--no-probe", action="store_true", help="skip the gradient-flow probe (needs PyTorch)")
+    _store_arg(p)
+
+    p = verbs.add_parser("check", help="check a variant: contract, gradients, parity across frameworks")
+    p.add_argument("variant", help="variant id or alias")
+    p.add_argument("--frameworks", type=_csv, help="frameworks to check (default: those installed)")
+
+    p = verbs.add_parser("new-variant", help="write a working template for a new variant, plus its test")
+    p.add_argument("name", help="the new variant's id (a Python identifier, e.g. mycell)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.registry import registry
+    from harness.suites import list_suites, load_suite
+
+    reg = registry()
+    if args.what == "tasks":
+        for tid in sorted(reg.tasks):
+            t = reg.task(tid)
+            better = "higher" if t.higher_is_better else "lower"
+            print(f"{tid:<16} {t.name}  [{t.reference}]  metric {t.metric} ({better} is better), "
+                  f"inputs {t.input_size}, outputs {t.output_size}")  # fmt: skip
+    elif args.what == "variants":
+        from harness.catalogue import variant_table
+
+        print(variant_table(reg, args.input_size, args.hidden_size))
+    else:
+        for name in list_suites():
+            s = load_suite(name)
+            print(f"{name:<8} {s.description}")
+    for path, error in reg.broken_files.items():
+        print(f"warning: {path} failed to import: {error.strip().splitlines()[-1]}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import run_suite
+    from harness.suites import load_suite
+
+    suite = load_suite(args.suite)
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers} is impossible; it must be at least 1")
+    training = dict(suite.training)
+    if args.no_fused:
+        training["fused"] = False
+    suite = suite.narrowed(
+        training=training, tasks=args.tasks, lengths=args.lengths, variants=args.variants, frameworks=args.frameworks,
+        trials=args.trials, seeds=args.seeds, device=args.device, time_limit=args.time_limit,
+        max_steps=args.max_steps,
+    )  # fmt: skip
+    summary = run_suite(
+        suite, args.store, args.workers, dry_run=args.dry_run, retry_failed=args.retry_failed,
+        argv=sys.argv, progress=not args.no_progress and not args.dry_run,
+    )  # fmt: skip
+    return 130 if summary.interrupted else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.store import Store
+
+    with Store(args.store, create=False) as store:
+        df = store.status()
+        if df.empty:
+            print(f"{args.store}: no suite has been planned yet ({store.count()} trials stored)")
+            return 0
+        print(df.to_string(index=False))
+        print(f"\n{store.count()} trials stored in {args.store}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.store import Store
+
+    with Store(args.store, create=False) as store:
+        df = store.trials_frame()
+    if args.output == "-":
+        if args.format != "csv":
+            raise UsageError("-o - writes CSV to stdout; use a file name for parquet")
+        df.to_csv(sys.stdout, index=False)
+        return 0
+    if args.format == "csv":
+        df.to_csv(args.output, index=False)
+    else:
+        df.to_parquet(args.output, index=False)
+    print(f"wrote {len(df)} trials to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.build import build_report
+
+    path = build_report(args.store, out_dir=args.out, suite=args.suite, baseline=args.baseline, probe=not args.no_probe)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.check import run_checks
+
+    return run_checks(args.variant, args.frameworks)
+
+
+def cmd_new_variant(args: argparse.Namespace) -> int:
+    from harness.templates import write_new_variant
+
+    for path in write_new_variant(args.name, force=args.force):
+        print(f"wrote {path}")
+    print(f"next: edit the step, then 'rnn-bench check {args.name}' and "
+          f"'rnn-bench run quick --variants {args.name}'")  # fmt: skip
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list, "run": cmd_run, "status": cmd_status, "export": cmd_export, "report": cmd_report,
+    "check": cmd_check, "new-variant": cmd_new_variant,
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args)
+    except UsageError as e:
+        print(f"rnn-bench {args.verb}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:  # e.g. `rnn-bench export -o - | head`
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,187 @@
+"""Executors: run a list of trials and hand back each result as it finishes.
+
+``LocalPool`` runs worker processes on this machine (``harness.worker``), each dedicated to one framework
+and holding one intra-op thread. A free worker takes the next trial of its framework; when its framework
+has nothing left it is replaced by a worker of the other one. A worker that dies costs only its current
+trial (recorded ``failed`` with the exit reason) and is replaced; a trial over its time limit has its
+worker killed and is recorded ``timeout``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+from harness.training import TrialResult, failed
+from harness.trial import Trial
+from harness.worker import THREAD_VARIABLES, worker_main
+
+ResultCallback = Callable[[Trial, TrialResult], None]
+
+
+@dataclass
+class Slot:
+    """One worker process and what it is doing."""
+
+    framework: str
+    process: Any
+    conn: Any
+    ready: bool = False
+    trial: Trial | None = None
+    started: float = 0.0
+
+
+def _exit_reason(process: Any) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"worker process was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker process was killed by signal {-code}"
+    return f"worker process exited with code {code}"
+
+
+class LocalPool:
+    def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0) -> None:
+        self.workers = max(1, int(workers))
+        self.device, self.time_limit = device, float(time_limit)
+        self.context = mp.get_context("spawn")  # fresh interpreters: no framework state inherited
+        self.slots: list[Slot] = []
+        self.environments: dict[str, dict] = {}
+
+    # --- worker lifecycle ---------------------------------------------------------------------------
+    def _start(self, framework: str) -> Slot:
+        os.environ.update(THREAD_VARIABLES)  # inherited by the child before it imports numpy or a framework
+        parent_conn, child_conn = self.context.Pipe()
+        process = self.context.Process(
+            target=worker_main, args=(framework, self.device, child_conn, os.getpid()), daemon=True,
+            name=f"rnn-bench-{framework}",
+        )  # fmt: skip
+        process.start()
+        child_conn.close()
+        return Slot(framework, process, parent_conn)
+
+    @staticmethod
+    def _stop(slot: Slot, kill: bool = False) -> None:
+        if slot.process.is_alive():
+            if kill:
+                slot.process.kill()
+            else:
+                try:
+                    slot.conn.send(None)
+                except (BrokenPipeError, OSError):
+                    slot.process.kill()
+            slot.process.join(timeout=10)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join()
+        slot.conn.close()
+
+    def shutdown(self, kill: bool = False) -> None:
+        for slot in self.slots:
+            self._stop(slot, kill)
+        self.slots = []
+
+    # --- scheduling ---------------------------------------------------------------------------------
+    def run(self, trials: list[Trial], on_result: ResultCallback) -> None:
+        """Run every trial; ``on_result`` is called in this process as each one finishes."""
+        pending: dict[str, deque[Trial]] = {}
+        for t in trials:
+            pending.setdefault(t.framework, deque()).append(t)
+        try:
+            self._loop(pending, on_result)
+        finally:
+            self.shutdown(kill=True)
+
+    def _pick_framework(self, pending: dict[str, deque], prefer: str | None) -> str | None:
+        """The framework a free worker should serve: its own while it has work, else the one with most
+        work per worker already serving it."""
+        if prefer and pending.get(prefer):
+            return prefer
+        serving = {f: sum(s.framework == f for s in self.slots) for f in pending}
+        candidates = [f for f, q in pending.items() if q]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda f: (len(pending[f]) / (1 + serving[f]), f))
+
+    def _assign(self, slot: Slot, pending: dict[str, deque]) -> None:
+        slot.trial = pending[slot.framework].popleft()
+        slot.started = time.monotonic()
+        slot.conn.send(slot.trial.to_json())
+
+    def _fill(self, pending: dict[str, deque]) -> None:
+        """Start workers up to the pool size and give every ready, idle worker a trial of its framework."""
+        for slot in list(self.slots):
+            if slot.trial is None and slot.ready and not pending.get(slot.framework):
+                framework = self._pick_framework(pending, None)
+                self.slots.remove(slot)
+                self._stop(slot)
+                if framework is not None:
+                    self.slots.append(self._start(framework))
+        while len(self.slots) < self.workers:
+            framework = self._pick_framework(pending, None)
+            queued = sum(len(q) for q in pending.values())
+            busy_or_starting = sum(s.trial is not None or not s.ready for s in self.slots)
+            if framework is None or busy_or_starting >= queued:
+                break
+            self.slots.append(self._start(framework))
+        for slot in self.slots:
+            if slot.ready and slot.trial is None and pending.get(slot.framework):
+                self._assign(slot, pending)
+
+    def _loop(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
+        while any(pending.values()) or any(s.trial is not None for s in self.slots):
+            self._fill(pending)
+            by_conn = {s.conn: s for s in self.slots}
+            by_sentinel = {s.process.sentinel: s for s in self.slots}
+            ready = wait(list(by_conn) + list(by_sentinel), timeout=1.0)
+            for obj in ready:
+                if obj in by_conn:
+                    self._receive(by_conn[obj], pending, on_result)
+            for obj in ready:
+                slot = by_sentinel.get(obj)
+                if slot is not None and slot in self.slots and not slot.process.is_alive():
+                    self._replace_dead(slot, pending, on_result)
+            self._enforce_time_limit(pending, on_result)
+
+    def _receive(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
+        try:
+            message = slot.conn.recv()
+        except (EOFError, OSError):
+            return  # the sentinel tells us it died
+        kind = message[0]
+        if kind == "ready":
+            slot.ready = True
+            self.environments[slot.framework] = message[1]
+        elif kind == "broken":  # the framework cannot load: fail its trials with the reason
+            self.slots.remove(slot)
+            self._stop(slot, kill=True)
+            queue = pending.pop(slot.framework, deque())
+            for trial in queue:
+                on_result(trial, failed(f"framework {slot.framework!r} could not start: {message[1]}"))
+        elif kind == "result":
+            trial, slot.trial = slot.trial, None
+            on_result(trial, TrialResult(**message[2]))
+
+    def _replace_dead(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
+        reason = _exit_reason(slot.process)
+        self.slots.remove(slot)
+        self._stop(slot, kill=True)
+        if slot.trial is not None:
+            on_result(slot.trial, failed(f"{reason} while running this trial"))
+
+    def _enforce_time_limit(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
+        now = time.monotonic()
+        for slot in list(self.slots):
+            if slot.trial is not None and now - slot.started > self.time_limit:
+                trial = slot.trial
+                self.slots.remove(slot)
+                self._stop(slot, kill=True)
+                on_result(trial, failed(f"trial exceeded its time limit of {self.time_limit:.0f} s", status="timeout"))

@@ -1,0 +1,133 @@
+"""``rnn-bench run``: plan a suite, skip what the store already has, run the rest, store each result.
+
+Resume is by content: a trial whose id is in the store is not run again (``retry_failed`` reruns those
+recorded failed or timeout). Each result is written in its own transaction the moment it arrives, so
+Ctrl-C or a kill loses at most the trials still running; running the same command again does only
+what is left.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from harness.environment import environment
+from harness.executors import LocalPool
+from harness.registry import registry
+from harness.store import Store
+from harness.suites import Suite, plan
+from harness.training import TrialResult
+from harness.trial import Trial
+
+
+@dataclass
+class RunSummary:
+    planned: int
+    already_done: int
+    to_run: int
+    counts: Counter = field(default_factory=Counter)
+    solved: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
+    """The plan's shape: how many trials per task, length, variant and framework."""
+    print(f"suite {suite.name!r} ({suite.source})", file=out)
+    cells = Counter((t.task, t.length) for t in trials)
+    for (task, T), n in sorted(cells.items()):
+        print(f"  {task:<16} T={T:<5} {n:>5} trials", file=out)
+    print(f"  variants:   {', '.join(suite.variants)}", file=out)
+    print(f"  frameworks: {', '.join(suite.frameworks)}; device {suite.device}", file=out)
+    print(f"  {suite.trials} configuration(s) x {suite.seeds} seed(s) per cell; search over "
+          f"{', '.join(sorted(suite.search)) or 'nothing'}", file=out)  # fmt: skip
+
+
+def _order_for_throughput(trials: list[Trial]) -> list[Trial]:
+    """Longest-expected first (long lags, large budgets), so the last trials running are short ones."""
+    return sorted(trials, key=lambda t: -(t.length * t.hparams["max_steps"]))
+
+
+def run_suite(
+    suite: Suite, store_path: str | Path, workers: int, *, dry_run: bool = False, retry_failed: bool = False,
+    argv: list[str] | None = None, progress: bool = True, out: TextIO = sys.stdout,
+) -> RunSummary:  # fmt: skip
+    trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
+    if dry_run:
+        describe_plan(suite, trials, out)
+        with_store = Path(store_path).exists()
+        done = Store(store_path, create=False).finished() if with_store else {}
+        todo = sum(t.id not in done for t in trials)
+        print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run)", file=out)
+        return RunSummary(len(trials), len(trials) - todo, todo)
+
+    store = Store(store_path)
+    store.add_plan(suite.name, trials)
+    finished = store.finished()
+    rerun = {"failed", "timeout"} if retry_failed else set()
+    todo = [t for t in trials if t.id not in finished or finished[t.id] in rerun]
+    summary = RunSummary(len(trials), len(trials) - len(todo), len(todo))
+    print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
+          f"{len(todo)} to run on {workers} worker(s)", file=out)  # fmt: skip
+    if not todo:
+        print("Nothing to do: every planned trial is in the store.", file=out)
+        return summary
+
+    run_id = store.start_run(suite.name, argv or [], environment())
+    reg = registry()
+    bar = _progress_bar(len(todo), suite.name, progress)
+    started = time.monotonic()
+
+    def on_result(trial: Trial, result: TrialResult) -> None:
+        store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=trial.id in finished)
+        summary.counts[result.status] += 1
+        summary.solved += int(result.solved)
+        if bar is not None:
+            bar.set_postfix_str(f"solved {summary.solved}, diverged {summary.counts['diverged']}, "
+                                f"failed {summary.counts['failed'] + summary.counts['timeout']}")  # fmt: skip
+            bar.update(1)
+        if result.status == "failed" and result.error:
+            _tell(bar, out, f"failed: {trial.label()}: {result.error.strip().splitlines()[-1]}")
+
+    pool = LocalPool(workers, suite.device, suite.time_limit)
+    try:
+        pool.run(_order_for_throughput(todo), on_result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        summary.seconds = time.monotonic() - started
+        store.finish_run(run_id)
+        store.close()
+    _print_summary(summary, store_path, out)
+    return summary
+
+
+def _progress_bar(total: int, name: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="trial", dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
+
+
+def _tell(bar, out: TextIO, text: str) -> None:
+    if bar is not None:
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=out)
+
+
+def _print_summary(s: RunSummary, store_path: str | Path, out: TextIO) -> None:
+    done = sum(s.counts.values())
+    parts = ", ".join(f"{k} {s.counts[k]}" for k in ("ok", "diverged", "failed", "timeout") if s.counts[k])
+    print(f"{done} trial(s) finished in {s.seconds:.0f} s ({parts or 'none'}; solved {s.solved}); "
+          f"stored in {store_path}", file=out)  # fmt: skip
+    if s.interrupted:
+        print(f"Interrupted: the {done} finished trial(s) are kept. Run the same command again to do the "
+              f"remaining {s.to_run - done}.", file=out)  # fmt: skip

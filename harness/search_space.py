@@ -1,0 +1,68 @@
+"""Greff-style random search: each key of a suite's ``[search]`` table is a distribution or a fixed value.
+
+    key = { log_uniform = [low, high] }        exp(U[log low, log high])          (learning rate)
+    key = { log_uniform_int = [low, high] }    round(exp(U[log low, log high]))   (hidden size)
+    key = { uniform = [low, high] }            U[low, high]
+    key = { choice = [a, b, ...] }             one of the values, equally likely  (forget bias)
+    key = value                                fixed
+
+Configurations are drawn per (task, T, configuration index k) from a generator seeded by exactly those,
+so every variant and framework sees the same k-th configuration (a paired design: differences between
+variants are not differences of luck in the search), and narrowing ``--trials`` keeps the same first
+configurations.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+
+from harness.errors import UsageError
+
+KINDS = ("log_uniform", "log_uniform_int", "uniform", "choice")
+
+
+def check_distribution(key: str, spec: Any, where: str) -> None:
+    """Refuse a malformed distribution, naming the file, the key and the forms allowed."""
+    if not isinstance(spec, dict):
+        return  # a fixed value
+    if len(spec) != 1 or next(iter(spec)) not in KINDS:
+        raise UsageError(f"{where}: [search] {key} = {spec!r}: expected one of "
+                         f"{', '.join(f'{{ {k} = [...] }}' for k in KINDS)} or a fixed value")  # fmt: skip
+    kind, args = next(iter(spec.items()))
+    if not isinstance(args, list) or not args:
+        raise UsageError(f"{where}: [search] {key}: {kind} needs a list of values, got {args!r}")
+    if kind != "choice":
+        if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+            raise UsageError(f"{where}: [search] {key}: {kind} needs [low, high] numbers, got {args!r}")
+        low, high = args
+        if low > high or (kind.startswith("log") and low <= 0):
+            raise UsageError(f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need 0 < low <= high for log)")
+
+
+def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """One configuration; keys are drawn in sorted order so adding a key later changes no other draw's meaning."""
+    out: dict[str, Any] = {}
+    for key in sorted(space):
+        spec = space[key]
+        draw = rng.random()  # one uniform per key, always consumed: configurations stay aligned across spaces
+        if not isinstance(spec, dict):
+            out[key] = spec
+            continue
+        kind, args = next(iter(spec.items()))
+        if kind == "choice":
+            out[key] = args[min(int(draw * len(args)), len(args) - 1)]
+        elif kind == "uniform":
+            out[key] = float(args[0] + draw * (args[1] - args[0]))
+        else:
+            value = math.exp(math.log(args[0]) + draw * (math.log(args[1]) - math.log(args[0])))
+            out[key] = int(round(value)) if kind == "log_uniform_int" else float(value)
+    return out
+
+
+def configuration_rng(search_seed: int, task: str, length: int, index: int) -> np.random.Generator:
+    """The generator of configuration ``index`` of (task, T): stable across Python runs and machines."""
+    return np.random.default_rng(np.random.SeedSequence(search_seed, spawn_key=(zlib.crc32(task.encode()), length, index)))

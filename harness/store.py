@@ -1,0 +1,224 @@
+"""The results store: one SQLite database (WAL mode), append-only per trial, the single source of truth
+for status, export, analysis and reports.
+
+Tables:
+    runs          one row per ``rnn-bench run``: suite, command line, environment (JSON: Python, numpy,
+                  framework versions, CPU, GPU, git commit), start and end times
+    plans         (suite, trial_id, trial JSON): which trials a suite planned, for status and resume
+    trials        one row per finished trial: every trial field, status ok | diverged | failed | timeout,
+                  error text, validation/test metrics (primary metric flattened, all metrics as JSON),
+                  solved, steps run, steps to solve, wall seconds, training steps per second, parameters
+    curves        (trial_id, split, step, loss, metric): the learning curve
+
+A finished trial is written in one transaction (its row and its curve together), so a run killed at any
+moment loses no finished trial and leaves no half-written one. ``trial_id`` is the primary key: a trial
+is never stored twice; ``record(..., replace=True)`` (retrying a failed trial) swaps the old row for the
+new one in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.task import Task
+from harness.training import TrialResult
+from harness.trial import Trial, canonical
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path("results") / "rnn-bench.sqlite"
+STATUSES = ("ok", "diverged", "failed", "timeout")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, suite TEXT, argv TEXT, environment TEXT,
+    started_at REAL NOT NULL, finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS plans (
+    suite TEXT NOT NULL, trial_id TEXT NOT NULL, trial TEXT NOT NULL, planned_at REAL NOT NULL,
+    PRIMARY KEY (suite, trial_id)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id TEXT PRIMARY KEY, run_id TEXT, suite TEXT,
+    task TEXT NOT NULL, length INTEGER NOT NULL, variant TEXT NOT NULL, framework TEXT NOT NULL,
+    device TEXT NOT NULL, seed INTEGER NOT NULL, hparams TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed', 'timeout')), error TEXT,
+    path TEXT, metric TEXT, higher_is_better INTEGER,
+    val_metric REAL, val_loss REAL, test_metric REAL, test_loss REAL, test_metric_last REAL, test_loss_last REAL,
+    baseline_metric REAL, metrics TEXT,
+    solved INTEGER, steps INTEGER, best_step INTEGER, steps_to_solve INTEGER,
+    wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS curves (
+    trial_id TEXT NOT NULL, split TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, metric REAL,
+    PRIMARY KEY (trial_id, split, step)
+);
+CREATE INDEX IF NOT EXISTS trials_by_cell ON trials (task, length, variant, framework);
+"""
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+class Store:
+    """A results database. ``Store(path)`` creates it (and its folder) unless ``create=False``."""
+
+    def __init__(self, path: str | Path = DEFAULT_PATH, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise UsageError(f"no results store at {self.path}; run a suite first (rnn-bench run quick) "
+                                 "or name another one with --store PATH")  # fmt: skip
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            with self.conn:
+                self.conn.executescript(SCHEMA)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"{self.path} is not an rnn-bench results store (SQLite said: {e})") from e
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- runs and plans -----------------------------------------------------------------------------
+    def start_run(self, suite: str, argv: list[str], environment: dict[str, Any]) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO runs (run_id, suite, argv, environment, started_at) VALUES (?, ?, ?, ?, ?)",
+                (run_id, suite, json.dumps(argv), json.dumps(environment, sort_keys=True), time.time()),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))
+
+    def add_plan(self, suite: str, trials: Iterable[Trial]) -> None:
+        now = time.time()
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO plans (suite, trial_id, trial, planned_at) VALUES (?, ?, ?, ?)",
+                [(suite, t.id, t.to_json(), now) for t in trials],
+            )
+
+    def finished(self, statuses: Iterable[str] = STATUSES) -> dict[str, str]:
+        """trial_id -> status of every stored trial whose status is among ``statuses``."""
+        statuses = tuple(statuses)
+        marks = ",".join("?" * len(statuses))
+        rows = self.conn.execute(f"SELECT trial_id, status FROM trials WHERE status IN ({marks})", statuses)
+        return dict(rows.fetchall())
+
+    # --- writing a trial ----------------------------------------------------------------------------
+    def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
+               replace: bool = False) -> None:  # fmt: skip
+        """Store one finished trial and its learning curve in one transaction."""
+        m = task.metric
+        baseline = task.baseline(trial.length).get(m)
+        row = {
+            "trial_id": trial.id, "run_id": run_id, "suite": suite,
+            "task": trial.task, "length": trial.length, "variant": trial.variant, "framework": trial.framework,
+            "device": trial.device, "seed": trial.seed, "hparams": json.dumps(canonical(trial.hparams), sort_keys=True),
+            "status": result.status, "error": result.error or None, "path": result.path or None,
+            "metric": m, "higher_is_better": int(task.higher_is_better),
+            "val_metric": _finite(result.validation.get(m)), "val_loss": _finite(result.validation.get("loss")),
+            "test_metric": _finite(result.test_best.get(m)), "test_loss": _finite(result.test_best.get("loss")),
+            "test_metric_last": _finite(result.test_last.get(m)),
+            "test_loss_last": _finite(result.test_last.get("loss")),
+            "baseline_metric": _finite(baseline),
+            "metrics": json.dumps({"validation": result.validation, "test_best": result.test_best,
+                                   "test_last": result.test_last}, allow_nan=True),
+            "solved": int(result.solved), "steps": result.steps, "best_step": result.best_step,
+            "steps_to_solve": result.steps_to_solve, "wall_seconds": result.wall_seconds,
+            "steps_per_second": result.steps_per_second, "param_count": result.param_count,
+            "finished_at": time.time(),
+        }  # fmt: skip
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        cols = ", ".join(row)
+        with self.conn:
+            cur = self.conn.execute(f"{verb} INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            if cur.rowcount == 0:  # already stored by an earlier run: keep the first, add nothing
+                return
+            self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial.id,))
+            self.conn.executemany(
+                "INSERT INTO curves (trial_id, split, step, loss, metric) VALUES (?, ?, ?, ?, ?)",
+                [(trial.id, split, step, _finite(loss), _finite(metric)) for step, split, loss, metric in result.curve],
+            )
+
+    # --- reading ------------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+
+    def trials_frame(self, expand_hparams: bool = True):
+        """All trials as a pandas DataFrame; hyperparameters expanded into ``hp.<name>`` columns."""
+        import pandas as pd
+
+        df = pd.read_sql_query("SELECT * FROM trials ORDER BY task, length, variant, framework, trial_id", self.conn)
+        if expand_hparams and len(df):
+            hp = pd.json_normalize([json.loads(h) for h in df["hparams"]]).add_prefix("hp.")
+            df = pd.concat([df.reset_index(drop=True), hp], axis=1)
+        return df
+
+    def curves_frame(self, trial_ids: Iterable[str] | None = None):
+        import pandas as pd
+
+        if trial_ids is None:
+            return pd.read_sql_query("SELECT * FROM curves ORDER BY trial_id, split, step", self.conn)
+        ids = list(trial_ids)
+        if not ids:
+            return pd.DataFrame(columns=["trial_id", "split", "step", "loss", "metric"])
+        frames = [
+            pd.read_sql_query(
+                f"SELECT * FROM curves WHERE trial_id IN ({','.join('?' * len(chunk))}) ORDER BY trial_id, split, step",
+                self.conn, params=chunk,
+            )
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500))
+        ]  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    def runs_frame(self):
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT * FROM runs ORDER BY started_at", self.conn)
+
+    def plans_frame(self):
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT suite, trial_id, trial FROM plans ORDER BY suite, planned_at", self.conn)
+
+    def status(self):
+        """Per suite: planned, finished by status, remaining (planned and not stored)."""
+        import pandas as pd
+
+        q = """
+            SELECT p.suite AS suite, COUNT(*) AS planned,
+                   SUM(t.status = 'ok') AS ok, SUM(t.status = 'diverged') AS diverged,
+                   SUM(t.status = 'failed') AS failed, SUM(t.status = 'timeout') AS timeout,
+                   SUM(t.status IS NULL) AS remaining, SUM(t.solved) AS solved
+            FROM plans p LEFT JOIN trials t ON t.trial_id = p.trial_id
+            GROUP BY p.suite ORDER BY p.suite
+        """
+        df = pd.read_sql_query(q, self.conn)
+        return df.fillna(0).astype({c: int for c in df.columns if c != "suite"})
+
+    def latest_environment(self) -> dict[str, Any]:
+        row = self.conn.execute("SELECT environment FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row and row[0] else {}

@@ -1,0 +1,201 @@
+"""Suite files (TOML) and planning: a suite names tasks, lengths, variants, frameworks, the search space,
+configurations per cell, seeds and the training budget; ``plan`` turns it into a deterministic list of
+trials (same suite, same trial ids).
+
+    name = "quick"
+    description = "..."
+    tasks = ["adding", "delayed_recall"]
+    variants = ["rnn", "lstm", "gru"]          # ids or aliases
+    frameworks = ["torch", "tf"]
+    baseline = "np"                            # the reference variant of the report
+    trials = 3                                 # random-search configurations per (task, T)
+    seeds = 1                                  # seeds per configuration
+    device = "cpu"
+    time_limit = 600                           # seconds per trial
+    search_seed = 0
+
+    [lengths]                                  # dependency lengths per task
+    adding = [20, 50]
+
+    [training]                                 # fixed protocol settings (harness.protocol.DEFAULTS)
+    max_steps = 1000
+
+    [search]                                   # random search (harness.search_space)
+    learning_rate = { log_uniform = [1e-3, 3e-2] }
+
+    [overrides.copy]                           # per-task training settings
+    max_steps = 3000
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError, unknown_name
+from harness.protocol import DEFAULTS, DEVICES, FRAMEWORKS, check_hparams
+from harness.registry import registry
+from harness.search_space import check_distribution, configuration_rng, sample
+from harness.trial import Trial
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+TOP_KEYS = {
+    "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "seeds", "device",
+    "time_limit", "search_seed", "lengths", "training", "search", "overrides",
+}  # fmt: skip
+
+
+@dataclass
+class Suite:
+    name: str
+    source: str
+    tasks: list[str]
+    lengths: dict[str, list[int]]
+    variants: list[str]
+    frameworks: list[str]
+    baseline: str
+    trials: int = 1
+    seeds: int = 1
+    device: str = "cpu"
+    time_limit: float = 600.0
+    search_seed: int = 0
+    description: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def narrowed(self, **changes: Any) -> Suite:
+        """A copy with command-line narrowing applied (None means: keep the suite's value), re-validated."""
+        s = copy.deepcopy(self)
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "lengths":
+                s.lengths = {t: list(value) for t in s.tasks}
+            elif key == "max_steps":
+                s.training["max_steps"] = value
+                for o in s.overrides.values():
+                    o.pop("max_steps", None)
+            else:
+                setattr(s, key, value)
+        validate(s, "the command line")
+        return s
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name (``quick``) or a suite file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" and path.exists()):
+        if name_or_path not in list_suites():
+            raise unknown_name("suite", name_or_path, list_suites())
+        path = SUITES_DIR / f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"suite file {path} is not valid TOML: {e}") from e
+    return parse_suite(data, str(path))
+
+
+def _require(data: dict, key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise UsageError(f"suite file {where}: missing key {key!r}")
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise UsageError(f"suite file {where}: {key} = {value!r} should be a {kind.__name__}")
+    return value
+
+
+def parse_suite(data: dict[str, Any], where: str) -> Suite:
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise unknown_name("suite key", unknown[0], TOP_KEYS, f"suite file {where}")
+    tasks = _require(data, "tasks", list, where)
+    variants = _require(data, "variants", list, where)
+    lengths = data.get("lengths", {})
+    if not isinstance(lengths, dict):
+        raise UsageError(f"suite file {where}: [lengths] must be a table of task = [T, ...]")
+    suite = Suite(
+        name=str(data.get("name", Path(where).stem)), source=where, tasks=list(tasks),
+        lengths={k: list(v) if isinstance(v, list) else [v] for k, v in lengths.items()},
+        variants=list(variants), frameworks=list(data.get("frameworks", ["torch"])),
+        baseline=str(data.get("baseline", variants[0] if variants else "")),
+        trials=data.get("trials", 1), seeds=data.get("seeds", 1), device=data.get("device", "cpu"),
+        time_limit=data.get("time_limit", 600.0), search_seed=data.get("search_seed", 0),
+        description=str(data.get("description", "")), training=dict(data.get("training", {})),
+        search=dict(data.get("search", {})), overrides={k: dict(v) for k, v in data.get("overrides", {}).items()},
+    )  # fmt: skip
+    validate(suite, f"suite file {where}")
+    return suite
+
+
+def validate(s: Suite, where: str) -> None:
+    """Every name known, every number possible; errors name the file (or flag) and the key."""
+    reg = registry()
+    for t in s.tasks:
+        reg.task(t, where)
+    s.variants = [reg.canonical_variant(v, where) for v in s.variants]
+    if s.baseline:
+        s.baseline = reg.canonical_variant(s.baseline, f"{where}, key 'baseline'")
+    for f in s.frameworks:
+        if f not in FRAMEWORKS:
+            raise unknown_name("framework", f, FRAMEWORKS, where)
+    if s.device not in DEVICES:
+        raise unknown_name("device", s.device, DEVICES, where)
+    for key in ("trials", "seeds"):
+        value = getattr(s, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"{where}: {key} = {value!r} must be an integer >= 1")
+    if not isinstance(s.time_limit, (int, float)) or s.time_limit <= 0:
+        raise UsageError(f"{where}: time_limit = {s.time_limit!r} must be a positive number of seconds")
+    for task in s.tasks:
+        if task not in s.lengths or not s.lengths[task]:
+            raise UsageError(f"{where}: no lengths for task {task!r}; add it to [lengths] (e.g. {task} = [20, 50])")
+        for T in s.lengths[task]:
+            reg.task(task).check_length(T, f"{where}, [lengths] {task}")
+    variant_keys = {k for v in s.variants for k in reg.variant_class(v).hyperparameters}
+    for key, spec in s.search.items():
+        if key not in DEFAULTS and key not in variant_keys:
+            allowed = sorted(set(DEFAULTS) | variant_keys)
+            raise unknown_name("search key", key, allowed, f"{where}, [search]")
+        check_distribution(key, spec, where)
+    for table, values in [("training", s.training)] + [(f"overrides.{t}", o) for t, o in s.overrides.items()]:
+        for key in values:
+            if key not in DEFAULTS:
+                raise unknown_name("training key", key, DEFAULTS, f"{where}, [{table}]")
+        check_hparams(values, f"{where}, [{table}]")
+    for t in s.overrides:
+        if t not in s.tasks:
+            reg.task(t, f"{where}, [overrides.{t}]")
+
+
+def plan(s: Suite) -> list[Trial]:
+    """The suite's trials, in a deterministic order: task, T, configuration, variant, framework, seed."""
+    reg = registry()
+    trials = []
+    for task in s.tasks:
+        for T in s.lengths[task]:
+            for k in range(s.trials):
+                config = sample(s.search, configuration_rng(s.search_seed, task, T, k))
+                for variant_id in s.variants:
+                    variant_cls = reg.variant_class(variant_id)
+                    where = f"suite {s.name!r}, {task} T={T} configuration {k}, variant {variant_id!r}"
+                    common = {key: v for key, v in config.items() if key in DEFAULTS}
+                    hp = check_hparams({**s.training, **s.overrides.get(task, {}), **common}, where)
+                    own = {key: v for key, v in config.items() if key in variant_cls.hyperparameters}
+                    hp.update(variant_cls(**own).hparams)  # validated, defaults filled
+                    for framework in s.frameworks:
+                        for r in range(s.seeds):
+                            trials.append(Trial(task, T, variant_id, framework, s.device, dict(hp), k * s.seeds + r))
+    return trials

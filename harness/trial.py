@@ -1,0 +1,63 @@
+"""A trial: (task, T, variant, framework, device, hyperparameters, seed) and its content id.
+
+The id is the first 16 hex digits of the SHA-256 of exactly those fields (variant aliases resolved,
+hyperparameters complete with defaults) plus ``PROTOCOL_VERSION``, as canonical JSON: same id, same
+work. The suite a trial was planned by is not part of it, so two suites share finished trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.protocol import PROTOCOL_VERSION
+
+
+def canonical(value: Any) -> Any:
+    """JSON-stable form: floats that are whole stay floats, numpy scalars become Python ones."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Trial:
+    task: str
+    length: int
+    variant: str
+    framework: str
+    device: str
+    hparams: dict[str, Any] = field(hash=False)
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return trial_id(self)
+
+    def key(self) -> dict[str, Any]:
+        """Exactly what the id hashes."""
+        d = asdict(self)
+        d["hparams"] = canonical(self.hparams)
+        d["protocol"] = PROTOCOL_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(canonical(asdict(self)), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> Trial:
+        return Trial(**json.loads(text))
+
+    def label(self) -> str:
+        return f"{self.task}/T={self.length}/{self.variant}/{self.framework}/seed={self.seed}"
+
+
+def trial_id(trial: Trial) -> str:
+    blob = json.dumps(trial.key(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,72 @@
+"""One trial in a worker process. A worker serves one framework for its whole life (TensorFlow and
+PyTorch never share a process) with one intra-op thread; parallelism comes from running several.
+
+Messages over the pipe (parent -> worker): a trial as JSON, or None to stop.
+(worker -> parent): ("ready", environment) once, then ("result", trial_id, TrialResult as dict).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from types import ModuleType
+
+THREAD_VARIABLES = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+    "KMP_BLOCKTIME": "0",
+}  # fmt: skip
+
+
+def run_trial(trial, backend: ModuleType):
+    """Train one trial with ``backend``; every failure becomes a result, never an exception."""
+    from harness.registry import registry
+    from harness.training import failed, train
+
+    try:
+        reg = registry()
+        task = reg.task(trial.task)
+        variant_cls = reg.variant_class(trial.variant)
+        variant = variant_cls(**{k: v for k, v in trial.hparams.items() if k in variant_cls.hyperparameters})
+        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device))
+    except Exception as e:  # a broken variant or backend must cost one trial, not the run
+        return failed(e)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """If the runner dies (even by SIGKILL), stop: nobody would store our result."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(3)
+
+
+def worker_main(framework: str, device: str, conn: Connection, parent: int) -> None:
+    os.environ.update(THREAD_VARIABLES)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    from harness.backends import load_backend
+    from harness.trial import Trial
+
+    try:
+        backend = load_backend(framework)
+        backend.setup(device)
+        conn.send(("ready", backend.environment()))
+    except Exception as e:
+        conn.send(("broken", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        trial = Trial.from_json(message)
+        result = run_trial(trial, backend)
+        try:
+            conn.send(("result", trial.id, asdict(result)))
+        except (BrokenPipeError, OSError):
+            return

@@ -1,0 +1,596 @@
+"""The variant catalogue against VARIANTS.md: parameter contracts, equations (an independent numpy
+reference per variant, written here from the spec, never calling a variant's step), gradients, the fused
+kernels, initial forget-gate biases, hyperparameter errors, clockwork timing and the min-RNN closed form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from harness.backends.torch_cell import run_layer, unroll_torch
+from harness.contract import sizes_of
+from harness.errors import UsageError
+from harness.ops import NUMPY_OPS
+from harness.registry import registry
+from harness.unroll import unroll_numpy
+from harness.variant import Variant
+
+I, H = 3, 4  # sizes of the hard-coded contracts
+
+
+def all_ids() -> list[str]:
+    return sorted(registry().variants)
+
+
+def make(variant_id: str, **hparams) -> Variant:
+    return registry().variant(variant_id, **hparams)
+
+
+# --------------------------------------------------------------------------------------------------------
+# (a) the parameter contract, hard-coded from VARIANTS.md's tables at I=3, H=4
+# --------------------------------------------------------------------------------------------------------
+def _drop(contract: dict, names: str) -> dict:
+    """The contract of V minus the parameters a Greff variant drops (VARIANTS.md's table)."""
+    gone = names.split()
+    assert set(gone) <= set(contract)
+    return {k: v for k, v in contract.items() if k not in gone}
+
+
+V_CONTRACT = {
+    "W_z": (I, H), "W_i": (I, H), "W_f": (I, H), "W_o": (I, H),
+    "R_z": (H, H), "R_i": (H, H), "R_f": (H, H), "R_o": (H, H),
+    "b_z": (H,), "b_i": (H,), "b_f": (H,), "b_o": (H,),
+    "p_i": (H,), "p_f": (H,), "p_o": (H,),
+}  # fmt: skip
+
+NP_LAYER2 = {  # an np layer whose input is h¹ (H wide), prefixed l2.
+    "l2.W_z": (H, H), "l2.W_i": (H, H), "l2.W_f": (H, H), "l2.W_o": (H, H),
+    "l2.R_z": (H, H), "l2.R_i": (H, H), "l2.R_f": (H, H), "l2.R_o": (H, H),
+    "l2.b_z": (H,), "l2.b_i": (H,), "l2.b_f": (H,), "l2.b_o": (H,),
+}  # fmt: skip
+
+GRU_CONTRACT = {
+    "W_z": (I, H), "W_r": (I, H), "W_h": (I, H),
+    "R_z": (H, H), "R_r": (H, H), "R_h": (H, H),
+    "b_z": (H,), "b_r": (H,), "b_h": (H,),
+}  # fmt: skip
+
+CONTRACTS: dict[str, dict[str, tuple[int, ...]]] = {
+    "v": V_CONTRACT,
+    "nig": _drop(V_CONTRACT, "W_i R_i b_i p_i"),
+    "nfg": _drop(V_CONTRACT, "W_f R_f b_f p_f"),
+    "nog": _drop(V_CONTRACT, "W_o R_o b_o p_o"),
+    "niaf": V_CONTRACT,
+    "noaf": V_CONTRACT,
+    "np": _drop(V_CONTRACT, "p_i p_f p_o"),
+    "cifg": _drop(V_CONTRACT, "W_f R_f b_f p_f"),
+    "fgr": {**V_CONTRACT, **{f"R_{s}{g}": (H, H) for s in "ifo" for g in "ifo"}},
+    "gru": GRU_CONTRACT,
+    "gru_ra": {**GRU_CONTRACT, "b_rh": (H,)},
+    "rnn": {"W": (I, H), "R": (H, H), "b": (H,)},
+    "clockwork": {"W": (I, H), "R": (H, H), "b": (H,)},
+    "depth_gated": {
+        **{f"l1.{k}": v for k, v in _drop(V_CONTRACT, "p_i p_f p_o").items()},
+        **NP_LAYER2,
+        "l2.W_d": (H, H),
+        "l2.p_dc": (H,),
+        "l2.p_dl": (H,),
+        "l2.b_d": (H,),
+    },
+    "mut1": {
+        "W_z": (I, H),
+        "b_z": (H,),
+        "W_r": (I, H),
+        "R_r": (H, H),
+        "b_r": (H,),
+        "R_h": (H, H),
+        "W_x": (I, H),
+        "b_h": (H,),
+    },
+    "mut2": {
+        "W_z": (I, H),
+        "R_z": (H, H),
+        "b_z": (H,),
+        "W_x": (I, H),
+        "R_r": (H, H),
+        "b_r": (H,),
+        "R_h": (H, H),
+        "W_h": (I, H),
+        "b_h": (H,),
+    },
+    "mut3": {
+        "W_z": (I, H),
+        "R_z": (H, H),
+        "b_z": (H,),
+        "W_r": (I, H),
+        "R_r": (H, H),
+        "b_r": (H,),
+        "R_h": (H, H),
+        "W_h": (I, H),
+        "b_h": (H,),
+    },
+    "min_gru": {"W_z": (I, H), "b_z": (H,), "W_h": (I, H), "b_h": (H,)},
+    "min_lstm": {"W_f": (I, H), "b_f": (H,), "W_i": (I, H), "b_i": (H,), "W_h": (I, H), "b_h": (H,)},
+}
+CONTRACT_HPARAMS = {"clockwork": {"modules": 2}}
+
+
+def test_every_registered_variant_is_covered() -> None:
+    """A new variant file must add its contract and reference here (gradcheck picks it up by itself)."""
+    reg = registry()
+    broken = {f: e for f, e in reg.broken_files.items() if "/variants/" in f.replace("\\", "/")}
+    assert not broken, f"variant files failed to import: {broken}"
+    ids = set(reg.variants)
+    assert ids == set(CONTRACTS), (
+        f"no contract for {sorted(ids - set(CONTRACTS))}; stale: {sorted(set(CONTRACTS) - ids)}"
+    )
+    assert ids == set(REFERENCES), f"no reference for {sorted(ids - set(REFERENCES))}"
+
+
+@pytest.mark.parametrize("variant_id", sorted(CONTRACTS))
+def test_parameter_contract(variant_id: str) -> None:
+    variant = make(variant_id, **CONTRACT_HPARAMS.get(variant_id, {}))
+    for attr in ("id", "name", "reference", "family"):
+        assert getattr(variant, attr), f"{variant_id} lacks {attr}"
+    assert variant.__doc__, f"{variant_id} lacks a docstring"
+    shapes = {k: tuple(v) for k, v in variant.parameter_shapes(I, H).items()}
+    assert shapes == CONTRACTS[variant_id]
+    params = variant.init_params(I, H, rng=0, lag=20)
+    assert {k: v.shape for k, v in params.items()} == CONTRACTS[variant_id]
+    assert all(v.dtype == np.float32 for v in params.values())
+    assert sizes_of(variant, params) == (I, H)
+    assert variant.parameter_count(I, H) == sum(int(np.prod(s)) for s in CONTRACTS[variant_id].values())
+
+
+@pytest.mark.parametrize(("alias", "canonical"), [("lstm", "np"), ("peephole", "v"), ("coupled", "cifg")])
+def test_aliases(alias: str, canonical: str) -> None:
+    assert registry().canonical_variant(alias) == canonical
+    assert type(make(alias)) is registry().variants[canonical]
+
+
+def test_initial_values_by_role() -> None:
+    """W Glorot, R orthogonal, b zero (np, no forget bias asked), peepholes small and non-zero."""
+    params = make("v", forget_bias=0.0).init_params(I, H, rng=1)
+    limit = np.sqrt(6.0 / (I + H))
+    assert all(np.abs(params[f"W_{g}"]).max() <= limit for g in "zifo")
+    assert all(np.allclose(params[f"R_{g}"] @ params[f"R_{g}"].T, np.eye(H), atol=1e-5) for g in "zifo")
+    assert all(not params[f"b_{g}"].any() for g in "zifo")
+    assert all(0 < np.abs(params[f"p_{g}"]).max() <= 1 / np.sqrt(H) for g in "ifo")
+
+
+# --------------------------------------------------------------------------------------------------------
+# (b) independent numpy references, written from VARIANTS.md. x is (B, L, I); each returns (B, L, H).
+# --------------------------------------------------------------------------------------------------------
+def sig(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def identity(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def ref_lstm(
+    p: dict, x: np.ndarray, *, input_gate: bool = True, forget_gate: bool = True, output_gate: bool = True,
+    g: Callable = np.tanh, k: Callable = np.tanh, peepholes: bool = True, coupled: bool = False,
+    full_gate_recurrence: bool = False,
+) -> np.ndarray:  # fmt: skip
+    """V (Greff et al. 2015) with one of its parts changed, per VARIANTS.md's table."""
+    batch, length, _ = x.shape
+    n = p["b_z"].shape[0]
+    h, c = np.zeros((batch, n)), np.zeros((batch, n))
+    i_prev, f_prev, o_prev = np.zeros((batch, n)), np.zeros((batch, n)), np.zeros((batch, n))
+    out = []
+    for t in range(length):
+        xt = x[:, t]
+        pre = {
+            gate: xt @ p[f"W_{gate}"] + h @ p[f"R_{gate}"] + p[f"b_{gate}"]
+            + (i_prev @ p[f"R_i{gate}"] + f_prev @ p[f"R_f{gate}"] + o_prev @ p[f"R_o{gate}"]
+               if full_gate_recurrence else 0.0)
+            for gate in "ifo"
+            if f"W_{gate}" in p
+        }  # fmt: skip
+        z = g(xt @ p["W_z"] + h @ p["R_z"] + p["b_z"])
+        i = sig(pre["i"] + (p["p_i"] * c if peepholes else 0.0)) if input_gate else np.ones((batch, n))
+        if coupled:
+            f = 1.0 - i
+        elif forget_gate:
+            f = sig(pre["f"] + (p["p_f"] * c if peepholes else 0.0))
+        else:
+            f = np.ones((batch, n))
+        c = z * i + c * f
+        o = sig(pre["o"] + (p["p_o"] * c if peepholes else 0.0)) if output_gate else np.ones((batch, n))
+        h = k(c) * o
+        i_prev, f_prev, o_prev = i, f, o
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_gru(p: dict, x: np.ndarray, reset_after: bool = False) -> np.ndarray:
+    batch, length, _ = x.shape
+    h = np.zeros((batch, p["b_z"].shape[0]))
+    out = []
+    for t in range(length):
+        xt = x[:, t]
+        z = sig(xt @ p["W_z"] + h @ p["R_z"] + p["b_z"])
+        r = sig(xt @ p["W_r"] + h @ p["R_r"] + p["b_r"])
+        if reset_after:
+            cand = np.tanh(xt @ p["W_h"] + p["b_h"] + r * (h @ p["R_h"] + p["b_rh"]))
+        else:
+            cand = np.tanh(xt @ p["W_h"] + (r * h) @ p["R_h"] + p["b_h"])
+        h = (1.0 - z) * h + z * cand
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_rnn(p: dict, x: np.ndarray) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["b"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ p["W"] + h @ p["R"] + p["b"])
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def clockwork_mask(n: int, modules: int) -> np.ndarray:
+    """M[src, dst]: dst's module k listens to src's module j iff j >= k (row-vector h @ (R ⊙ M))."""
+    size = n // modules
+    mask = np.zeros((n, n))
+    for k in range(modules):  # receiving module
+        for j in range(k, modules):  # sending module, same or slower
+            mask[j * size : (j + 1) * size, k * size : (k + 1) * size] = 1.0
+    return mask
+
+
+def ref_clockwork(p: dict, x: np.ndarray, modules: int) -> np.ndarray:
+    n = p["b"].shape[0]
+    size = n // modules
+    mask = clockwork_mask(n, modules)
+    h = np.zeros((x.shape[0], n))
+    out = []
+    for t in range(x.shape[1]):
+        full = np.tanh(x[:, t] @ p["W"] + h @ (p["R"] * mask) + p["b"])
+        new = h.copy()
+        for k in range(modules):
+            if t % (2**k) == 0:
+                new[:, k * size : (k + 1) * size] = full[:, k * size : (k + 1) * size]
+        h = new
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_depth_gated(p: dict, x: np.ndarray) -> np.ndarray:
+    batch, length, _ = x.shape
+    n = p["l1.b_z"].shape[0]
+    h1, c1, h2, c2 = (np.zeros((batch, n)) for _ in range(4))
+    out = []
+
+    def gate(prefix: str, g: str, inp: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return inp @ p[f"{prefix}W_{g}"] + h @ p[f"{prefix}R_{g}"] + p[f"{prefix}b_{g}"]
+
+    for t in range(length):
+        xt = x[:, t]
+        z1, i1 = np.tanh(gate("l1.", "z", xt, h1)), sig(gate("l1.", "i", xt, h1))
+        f1, o1 = sig(gate("l1.", "f", xt, h1)), sig(gate("l1.", "o", xt, h1))
+        c1 = z1 * i1 + c1 * f1
+        h1 = np.tanh(c1) * o1
+        z2, i2 = np.tanh(gate("l2.", "z", h1, h2)), sig(gate("l2.", "i", h1, h2))
+        f2, o2 = sig(gate("l2.", "f", h1, h2)), sig(gate("l2.", "o", h1, h2))
+        d = sig(h1 @ p["l2.W_d"] + p["l2.p_dc"] * c2 + p["l2.p_dl"] * c1 + p["l2.b_d"])
+        c2 = d * c1 + f2 * c2 + i2 * z2
+        h2 = np.tanh(c2) * o2
+        out.append(h2)
+    return np.stack(out, axis=1)
+
+
+def ref_mut(p: dict, x: np.ndarray, which: int) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["b_h"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        u = xt @ p["W_x"] if "W_x" in p else None
+        if which == 1:
+            z = sig(xt @ p["W_z"] + p["b_z"])
+            r = sig(xt @ p["W_r"] + h @ p["R_r"] + p["b_r"])
+            h = np.tanh((r * h) @ p["R_h"] + np.tanh(u) + p["b_h"]) * z + h * (1.0 - z)
+        elif which == 2:
+            z = sig(xt @ p["W_z"] + h @ p["R_z"] + p["b_z"])
+            r = sig(u + h @ p["R_r"] + p["b_r"])
+            h = np.tanh((r * h) @ p["R_h"] + xt @ p["W_h"] + p["b_h"]) * z + h * (1.0 - z)
+        else:
+            z = sig(xt @ p["W_z"] + np.tanh(h) @ p["R_z"] + p["b_z"])
+            r = sig(xt @ p["W_r"] + h @ p["R_r"] + p["b_r"])
+            h = np.tanh((r * h) @ p["R_h"] + xt @ p["W_h"] + p["b_h"]) * z + h * (1.0 - z)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_min_gru(p: dict, x: np.ndarray) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["b_h"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        z = sig(x[:, t] @ p["W_z"] + p["b_z"])
+        h = (1.0 - z) * h + z * (x[:, t] @ p["W_h"] + p["b_h"])
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_min_lstm(p: dict, x: np.ndarray) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["b_h"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        f = sig(x[:, t] @ p["W_f"] + p["b_f"])
+        i = sig(x[:, t] @ p["W_i"] + p["b_i"])
+        h = (f / (f + i)) * h + (i / (f + i)) * (x[:, t] @ p["W_h"] + p["b_h"])
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+# id -> (reference, hyperparameters, hidden size)
+REFERENCES: dict[str, tuple[Callable, dict, int]] = {
+    "v": (ref_lstm, {}, 4),
+    "nig": (lambda p, x: ref_lstm(p, x, input_gate=False), {}, 4),
+    "nfg": (lambda p, x: ref_lstm(p, x, forget_gate=False), {}, 4),
+    "nog": (lambda p, x: ref_lstm(p, x, output_gate=False), {}, 4),
+    "niaf": (lambda p, x: ref_lstm(p, x, g=identity), {}, 4),
+    "noaf": (lambda p, x: ref_lstm(p, x, k=identity), {}, 4),
+    "np": (lambda p, x: ref_lstm(p, x, peepholes=False), {}, 4),
+    "cifg": (lambda p, x: ref_lstm(p, x, coupled=True), {}, 4),
+    "fgr": (lambda p, x: ref_lstm(p, x, full_gate_recurrence=True), {}, 4),
+    "gru": (ref_gru, {}, 4),
+    "gru_ra": (lambda p, x: ref_gru(p, x, reset_after=True), {}, 4),
+    "rnn": (ref_rnn, {}, 4),
+    # three modules of two units: the slowest (period 4) ticks at t = 0, 4, 8 within L = 9
+    "clockwork": (lambda p, x: ref_clockwork(p, x, modules=3), {"modules": 3}, 6),
+    "depth_gated": (ref_depth_gated, {}, 4),
+    "mut1": (lambda p, x: ref_mut(p, x, 1), {}, 4),
+    "mut2": (lambda p, x: ref_mut(p, x, 2), {}, 4),
+    "mut3": (lambda p, x: ref_mut(p, x, 3), {}, 4),
+    "min_gru": (ref_min_gru, {}, 4),
+    "min_lstm": (ref_min_lstm, {}, 4),
+}
+
+
+def random_params(variant: Variant, input_size: int, hidden_size: int, seed: int) -> dict[str, np.ndarray]:
+    """float64 parameters, all non-zero (biases and peepholes included), so that every term matters."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.normal(0.0, 0.5, size=shape)
+        for name, shape in variant.parameter_shapes(input_size, hidden_size).items()
+    }
+
+
+def to_torch(params: dict[str, np.ndarray], requires_grad: bool = False) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor(v, dtype=torch.float64, requires_grad=requires_grad) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("variant_id", sorted(REFERENCES))
+def test_equations_match_reference(variant_id: str) -> None:
+    reference, hparams, hidden = REFERENCES[variant_id]
+    variant = make(variant_id, **hparams)
+    seed = sorted(REFERENCES).index(variant_id)
+    rng = np.random.default_rng(100 + seed)
+    length = 9 if variant_id == "clockwork" else int(rng.integers(5, 10))
+    params = random_params(variant, I, hidden, seed)
+    x = rng.normal(0.0, 1.0, size=(2, length, I))
+    expected = reference(params, x)
+    assert expected.shape == (2, length, hidden)
+    np.testing.assert_allclose(unroll_numpy(variant, params, x), expected, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        got = unroll_torch(variant, to_torch(params), torch.tensor(x), hidden).numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------
+# (c) finite-difference gradients, every registered variant
+# --------------------------------------------------------------------------------------------------------
+GRAD_HPARAMS = {"clockwork": {"modules": 2}}
+
+
+@pytest.mark.parametrize("variant_id", all_ids())
+def test_gradcheck(variant_id: str) -> None:
+    variant = make(variant_id, **GRAD_HPARAMS.get(variant_id, {}))
+    in_size, hidden = 2, 2
+    params = to_torch(random_params(variant, in_size, hidden, seed=7), requires_grad=True)
+    names = list(params)
+    x = torch.tensor(np.random.default_rng(8).normal(size=(2, 4, in_size)), requires_grad=True)
+
+    def forward(inputs: torch.Tensor, *flat: torch.Tensor) -> torch.Tensor:
+        return unroll_torch(variant, dict(zip(names, flat)), inputs, hidden)
+
+    assert torch.autograd.gradcheck(forward, (x, *params.values()), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------------
+# (d) fused library kernels against the generic path
+# --------------------------------------------------------------------------------------------------------
+FUSED_IDS = sorted(i for i, cls in registry().variants.items() if cls.fused_kernel)
+
+
+def test_fused_variants() -> None:
+    assert {"np", "gru_ra", "rnn"} <= set(FUSED_IDS)
+    assert make("gru").fused_kernel is None  # reset-before is not what cuDNN computes
+
+
+@pytest.mark.parametrize("variant_id", FUSED_IDS)
+def test_fused_matches_generic(variant_id: str) -> None:
+    variant = make(variant_id)
+    rng = np.random.default_rng(3)
+    params = to_torch(random_params(variant, I, H, seed=4), requires_grad=True)
+    x = torch.tensor(rng.normal(size=(2, 7, I)), requires_grad=True)
+    cotangent = torch.tensor(rng.normal(size=(2, 7, H)))
+    cache: dict = {}
+    fused = run_layer(variant, params, x, H, fused=True, kernel_cache=cache)
+    assert len(cache) == 1, "the fused path did not use a library kernel"
+    generic = run_layer(variant, params, x, H, fused=False)
+    assert (fused - generic).abs().max().item() <= 1e-10
+    leaves = [x, *params.values()]
+    grads_fused = torch.autograd.grad((fused * cotangent).sum(), leaves)
+    grads_generic = torch.autograd.grad((generic * cotangent).sum(), leaves)
+    for name, a, b in zip(["x", *params], grads_fused, grads_generic):
+        assert (a - b).abs().max().item() <= 1e-10, f"gradient of {name} differs"
+
+
+# --------------------------------------------------------------------------------------------------------
+# (e) initial forget-gate bias and hyperparameter errors
+# --------------------------------------------------------------------------------------------------------
+FORGET_BIAS_IDS = sorted(i for i, cls in registry().variants.items() if "forget_bias" in cls.hyperparameters)
+
+
+def test_which_variants_take_forget_bias() -> None:
+    lstm_ids = {"v", "nig", "nog", "niaf", "noaf", "np", "cifg", "fgr", "depth_gated"}
+    assert lstm_ids <= set(FORGET_BIAS_IDS)
+    assert "nfg" not in FORGET_BIAS_IDS
+    with pytest.raises(UsageError, match="forget_bias"):
+        make("nfg", forget_bias=1.0)
+
+
+def _bias_names(params: dict) -> list[tuple[str, str]]:
+    """(b_f name, b_i name) per layer; a name is None where the layer lacks that bias."""
+    prefixes = sorted({n[: -len("b_f")] for n in params if n.endswith(("b_f", "b_i"))})
+    return [
+        (p + "b_f" if p + "b_f" in params else None, p + "b_i" if p + "b_i" in params else None)
+        for p in prefixes
+    ]
+
+
+@pytest.mark.parametrize("variant_id", FORGET_BIAS_IDS)
+@pytest.mark.parametrize("value", [None, 2.5])
+def test_forget_bias_number(variant_id: str, value: float | None) -> None:
+    variant = make(variant_id) if value is None else make(variant_id, forget_bias=value)
+    expected = 1.0 if value is None else value
+    params = variant.init_params(I, H, rng=0)
+    pairs = _bias_names(params)
+    assert pairs
+    for bf, bi in pairs:
+        if bf is not None:
+            assert np.all(params[bf] == np.float32(expected))
+            if bi is not None:
+                assert not params[bi].any()  # a number leaves the input gate's bias at zero
+        else:  # cifg: f = 1 - σ(a_i) = σ(-a_i), so b_i = -forget_bias gives the same initial f
+            assert np.all(params[bi] == np.float32(-expected))
+
+
+def test_cifg_forget_bias_sets_input_bias() -> None:
+    params = make("coupled", forget_bias=3.0).init_params(I, H, rng=0)
+    assert "b_f" not in params
+    np.testing.assert_array_equal(params["b_i"], np.full(H, -3.0, dtype=np.float32))
+
+
+@pytest.mark.parametrize("variant_id", FORGET_BIAS_IDS)
+def test_forget_bias_chrono(variant_id: str) -> None:
+    lag, hidden = 50, 32
+    variant = make(variant_id, forget_bias="chrono")
+    params = variant.init_params(I, hidden, rng=0, lag=lag)
+    for bf, bi in _bias_names(params):
+        chrono = params[bf] if bf is not None else -params[bi]
+        assert np.all(chrono >= 0.0) and np.all(chrono <= np.log(lag - 1) + 1e-6)
+        assert np.ptp(chrono) > 0, "chrono draws each unit's bias"
+        if bf is not None and bi is not None:
+            np.testing.assert_array_equal(params[bi], -params[bf])
+
+
+@pytest.mark.parametrize("variant_id", all_ids())
+def test_unknown_hyperparameter(variant_id: str) -> None:
+    with pytest.raises(UsageError, match="no_such_knob"):
+        make(variant_id, no_such_knob=1)
+
+
+@pytest.mark.parametrize(
+    ("variant_id", "hparams", "needle"),
+    [
+        ("np", {"forget_bias": "x"}, "'x'"),
+        ("depth_gated", {"forget_bias": "x"}, "'x'"),
+        ("v", {"forget_bias": float("nan")}, "nan"),
+        ("clockwork", {"modules": 0}, "modules=0"),
+        ("clockwork", {"modules": 2.5}, "2.5"),
+        ("clockwork", {"modules": "4"}, "'4'"),
+    ],
+)
+def test_bad_hyperparameter_values(variant_id: str, hparams: dict, needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        make(variant_id, **hparams)
+    assert needle in str(info.value)
+
+
+def test_clockwork_hidden_size_not_divisible() -> None:
+    variant = make("clockwork", modules=3)
+    for call in (lambda: variant.parameter_shapes(I, 4), lambda: variant.init_params(I, 4, rng=0)):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert "4" in str(info.value) and "modules=3" in str(info.value)
+    assert make("clockwork").hparams["modules"] == 4  # the default
+
+
+# --------------------------------------------------------------------------------------------------------
+# (f) clockwork: slow modules hold their units between ticks
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_clockwork_slow_modules_hold(backend: str) -> None:
+    modules, hidden, length = 3, 6, 13
+    variant = make("clockwork", modules=modules)
+    params = random_params(variant, I, hidden, seed=11)
+    x = np.zeros((2, length, I))
+    x[:, 0] = np.random.default_rng(12).normal(size=(2, I))  # input only at t = 0
+    if backend == "numpy":
+        h = unroll_numpy(variant, params, x)
+    else:
+        with torch.no_grad():
+            h = unroll_torch(variant, to_torch(params), torch.tensor(x), hidden).numpy()
+    size = hidden // modules
+    for k in range(modules):
+        units = slice(k * size, (k + 1) * size)
+        for t in range(1, length):
+            same = np.array_equal(h[:, t, units], h[:, t - 1, units])
+            if t % 2**k:
+                assert same, f"module {k} (period {2**k}) changed at t={t}, between its ticks"
+            else:
+                assert not same, f"module {k} (period {2**k}) did not update at its tick t={t}"
+
+
+# --------------------------------------------------------------------------------------------------------
+# (g) min_gru / min_lstm: gates read only x, so a closed form over time gives the same outputs
+# --------------------------------------------------------------------------------------------------------
+def min_coefficients(variant_id: str, p: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a_t, b_t) with h_t = a_t ⊙ h_{t-1} + b_t, computed for all t at once from x alone."""
+    cand = x @ p["W_h"] + p["b_h"]
+    if variant_id == "min_gru":
+        z = sig(x @ p["W_z"] + p["b_z"])
+        return 1.0 - z, z * cand
+    f, i = sig(x @ p["W_f"] + p["b_f"]), sig(x @ p["W_i"] + p["b_i"])
+    return f / (f + i), i / (f + i) * cand
+
+
+@pytest.mark.parametrize("variant_id", ["min_gru", "min_lstm"])
+def test_min_rnn_closed_form(variant_id: str) -> None:
+    variant = make(variant_id)
+    params = random_params(variant, I, H, seed=21)
+    x = np.random.default_rng(22).normal(size=(2, 8, I))
+    a, b = min_coefficients(variant_id, params, x)
+    # h_t = Σ_{s≤t} (Π_{s<r≤t} a_r) b_s, with the products from cumulative log-sums (the scan's form)
+    log_a = np.cumsum(np.log(a), axis=1)  # (B, L, H)
+    decay = np.exp(log_a[:, :, None, :] - log_a[:, None, :, :])  # [t, s] = Π_{s<r≤t} a_r
+    causal = np.tril(np.ones((x.shape[1], x.shape[1])))[None, :, :, None]
+    closed = np.sum(decay * causal * b[:, None, :, :], axis=2)
+    np.testing.assert_allclose(unroll_numpy(variant, params, x), closed, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        got = unroll_torch(variant, to_torch(params), torch.tensor(x), H).numpy()
+    np.testing.assert_allclose(got, closed, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant_id", ["min_gru", "min_lstm"])
+def test_min_rnn_step_is_affine_in_h(variant_id: str) -> None:
+    """One step from two different states: the difference is a_t ⊙ Δh with a_t from x alone, so no
+    gate reads h."""
+    variant = make(variant_id)
+    params = random_params(variant, I, H, seed=23)
+    rng = np.random.default_rng(24)
+    x, h_a, h_b = rng.normal(size=(2, I)), rng.normal(size=(2, H)), rng.normal(size=(2, H))
+    a, b = min_coefficients(variant_id, params, x)
+    out_a, _ = variant.step(NUMPY_OPS, params, x, (h_a,))
+    out_b, _ = variant.step(NUMPY_OPS, params, x, (h_b,))
+    np.testing.assert_allclose(out_a, a * h_a + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out_a - out_b, a * (h_a - h_b), rtol=1e-10, atol=1e-12)
