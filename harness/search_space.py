@@ -2,6 +2,7 @@
 
     key = { log_uniform = [low, high] }        exp(U[log low, log high])          (learning rate)
     key = { log_uniform_int = [low, high] }    round(exp(U[log low, log high]))   (hidden size)
+    key = { log_uniform_int = [low, high], multiple_of = 8 }   ... rounded to a multiple of 8
     key = { uniform = [low, high] }            U[low, high]
     key = { choice = [a, b, ...] }             one of the values, equally likely  (forget bias)
     key = value                                fixed
@@ -29,6 +30,11 @@ def check_distribution(key: str, spec: Any, where: str) -> None:
     """Refuse a malformed distribution, naming the file, the key and the forms allowed."""
     if not isinstance(spec, dict):
         return  # a fixed value
+    extra = set(spec) - {"multiple_of"}
+    if "multiple_of" in spec and (not isinstance(spec["multiple_of"], int) or spec["multiple_of"] < 1
+                                  or "log_uniform_int" not in spec):  # fmt: skip
+        raise UsageError(f"{where}: [search] {key}: multiple_of goes with log_uniform_int and must be an integer >= 1")
+    spec = {k: spec[k] for k in extra}
     if len(spec) != 1 or next(iter(spec)) not in KINDS:
         raise UsageError(f"{where}: [search] {key} = {spec!r}: expected one of "
                          f"{', '.join(f'{{ {k} = [...] }}' for k in KINDS)} or a fixed value")  # fmt: skip
@@ -52,14 +58,17 @@ def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         if not isinstance(spec, dict):
             out[key] = spec
             continue
-        kind, args = next(iter(spec.items()))
+        kind, args = next((k, v) for k, v in spec.items() if k in KINDS)
         if kind == "choice":
             out[key] = args[min(int(draw * len(args)), len(args) - 1)]
         elif kind == "uniform":
             out[key] = float(args[0] + draw * (args[1] - args[0]))
         else:
             value = math.exp(math.log(args[0]) + draw * (math.log(args[1]) - math.log(args[0])))
-            out[key] = int(round(value)) if kind == "log_uniform_int" else float(value)
+            if kind == "log_uniform_int":
+                step = int(spec.get("multiple_of", 1))
+                value = max(step, int(round(value / step)) * step)
+            out[key] = int(value) if kind == "log_uniform_int" else float(value)
     return out
 
 

@@ -1,0 +1,96 @@
+"""The store: one transaction per trial, never a duplicate, readable while a run goes on."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from harness.errors import UsageError
+from harness.protocol import check_hparams
+from harness.registry import registry
+from harness.store import Store
+from harness.training import TrialResult
+from harness.trial import Trial
+
+
+def a_trial(seed=0, variant="np"):
+    return Trial("adding", 10, variant, "torch", "cpu", check_hparams({"max_steps": 5}), seed)
+
+
+def a_result(status="ok", metric=0.05):
+    return TrialResult(
+        status=status, path="fused", steps=100, best_step=100, validation={"loss": metric, "mse": metric},
+        test_best={"loss": metric, "mse": metric}, test_last={"loss": metric, "mse": metric}, wall_seconds=1.5,
+        steps_per_second=80.0, param_count=123, curve=[(0, "validation", 0.2, 0.2), (100, "validation", metric, metric)],
+    )  # fmt: skip
+
+
+def test_record_and_read_back(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("t", ["rnn-bench"], {"python": "3"})
+        store.record(run, "t", a_trial(), task, a_result())
+        df = store.trials_frame()
+        assert len(df) == 1
+        row = df.iloc[0]
+        assert row["trial_id"] == a_trial().id and row["status"] == "ok" and row["test_metric"] == 0.05
+        assert row["metric"] == "mse" and row["higher_is_better"] == 0
+        assert row["baseline_metric"] == pytest.approx(1 / 6)
+        assert row["hp.learning_rate"] == 1e-3
+        curves = store.curves_frame([a_trial().id])
+        assert list(curves["step"]) == [0, 100]
+
+
+def test_a_trial_is_never_stored_twice(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record(None, "t", a_trial(), task, a_result(metric=0.05))
+        store.record(None, "t", a_trial(), task, a_result(metric=0.5))  # a second writer: ignored
+        assert store.count() == 1
+        assert store.trials_frame().iloc[0]["test_metric"] == 0.05
+        assert len(store.curves_frame()) == 2
+        store.record(None, "t", a_trial(), task, a_result(metric=0.01), replace=True)  # a retry: replaced
+        assert store.count() == 1 and store.trials_frame().iloc[0]["test_metric"] == 0.01
+        assert len(store.curves_frame()) == 2
+
+
+def test_failed_trial_keeps_its_reason_and_nan_becomes_null(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record(None, "t", a_trial(1), task, TrialResult(status="failed", error="worker died"))
+        bad = a_result(status="diverged", metric=float("nan"))
+        store.record(None, "t", a_trial(2), task, bad)
+        df = store.trials_frame().set_index("seed")
+        assert df.loc[1, "error"] == "worker died"
+        assert df.loc[2, "status"] == "diverged" and df["test_metric"].isna()[2]
+
+
+def test_status_counts_planned_finished_and_remaining(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add_plan("t", [a_trial(s) for s in range(4)])
+        store.add_plan("t", [a_trial(s) for s in range(4)])  # planning twice adds nothing
+        store.record(None, "t", a_trial(0), task, a_result())
+        store.record(None, "t", a_trial(1), task, TrialResult(status="failed", error="x"))
+        row = store.status().iloc[0]
+        assert (row["planned"], row["ok"], row["failed"], row["remaining"]) == (4, 1, 1, 2)
+
+
+def test_wal_mode_and_concurrent_reader(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = Store(path)
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.record(None, "t", a_trial(), registry().task("adding"), a_result())
+    reader = sqlite3.connect(path)
+    assert reader.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 1
+    store.close()
+
+
+def test_missing_or_foreign_store_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no results store"):
+        Store(tmp_path / "missing.sqlite", create=False)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("this is not a database" * 100)
+    with pytest.raises(UsageError, match="not an rnn-bench results store"):
+        Store(junk)

@@ -1,0 +1,126 @@
+"""Trials, ids, suites and planning: deterministic, paired, validated before any work."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UsageError
+from harness.protocol import DEFAULTS, check_hparams
+from harness.search_space import configuration_rng, sample
+from harness.suites import list_suites, load_suite, parse_suite, plan
+from harness.trial import Trial
+
+
+def small_suite(**changes):
+    data = {
+        "name": "t", "tasks": ["adding", "delayed_recall"], "variants": ["lstm", "rnn", "peephole"],
+        "frameworks": ["torch", "tf"], "trials": 3, "seeds": 2,
+        "lengths": {"adding": [5, 10], "delayed_recall": [4]},
+        "search": {"learning_rate": {"log_uniform": [1e-3, 1e-1]}, "hidden_size": {"log_uniform_int": [4, 64]},
+                   "forget_bias": {"choice": [0.0, 3.0, "chrono"]}},
+        "training": {"max_steps": 10},
+    }  # fmt: skip
+    data.update(changes)
+    return parse_suite(data, "test.toml")
+
+
+def test_trial_id_is_stable_and_sensitive_to_every_field():
+    hp = check_hparams({})
+    t = Trial("adding", 10, "np", "torch", "cpu", hp, 0)
+    assert t.id == Trial("adding", 10, "np", "torch", "cpu", dict(hp), 0).id
+    assert len(t.id) == 16
+    changed = [
+        Trial("copy", 10, "np", "torch", "cpu", hp, 0), Trial("adding", 11, "np", "torch", "cpu", hp, 0),
+        Trial("adding", 10, "v", "torch", "cpu", hp, 0), Trial("adding", 10, "np", "tf", "cpu", hp, 0),
+        Trial("adding", 10, "np", "torch", "cuda", hp, 0), Trial("adding", 10, "np", "torch", "cpu", hp, 1),
+        Trial("adding", 10, "np", "torch", "cpu", {**hp, "learning_rate": 0.002}, 0),
+    ]  # fmt: skip
+    assert len({c.id for c in changed} | {t.id}) == len(changed) + 1
+
+
+def test_trial_json_round_trip_keeps_id():
+    t = Trial("adding", 10, "np", "torch", "cpu", check_hparams({"forget_bias": "chrono"}), 3)
+    assert Trial.from_json(t.to_json()).id == t.id
+
+
+def test_plan_is_deterministic_and_complete():
+    s = small_suite()
+    a, b = plan(s), plan(small_suite())
+    assert [t.id for t in a] == [t.id for t in b]
+    # (2 + 1 lengths) x 3 configurations x 3 variants x 2 frameworks x 2 seeds
+    assert len(a) == 3 * 3 * 3 * 2 * 2 == len({t.id for t in a})
+    assert {t.variant for t in a} == {"np", "rnn", "v"}  # aliases resolved to canonical ids
+
+
+def test_configurations_are_paired_across_variants_and_frameworks():
+    trials = [t for t in plan(small_suite()) if t.task == "adding" and t.length == 5 and t.seed == 0]
+    lrs = {(t.variant, t.framework): t.hparams["learning_rate"] for t in trials}
+    assert len(set(lrs.values())) == 1
+    lstm = next(t for t in trials if t.variant == "np")
+    rnn = next(t for t in trials if t.variant == "rnn")
+    assert "forget_bias" in lstm.hparams and "forget_bias" not in rnn.hparams
+
+
+def test_narrowing_trials_keeps_the_first_configurations():
+    full = {t.id for t in plan(small_suite())}
+    narrow = plan(small_suite().narrowed(trials=1, frameworks=["torch"], variants=["lstm"]))
+    assert narrow and {t.id for t in narrow} <= full
+    assert {t.seed for t in narrow} == {0, 1}
+
+
+def test_search_space_draws_inside_bounds():
+    space = {"learning_rate": {"log_uniform": [1e-3, 1e-1]}, "hidden_size": {"log_uniform_int": [4, 64]},
+             "forget_bias": {"choice": [0.0, 3.0]}, "optimizer": "sgd"}  # fmt: skip
+    draws = [sample(space, configuration_rng(0, "adding", 10, k)) for k in range(200)]
+    assert all(1e-3 <= d["learning_rate"] <= 1e-1 and 4 <= d["hidden_size"] <= 64 for d in draws)
+    assert {d["forget_bias"] for d in draws} == {0.0, 3.0}
+    assert {d["optimizer"] for d in draws} == {"sgd"}
+    # log-uniform: about half the draws below the geometric midpoint 1e-2
+    assert 0.35 < sum(d["learning_rate"] < 1e-2 for d in draws) / len(draws) < 0.65
+
+
+def test_shipped_suites_load_and_plan():
+    assert {"smoke", "quick", "full"} <= set(list_suites())
+    for name in ("smoke", "quick", "full"):
+        s = load_suite(name)
+        trials = plan(s)
+        assert trials and s.baseline in s.variants
+    full = load_suite("full")
+    from harness.registry import registry
+
+    assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"training": {"learning_rate": 0}}, "learning_rate=0"),
+        ({"training": {"learning_rate": -1e-3}}, "learning_rate=-0.001"),
+        ({"training": {"hidden_size": 0}}, "hidden_size=0"),
+        ({"training": {"batch_size": 0}}, "batch_size=0"),
+        ({"lengths": {"adding": [1], "delayed_recall": [4]}}, "T=1"),
+        ({"variants": ["lstm", "nope"]}, "'nope'"),
+        ({"tasks": ["adding", "adition"]}, "'adition'"),
+        ({"frameworks": ["jax"]}, "'jax'"),
+        ({"search": {"dropout": 0.1}}, "'dropout'"),
+        ({"search": {"learning_rate": {"log_uniform": [0, 1]}}}, "learning_rate"),
+        ({"trials": 0}, "trials = 0"),
+        ({"lengths": {"adding": [5]}}, "delayed_recall"),
+    ],
+)
+def test_impossible_or_unknown_values_are_refused_before_any_work(changes, needle):
+    with pytest.raises(UsageError) as e:
+        small_suite(**changes)
+    assert needle in str(e.value) and "test.toml" in str(e.value)
+
+
+def test_unknown_top_level_key_names_file_and_key():
+    with pytest.raises(UsageError, match=r"'lenghts'.*test.toml|test.toml.*'lenghts'"):
+        parse_suite({"tasks": ["adding"], "variants": ["np"], "lenghts": {}}, "test.toml")
+
+
+def test_protocol_defaults_fill_and_check():
+    hp = check_hparams({"learning_rate": 0.01})
+    assert hp["learning_rate"] == 0.01 and hp["optimizer"] == DEFAULTS["optimizer"]
+    with pytest.raises(UsageError, match="optimizer='rmsprop'"):
+        check_hparams({"optimizer": "rmsprop"})
