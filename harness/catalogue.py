@@ -21,17 +21,31 @@ def variant_rows(reg: Registry, input_size: int, hidden_size: int) -> list[dict[
         except Exception as e:  # e.g. clockwork's H not divisible by its modules
             count = f"n/a ({e})"
         fused = " / ".join(FUSED_KERNELS[cls.fused_kernel]) if cls.fused_kernel in FUSED_KERNELS else "-"
-        rows.append({
-            "id": vid, "aliases": ",".join(cls.aliases) or "-", "name": cls.name, "reference": cls.reference,
-            "params": count, "frameworks": "torch, tf", "fused": fused,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": vid,
+                "aliases": ",".join(cls.aliases) or "-",
+                "name": cls.name,
+                "reference": cls.reference,
+                "params": count,
+                "frameworks": "torch, tf",
+                "fused": fused,
+            }
+        )
     return rows
 
 
 def variant_table(reg: Registry, input_size: int, hidden_size: int) -> str:
     rows = variant_rows(reg, input_size, hidden_size)
-    headers = {"id": "id", "aliases": "aliases", "name": "name", "reference": "reference",
-               "params": f"params (I={input_size}, H={hidden_size})", "frameworks": "frameworks", "fused": "fused kernel"}  # fmt: skip
+    headers = {
+        "id": "id",
+        "aliases": "aliases",
+        "name": "name",
+        "reference": "reference",
+        "params": f"params (I={input_size}, H={hidden_size})",
+        "frameworks": "frameworks",
+        "fused": "fused kernel",
+    }
     widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) for k in headers}
     line = lambda r: "  ".join(r[k].ljust(widths[k]) for k in headers).rstrip()  # noqa: E731
     return "\n".join([line(headers), line({k: "-" * widths[k] for k in headers})] + [line(r) for r in rows])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from harness.errors import UsageError
 from harness.store import DEFAULT_PATH

@@ -19,7 +19,9 @@ def sizes_of(variant: Variant, params: dict[str, Any]) -> tuple[int, int]:
     Every contract has an (I, H) input matrix whose name starts with ``W`` (first layer), so I and H
     are read from the first such matrix and checked against the whole contract.
     """
-    first_w = next((n for n in sorted(params) if n.rsplit(".", 1)[-1].startswith("W") and len(params[n].shape) == 2), None)
+    first_w = next(
+        (n for n in sorted(params) if n.rsplit(".", 1)[-1].startswith("W") and len(params[n].shape) == 2), None
+    )
     if first_w is None:
         raise StepError(variant.id, f"cannot read sizes: no input matrix W* among parameters {sorted(params)}")
     candidates = [tuple(int(d) for d in params[n].shape) for n in params if len(params[n].shape) == 2]

@@ -58,7 +58,11 @@ class Registry:
 
     def _broken_hint(self, name: str) -> str:
         files = [f for f in self.broken_files if Path(f).stem == name]
-        return f" (the file {files[0]} exists but failed to import: {self.broken_files[files[0]].splitlines()[-1]})" if files else ""
+        return (
+            f" (the file {files[0]} exists but failed to import: {self.broken_files[files[0]].splitlines()[-1]})"
+            if files
+            else ""
+        )
 
     # --- discovery ----------------------------------------------------------------------------------
     def load_folder(self, folder: Path, package: str | None) -> None:
@@ -89,7 +93,8 @@ class Registry:
             owner = self.variants.get(name) or self.variants.get(self.aliases.get(name, ""))
             if owner is not None:
                 raise DuplicateIdError(
-                    f"variant id {name!r} is claimed by {owner.source_file} ({owner.__name__}) and {path} ({cls.__name__})"
+                    f"variant id {name!r} is claimed by {owner.source_file} ({owner.__name__}) "
+                    f"and {path} ({cls.__name__})"
                 )
         cls.source_file = str(path)
         self.variants[cls.id] = cls

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from harness.check import preflight
 from harness.environment import environment
 from harness.executors import LocalPool
 from harness.registry import registry
@@ -57,6 +58,7 @@ def run_suite(
     argv: list[str] | None = None, progress: bool = True, out: TextIO = sys.stdout,
 ) -> RunSummary:  # fmt: skip
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
+    preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
         describe_plan(suite, trials, out)
         with_store = Path(store_path).exists()

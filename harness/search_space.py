@@ -46,7 +46,9 @@ def check_distribution(key: str, spec: Any, where: str) -> None:
             raise UsageError(f"{where}: [search] {key}: {kind} needs [low, high] numbers, got {args!r}")
         low, high = args
         if low > high or (kind.startswith("log") and low <= 0):
-            raise UsageError(f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need 0 < low <= high for log)")
+            raise UsageError(
+                f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need 0 < low <= high for log)"
+            )
 
 
 def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -74,4 +76,6 @@ def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
 
 def configuration_rng(search_seed: int, task: str, length: int, index: int) -> np.random.Generator:
     """The generator of configuration ``index`` of (task, T): stable across Python runs and machines."""
-    return np.random.default_rng(np.random.SeedSequence(search_seed, spawn_key=(zlib.crc32(task.encode()), length, index)))
+    return np.random.default_rng(
+        np.random.SeedSequence(search_seed, spawn_key=(zlib.crc32(task.encode()), length, index))
+    )

@@ -154,7 +154,9 @@ class Store:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
         cols = ", ".join(row)
         with self.conn:
-            cur = self.conn.execute(f"{verb} INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+            cur = self.conn.execute(
+                f"{verb} INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            )
             if cur.rowcount == 0:  # already stored by an earlier run: keep the first, add nothing
                 return
             self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial.id,))

@@ -196,7 +196,9 @@ def plan(s: Suite) -> list[Trial]:
                     own = {key: v for key, v in config.items() if key in variant_cls.hyperparameters}
                     variant = variant_cls(**own)
                     hp.update(variant.hparams)  # validated, defaults filled
-                    variant.parameter_shapes(reg.task(task).input_size, hp["hidden_size"])  # e.g. clockwork's H % modules
+                    variant.parameter_shapes(
+                        reg.task(task).input_size, hp["hidden_size"]
+                    )  # e.g. clockwork's H % modules
                     for framework in s.frameworks:
                         for r in range(s.seeds):
                             trials.append(Trial(task, T, variant_id, framework, s.device, dict(hp), k * s.seeds + r))

@@ -103,7 +103,9 @@ class Task:
         """T as an int, or ``UsageError`` naming it, where it came from and the allowed range."""
         origin = f" (from {where})" if where else ""
         if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < self.min_length:
-            raise UsageError(f"task {self.id!r}: length T={T!r}{origin} is not allowed; T must be an integer >= {self.min_length}")
+            raise UsageError(
+                f"task {self.id!r}: length T={T!r}{origin} is not allowed; T must be an integer >= {self.min_length}"
+            )
         return int(T)
 
     def batch(self, T: int, batch_size: int, seed: int) -> Batch:

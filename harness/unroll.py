@@ -40,7 +40,9 @@ def check_params(variant: Variant, params: dict[str, Any], input_size: int, hidd
         raise StepError(variant.id, f"parameters differ from the contract: missing {missing}, unexpected {extra}")
     for name, shape in expected.items():
         if shape_of(params[name]) != tuple(shape):
-            raise StepError(variant.id, f"parameter {name!r} has shape {shape_of(params[name])}, contract says {tuple(shape)}")
+            raise StepError(
+                variant.id, f"parameter {name!r} has shape {shape_of(params[name])}, contract says {tuple(shape)}"
+            )
 
 
 def call_step(variant: Variant, ops: Any, params: dict, x: Any, state: tuple) -> tuple[Any, tuple]:
@@ -50,7 +52,9 @@ def call_step(variant: Variant, ops: Any, params: dict, x: Any, state: tuple) ->
     except UnknownOpError as e:
         raise StepError(variant.id, str(e), {"op": e.op}) from e
     except KeyError as e:
-        raise StepError(variant.id, f"step reads parameter {e.args[0]!r}, which parameter_shapes does not declare") from e
+        raise StepError(
+            variant.id, f"step reads parameter {e.args[0]!r}, which parameter_shapes does not declare"
+        ) from e
     return h, tuple(new_state)
 
 

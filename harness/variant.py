@@ -48,8 +48,10 @@ class HyperParameter:
                 return value
             raise UsageError(f"{where}: {name}={value!r} is not allowed; use a number or one of {list(self.choices)}")
         if self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
-                isinstance(value, float) and value.is_integer()
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                and not (isinstance(value, float) and value.is_integer())
             ):
                 raise UsageError(f"{where}: {name}={value!r} must be a whole number")
             value = int(value)

@@ -20,10 +20,18 @@ def a_trial(seed=0, variant="np"):
 
 def a_result(status="ok", metric=0.05):
     return TrialResult(
-        status=status, path="fused", steps=100, best_step=100, validation={"loss": metric, "mse": metric},
-        test_best={"loss": metric, "mse": metric}, test_last={"loss": metric, "mse": metric}, wall_seconds=1.5,
-        steps_per_second=80.0, param_count=123, curve=[(0, "validation", 0.2, 0.2), (100, "validation", metric, metric)],
-    )  # fmt: skip
+        status=status,
+        path="fused",
+        steps=100,
+        best_step=100,
+        validation={"loss": metric, "mse": metric},
+        test_best={"loss": metric, "mse": metric},
+        test_last={"loss": metric, "mse": metric},
+        wall_seconds=1.5,
+        steps_per_second=80.0,
+        param_count=123,
+        curve=[(0, "validation", 0.2, 0.2), (100, "validation", metric, metric)],
+    )
 
 
 def test_record_and_read_back(tmp_path):

@@ -119,16 +119,17 @@ CONTRACTS: dict[str, dict[str, tuple[int, ...]]] = {
 CONTRACT_HPARAMS = {"clockwork": {"modules": 2}}
 
 
-def test_every_registered_variant_is_covered() -> None:
-    """A new variant file must add its contract and reference here (gradcheck picks it up by itself)."""
+def test_the_whole_catalogue_is_registered_and_covered() -> None:
+    """Every id of VARIANTS.md is registered and has its contract and reference here. Variants a user
+    adds (``rnn-bench new-variant``) bring their own test file; the registry-wide checks below
+    (gradcheck, fused parity) pick them up by themselves."""
     reg = registry()
     broken = {f: e for f, e in reg.broken_files.items() if "/variants/" in f.replace("\\", "/")}
     assert not broken, f"variant files failed to import: {broken}"
     ids = set(reg.variants)
-    assert ids == set(CONTRACTS), (
-        f"no contract for {sorted(ids - set(CONTRACTS))}; stale: {sorted(set(CONTRACTS) - ids)}"
-    )
-    assert ids == set(REFERENCES), f"no reference for {sorted(ids - set(REFERENCES))}"
+    assert set(CONTRACTS) <= ids, f"catalogue ids not registered: {sorted(set(CONTRACTS) - ids)}"
+    assert set(REFERENCES) == set(CONTRACTS), f"no reference for {sorted(set(CONTRACTS) - set(REFERENCES))}"
+    assert len(CONTRACTS) == 19
 
 
 @pytest.mark.parametrize("variant_id", sorted(CONTRACTS))

@@ -75,7 +75,9 @@ class TorchModel:
         self.hidden_size = int(hparams["hidden_size"])
         self.fused = bool(hparams.get("fused", True)) and variant.fused_kernel is not None
         self.path = "fused" if self.fused else "generic"
-        self.params = {k: torch.tensor(v, dtype=dtype, device=self.device, requires_grad=True) for k, v in params.items()}
+        self.params = {
+            k: torch.tensor(v, dtype=dtype, device=self.device, requires_grad=True) for k, v in params.items()
+        }
         self._kernels: dict = {}
         if hparams.get("optimizer", "adam") == "adam":
             self.optimizer = torch.optim.Adam(self.params.values(), lr=hparams["learning_rate"], eps=1e-8)

@@ -18,7 +18,9 @@ from harness.unroll import unroll
 from harness.variant import Variant
 
 
-def unroll_torch(variant: Variant, params: dict[str, torch.Tensor], inputs: torch.Tensor, hidden_size: int) -> torch.Tensor:
+def unroll_torch(
+    variant: Variant, params: dict[str, torch.Tensor], inputs: torch.Tensor, hidden_size: int
+) -> torch.Tensor:
     """Generic path: (B, L, I) -> (B, L, H) by calling ``variant.step`` at each time step."""
     return unroll(
         variant, TORCH_OPS, params, inputs, hidden_size,
@@ -91,6 +93,8 @@ def run_layer(
         cache = {} if kernel_cache is None else kernel_cache
         key = (variant.fused_kernel, inputs.shape[-1], hidden_size, inputs.device, inputs.dtype)
         if key not in cache:
-            cache[key] = FusedKernel(variant.fused_kernel, int(inputs.shape[-1]), hidden_size, inputs.device, inputs.dtype)
+            cache[key] = FusedKernel(
+                variant.fused_kernel, int(inputs.shape[-1]), hidden_size, inputs.device, inputs.dtype
+            )
         return cache[key](params, inputs)
     return unroll_torch(variant, params, inputs, hidden_size)

@@ -1,0 +1,347 @@
+"""``rnn-bench check VARIANT``: is a variant (a user's new one included) fit to benchmark?
+
+    contract    parameters are exactly what ``parameter_shapes`` declares (names, shapes, float32, finite);
+                the step returns h (B, H) and the declared states, uses only the ops namespace and only
+                declared parameters (numpy reference, in this process)
+    gradients   PyTorch's float64 autograd against central finite differences of the numpy reference,
+                for every parameter and the input; a parameter the output does not depend on fails
+    parity      PyTorch and TensorFlow give the same outputs (≤ 1e-5) and gradients (≤ 1e-4), float32
+    fused       where the variant has a fused kernel: fused and generic paths agree, in each framework
+    transfer    parameters trained in one framework load into the other and give the same predictions
+    training    20 training steps in each framework: finite losses, and the two loss curves agree
+
+Framework computations run in child processes, one per framework (``harness.parity.Workers``): this
+process imports neither framework. Checks that need a framework that is not installed are skipped
+with the reason. The exit code is 0 only when no check fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.errors import UsageError
+from harness.registry import registry
+from harness.unroll import check_params, unroll_numpy
+from harness.variant import StepError, Variant
+
+CHECKS = ("contract", "gradients", "parity", "fused", "transfer", "training")
+TOLERANCE = {"outputs": 1e-5, "gradients": 1e-4, "fd": 1e-6, "transfer": 1e-5, "training": 1e-3}
+I, B, L = 3, 2, 6
+
+
+@dataclass
+class CheckRow:
+    name: str
+    frameworks: str
+    status: str  # pass | fail | skip
+    measured: str = ""
+    tolerance: str = ""
+    detail: str = ""
+
+
+def installed_frameworks() -> list[str]:
+    return [fw for fw, pkg in (("torch", "torch"), ("tf", "tensorflow")) if importlib.util.find_spec(pkg)]
+
+
+def small_hidden_size(variant: Variant) -> int:
+    """A small H the variant accepts (clockwork wants H divisible by its modules)."""
+    for h in (4, 6, 8, 12, 16, 24, 32, 64):
+        try:
+            variant.parameter_shapes(I, h)
+            return h
+        except UsageError:
+            continue
+    raise StepError(variant.id, "parameter_shapes accepts no hidden size among 4..64")
+
+
+def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
+    """Everything wrong with the variant's contract, found with numpy alone (also the runner's preflight)."""
+    params = variant.init_params(I, hidden_size, 0, lag=L)
+    problems = []
+    try:
+        check_params(variant, params, I, hidden_size)
+    except StepError as e:
+        problems.append(f"init_params: {e.message}")
+    bad_dtype = sorted(k for k, v in params.items() if np.asarray(v).dtype != np.float32)
+    if bad_dtype:
+        problems.append(f"init_params returns non-float32 arrays for {bad_dtype} (the contract is float32)")
+    not_finite = sorted(k for k, v in params.items() if not np.all(np.isfinite(v)))
+    if not_finite:
+        problems.append(f"init_params returns non-finite values in {not_finite}")
+    if not problems:
+        x = np.random.default_rng(0).normal(size=(B, L, I)).astype(np.float32)
+        try:
+            out = unroll_numpy(variant, params, x)
+            if not np.all(np.isfinite(out)):
+                problems.append("the step returns non-finite outputs at the initial parameters")
+        except StepError as e:
+            problems.append(e.message)
+        except Exception as e:  # the step itself is broken: say so with the type and text
+            problems.append(f"the step raised {type(e).__name__}: {e}")
+    return problems
+
+
+def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = None) -> None:
+    """Refuse to run variants whose contract is broken, before any work or store write."""
+    reg = registry()
+    for vid in variant_ids:
+        variant = reg.variant(vid, **(variant_hparams or {}).get(vid, {}))
+        try:
+            problems = contract_problems(variant, small_hidden_size(variant))
+        except Exception as e:
+            problems = [f"{type(e).__name__}: {e}"]
+        if problems:
+            source = reg.variant_class(vid).source_file
+            raise UsageError(
+                f"variant {vid!r} ({source}) breaks its contract: {'; '.join(problems)}. "
+                f"Run 'rnn-bench check {vid}' for details."
+            )
+
+
+def finite_difference_errors(variant: Variant, case: tuple, torch_result: dict, samples: int = 4) -> dict[str, float]:
+    """Relative error of torch's gradient against central differences of the numpy float64 reference,
+    per parameter (and ``inputs``), on ``samples`` random entries each."""
+    params, inputs, upstream = case
+    eps = 1e-6
+
+    def loss(p: dict, x: np.ndarray) -> float:
+        return float(np.sum(unroll_numpy(variant, p, x) * upstream))
+
+    rng = np.random.default_rng(1)
+    errors = {}
+    targets = [(name, params[name]) for name in params] + [("inputs", inputs)]
+    for name, array in targets:
+        analytic = torch_result["input_grad"] if name == "inputs" else torch_result["grads"][name]
+        worst = 0.0
+        for flat in rng.choice(array.size, size=min(samples, array.size), replace=False):
+            idx = np.unravel_index(flat, array.shape)
+            plus, minus = array.copy(), array.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            if name == "inputs":
+                numeric = (loss(params, plus) - loss(params, minus)) / (2 * eps)
+            else:
+                numeric = (loss({**params, name: plus}, inputs) - loss({**params, name: minus}, inputs)) / (2 * eps)
+            worst = max(worst, abs(numeric - analytic[idx]) / max(1.0, abs(numeric)))
+        errors[name] = worst
+    return errors
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1e}"
+
+
+def check_variant(
+    variant_id: str, only: list[str] | None = None, frameworks: list[str] | None = None
+) -> list[CheckRow]:
+    """Run the checks and return one row per check (and framework where it applies)."""
+    from harness.parity import (
+        Workers,
+        compare_frameworks_many,
+        compare_fused_many,
+        compare_training,
+        random_case,
+        transfer_params_many,
+    )
+
+    reg = registry()
+    variant = reg.variant(variant_id)
+    vid = variant.id
+    wanted = [c for c in CHECKS if only is None or c in only]
+    available = installed_frameworks()
+    fws = [f for f in (frameworks or available) if f in available]
+    absent = sorted({"torch", "tf"} - set(available))
+    left_out = sorted({"torch", "tf"} - set(fws) - set(absent))
+    why_not = "; ".join(
+        x
+        for x in (
+            f"not installed: {', '.join(absent)}" if absent else "",
+            f"left out by --frameworks: {', '.join(left_out)}" if left_out else "",
+        )
+        if x
+    )
+    rows: list[CheckRow] = []
+    hidden = small_hidden_size(variant)
+    problems = contract_problems(variant, hidden)
+    if "contract" in wanted:
+        rows.append(
+            CheckRow(
+                "contract",
+                "numpy",
+                "fail" if problems else "pass",
+                detail="; ".join(problems)
+                or f"{len(variant.parameter_shapes(I, hidden))} parameters, "
+                f"state sizes {variant.state_sizes(hidden)} at I={I}, H={hidden}",
+            )
+        )
+    if problems:
+        rows += [CheckRow(c, "-", "skip", detail="the contract fails") for c in wanted if c != "contract"]
+        return rows
+
+    def skip(name: str, why: str) -> None:
+        rows.append(CheckRow(name, "-", "skip", detail=why))
+
+    both = "torch" in fws and "tf" in fws
+    need_both = f"needs torch and tf ({why_not})"
+    with Workers(tuple(fws)) as workers:
+        if "gradients" in wanted:
+            if "torch" not in fws:
+                skip("gradients", "needs torch (autograd); not installed")
+            else:
+                case = random_case(variant, I, hidden, B, L, seed=0, dtype="float64")
+                job = {
+                    "variant": vid,
+                    "variant_hparams": {},
+                    "params": case[0],
+                    "inputs": case[1],
+                    "upstream": case[2],
+                    "fused": False,
+                }
+                result = workers.run({"torch": ("cell", [job])})["torch"][0]
+                if "error" in result:
+                    rows.append(CheckRow("gradients", "torch", "fail", detail=result["error"].strip().splitlines()[-1]))
+                else:
+                    errs = finite_difference_errors(variant, case, result)
+                    unused = sorted(k for k, g in result["grads"].items() if not np.any(g))
+                    worst = max(errs, key=errs.get)
+                    ok = errs[worst] <= TOLERANCE["fd"] and not unused
+                    detail = f"worst: {worst}" + (
+                        f"; parameters with zero gradient (unused?): {unused}" if unused else ""
+                    )
+                    rows.append(
+                        CheckRow(
+                            "gradients",
+                            "torch (float64)",
+                            "pass" if ok else "fail",
+                            _fmt(errs[worst]),
+                            _fmt(TOLERANCE["fd"]),
+                            detail,
+                        )
+                    )
+        if "parity" in wanted:
+            if not both:
+                skip("parity", need_both)
+            else:
+                r = compare_frameworks_many([vid], workers=workers)[vid]
+                rows.append(_parity_row("parity", "torch vs tf", r))
+        if "fused" in wanted:
+            if not variant.fused_kernel:
+                skip("fused", "the variant has no fused kernel")
+            else:
+                by_fw = compare_fused_many([vid], frameworks=tuple(fws), workers=workers)
+                for fw in fws:
+                    rows.append(_parity_row("fused", f"{fw}: fused vs generic", by_fw[fw][vid]))
+        if "transfer" in wanted:
+            if not both:
+                skip("transfer", need_both)
+            else:
+                r = transfer_params_many([vid], workers=workers)[vid]
+                for direction, err in r.items():
+                    if isinstance(err, dict):
+                        rows.append(
+                            CheckRow("transfer", direction, "fail", detail=err["error"].strip().splitlines()[-1])
+                        )
+                    else:
+                        rows.append(
+                            CheckRow(
+                                "transfer",
+                                direction,
+                                "pass" if err <= TOLERANCE["transfer"] else "fail",
+                                _fmt(err),
+                                _fmt(TOLERANCE["transfer"]),
+                                "predictions after loading",
+                            )
+                        )
+        if "training" in wanted:
+            rows += _training_rows(vid, fws, workers, compare_training)
+    return rows
+
+
+def _parity_row(name: str, frameworks: str, r: dict[str, Any]) -> CheckRow:
+    if "error" in r:
+        return CheckRow(name, frameworks, "fail", detail=r["error"].strip().splitlines()[-1])
+    ok = r["outputs"] <= TOLERANCE["outputs"] and r["gradients"] <= TOLERANCE["gradients"]
+    worst = max(r["params"], key=r["params"].get) if r["params"] else "inputs"
+    return CheckRow(
+        name,
+        frameworks,
+        "pass" if ok else "fail",
+        f"out {_fmt(r['outputs'])}, grad {_fmt(r['gradients'])}",
+        f"{_fmt(TOLERANCE['outputs'])} / {_fmt(TOLERANCE['gradients'])}",
+        f"largest parameter-gradient error: {worst}",
+    )
+
+
+def _training_rows(vid: str, fws: list[str], workers: Any, compare_training: Any) -> list[CheckRow]:
+    if len(fws) < 2:
+        from harness.parity import _trial_job
+
+        rows = []
+        for fw in fws:
+            result = workers.run({fw: ("train", [_trial_job(vid, "adding", 10, {"max_steps": 20}, {}, 0, "cpu")])})[fw][
+                0
+            ]
+            losses = result.get("train", [])
+            ok = result.get("status") == "ok" and losses and all(math.isfinite(x) for x in losses)
+            rows.append(
+                CheckRow(
+                    "training",
+                    fw,
+                    "pass" if ok else "fail",
+                    f"{len(losses)} steps",
+                    detail=result.get("error", "") or f"loss {losses[0]:.3g} -> {losses[-1]:.3g}",
+                )
+            )
+        return rows
+    r = compare_training(vid, workers=workers)
+    if "error" in r:
+        return [CheckRow("training", "torch, tf", "fail", detail=r["error"].strip().splitlines()[-1])]
+    losses = r["torch"]["train"]
+    ok = all(math.isfinite(x) for x in losses + r["tf"]["train"]) and r["max_rel"] <= TOLERANCE["training"]
+    return [
+        CheckRow(
+            "training",
+            "torch vs tf",
+            "pass" if ok else "fail",
+            f"rel {_fmt(r['max_rel'])}",
+            _fmt(TOLERANCE["training"]),
+            f"20 steps on adding T=10; loss {losses[0]:.3g} -> {losses[-1]:.3g}",
+        )
+    ]
+
+
+def format_rows(rows: list[CheckRow]) -> str:
+    headers = CheckRow("check", "frameworks", "status", "measured", "tolerance", "detail")
+    table = [headers] + rows
+    cols = ["name", "frameworks", "status", "measured", "tolerance", "detail"]
+    widths = {c: max(len(getattr(r, c)) for r in table) for c in cols[:-1]}
+    lines = ["  ".join(getattr(r, c).ljust(widths[c]) for c in cols[:-1]) + "  " + r.detail for r in table]
+    lines.insert(1, "-" * min(110, max(len(x) for x in lines)))
+    return "\n".join(x.rstrip() for x in lines)
+
+
+def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
+    """The CLI verb: print the table; 0 only when nothing fails."""
+    reg = registry()
+    vid = reg.canonical_variant(variant_id, "the command line")
+    for fw in frameworks or []:
+        from harness.backends import check_framework
+
+        check_framework(fw, "--frameworks")
+    print(f"checking variant {vid!r} ({reg.variant_class(vid).source_file})", flush=True)
+    rows = check_variant(vid, frameworks=frameworks)
+    print(format_rows(rows))
+    failed = [r for r in rows if r.status == "fail"]
+    skipped = [r for r in rows if r.status == "skip"]
+    print(f"\n{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_checks(sys.argv[1]))

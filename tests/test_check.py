@@ -1,0 +1,113 @@
+"""`rnn-bench check` and `rnn-bench new-variant`: a broken variant is named with the op, parameter or
+shape at fault; the template passes every check as written."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.check import check_variant, contract_problems, preflight
+from harness.errors import UsageError
+from harness.registry import Registry
+from harness.templates import write_new_variant
+
+pytest.importorskip("torch")
+
+BROKEN = textwrap.dedent("""
+    from harness.variant import Variant
+
+    class Base(Variant):
+        def parameter_shapes(self, I, H):
+            return {"W": (I, H), "R": (H, H), "b": (H,)}
+
+    class WrongShape(Base):
+        id = "wrong_shape"
+        def step(self, ops, p, x, state):
+            h = ops.tanh(ops.matmul(x, p["W"]) + p["b"])
+            return ops.concat([h, h]), (h,)
+
+    class UnknownOp(Base):
+        id = "unknown_op"
+        def step(self, ops, p, x, state):
+            h = ops.gelu(ops.matmul(x, p["W"]) + ops.matmul(state[0], p["R"]) + p["b"])
+            return h, (h,)
+
+    class UndeclaredParam(Base):
+        id = "undeclared_param"
+        def step(self, ops, p, x, state):
+            h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(state[0], p["R_h"]) + p["b"])
+            return h, (h,)
+
+    class UnusedParam(Base):
+        id = "unused_param"
+        def step(self, ops, p, x, state):
+            h = ops.tanh(ops.matmul(x, p["W"]) + p["b"])
+            return h, (h,)
+""")
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "broken_cells.py").write_text(BROKEN)
+    reg = Registry()
+    reg.load_folder(folder, None)
+    return reg
+
+
+@pytest.mark.parametrize("vid, needle", [
+    ("wrong_shape", "h of shape (2, 8), expected (2, 4)"),
+    ("unknown_op", "op 'gelu' is not in the ops namespace"),
+    ("undeclared_param", "parameter 'R_h'"),
+])  # fmt: skip
+def test_contract_problems_name_the_fault(broken, vid, needle):
+    problems = contract_problems(broken.variant(vid), 4)
+    assert any(needle in p for p in problems), problems
+
+
+def test_preflight_refuses_a_broken_variant_before_any_work(broken, monkeypatch):
+    import harness.check as check
+
+    monkeypatch.setattr(check, "registry", lambda: broken)
+    with pytest.raises(UsageError, match=r"variant 'unknown_op' \(.*broken_cells.py\) breaks its contract.*gelu"):
+        preflight(["unknown_op"])
+    preflight(["unused_param"])  # the contract holds; the gradient check is what catches it
+
+
+def test_gradient_check_flags_an_unused_parameter(broken, monkeypatch):
+    from harness import registry as registry_module
+
+    folder = str(Path(broken.variant_class("unused_param").source_file).parent)
+    monkeypatch.setenv("RNN_BENCH_PLUGINS", folder)  # the spawned torch child discovers it too
+    registry_module.reload()
+    try:
+        rows = check_variant("unused_param", only=["contract", "gradients"], frameworks=["torch"])
+    finally:
+        monkeypatch.delenv("RNN_BENCH_PLUGINS")
+        registry_module.reload()
+    grad = next(r for r in rows if r.name == "gradients")
+    assert grad.status == "fail" and "R" in grad.detail
+
+
+def test_shipped_variant_passes_contract_and_gradients():
+    rows = check_variant("cifg", only=["contract", "gradients"], frameworks=["torch"])
+    assert [(r.name, r.status) for r in rows] == [("contract", "pass"), ("gradients", "pass")]
+    assert float(rows[1].measured) < 1e-6
+
+
+def test_new_variant_template_is_a_working_cell(tmp_path):
+    paths = write_new_variant("mycell", root=tmp_path)
+    assert [p.name for p in paths] == ["mycell.py", "test_variant_mycell.py"]
+    reg = Registry()
+    reg.load_folder(tmp_path / "variants", None)
+    cell = reg.variant("mycell")
+    assert contract_problems(cell, 4) == []
+    assert "CHANGE" in paths[0].read_text()
+    with pytest.raises(UsageError, match="already exist"):
+        write_new_variant("mycell", root=tmp_path)
+    with pytest.raises(UsageError, match="already exists"):
+        write_new_variant("lstm")
+    with pytest.raises(UsageError, match="not allowed"):
+        write_new_variant("My-Cell", root=tmp_path)
