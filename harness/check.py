@@ -87,19 +87,51 @@ def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
     return problems
 
 
-def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = None) -> None:
-    """Refuse to run variants whose contract is broken, before any work or store write."""
+def _preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]) -> dict[str, list[str]]:
+    """Child side of ``preflight``: each variant's contract problems (empty lists when fine)."""
     reg = registry()
+    out = {}
     for vid in variant_ids:
-        variant = reg.variant(vid, **(variant_hparams or {}).get(vid, {}))
         try:
-            problems = contract_problems(variant, small_hidden_size(variant))
+            variant = reg.variant(vid, **variant_hparams.get(vid, {}))
+            out[vid] = contract_problems(variant, small_hidden_size(variant))
         except Exception as e:
-            problems = [f"{type(e).__name__}: {e}"]
-        if problems:
+            out[vid] = [f"{type(e).__name__}: {e}"]
+    return out
+
+
+def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = None, timeout: float = 120) -> None:
+    """Refuse to run variants whose contract is broken, before any work or store write.
+
+    The check runs the variants' code, so it runs in a child process: a step that exits, crashes or
+    hangs costs the check, not the runner."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+    from concurrent.futures.process import BrokenProcessPool
+
+    reg = registry()
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        problems = pool.submit(_preflight_problems, list(variant_ids), variant_hparams or {}).result(timeout=timeout)
+    except BrokenProcessPool as e:
+        raise UsageError(
+            f"checking the contracts of {', '.join(variant_ids)} killed the checking process ({e}); "
+            "run 'rnn-bench check VARIANT' on each to find the one at fault"
+        ) from e
+    except FutureTimeout as e:
+        raise UsageError(
+            f"checking the contracts of {', '.join(variant_ids)} took over {timeout:.0f} s: does a step loop forever?"
+        ) from e
+    finally:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()  # a hung child must not outlive the check
+        pool.shutdown(wait=False, cancel_futures=True)
+    for vid, found in problems.items():
+        if found:
             source = reg.variant_class(vid).source_file
             raise UsageError(
-                f"variant {vid!r} ({source}) breaks its contract: {'; '.join(problems)}. "
+                f"variant {vid!r} ({source}) breaks its contract: {'; '.join(found)}. "
                 f"Run 'rnn-bench check {vid}' for details."
             )
 

@@ -16,11 +16,38 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from harness.errors import UsageError
 from harness.store import DEFAULT_PATH
 
 EPILOG = "Run 'rnn-bench VERB --help' for a verb's options. Docs: README.md."
+
+
+#: What each verb does: its one-line help is the part before the colon, its --help the whole.
+VERBS = {
+    "list": ("list tasks, variants or suites"),
+    "run": (
+        "run a suite: plan its trials, skip those already in the store, run the rest in worker "
+        "processes, store each result as it finishes (Ctrl-C keeps finished trials; the same "
+        "command resumes)"
+    ),
+    "status": ("finished / remaining / failed trials per suite in a store"),
+    "export": ("export one row per trial (every field, hyperparameters as hp.* columns) as CSV or Parquet"),
+    "report": (
+        "write the Greff-style report of a store: reports/<suite>/index.html (self-contained), "
+        "report.md, tables/ and figures/"
+    ),
+    "check": (
+        "check a variant: parameter contract, finite-difference gradients, PyTorch/TensorFlow "
+        "parity, fused-kernel parity, parameter transfer and a few training steps; prints a table "
+        "and exits 0 only when nothing fails"
+    ),
+    "new-variant": (
+        "write variants/NAME.py, a working template (a plain LSTM with the places to change "
+        "marked), and tests/test_variant_NAME.py"
+    ),
+}
 
 
 def _csv(text: str) -> list[str]:
@@ -46,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
-    p = verbs.add_parser("list", help="list tasks, variants or suites")
+    def verb(name: str) -> argparse.ArgumentParser:
+        text = VERBS[name]
+        return verbs.add_parser(name, help=text.split(":")[0], description=text[0].upper() + text[1:] + ".")
+
+    p = verb("list")
     p.add_argument("what", choices=["tasks", "variants", "suites"])
     p.add_argument("--input-size", type=int, default=2, help="I for parameter counts (default 2)")
     p.add_argument("--hidden-size", type=int, default=64, help="H for parameter counts (default 64)")
 
-    p = verbs.add_parser("run", help="run a suite (skips trials already in the store)")
+    p = verb("run")
     p.add_argument("suite", help="a shipped suite (smoke, quick, full) or a path to a suite .toml file")
     p.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
     p.add_argument("--lengths", type=_ints, help="only these dependency lengths T, for every task")
@@ -69,26 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _store_arg(p)
 
-    p = verbs.add_parser("status", help="finished / remaining / failed trials per suite")
+    p = verb("status")
     _store_arg(p)
 
-    p = verbs.add_parser("export", help="one row per trial as CSV or Parquet")
+    p = verb("export")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("-o", "--output", required=True, help="file to write ('-' writes CSV to stdout)")
     _store_arg(p)
 
-    p = verbs.add_parser("report", help="write the report (reports/<suite>/index.html)")
+    p = verb("report")
     p.add_argument("--suite", help="only the trials this suite planned (default: every trial in the store)")
     p.add_argument("--out", help="output folder (default: reports/<suite>)")
     p.add_argument("--baseline", help="reference variant (default: the suite's baseline, else v)")
     p.add_argument("--no-probe", action="store_true", help="skip the gradient-flow probe (needs PyTorch)")
     _store_arg(p)
 
-    p = verbs.add_parser("check", help="check a variant: contract, gradients, parity across frameworks")
+    p = verb("check")
     p.add_argument("variant", help="variant id or alias")
     p.add_argument("--frameworks", type=_csv, help="frameworks to check (default: those installed)")
 
-    p = verbs.add_parser("new-variant", help="write a working template for a new variant, plus its test")
+    p = verb("new-variant")
     p.add_argument("name", help="the new variant's id (a Python identifier, e.g. mycell)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     return parser
@@ -158,17 +189,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with Store(args.store, create=False) as store:
         df = store.trials_frame()
+    if args.format == "parquet":
+        df = parquet_safe(df)
     if args.output == "-":
         if args.format != "csv":
             raise UsageError("-o - writes CSV to stdout; use a file name for parquet")
         df.to_csv(sys.stdout, index=False)
         return 0
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     if args.format == "csv":
         df.to_csv(args.output, index=False)
     else:
         df.to_parquet(args.output, index=False)
     print(f"wrote {len(df)} trials to {args.output}", file=sys.stderr)
     return 0
+
+
+def parquet_safe(df):
+    """Parquet needs one type per column: a column mixing numbers and words (forget_bias 1.0 and
+    "chrono") is written as text."""
+    for col in df.columns:
+        if df[col].dtype == object:
+            kinds = {type(v) for v in df[col].dropna()}
+            if len(kinds) > 1:
+                df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))
+    return df
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from harness.trial import Trial
 from harness.worker import THREAD_VARIABLES, worker_main
 
 ResultCallback = Callable[[Trial, TrialResult], None]
+MAX_START_FAILURES = 3
 
 
 @dataclass
@@ -55,6 +56,7 @@ class LocalPool:
         self.context = mp.get_context("spawn")  # fresh interpreters: no framework state inherited
         self.slots: list[Slot] = []
         self.environments: dict[str, dict] = {}
+        self.start_failures: dict[str, int] = {}  # workers of a framework that died before ready
 
     # --- worker lifecycle ---------------------------------------------------------------------------
     def _start(self, framework: str) -> Slot:
@@ -163,9 +165,7 @@ class LocalPool:
         elif kind == "broken":  # the framework cannot load: fail its trials with the reason
             self.slots.remove(slot)
             self._stop(slot, kill=True)
-            queue = pending.pop(slot.framework, deque())
-            for trial in queue:
-                on_result(trial, failed(f"framework {slot.framework!r} could not start: {message[1]}"))
+            self._fail_framework(slot.framework, message[1], pending, on_result)
         elif kind == "result":
             trial, slot.trial = slot.trial, None
             on_result(trial, TrialResult(**message[2]))
@@ -176,6 +176,17 @@ class LocalPool:
         self._stop(slot, kill=True)
         if slot.trial is not None:
             on_result(slot.trial, failed(f"{reason} while running this trial"))
+        elif not slot.ready:
+            # It died while importing its framework: retrying forever would hang the run.
+            self.start_failures[slot.framework] = self.start_failures.get(slot.framework, 0) + 1
+            if self.start_failures[slot.framework] >= MAX_START_FAILURES:
+                why = f"{MAX_START_FAILURES} {slot.framework} workers died while starting (last: {reason})"
+                self._fail_framework(slot.framework, why, pending, on_result)
+
+    def _fail_framework(self, framework: str, why: str, pending: dict[str, deque], on_result: ResultCallback) -> None:
+        """Record every queued trial of a framework that cannot start as failed, with the reason."""
+        for trial in pending.pop(framework, deque()):
+            on_result(trial, failed(f"framework {framework!r} could not start: {why}"))
 
     def _enforce_time_limit(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
         now = time.monotonic()

@@ -49,14 +49,17 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
 
 
 def _order_for_throughput(trials: list[Trial]) -> list[Trial]:
-    """Longest-expected first (long lags, large budgets), so the last trials running are short ones."""
-    return sorted(trials, key=lambda t: -(t.length * t.hparams["max_steps"]))
+    """Longest-expected first (long sequences, large budgets), so the last trials running are short ones
+    and the workers finish together. Cost ~ sequence length (the task's L, not T) x step budget."""
+    reg = registry()
+    return sorted(trials, key=lambda t: -(reg.task(t.task).seq_len(t.length) * t.hparams["max_steps"]))
 
 
 def run_suite(
     suite: Suite, store_path: str | Path, workers: int, *, dry_run: bool = False, retry_failed: bool = False,
-    argv: list[str] | None = None, progress: bool = True, out: TextIO = sys.stdout,
+    argv: list[str] | None = None, progress: bool = True, out: TextIO | None = None,
 ) -> RunSummary:  # fmt: skip
+    out = out if out is not None else sys.stdout  # read at call time: honours redirect_stdout
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:

@@ -81,6 +81,13 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=30)
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:  # someone else's database: never write our schema into it
+                self.conn.close()
+                raise UsageError(
+                    f"{self.path} is an SQLite database but not an rnn-bench results store "
+                    f"(its tables: {', '.join(sorted(tables))})"
+                )
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             with self.conn:

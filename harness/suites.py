@@ -108,12 +108,22 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(data, str(path))
 
 
-def _require(data: dict, key: str, kind: type, where: str) -> Any:
-    if key not in data:
+def _names(data: dict, key: str, where: str, default: list[str] | None = None) -> list[str]:
+    """A list of names (a lone string is refused rather than split into letters)."""
+    value = data.get(key, default)
+    if value is None:
         raise UsageError(f"suite file {where}: missing key {key!r}")
-    value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise UsageError(f"suite file {where}: {key} = {value!r} should be a {kind.__name__}")
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f'suite file {where}: {key} = {value!r} should be a list of names, e.g. {key} = ["..."]')
+    if not value:
+        raise UsageError(f"suite file {where}: {key} is empty; the suite would plan no trials")
+    return list(value)
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"suite file {where}: [{key}] should be a table, got {value!r}")
     return value
 
 
@@ -121,21 +131,35 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise unknown_name("suite key", unknown[0], TOP_KEYS, f"suite file {where}")
-    tasks = _require(data, "tasks", list, where)
-    variants = _require(data, "variants", list, where)
-    lengths = data.get("lengths", {})
-    if not isinstance(lengths, dict):
-        raise UsageError(f"suite file {where}: [lengths] must be a table of task = [T, ...]")
+    tasks = _names(data, "tasks", where)
+    variants = _names(data, "variants", where)
+    frameworks = _names(data, "frameworks", where, ["torch"])
+    lengths = _table(data, "lengths", where)
+    overrides = _table(data, "overrides", where)
+    for task, table in overrides.items():
+        if not isinstance(table, dict):
+            raise UsageError(f"suite file {where}: [overrides.{task}] should be a table, got {table!r}")
+    for key in ("device", "name", "description", "baseline"):
+        if key in data and not isinstance(data[key], str):
+            raise UsageError(f"suite file {where}: {key} = {data[key]!r} should be a string")
     suite = Suite(
-        name=str(data.get("name", Path(where).stem)), source=where, tasks=list(tasks),
+        name=str(data.get("name", Path(where).stem)),
+        source=where,
+        tasks=tasks,
         lengths={k: list(v) if isinstance(v, list) else [v] for k, v in lengths.items()},
-        variants=list(variants), frameworks=list(data.get("frameworks", ["torch"])),
-        baseline=str(data.get("baseline", variants[0] if variants else "")),
-        trials=data.get("trials", 1), seeds=data.get("seeds", 1), device=data.get("device", "cpu"),
-        time_limit=data.get("time_limit", 600.0), search_seed=data.get("search_seed", 0),
-        description=str(data.get("description", "")), training=dict(data.get("training", {})),
-        search=dict(data.get("search", {})), overrides={k: dict(v) for k, v in data.get("overrides", {}).items()},
-    )  # fmt: skip
+        variants=variants,
+        frameworks=frameworks,
+        baseline=str(data.get("baseline", variants[0])),
+        trials=data.get("trials", 1),
+        seeds=data.get("seeds", 1),
+        device=data.get("device", "cpu"),
+        time_limit=data.get("time_limit", 600.0),
+        search_seed=data.get("search_seed", 0),
+        description=str(data.get("description", "")),
+        training=dict(_table(data, "training", where)),
+        search=dict(_table(data, "search", where)),
+        overrides={k: dict(v) for k, v in overrides.items()},
+    )
     validate(suite, f"suite file {where}")
     return suite
 
@@ -164,12 +188,20 @@ def validate(s: Suite, where: str) -> None:
             raise UsageError(f"{where}: no lengths for task {task!r}; add it to [lengths] (e.g. {task} = [20, 50])")
         for T in s.lengths[task]:
             reg.task(task).check_length(T, f"{where}, [lengths] {task}")
-    variant_keys = {k for v in s.variants for k in reg.variant_class(v).hyperparameters}
+    for key in ("tasks", "variants", "frameworks"):
+        if not getattr(s, key):
+            raise UsageError(f"{where}: no {key} selected; the suite would plan no trials")
+    # A search key is any protocol setting or any variant's hyperparameter: narrowing to variants that
+    # ignore a key (--variants rnn on a suite that searches forget_bias) leaves it unused, not wrong.
+    variant_keys = {k for cls in reg.variants.values() for k in cls.hyperparameters}
     for key, spec in s.search.items():
         if key not in DEFAULTS and key not in variant_keys:
             allowed = sorted(set(DEFAULTS) | variant_keys)
             raise unknown_name("search key", key, allowed, f"{where}, [search]")
         check_distribution(key, spec, where)
+        if key in DEFAULTS:  # fixed values and the bounds of a distribution must be possible settings
+            for value in _search_values(spec):
+                check_hparams({key: value}, f"{where}, [search] {key}")
     for table, values in [("training", s.training)] + [(f"overrides.{t}", o) for t, o in s.overrides.items()]:
         for key in values:
             if key not in DEFAULTS:
@@ -178,6 +210,12 @@ def validate(s: Suite, where: str) -> None:
     for t in s.overrides:
         if t not in s.tasks:
             reg.task(t, f"{where}, [overrides.{t}]")
+
+
+def _search_values(spec: Any) -> list[Any]:
+    if not isinstance(spec, dict):
+        return [spec]
+    return [v for k, args in spec.items() if k != "multiple_of" for v in args]
 
 
 def plan(s: Suite) -> list[Trial]:

@@ -67,26 +67,26 @@ def test_contract_problems_name_the_fault(broken, vid, needle):
     assert any(needle in p for p in problems), problems
 
 
-def test_preflight_refuses_a_broken_variant_before_any_work(broken, monkeypatch):
-    import harness.check as check
+@pytest.fixture
+def on_plugin_path(broken, monkeypatch):
+    """The broken cells on RNN_BENCH_PLUGINS, so that spawned children discover them too."""
+    from harness import registry as registry_module
 
-    monkeypatch.setattr(check, "registry", lambda: broken)
+    monkeypatch.setenv("RNN_BENCH_PLUGINS", str(Path(broken.variant_class("unused_param").source_file).parent))
+    registry_module.reload()
+    yield
+    monkeypatch.delenv("RNN_BENCH_PLUGINS")
+    registry_module.reload()
+
+
+def test_preflight_refuses_a_broken_variant_before_any_work(on_plugin_path):
     with pytest.raises(UsageError, match=r"variant 'unknown_op' \(.*broken_cells.py\) breaks its contract.*gelu"):
         preflight(["unknown_op"])
     preflight(["unused_param"])  # the contract holds; the gradient check is what catches it
 
 
-def test_gradient_check_flags_an_unused_parameter(broken, monkeypatch):
-    from harness import registry as registry_module
-
-    folder = str(Path(broken.variant_class("unused_param").source_file).parent)
-    monkeypatch.setenv("RNN_BENCH_PLUGINS", folder)  # the spawned torch child discovers it too
-    registry_module.reload()
-    try:
-        rows = check_variant("unused_param", only=["contract", "gradients"], frameworks=["torch"])
-    finally:
-        monkeypatch.delenv("RNN_BENCH_PLUGINS")
-        registry_module.reload()
+def test_gradient_check_flags_an_unused_parameter(on_plugin_path):
+    rows = check_variant("unused_param", only=["contract", "gradients"], frameworks=["torch"])
     grad = next(r for r in rows if r.name == "gradients")
     assert grad.status == "fail" and "R" in grad.detail
 

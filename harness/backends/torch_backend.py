@@ -32,9 +32,11 @@ def setup(device: str = "cpu", threads: int = 1) -> None:
     except RuntimeError:  # already set in this process
         pass
     if device == "cuda":
+        # CPU kernels are deterministic with one thread; on a GPU ask for deterministic kernels (this
+        # imports torch._dynamo, a second or two per worker, so only where it matters).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(device: str) -> torch.device:

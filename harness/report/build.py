@@ -1,0 +1,192 @@
+"""``rnn-bench report``: a results store -> ``reports/<suite>/index.html`` (+ ``report.md``, ``figures/``,
+``tables/``). Everything is computed from the store (and, for the gradient-flow figure, from a short
+seeded probe); the same store gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import analysis as A
+from harness.errors import UsageError
+from harness.probes import GradientFlow, gradient_flow
+from harness.report.figures import make_figures
+from harness.report.page import Context, findings, suite_lines_from_data, write_html, write_markdown
+from harness.report.tables import build_tables, trials_export, write_tables
+from harness.store import Store
+
+#: Variants the gradient-flow probe prefers after the baseline: the essay's contrasts.
+PROBE_PREFERENCE = ("rnn", "gru", "np", "nfg", "cifg", "min_gru", "v")
+PROBE_MAX_VARIANTS = 6
+PROBE_MAX_LENGTH = 100
+
+
+def build_report(
+    store_path: str | Path,
+    out_dir: str | Path | None = None,
+    suite: Any = None,
+    baseline: str | None = None,
+    probe: bool = True,
+) -> Path:
+    """Write the report of ``store_path`` and return the path of its ``index.html``.
+
+    ``suite``: None (every trial in the store; the report is named after the latest run's suite, or
+    "all"), a suite name or file (only the trials that suite planned or ran), or a suite object with
+    ``.name`` (and optionally ``.baseline``, ``.description``). ``baseline``: the reference variant
+    (default: the suite's, else ``v`` when present, else the first in the catalogue's order).
+    ``out_dir`` defaults to ``reports/<suite>/``. ``probe=False`` skips the gradient-flow probe.
+    Raises ``UsageError`` (exit code 2) for a missing or empty store.
+    """
+    store_path = Path(store_path)
+    if not store_path.exists():
+        raise UsageError(
+            f"no results store at {store_path}; run a suite first (rnn-bench run quick) "
+            "or name another one with --store PATH"
+        )
+    with Store(store_path, create=False) as store:
+        trials = store.trials_frame()
+        if trials.empty:
+            raise UsageError(
+                f"the results store {store_path} holds no finished trial yet, so there is nothing to "
+                "report; run a suite first (rnn-bench run quick) or wait for the first trials"
+            )
+        runs, plans = store.runs_frame(), store.plans_frame()
+        environment = store.latest_environment()
+        suite_name, suite_obj = _resolve_suite(suite, runs)
+        planned = A.planned_cells(plans)
+        if suite is not None:
+            ids = set(planned.loc[planned["suite"] == suite_name, "trial_id"])
+            trials = trials[trials["trial_id"].isin(ids) | (trials["suite"] == suite_name)].reset_index(drop=True)
+            if trials.empty:
+                known = sorted(set(plans["suite"]) | set(trials_suites(store)))
+                raise UsageError(
+                    f"the results store {store_path} has no trials of suite {suite_name!r}; "
+                    f"suites in it: {', '.join(known) or 'none'}"
+                )
+            planned = planned[planned["suite"] == suite_name]
+        planned = planned.drop_duplicates("trial_id")
+        curves = store.curves_frame(trials["trial_id"])
+    if baseline is None and suite_obj is not None:
+        baseline = getattr(suite_obj, "baseline", None)
+    an = A.analyse(trials, curves, baseline, planned)
+    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
+
+    done = set(trials["trial_id"])
+    progress = {
+        "planned": len(planned),
+        "finished": len(trials),
+        "remaining": int((~planned["trial_id"].isin(done)).sum()) if len(planned) else 0,
+    }
+    gradient = _probe(an) if probe else None
+    figs = make_figures(an, out / "figures", gradient)
+    tables = build_tables(an, gradient)
+    write_tables(tables, out / "tables", trials_export(an))
+
+    notes = list(an.notes)
+    if progress["remaining"]:
+        notes.append(
+            f"Partial results: {progress['remaining']} of {progress['planned']} planned trials have not "
+            "finished yet; regenerate the report when the benchmark is done."
+        )
+    notes += figs.notes
+    if gradient is not None and gradient.note:
+        notes.append(f"Gradient flow: {gradient.note}.")
+    ctx = Context(
+        suite=suite_name,
+        store_path=store_path,
+        progress=progress,
+        suite_lines=suite_lines_from_data(an, suite_name, suite_obj),
+        environment=environment,
+        report_environment=report_environment(),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        notes=notes,
+        description=str(getattr(suite_obj, "description", "") or ""),
+    )
+    sentences = findings(an, ctx, gradient)
+    index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, sentences)
+    write_markdown(out / "report.md", an, ctx, figs.files, tables, sentences)
+    return index
+
+
+def _clear_previous(out: Path) -> None:
+    """Remove the figures and tables of an earlier build, so that none outlives the store's data."""
+    for folder, patterns in (("figures", ("*.png", "*.pdf")), ("tables", ("*.csv", "*.md", "*.tex", "*.html"))):
+        for pattern in patterns:
+            for path in (out / folder).glob(pattern):
+                path.unlink()
+
+
+def trials_suites(store: Store) -> list[str]:
+    rows = store.conn.execute("SELECT DISTINCT suite FROM trials WHERE suite IS NOT NULL").fetchall()
+    return [r[0] for r in rows]
+
+
+def _resolve_suite(suite: Any, runs: pd.DataFrame) -> tuple[str, Any]:
+    """(the report's name, the suite object when one is known)."""
+    if suite is None:
+        latest = runs["suite"].dropna() if len(runs) else pd.Series(dtype=object)
+        return (str(latest.iloc[-1]) if len(latest) else "all"), None
+    if hasattr(suite, "name"):
+        return str(suite.name), suite
+    name = str(suite)
+    try:
+        from harness.suites import load_suite  # written alongside; the report works without it
+    except ImportError:
+        return name, None
+    try:
+        obj = load_suite(name)
+    except Exception:  # an unknown or custom suite can still be reported from the store alone
+        return Path(name).stem if name.endswith(".toml") else name, None
+    return str(getattr(obj, "name", name)), obj
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "all"
+
+
+def _probe(an: A.Analysis) -> GradientFlow:
+    """The gradient-flow probe on one task and length for a few variants (the baseline first)."""
+    task = "adding" if "adding" in an.tasks else next(iter(an.tasks))
+    lengths = an.lengths(task)
+    fitting = [T for T in lengths if T <= PROBE_MAX_LENGTH]
+    length = max(fitting) if fitting else min(lengths)
+    chosen = [an.baseline] if an.baseline else []
+    chosen += [v for v in PROBE_PREFERENCE if v in an.variants and v not in chosen]
+    chosen += [v for v in an.variants if v not in chosen]
+    try:
+        from harness.registry import registry
+
+        chosen = [v for v in chosen if v in registry().variants]
+    except Exception:
+        chosen = []
+    chosen = chosen[:PROBE_MAX_VARIANTS]
+    if not chosen:
+        return GradientFlow(task, length, [], 0, 0, 0, 0.0, 0, note="no variant of the store is known to the registry")
+    return gradient_flow(chosen, task, length)
+
+
+def report_environment() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    for pkg in ("numpy", "pandas", "scipy", "matplotlib", "seaborn", "optuna", "scikit-learn"):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = "not installed"
+    return env

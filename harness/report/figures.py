@@ -1,0 +1,662 @@
+"""The report's figures (seaborn styling on matplotlib, drawn on ``Figure`` objects, never pyplot's global
+state): PNG for the page, PDF beside it for papers.
+
+Conventions shared by every figure: one colour and marker per variant (``palette``), PyTorch drawn solid
+and TensorFlow dashed or hatched, the task's trivial baseline as a dotted grey reference line on every
+metric axis, whose label says whether lower or higher is better; legends sit outside the axes and
+figure sizes grow with the number of variants, so labels do not overlap. A figure that needs more data
+than the store has (a second length, a second framework, ...) is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from harness.analysis import Analysis, TaskInfo, binned_median, framework_name
+from harness.probes import GradientFlow
+from harness.report.palette import REFERENCE_LINE, Palette, hatch, linestyle
+
+DPI = 110
+SIG_MARK = {"better": "▲", "worse": "▼"}
+
+
+@dataclass
+class FigureFile:
+    key: str
+    section: str
+    title: str
+    caption: str
+    png: Path
+    pdf: Path
+
+
+class FigureSet:
+    """Collects the figures written into ``out_dir`` and the notes about figures that were skipped."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.files: list[FigureFile] = []
+        self.notes: list[str] = []
+
+    def save(self, fig: Figure, key: str, section: str, title: str, caption: str) -> None:
+        png, pdf = self.out_dir / f"{key}.png", self.out_dir / f"{key}.pdf"
+        fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+        self.files.append(FigureFile(key, section, title, caption, png, pdf))
+
+    def skip(self, section: str, why: str) -> None:
+        self.notes.append(f"{section}: {why}")
+
+
+def _styled(draw: Callable[[], None]) -> None:
+    import matplotlib as mpl
+    import seaborn as sns
+
+    with mpl.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
+        draw()
+
+
+def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | None = None) -> FigureSet:
+    """Every figure of the report, in the page's order."""
+    figs = FigureSet(out_dir)
+    pal = Palette(analysis.variants)
+
+    def draw() -> None:
+        for task, info in analysis.tasks.items():
+            for T in analysis.lengths(task):
+                variant_boxes(analysis, figs, pal, task, info, T)
+        ranking_figure(analysis, figs, pal)
+        for task, info in analysis.tasks.items():
+            dependency_figure(analysis, figs, pal, task, info)
+        for task, info in analysis.tasks.items():
+            learning_figure(analysis, figs, pal, task, info)
+        importance_figure(analysis, figs)
+        for task, info in analysis.tasks.items():
+            marginal_figure(analysis, figs, pal, task, info)
+        framework_metric_figure(analysis, figs, pal)
+        speed_figure(analysis, figs, pal)
+        gradient_figure(analysis, figs, pal, gradient)
+
+    _styled(draw)
+    return figs
+
+
+# ------------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------------
+def _log_scale(info: TaskInfo, values: np.ndarray) -> bool:
+    """Log y for lower-is-better metrics spanning more than a decade (MSE, cross-entropy)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return bool(not info.higher_is_better and len(v) and v.min() > 0 and v.max() / v.min() > 10)
+
+
+def _reference(ax, value: float | None, orientation: str = "h", label: str | None = "trivial baseline") -> None:
+    if value is None or not math.isfinite(value):
+        return
+    if orientation == "h":
+        ax.axhline(value, **REFERENCE_LINE, label=label, zorder=1)
+    else:
+        ax.axvline(value, **REFERENCE_LINE, label=label, zorder=1)
+
+
+def _short(n: float) -> str:
+    if not math.isfinite(n):
+        return "?"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f}k"
+    return f"{n:.0f}"
+
+
+def _no_data(ax, text: str = "no trials") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777777")
+
+
+def _variant_handles(pal: Palette, variants: list[str], lines: bool = True) -> list:
+    if lines:
+        return [Line2D([], [], color=pal.color(v), marker=pal.marker(v), label=v) for v in variants]
+    return [Patch(facecolor=pal.color(v), edgecolor="#333333", label=v) for v in variants]
+
+
+def _framework_handles(frameworks: list[str], kind: str = "line") -> list:
+    if kind == "line":
+        return [Line2D([], [], color="#333333", linestyle=linestyle(f), label=framework_name(f)) for f in frameworks]
+    return [
+        Patch(facecolor="#bbbbbb", edgecolor="#333333", hatch=hatch(f), label=framework_name(f)) for f in frameworks
+    ]
+
+
+def _length_axis(ax, lengths: list[int]) -> None:
+    if len(lengths) > 1 and max(lengths) / min(lengths) >= 4:
+        ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(lengths))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# 1. variant box plots (Greff et al. Fig. 3)
+# ------------------------------------------------------------------------------------------------------
+def variant_boxes(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo, T: int) -> None:
+    df = analysis.trials[(analysis.trials["task"] == task) & (analysis.trials["length"] == T)]
+    top = (
+        analysis.top[(analysis.top["task"] == task) & (analysis.top["length"] == T)]
+        if len(analysis.top)
+        else analysis.top
+    )
+    variants = [v for v in analysis.variants if v in set(df["variant"])]
+    frameworks = [f for f in analysis.frameworks if f in set(df["framework"])]
+    comps = analysis.comparisons
+    if len(comps):
+        comps = comps[(comps["task"] == task) & (comps["length"] == T)]
+    values = df.loc[df["has_metric"], "test_metric"].to_numpy(float)
+    log = _log_scale(info, values)
+    n_fw = len(frameworks)
+    width = max(6.0, len(variants) * (0.55 + 0.35 * n_fw) + 2.0)
+    fig = Figure(figsize=(width, 7.6), layout="constrained")
+    axes = fig.subplots(2, 1, sharex=True, sharey=True)
+    offsets = {f: (i - (n_fw - 1) / 2) * (0.8 / max(n_fw, 1)) for i, f in enumerate(frameworks)}
+    box_w = 0.7 / max(n_fw, 1)
+    for ax, (selection, frame, title) in zip(
+        axes, (("all", df[df["has_metric"]], "all trials"), ("top", top, "best 10 % of trials by validation metric"))
+    ):
+        drawn = 0
+        for i, v in enumerate(variants):
+            for f in frameworks:
+                x = frame.loc[(frame["variant"] == v) & (frame["framework"] == f), "test_metric"].to_numpy(float)
+                x = x[np.isfinite(x)]
+                if not len(x):
+                    continue
+                drawn += 1
+                verdict = ""
+                if len(comps) and v != analysis.baseline:
+                    row = comps[(comps["selection"] == selection) & (comps["variant"] == v) & (comps["framework"] == f)]
+                    verdict = row["direction"].iloc[0] if len(row) else ""
+                strong = v == analysis.baseline or verdict in SIG_MARK
+                pos = i + offsets[f]
+                bp = ax.boxplot(
+                    [x],
+                    positions=[pos],
+                    widths=box_w,
+                    whis=(0, 100),
+                    showmeans=True,
+                    patch_artist=True,
+                    manage_ticks=False,
+                    meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black", "markersize": 4},
+                    medianprops={"color": "black", "linewidth": 1.5},
+                    whiskerprops={"color": "#333333"},
+                    capprops={"color": "#333333"},
+                )
+                for box in bp["boxes"]:
+                    box.set_facecolor(pal.color(v))
+                    box.set_alpha(0.95 if strong else 0.35)
+                    box.set_edgecolor("black" if strong else "#666666")
+                    box.set_linewidth(1.6 if verdict in SIG_MARK else 1.0)
+                    box.set_hatch(hatch(f))
+                jitter = np.random.default_rng(len(x) + i).uniform(-box_w / 4, box_w / 4, size=len(x))
+                ax.scatter(pos + jitter, x, s=6, color="black", alpha=0.45, zorder=3, linewidths=0)
+                if verdict in SIG_MARK:
+                    ax.annotate(
+                        SIG_MARK[verdict],
+                        xy=(pos, x.max()),
+                        xytext=(0, 3),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        fontsize=10,
+                        fontweight="bold",
+                    )
+        _reference(ax, info.baseline(T))
+        if log:
+            ax.set_yscale("log")
+        ax.margins(y=0.08)
+        ax.grid(axis="x", visible=False)
+        ax.set_title(f"{title}", loc="left", fontsize=10)
+        ax.set_ylabel(info.metric_label("test") + (" (log)" if log else ""))
+        if not drawn:
+            _no_data(ax)
+    labels = []
+    for v in variants:
+        sub = df[df["variant"] == v]
+        params = sub.loc[sub["param_count"] > 0, "param_count"]
+        extra = []
+        div, fail = int((sub["status"] == "diverged").sum()), int(sub["status"].isin(["failed", "timeout"]).sum())
+        if div:
+            extra.append(f"{div} div.")
+        if fail:
+            extra.append(f"{fail} failed")
+        name = f"{v} (ref.)" if v == analysis.baseline else v
+        text = f"{name}\n{_short(params.mean()) if len(params) else '?'} params\nn = {len(sub)}"
+        labels.append(text + ("\n" + ", ".join(extra) if extra else ""))
+    axes[1].set_xticks(range(len(variants)))
+    # the figure is ~1 inch wider per variant, so the three-line labels fit unrotated at any count
+    axes[1].set_xticklabels(labels, fontsize=8)
+    axes[1].set_xlim(-0.6, len(variants) - 0.4)
+    handles = _framework_handles(frameworks, "patch") + [
+        Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="black", label="mean"),
+        Line2D([], [], **REFERENCE_LINE, label="trivial baseline"),
+    ]
+    if len(variants) > 1:
+        handles += [
+            Line2D([], [], marker="$▲$", linestyle="", color="black", label=f"better than {analysis.baseline}*"),
+            Line2D([], [], marker="$▼$", linestyle="", color="black", label=f"worse than {analysis.baseline}*"),
+            Patch(facecolor="#bbbbbb", alpha=0.35, edgecolor="#666666", label="faded: no sig. difference"),
+        ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}, T = {T}: test {info.metric} per variant", fontsize=12)
+    caption = (
+        f"Test {info.metric} of every trial (top) and of the best 10 % chosen by validation {info.metric} (bottom) "
+        f"on {task}, T = {T}. Boxes: quartiles; whiskers: full range; ◆: mean; dots: trials. "
+        f"Hatched boxes are TensorFlow, plain ones PyTorch. * Welch's t-test against {analysis.baseline}, "
+        "Holm-corrected across the variants of the panel, α = 0.05: significant differences are marked ▲/▼ and "
+        "drawn opaque. Parameter counts are means over the trials' hidden sizes."
+    )
+    figs.save(fig, f"box_{task}_T{T}", "variants", f"{task}, T = {T}", caption)
+
+
+def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
+    r = analysis.ranking
+    t = r.table
+    if len(t) < 2:
+        figs.skip("Ranking", "a ranking needs two variants with results in the same task, T and framework")
+        return
+    fig = Figure(figsize=(8.0, 1.6 + 0.36 * len(t)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(t))[::-1]
+    cd = r.critical_difference
+    for yi, row in zip(y, t.itertuples(index=False)):
+        if math.isfinite(cd):
+            ax.plot([row.mean_rank - cd / 2, row.mean_rank + cd / 2], [yi, yi], color=pal.color(row.variant),
+                    linewidth=5, alpha=0.35, solid_capstyle="butt")  # fmt: skip
+        ax.plot(row.mean_rank, yi, marker=pal.marker(row.variant), color=pal.color(row.variant), markersize=9,
+                markeredgecolor="black")  # fmt: skip
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{row.variant}  ({row.blocks} blocks)" for row in t.itertuples(index=False)])
+    ax.set_xlabel("mean rank over task/T/framework blocks (lower is better ↓)")
+    half = cd / 2 if math.isfinite(cd) else 0.0
+    ax.set_xlim(
+        min(0.5, float(t["mean_rank"].min()) - half - 0.1), max(len(t) + 0.5, float(t["mean_rank"].max()) + half + 0.1)
+    )
+    ax.grid(axis="y", visible=False)
+    title = "Ranking across tasks"
+    if math.isfinite(cd):
+        title += f": Nemenyi critical difference {cd:.2f}"
+    if math.isfinite(r.friedman_p):
+        title += f", Friedman p = {r.friedman_p:.2g}"
+    fig.suptitle(title, fontsize=12)
+    caption = (
+        "Mean rank of each variant (1 = best in a block), ranking the variants of every task, T and framework by "
+        "their top-10 % mean test metric. Bars span the mean rank ± half the Nemenyi critical difference (α = 0.05, "
+        f"over the {r.complete_blocks} blocks in which every variant has results): two variants whose bars do not "
+        "overlap differ significantly in rank."
+    )
+    figs.save(fig, "ranking", "ranking", "ranking across tasks", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 2. dependency length
+# ------------------------------------------------------------------------------------------------------
+def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo) -> None:
+    lengths = analysis.lengths(task)
+    if len(lengths) < 2:
+        figs.skip(
+            "Dependency length",
+            f"{task} has trials at one length only (T = {lengths[0]}); the curves against T need two or more",
+        )
+        return
+    dep = analysis.dependency[analysis.dependency["task"] == task]
+    variants = [v for v in analysis.variants if v in set(dep["variant"])]
+    frameworks = [f for f in analysis.frameworks if f in set(dep["framework"])]
+    fig = Figure(figsize=(11.5, 4.2), layout="constrained")
+    ax_s, ax_m = fig.subplots(1, 2)
+    for v in variants:
+        for f in frameworks:
+            d = dep[(dep["variant"] == v) & (dep["framework"] == f)].sort_values("length")
+            if d.empty:
+                continue
+            style = {"color": pal.color(v), "marker": pal.marker(v), "linestyle": linestyle(f), "markersize": 5}
+            ax_s.plot(d["length"], d["solved_rate"], **style)
+            ax_m.plot(d["length"], d["best"], **style)
+    base = [(T, info.baseline(T)) for T in lengths if info.baseline(T) is not None]
+    if base:
+        ax_m.plot([b[0] for b in base], [b[1] for b in base], **REFERENCE_LINE)
+    for ax in (ax_s, ax_m):
+        _length_axis(ax, lengths)
+        ax.set_xlabel("dependency length T")
+    ax_s.set_ylim(-0.03, 1.03)
+    ax_s.set_ylabel("solved rate (higher is better ↑)")
+    ax_s.set_title("share of trials that solve the task", loc="left", fontsize=10)
+    if _log_scale(info, dep["best"].to_numpy(float)):
+        ax_m.set_yscale("log")
+    ax_m.set_ylabel(info.metric_label("best test"))
+    ax_m.set_title("best trial", loc="left", fontsize=10)
+    handles = (
+        _variant_handles(pal, variants)
+        + _framework_handles(frameworks)
+        + [Line2D([], [], **REFERENCE_LINE, label="trivial baseline")]
+    )
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}: how long a lag each variant bridges", fontsize=12)
+    caption = (
+        f"Solved rate (solved / trials that trained to an outcome) and best test {info.metric} against the "
+        f"dependency length T on {task}; solid lines PyTorch, dashed TensorFlow."
+    )
+    figs.save(fig, f"dependency_{task}", "dependency", f"{task}: dependency length", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 3. learning curves
+# ------------------------------------------------------------------------------------------------------
+def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo) -> None:
+    lc = analysis.learning[analysis.learning["task"] == task] if len(analysis.learning) else analysis.learning
+    if lc.empty:
+        figs.skip("Learning curves", f"no validation curves stored for the best trials of {task}")
+        return
+    lengths = sorted(lc["length"].unique())
+    ncols = min(3, len(lengths))
+    nrows = math.ceil(len(lengths) / ncols)
+    fig = Figure(figsize=(4.6 * ncols + 1.8, 3.6 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    variants = [v for v in analysis.variants if v in set(lc["variant"])]
+    for ax, T in zip(axes, lengths):
+        d = lc[lc["length"] == T]
+        for v in variants:
+            dv = d[d["variant"] == v].sort_values("step")
+            if dv.empty:
+                continue
+            ax.plot(
+                dv["step"],
+                dv["median"],
+                color=pal.color(v),
+                marker=pal.marker(v),
+                markersize=3.5,
+                linewidth=1.6,
+                markevery=max(1, len(dv) // 8),
+            )
+            ax.fill_between(dv["step"], dv["q25"], dv["q75"], color=pal.color(v), alpha=0.18, linewidth=0)
+        _reference(ax, info.baseline(int(T)))
+        if _log_scale(info, d[["q25", "median", "q75"]].to_numpy(float).ravel()):
+            ax.set_yscale("log")
+        ax.set_title(f"T = {T}", loc="left", fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(info.metric_label("validation"))
+    for ax in axes[len(lengths) :]:
+        ax.set_visible(False)
+    handles = _variant_handles(pal, variants) + [Line2D([], [], **REFERENCE_LINE, label="trivial baseline")]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}: learning curves of the best 10 % of trials", fontsize=12)
+    caption = (
+        f"Median (line) and interquartile range (band) of the validation {info.metric} against the training "
+        f"step, over each variant's best 10 % of trials on {task} (both frameworks). A trial that stopped "
+        "early because it solved the task keeps its last value."
+    )
+    figs.save(fig, f"learning_{task}", "learning", f"{task}: learning curves", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 4. hyperparameter importance and marginals (Greff et al. Figs. 4-5)
+# ------------------------------------------------------------------------------------------------------
+def importance_figure(analysis: Analysis, figs: FigureSet) -> None:
+    imp = analysis.importance
+    if imp.empty:
+        figs.skip(
+            "Hyperparameter importance",
+            "no task, length and family has enough trials with searched "
+            "hyperparameters (at least 10 trials and a hyperparameter that varies)",
+        )
+        return
+    imp = imp.assign(row=imp["task"] + ", T = " + imp["length"].astype(str) + " · " + imp["family"])
+    table = imp.pivot_table(index="row", columns="hyperparameter", values="importance", aggfunc="first", sort=False)
+    table = table[sorted(table.columns, key=lambda c: (c != "variant", c))]
+    import seaborn as sns
+
+    fig = Figure(figsize=(3.5 + 1.3 * table.shape[1], max(3.2, 1.4 + 0.42 * table.shape[0])), layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(
+        table * 100,
+        ax=ax,
+        annot=True,
+        fmt=".0f",
+        cmap="viridis",
+        vmin=0,
+        vmax=100,
+        linewidths=0.5,
+        cbar_kws={"label": "% of test-metric variance"},
+    )
+    ax.grid(False)
+    ax.set_xlabel("hyperparameter")
+    ax.set_ylabel("task, length · variant family")
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
+    method = (
+        "fANOVA (Optuna's FanovaImportanceEvaluator, seed 0)"
+        if analysis.importance_method == "fanova"
+        else "one-way ANOVA η² per hyperparameter (fANOVA needs scikit-learn, not installed here)"
+    )
+    fig.suptitle("Hyperparameter importance: share of the test-metric variance", fontsize=12)
+    caption = (
+        f"Fraction of the variance of the test metric explained by each hyperparameter alone, per task, T and "
+        f"variant family (the variant itself is a factor where a family has several); method: {method}. "
+        "Empty cells: the hyperparameter was not searched there."
+    )
+    figs.save(fig, "importance", "importance", "hyperparameter importance", caption)
+
+
+def marginal_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo) -> None:
+    df = analysis.trials[(analysis.trials["task"] == task) & analysis.trials["has_metric"]]
+    hps = [h for h in ("learning_rate", "hidden_size") if f"hp.{h}" in df and df[f"hp.{h}"].nunique() > 1]
+    if not hps or df.empty:
+        figs.skip("Marginals", f"neither learning rate nor hidden size varies among the trials of {task}")
+        return
+    lengths = analysis.lengths(task)
+    variants = [v for v in analysis.variants if v in set(df["variant"])]
+    fig = Figure(figsize=(5.0 * len(hps) + 1.8, 3.5 * len(lengths)), layout="constrained")
+    axes = fig.subplots(len(lengths), len(hps), squeeze=False)
+    log_y = _log_scale(info, df["test_metric"].to_numpy(float))
+    for r, T in enumerate(lengths):
+        d = df[df["length"] == T]
+        for c, hp in enumerate(hps):
+            ax = axes[r][c]
+            col = f"hp.{hp}"
+            for k, v in enumerate(variants):
+                dv = d[d["variant"] == v]
+                x = pd.to_numeric(dv[col], errors="coerce").to_numpy(float)
+                y = dv["test_metric"].to_numpy(float)
+                if hp == "hidden_size":  # dodge the variants around the few sizes so points do not hide each other
+                    x = x * 2 ** ((k - (len(variants) - 1) / 2) * 0.06)
+                ax.scatter(x, y, s=14, color=pal.color(v), alpha=0.55, linewidths=0, marker=pal.marker(v))
+                # about four trials per bin, so that the line shows a trend rather than single trials
+                cx, cy = binned_median(x, y, bins=max(2, min(6, len(x) // 4)), log=True)
+                if len(cx):
+                    ax.plot(cx, cy, color=pal.color(v), marker=pal.marker(v), markersize=4, linewidth=1.8)
+            _reference(ax, info.baseline(T))
+            ax.set_xscale("log", base=10 if hp == "learning_rate" else 2)
+            if hp == "hidden_size":
+                sizes = sorted(pd.to_numeric(d[col], errors="coerce").dropna().unique())
+                if len(sizes) > 8:  # a continuous search: a few round ticks across the range
+                    sizes = sorted(set(np.round(np.geomspace(min(sizes), max(sizes), 5)).tolist()))
+                if sizes:
+                    ax.xaxis.set_major_locator(FixedLocator(sizes))
+                    ax.xaxis.set_minor_locator(NullLocator())
+                    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel(hp.replace("_", " "))
+            ax.set_ylabel(info.metric_label("test"))
+            ax.set_title(f"T = {T}", loc="left", fontsize=10)
+    handles = _variant_handles(pal, variants) + [Line2D([], [], **REFERENCE_LINE, label="trivial baseline")]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}: test {info.metric} against learning rate and hidden size", fontsize=12)
+    caption = (
+        f"Every trial of {task} (dots) and the median per bin (lines) of its test {info.metric} against "
+        "the learning rate and the hidden size, per variant (both frameworks; bins of about four trials)."
+    )
+    figs.save(fig, f"marginals_{task}", "importance", f"{task}: marginals", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 5. frameworks compared
+# ------------------------------------------------------------------------------------------------------
+def framework_metric_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
+    pairs = analysis.pairs
+    if pairs.empty:
+        figs.skip(
+            "Frameworks",
+            "no configuration has a test metric in both PyTorch and TensorFlow "
+            f"(frameworks in the store: {', '.join(map(framework_name, analysis.frameworks)) or 'none'})",
+        )
+        return
+    tasks = [t for t in analysis.tasks if t in set(pairs["task"])]
+    fig = Figure(figsize=(4.4 * len(tasks) + 1.6, 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(tasks), squeeze=False)).ravel()
+    for ax, task in zip(axes, tasks):
+        info = analysis.tasks[task]
+        d = pairs[pairs["task"] == task]
+        for v in analysis.variants:
+            dv = d[d["variant"] == v]
+            if len(dv):
+                ax.scatter(
+                    dv["torch"], dv["tf"], s=14, color=pal.color(v), marker=pal.marker(v), alpha=0.7, linewidths=0
+                )
+        both = np.concatenate([d["torch"].to_numpy(float), d["tf"].to_numpy(float)])
+        lo, hi = float(np.nanmin(both)), float(np.nanmax(both))
+        if _log_scale(info, both):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        pad = (hi - lo) * 0.05 or 0.01
+        lims = (lo / 1.3, hi * 1.3) if ax.get_xscale() == "log" else (lo - pad, hi + pad)
+        ax.plot(lims, lims, color="#999999", linewidth=1, zorder=0)
+        ax.set_xlim(lims)
+        ax.set_ylim(lims)
+        baselines = {info.baseline(T) for T in d["length"].unique()} - {None}
+        for b in sorted(baselines):
+            _reference(ax, b, "h")
+            _reference(ax, b, "v")
+        diff = np.median(np.abs(d["torch"] - d["tf"]))
+        ax.set_title(f"{task} ({len(d)} pairs, median |Δ| = {diff:.3g})", loc="left", fontsize=10)
+        arrow = "↑" if info.higher_is_better else "↓"
+        ax.set_xlabel(f"PyTorch test {info.metric} {arrow}")
+        ax.set_ylabel(f"TensorFlow test {info.metric} {arrow}")
+        ax.set_aspect("equal", adjustable="box")
+    variants = [v for v in analysis.variants if v in set(pairs["variant"])]
+    handles = _variant_handles(pal, variants) + [
+        Line2D([], [], **REFERENCE_LINE, label="trivial baseline"),
+        Line2D([], [], color="#999999", label="equal"),
+    ]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle("The same configurations in PyTorch and TensorFlow", fontsize=12)
+    caption = (
+        "Test metric of each configuration (task, T, variant, hyperparameters, seed) run in both frameworks: "
+        "PyTorch on x, TensorFlow on y; points on the grey diagonal agree exactly. ↑/↓: higher/lower is better."
+    )
+    figs.save(fig, "frameworks_metric", "frameworks", "metrics in both frameworks", caption)
+
+
+def speed_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
+    speed = analysis.speed
+    if speed.empty:
+        figs.skip("Speed", "no trial recorded its training steps per second")
+        return
+    blocks = [
+        (t, T)
+        for t in analysis.tasks
+        for T in analysis.lengths(t)
+        if len(speed[(speed.task == t) & (speed.length == T)])
+    ]
+    ncols = min(3, len(blocks))
+    nrows = math.ceil(len(blocks) / ncols)
+    n_var = len(analysis.variants)
+    frameworks = [f for f in analysis.frameworks if f in set(speed["framework"])]
+    fig = Figure(
+        figsize=(ncols * max(3.6, 0.5 * n_var * len(frameworks) + 1.2) + 1.6, 3.4 * nrows), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    width = 0.8 / max(1, len(frameworks))
+    for ax, (task, T) in zip(axes, blocks):
+        d = speed[(speed["task"] == task) & (speed["length"] == T)]
+        variants = [v for v in analysis.variants if v in set(d["variant"])]
+        for i, v in enumerate(variants):
+            for j, f in enumerate(frameworks):
+                row = d[(d["variant"] == v) & (d["framework"] == f)]
+                if row.empty:
+                    continue
+                ax.bar(
+                    i + (j - (len(frameworks) - 1) / 2) * width,
+                    row["steps_per_second"].iloc[0],
+                    width=width * 0.95,
+                    color=pal.color(v),
+                    edgecolor="#333333",
+                    hatch=hatch(f),
+                    linewidth=0.8,
+                )
+        ax.set_xticks(range(len(variants)))
+        ax.set_xticklabels(
+            variants, rotation=45 if len(variants) > 6 else 0, ha="right" if len(variants) > 6 else "center"
+        )
+        ax.set_ylabel("training steps / s (higher is faster ↑)")
+        ax.set_title(f"{task}, T = {T}", loc="left", fontsize=10)
+    for ax in axes[len(blocks) :]:
+        ax.set_visible(False)
+    fig.legend(handles=_framework_handles(frameworks, "patch"), loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle("Training speed per variant and framework (median over trials)", fontsize=12)
+    caption = (
+        "Median training steps per second (time in the optimiser step only) per variant; plain bars PyTorch, "
+        "hatched bars TensorFlow. Each worker process uses one thread."
+    )
+    figs.save(fig, "frameworks_speed", "frameworks", "training speed", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 6. gradient flow
+# ------------------------------------------------------------------------------------------------------
+def gradient_figure(analysis: Analysis, figs: FigureSet, pal: Palette, gradient: GradientFlow | None) -> None:
+    if gradient is None:
+        figs.skip("Gradient flow", "the probe was not run (report built with probe=False / --no-probe)")
+        return
+    if not gradient.ok:
+        figs.skip("Gradient flow", gradient.note or "the probe returned no numbers")
+        return
+    df = gradient.frame()
+    phases = [p for p in ("init", "trained") if p in set(df["phase"])]
+    fig = Figure(figsize=(5.2 * len(phases) + 1.6, 4.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(phases), sharey=True, squeeze=False)).ravel()
+    variants = [v for v in analysis.variants if v in set(df["variant"])] + sorted(
+        set(df["variant"]) - set(analysis.variants)
+    )
+    for ax, phase in zip(axes, phases):
+        d = df[df["phase"] == phase]
+        for v in variants:
+            dv = d[d["variant"] == v].sort_values("t")
+            y = dv["grad_norm"].to_numpy(float)
+            y = np.where(y > 0, y, np.nan)
+            ax.plot(dv["t"], y, color=pal.color(v), marker=pal.marker(v), markevery=max(1, len(dv) // 8), markersize=4)
+        ax.set_yscale("log")
+        ax.set_xlabel(f"time step t (the loss is read at t = {int(df['t'].max())})")
+        ax.set_title(
+            "at initialisation" if phase == "init" else f"after {gradient.train_steps} training steps",
+            loc="left",
+            fontsize=10,
+        )
+    axes[0].set_ylabel("‖∂loss/∂h_t‖ (log)")
+    fig.legend(handles=_variant_handles(pal, variants), loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"Gradient flow back through time on {gradient.task}, T = {gradient.length}", fontsize=12)
+    caption = (
+        f"Norm of the gradient of the loss with respect to the hidden state h_t (total derivative, mean over "
+        f"the batch) at every step; {gradient.describe()}. A line that falls steeply to the left is a "
+        "vanishing gradient: the early steps get almost no training signal."
+    )
+    figs.save(fig, "gradient_flow", "gradient", "gradient flow", caption)

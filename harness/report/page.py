@@ -1,0 +1,596 @@
+"""The report's pages: ``index.html`` (one self-contained file: images and CSVs embedded as data: URIs,
+readable offline) and ``report.md`` (for a repository page), both opening with findings computed from
+the data in plain sentences.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis import ALPHA, Analysis, framework_name
+from harness.probes import GradientFlow
+from harness.report.figures import FigureFile
+from harness.report.palette import Palette
+from harness.report.tables import Table, num, pct, pval, to_html, to_markdown
+
+SECTIONS = (
+    (
+        "variants",
+        "Variants compared",
+        "Greff et al. (2015), Fig. 3: the test metric of every variant per task and length.",
+    ),
+    ("ranking", "Ranking across tasks", "Which variants do best over every task, length and framework."),
+    ("dependency", "Dependency length", "How long a lag each variant bridges: solved rate and best result against T."),
+    ("learning", "Learning curves", "Validation metric against training step for each variant's best trials."),
+    ("importance", "Hyperparameters", "Greff et al. Figs. 4–5: which hyperparameters matter, and how."),
+    ("frameworks", "PyTorch and TensorFlow", "The same configurations in both frameworks, and their speed."),
+    ("gradient", "Gradient flow", "How far back in time the training signal reaches, per variant."),
+)
+MAX_FINDINGS_PER_KIND = 12
+
+
+@dataclass
+class Context:
+    """Everything a page shows besides the analysis."""
+
+    suite: str
+    store_path: Path
+    progress: dict[str, int]
+    suite_lines: list[tuple[str, str]]
+    environment: dict[str, Any]
+    report_environment: dict[str, Any]
+    generated: str
+    notes: list[str] = field(default_factory=list)
+    description: str = ""
+
+
+# ------------------------------------------------------------------------------------------------------
+# findings
+# ------------------------------------------------------------------------------------------------------
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _fw_list(frameworks: list[str]) -> str:
+    return _join([framework_name(f) for f in frameworks])
+
+
+def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[str]:
+    """Plain sentences, each computed from the data."""
+    out = [coverage_sentence(an, ctx)]
+    out += significance_sentences(an)
+    out += ranking_sentences(an)
+    out += dependency_sentences(an)
+    out += failure_sentences(an)
+    out += framework_sentences(an)
+    out += importance_sentences(an)
+    out += gradient_sentences(gradient)
+    return [s for s in out if s]
+
+
+def coverage_sentence(an: Analysis, ctx: Context) -> str:
+    st = an.trials["status"].value_counts()
+    words = {"ok": "ok", "diverged": "diverged", "failed": "failed", "timeout": "timed out"}
+    counts = ", ".join(f"{int(st.get(k, 0))} {w}" for k, w in words.items() if st.get(k, 0))
+    tasks = "; ".join(f"{t} (T = {', '.join(map(str, an.lengths(t)))})" for t in an.tasks)
+    text = (
+        f"This report covers {len(an.trials)} trials ({counts}) of {len(an.variants)} variant"
+        f"{'s' if len(an.variants) != 1 else ''} ({', '.join(an.variants)}) in {_fw_list(an.frameworks)} on {tasks}."
+    )
+    remaining = ctx.progress.get("remaining", 0)
+    if remaining:
+        text += (
+            f" The benchmark is not finished: {remaining} of {ctx.progress.get('planned', 0)} planned trials have "
+            "no result yet, so every number below may still change."
+        )
+    return text
+
+
+def significance_sentences(an: Analysis) -> list[str]:
+    c = an.comparisons
+    if len(an.variants) < 2:
+        return [f"Only one variant ({an.variants[0]}) has trials, so there is nothing to compare it with."]
+    if c.empty:
+        return [
+            f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a test "
+            "metric on each side)."
+        ]
+    sig = c[(c["selection"] == "all") & c["direction"].isin(["better", "worse"])]
+    tested = c[(c["selection"] == "all") & (c["direction"] != "not tested")]
+    if sig.empty:
+        if tested.empty:
+            return [
+                f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a "
+                "test metric on each side)."
+            ]
+        return [
+            f"No variant differs significantly from {an.baseline} on any task and length (Welch's t-test, Holm "
+            f"correction, α = {ALPHA:g}, all trials; {len(tested)} tests)."
+        ]
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in sig.itertuples(index=False):
+        groups[(r.task, r.length, r.variant, r.direction)].append(r)
+    keyed = sorted(groups.items(), key=lambda kv: (min(r.p_holm for r in kv[1]), kv[0]))
+    sentences = []
+    for (task, T, variant, verdict), rows in keyed[:MAX_FINDINGS_PER_KIND]:
+        metric = an.tasks[task].metric if task in an.tasks else "metric"
+        parts = [
+            f"{num(r.median, 3)} vs {num(r.median_baseline, 3)} in {framework_name(r.framework)} "
+            f"(p = {pval(r.p_holm)}, n = {r.n} vs {r.n_baseline})"
+            for r in sorted(rows, key=lambda r: r.framework != "torch")
+        ]
+        sentences.append(
+            f"{variant} is significantly {verdict} than {an.baseline} on {task}, T = {T}: median {metric} "
+            f"{'; '.join(parts)}."
+        )
+    if len(keyed) > MAX_FINDINGS_PER_KIND:
+        sentences.append(
+            f"… and {len(keyed) - MAX_FINDINGS_PER_KIND} more significant differences (see the comparisons table)."
+        )
+    n_same = int((tested["direction"] == "no significant difference").sum())
+    if n_same:
+        sentences.append(
+            f"{n_same} of {len(tested)} tests against {an.baseline} find no significant difference "
+            f"(Welch's t-test on all trials, Holm-adjusted, α = {ALPHA:g})."
+        )
+    return sentences
+
+
+def ranking_sentences(an: Analysis) -> list[str]:
+    r = an.ranking
+    t = r.table
+    if len(t) < 2:
+        return []
+    blocks = len(r.ranks)
+    best = t.iloc[0]
+    rest = [f"{row.variant} ({row.mean_rank:.2f})" for row in t.iloc[1:4].itertuples(index=False)]
+    text = (
+        f"Ranked by their top-10 % mean test metric over {blocks} task/length/framework block"
+        f"{'s' if blocks != 1 else ''}, {best.variant} has the best mean rank ({best.mean_rank:.2f}), then "
+        f"{_join(rest)}; the last is {t.iloc[-1].variant} ({t.iloc[-1].mean_rank:.2f})."
+    )
+    if math.isfinite(r.friedman_p):
+        text += f" Friedman's test over the {r.complete_blocks} complete blocks gives p = {pval(r.friedman_p)}"
+        if math.isfinite(r.critical_difference):
+            text += (
+                f"; mean ranks closer than the Nemenyi critical difference {r.critical_difference:.2f} "
+                "are not distinguishable"
+            )
+        text += "."
+    return [text]
+
+
+def dependency_sentences(an: Analysis) -> list[str]:
+    """Per task: the longest T at which each variant has at least one solved trial."""
+    out = []
+    for task in an.tasks:
+        lengths = an.lengths(task)
+        d = an.dependency[an.dependency["task"] == task]
+        if d.empty:
+            continue
+        by_reach: dict[Any, list[str]] = defaultdict(list)
+        for v in an.variants:
+            if v not in set(d["variant"]):
+                continue
+            dv = d[(d["variant"] == v) & (d["solved_rate"] > 0)]
+            by_reach[int(dv["length"].max()) if len(dv) else None].append(v)
+        parts = []
+        for reach in sorted((k for k in by_reach if k is not None), reverse=True):
+            longer = [T for T in lengths if T > reach]
+            where = "the longest tested" if not longer else f"none at T = {_join([str(T) for T in longer])}"
+            parts.append(f"T = {reach} for {_join(by_reach[reach])} ({where})")
+        text = f"On {task} (T = {', '.join(map(str, lengths))}), "
+        if parts:
+            text += "the longest lag with at least one solved trial is " + "; ".join(parts)
+            if None in by_reach:
+                text += f"; {_join(by_reach[None])} solve{'s' if len(by_reach[None]) == 1 else ''} no tested length"
+        else:
+            text += "no variant solves any tested length yet"
+        out.append(text + ".")
+    return out
+
+
+def failure_sentences(an: Analysis) -> list[str]:
+    df = an.trials
+    parts = []
+    for status, word in (("diverged", "diverged"), ("failed", "failed"), ("timeout", "timed out")):
+        sub = df[df["status"] == status]
+        if len(sub):
+            per = sub["variant"].value_counts()
+            detail = ", ".join(f"{v}: {int(per[v])}" for v in an.variants if v in per)
+            parts.append(f"{len(sub)} trial{'s' if len(sub) != 1 else ''} {word} ({detail})")
+    if not parts:
+        return ["No trial diverged, failed or timed out."]
+    return [
+        _join(parts) + "; they are counted in the tables (diverged trials keep the test metric of their best "
+        "checkpoint), not hidden."
+    ]
+
+
+def framework_sentences(an: Analysis) -> list[str]:
+    out = []
+    p = an.pairs
+    for task, d in p.groupby("task", sort=True):
+        diff = np.abs(d["torch"] - d["tf"]).to_numpy(float)
+        metric = an.tasks[task].metric if task in an.tasks else "metric"
+        out.append(
+            f"On {task}, {len(d)} configurations ran in both frameworks; their test {metric} in PyTorch and in "
+            f"TensorFlow differ by a median of {num(float(np.median(diff)), 3)} (largest "
+            f"{num(float(diff.max()), 3)})."
+        )
+    s = an.speed
+    if len(s) and {"torch", "tf"} <= set(s["framework"]):
+        wide = s.pivot_table(index=["task", "length", "variant"], columns="framework", values="steps_per_second")
+        ratio = (wide["torch"] / wide["tf"]).dropna()
+        if len(ratio):
+            med = float(ratio.median())
+            fast, slow, factor = ("PyTorch", "TensorFlow", med) if med >= 1 else ("TensorFlow", "PyTorch", 1 / med)
+            out.append(
+                f"{fast} trains a median {factor:.2f}× as many steps per second as {slow} (over {len(ratio)} "
+                f"task/length/variant cells; PyTorch/TensorFlow ratio {ratio.min():.2f}–{ratio.max():.2f})."
+            )
+    return out
+
+
+def importance_sentences(an: Analysis) -> list[str]:
+    imp = an.importance
+    if imp.empty:
+        return []
+    out = []
+    method = "fANOVA" if an.importance_method == "fanova" else "one-way ANOVA η²"
+    for task, d in imp.groupby("task", sort=True):
+        hps = d[d["hyperparameter"] != "variant"]
+        if hps.empty:
+            continue
+        mean = hps.groupby("hyperparameter")["importance"].mean().sort_values(ascending=False)
+        top = [f"{h.replace('_', ' ')} ({pct(v)})" for h, v in mean.iloc[:3].items()]
+        text = (
+            f"On {task}, the hyperparameter that explains most of the test metric's variance is {top[0]}"
+            + (f", then {_join(top[1:])}" if len(top) > 1 else "")
+            + f" (mean over lengths and variant families; {method})"
+        )
+        variant = d.loc[d["hyperparameter"] == "variant", "importance"]
+        if len(variant):
+            text += f"; within a family, the choice of variant explains {pct(variant.mean())}"
+        out.append(text + ".")
+    return out
+
+
+def gradient_sentences(gradient: GradientFlow | None) -> list[str]:
+    if gradient is None or not gradient.ok:
+        return []
+    df = gradient.frame()
+    d = df[df["phase"] == "init"]
+    last = int(d["t"].max())
+    ratios = {}
+    for v, dv in d.groupby("variant", sort=False):
+        first, end = dv.loc[dv["t"] == 0, "grad_norm"], dv.loc[dv["t"] == last, "grad_norm"]
+        if len(first) and len(end) and float(end.iloc[0]) > 0:
+            ratios[v] = float(first.iloc[0]) / float(end.iloc[0])
+    if not ratios:
+        return []
+    order = sorted(ratios, key=ratios.get)
+    items = [f"{v} {num(ratios[v], 2)}" for v in order]
+    return [
+        f"At initialisation on {gradient.task}, T = {gradient.length}, the gradient that reaches the first step is, "
+        f"relative to the one at the last step: {', '.join(items)}; the smaller the ratio, the more the gradient "
+        f"vanishes before it can teach the early steps ({order[0]} loses the most)."
+    ]
+
+
+# ------------------------------------------------------------------------------------------------------
+# HTML
+# ------------------------------------------------------------------------------------------------------
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fff;
+  line-height:1.45}
+main{max-width:1200px;margin:0 auto;padding:1.5rem 2rem 4rem}
+h1{font-size:1.8rem;margin-bottom:.2rem}h2{margin-top:2.5rem;border-bottom:2px solid #0173b2;padding-bottom:.2rem}
+.sub{color:#555;margin-top:0}nav ul{columns:3;list-style:none;padding:0}nav a{text-decoration:none;color:#0173b2}
+.findings li{margin:.35rem 0}.notes{background:#fff8e1;border-left:4px solid #de8f05;padding:.6rem 1rem}
+figure{margin:1.5rem 0;padding:0}figure img{max-width:100%;height:auto;border:1px solid #e3e3e3}
+figcaption{color:#444;font-size:.9rem;max-width:70rem}
+.table-wrap{overflow-x:auto;margin:.8rem 0}table.data{border-collapse:collapse;font-size:.82rem}
+table.data th,table.data td{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left;white-space:nowrap}
+table.data th{background:#f2f5f8;position:sticky;top:0}td.better{color:#0b6e4f;font-weight:600}
+td.worse{color:#b3261e;font-weight:600}td.ref{color:#0173b2;font-weight:600}
+dl.kv{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dl.kv dt{font-weight:600}dl.kv dd{margin:0}
+.swatch{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:middle;margin-right:.3em}
+details{margin:.8rem 0}summary{cursor:pointer;font-weight:600}.broken{color:#b3261e;font-weight:600}
+"""
+
+SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = document.querySelectorAll("figure img"), ok = 0;
+  imgs.forEach(function (img) {
+    if (img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().height > 0) { ok += 1; }
+    else { var p = document.createElement("p"); p.className = "broken";
+           p.textContent = "This figure could not be shown: " + img.alt; img.replaceWith(p); }
+  });
+  document.documentElement.setAttribute("data-figures-loaded", ok + "/" + imgs.length);
+});
+"""
+
+
+def data_uri(path: Path, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _anchor(title: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+
+
+def _kv(items: list[tuple[str, str]]) -> str:
+    return "<dl class='kv'>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def environment_items(env: dict[str, Any]) -> list[tuple[str, str]]:
+    def flat(prefix: str, value: Any) -> list[tuple[str, str]]:
+        if isinstance(value, dict):
+            return [kv for k, v in sorted(value.items()) for kv in flat(f"{prefix}{k}.", v)]
+        return [(prefix.rstrip("."), "–" if value in (None, "") else str(value))]
+
+    return flat("", env)
+
+
+def write_html(
+    path: Path,
+    an: Analysis,
+    ctx: Context,
+    figures: list[FigureFile],
+    tables: list[Table],
+    gradient: GradientFlow | None,
+    sentences: list[str],
+) -> Path:
+    out_dir = path.parent
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>rnn-bench report: {_e(ctx.suite)}</title>",
+        f"<style>{CSS}</style>",
+        f"<script>{SCRIPT}</script>",
+        "</head>",
+        "<body>",
+        "<main>",
+    ]
+    parts.append(f"<h1>rnn-bench report: {_e(ctx.suite)}</h1>")
+    parts.append(
+        f"<p class='sub'>{_e(ctx.description) + ' · ' if ctx.description else ''}store {_e(ctx.store_path.name)} · "
+        f"{len(an.trials)} trials · baseline variant {_e(an.baseline)} · generated {_e(ctx.generated)}</p>"
+    )
+    toc = [("findings", "Findings")] + [(k, t) for k, t, _ in SECTIONS if any(f.section == k for f in figures)]
+    toc += [
+        ("tables", "Tables"),
+        ("method", "Method"),
+        ("variants-legend", "Variants"),
+        ("suite", "Suite"),
+        ("environment", "Environment"),
+        ("downloads", "Downloads"),
+    ]
+    parts.append("<nav><ul>" + "".join(f"<li><a href='#{k}'>{_e(t)}</a></li>" for k, t in toc) + "</ul></nav>")
+    parts.append("<section id='findings'><h2>Findings</h2><ul class='findings'>")
+    parts += [f"<li>{_e(s)}</li>" for s in sentences]
+    parts.append("</ul>")
+    if ctx.notes:
+        parts.append(
+            "<div class='notes'><strong>Notes</strong><ul>"
+            + "".join(f"<li>{_e(n)}</li>" for n in ctx.notes)
+            + "</ul></div>"
+        )
+    parts.append("</section>")
+    for key, title, blurb in SECTIONS:
+        figs = [f for f in figures if f.section == key]
+        if not figs:
+            continue
+        parts.append(f"<section id='{key}'><h2>{_e(title)}</h2><p>{_e(blurb)}</p>")
+        for f in figs:
+            parts.append(
+                f"<figure id='fig-{_e(f.key)}'><img src='{data_uri(f.png, 'image/png')}' alt='{_e(f.title)}'>"
+                f"<figcaption><strong>{_e(f.title)}.</strong> {_e(f.caption)} "
+                f"<a href='{_e(f.pdf.relative_to(out_dir).as_posix())}'>PDF</a></figcaption></figure>"
+            )
+        parts.append("</section>")
+    parts.append("<section id='tables'><h2>Tables</h2>")
+    for t in tables:
+        open_attr = " open" if t.key in ("summary", "ranking") else ""
+        parts.append(
+            f"<details id='table-{_e(t.key)}'{open_attr}><summary>{_e(t.title)} ({len(t.display)} rows)</summary>"
+            f"<p>{_e(t.caption)}</p>{to_html(t.display)}</details>"
+        )
+    parts.append("</section>")
+    parts.append(
+        "<section id='method'><h2>Method</h2>"
+        + "".join(f"<p>{_e(p)}</p>" for p in method_paragraphs(an, gradient))
+        + "</section>"
+    )
+    pal = Palette(an.variants)
+    legend = "".join(
+        f"<tr><td><span class='swatch' style='background:{pal.color(v)}'></span>{_e(v)}</td>"
+        f"<td>{_e(an.info[v].name)}</td>"
+        f"<td>{_e(an.info[v].family)}</td><td>{_e(an.info[v].reference)}</td></tr>"
+        for v in an.variants
+    )
+    parts.append(
+        "<section id='variants-legend'><h2>Variants</h2><div class='table-wrap'><table class='data'><thead><tr>"
+        "<th>id</th><th>name</th><th>family</th><th>reference</th></tr></thead><tbody>"
+        f"{legend}</tbody></table></div></section>"
+    )
+    parts.append(f"<section id='suite'><h2>Suite</h2>{_kv(ctx.suite_lines)}</section>")
+    parts.append(
+        "<section id='environment'><h2>Environment</h2><h3>Where the benchmark ran (latest run in the store)</h3>"
+        f"{_kv(environment_items(ctx.environment)) if ctx.environment else '<p>(not recorded)</p>'}"
+        f"<h3>Where this report was made</h3>{_kv(environment_items(ctx.report_environment))}</section>"
+    )
+    parts.append(
+        "<section id='downloads'><h2>Downloads</h2><p>Every table as CSV (embedded in this page; the same files "
+        "lie in <code>tables/</code> beside it, with Markdown, LaTeX and HTML versions, and every figure as PNG "
+        "and PDF in <code>figures/</code>).</p><ul>"
+    )
+    for t in tables:
+        if t.files:
+            csv = t.files["csv"]
+            parts.append(
+                f"<li><a download='{_e(csv.name)}' href='{data_uri(csv, 'text/csv')}'>{_e(csv.name)}</a> — "
+                f"{_e(t.title)} (<a href='{_e(csv.relative_to(out_dir).as_posix())}'>file</a>)</li>"
+            )
+    trials_csv = out_dir / "tables" / "trials.csv"
+    if trials_csv.exists():
+        parts.append(
+            f"<li><a download='trials.csv' href='{data_uri(trials_csv, 'text/csv')}'>trials.csv</a> — every trial "
+            "of the report, one row each</li>"
+        )
+    parts += ["</ul></section>", "</main>", "</body>", "</html>", ""]
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def method_paragraphs(an: Analysis, gradient: GradientFlow | None) -> list[str]:
+    paras = [
+        "Every number is computed from the results store; nothing is typed in. The test metric of a trial is the "
+        "task's primary metric on the fixed test set at the checkpoint with the best validation metric. Diverged "
+        "trials keep the metric of their last finite best checkpoint; failed and timed-out trials have none and are "
+        "only counted.",
+        "Solved rate: solved trials divided by the trials that trained to an outcome (ok or diverged). Top 10 %: per "
+        "task, T, variant and framework, the ceil(0.1·n) trials (at least one) with the best validation metric, ties "
+        "broken by validation loss and then trial id.",
+        f"Significance: Welch's unequal-variances t-test (two-sided) of each variant's test metrics against those of "
+        f"the baseline {an.baseline!r} in the same task, T and framework; the p-values of the variants compared there "
+        f"are Holm-corrected, α = {ALPHA:g}. When both samples have zero variance, p is 0 if the means differ and 1 "
+        "otherwise.",
+        "Ranking: per task, T and framework the variants are ranked by their top-10 % mean test metric in the "
+        "metric's direction; the Friedman test and the Nemenyi critical difference (Demšar 2006) use the blocks in "
+        "which every ranked variant has a result.",
+        "Hyperparameter importance: "
+        + (
+            "fANOVA (Hutter et al. 2014) through Optuna's FanovaImportanceEvaluator (seed 0) on the trials of each "
+            "task, T and variant family, as the fraction of the test metric's variance that each hyperparameter "
+            "explains alone; "
+            "the rest is interactions and noise."
+            if an.importance_method == "fanova"
+            else "scikit-learn is not installed, so Optuna's fANOVA could not run; the fallback is each "
+            "hyperparameter's "
+            "one-way ANOVA η² (numeric values binned by quartiles), a main-effect fraction of the variance."
+        )
+        + " Learning curves pool both frameworks' top-10 % trials; a trial that stopped early keeps its last value.",
+    ]
+    if gradient is not None and gradient.ok:
+        paras.append(
+            f"Gradient flow: a probe run by the report ({gradient.describe()}). The layer is unrolled with each "
+            "variant's own step and the gradient of the loss with respect to each h_t is its total derivative through "
+            "all later steps; variants use their default hyperparameters (forget-gate bias 1). The store keeps no "
+            "trained parameters, so 'after training' is after the probe's own short seeded run, not the benchmark's "
+            f"training. The probe took {gradient.seconds:.1f} s."
+        )
+    return paras
+
+
+# ------------------------------------------------------------------------------------------------------
+# Markdown
+# ------------------------------------------------------------------------------------------------------
+def write_markdown(
+    path: Path, an: Analysis, ctx: Context, figures: list[FigureFile], tables: list[Table], sentences: list[str]
+) -> Path:
+    out_dir = path.parent
+    lines = [f"# rnn-bench report: {ctx.suite}", ""]
+    if ctx.description:
+        lines += [ctx.description, ""]
+    lines += [
+        f"Store `{ctx.store_path.name}` · {len(an.trials)} trials · baseline variant `{an.baseline}` · "
+        f"generated {ctx.generated}. The full report with every table is `index.html` beside this file.",
+        "",
+        "## Findings",
+        "",
+    ]
+    lines += [f"- {s}" for s in sentences]
+    if ctx.notes:
+        lines += ["", "**Notes**", ""] + [f"- {n}" for n in ctx.notes]
+    for key, title, blurb in SECTIONS:
+        figs = [f for f in figures if f.section == key]
+        if not figs:
+            continue
+        lines += ["", f"## {title}", "", blurb, ""]
+        for f in figs:
+            rel = f.png.relative_to(out_dir).as_posix()
+            lines += [f"![{f.title}]({rel})", "", f"*{f.caption}* ([PDF]({f.pdf.relative_to(out_dir).as_posix()}))", ""]
+    lines += ["## Tables", ""]
+    for t in tables:
+        if t.key in ("ranking", "summary"):
+            lines += [f"### {t.title}", "", t.caption, "", to_markdown(t.display), ""]
+    lines += ["Every table as CSV, Markdown, LaTeX and HTML:", ""]
+    for t in tables:
+        if t.files:
+            links = ", ".join(f"[{fmt}]({p.relative_to(out_dir).as_posix()})" for fmt, p in t.files.items())
+            lines.append(f"- {t.title}: {links}")
+    if (out_dir / "tables" / "trials.csv").exists():
+        lines.append("- every trial: [csv](tables/trials.csv)")
+    lines += ["", "## Suite", ""] + [f"- **{k}**: {v}" for k, v in ctx.suite_lines]
+    lines += ["", "## Environment", ""] + [f"- **{k}**: {v}" for k, v in environment_items(ctx.environment)]
+    lines += [
+        "",
+        "Report made with: " + ", ".join(f"{k} {v}" for k, v in environment_items(ctx.report_environment)),
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def suite_lines_from_data(an: Analysis, ctx_suite: str, suite_obj: Any = None) -> list[tuple[str, str]]:
+    """What the suite ran, read from the trials (and the suite's own description when it is known)."""
+    df = an.trials
+    lines = [("suite", ctx_suite)]
+    if suite_obj is not None and getattr(suite_obj, "description", ""):
+        lines.append(("description", str(suite_obj.description)))
+    lines.append(
+        (
+            "tasks",
+            "; ".join(
+                f"{t} (metric {i.metric}, {'higher' if i.higher_is_better else 'lower'} is better; "
+                f"T = {', '.join(map(str, an.lengths(t)))})"
+                for t, i in an.tasks.items()
+            ),
+        )
+    )
+    lines.append(("variants", ", ".join(an.variants)))
+    lines.append(("baseline variant", str(an.baseline)))
+    lines.append(("frameworks", _fw_list(an.frameworks)))
+    lines.append(("devices", ", ".join(sorted(df["device"].astype(str).unique()))))
+    per_cell = df.groupby(["task", "length", "variant", "framework"]).size()
+    lines.append(
+        (
+            "trials per task/T/variant/framework",
+            f"{per_cell.min()}–{per_cell.max()}" if per_cell.min() != per_cell.max() else str(per_cell.min()),
+        )
+    )
+    lines.append(
+        ("seeds", ", ".join(map(str, sorted(df["seed"].unique())[:20])) + (" …" if df["seed"].nunique() > 20 else ""))
+    )
+    for col in sorted(c for c in df.columns if c.startswith("hp.")):
+        values = df[col].dropna()
+        if values.empty:
+            continue
+        distinct = pd.unique(values.map(lambda v: v if not isinstance(v, (list, dict)) else str(v)))
+        numeric = [v for v in distinct if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(distinct) > 6 and len(numeric) == len(distinct):
+            text = f"{min(numeric):g} … {max(numeric):g} ({len(distinct)} values)"
+        else:
+            text = ", ".join(str(v) for v in sorted(distinct, key=str))
+        lines.append((f"hyperparameter {col[3:]}", text))
+    return lines

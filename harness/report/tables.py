@@ -1,0 +1,409 @@
+"""The report's tables, each written as CSV (full precision, for pandas and spreadsheets), Markdown,
+LaTeX (booktabs) and HTML (formatted for reading). Writers are plain code, no optional packages.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis import Analysis, framework_name
+from harness.probes import GradientFlow
+
+
+@dataclass
+class Table:
+    key: str
+    title: str
+    caption: str
+    data: pd.DataFrame  # numbers, written to CSV
+    display: pd.DataFrame  # formatted strings, written to Markdown / LaTeX / HTML
+    files: dict[str, Path] | None = None
+
+
+# ------------------------------------------------------------------------------------------------------
+# formatting
+# ------------------------------------------------------------------------------------------------------
+def num(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)) or pd.isna(x):
+        return "–"
+    x = float(x)
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.{max(1, digits - 2)}e}"
+    return f"{x:.{digits}g}"
+
+
+def pm(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "–"
+    return num(mean) if pd.isna(std) else f"{num(mean)} ± {num(std, 2)}"
+
+
+def pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{100 * float(x):.0f} %"
+
+
+def pval(p: float) -> str:
+    if pd.isna(p):
+        return "–"
+    p = float(p)
+    if p == 0:
+        return "0"
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def integer(x: float) -> str:
+    return "–" if pd.isna(x) else f"{float(x):.0f}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# the tables
+# ------------------------------------------------------------------------------------------------------
+def summary_table(an: Analysis) -> Table:
+    s = an.summary
+    rows = []
+    for r in s.itertuples(index=False):
+        run = f"{r.trials}" + (f" / {r.planned}" if "planned" in s.columns and r.planned != r.trials else "")
+        rows.append(
+            {
+                "task": r.task,
+                "T": r.length,
+                "variant": r.variant,
+                "framework": framework_name(r.framework),
+                "trials": run,
+                "diverged": r.diverged,
+                "failed": r.failed + r.timeout,
+                "metric": f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
+                "solved": pct(r.solved_rate),
+                "mean ± std": pm(r.mean, r.std),
+                "median": num(r.median),
+                "best": num(r.best),
+                "top 10 % mean ± std": pm(r.top_mean, r.top_std) + (f" (n={r.top_n})" if r.top_n else ""),
+                "top median": num(r.top_median),
+                "top best": num(r.top_best),
+                "steps to solve": integer(r.median_steps_to_solve),
+                "params": integer(r.params),
+                "p (Holm)": pval(r.p_holm),
+                "vs baseline": r.direction,
+                "p top (Holm)": pval(r.p_holm_top),
+                "top vs baseline": r.direction_top,
+            }
+        )
+    display = pd.DataFrame(rows)
+    caption = (
+        f"Per task, length T, variant and framework: trials run (/ planned, while a benchmark is running), diverged, "
+        f"failed (incl. timeouts); solved rate (of trials that trained to an outcome); test metric over all trials "
+        f"with one and over the top 10 % chosen by validation metric (↑ higher / ↓ lower is better); median steps to "
+        f"solve (solved trials); mean parameter count; Welch's t-test against the baseline {an.baseline!r}, "
+        "Holm-adjusted across the variants of each task, T and framework, α = 0.05."
+    )
+    return Table("summary", "Summary per task, length, variant and framework", caption, s, display)
+
+
+def comparisons_table(an: Analysis) -> Table:
+    c = an.comparisons
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "framework": framework_name(r.framework),
+                "selection": "all trials" if r.selection == "all" else "top 10 %",
+                "variant": r.variant,
+                "n": r.n,
+                "n baseline": r.n_baseline,
+                "mean": num(r.mean),
+                "mean baseline": num(r.mean_baseline),
+                "median": num(r.median),
+                "median baseline": num(r.median_baseline),
+                "t": num(r.t, 3),
+                "df": num(r.df, 3),
+                "p": pval(r.p),
+                "p (Holm)": pval(r.p_holm),
+                "verdict": r.direction,
+            }
+            for r in c.itertuples(index=False)
+        ]
+    )
+    caption = (
+        f"Welch's t-tests of each variant's test metric against the baseline {an.baseline!r}, per task, T, "
+        "framework and selection; p-values Holm-adjusted across the variants of each test family."
+    )
+    return Table("comparisons", "Tests against the baseline", caption, c, display)
+
+
+def ranking_table(an: Analysis) -> Table:
+    r = an.ranking
+    data = r.table.copy()
+    display = pd.DataFrame(
+        [
+            {
+                "rank": i + 1,
+                "variant": row.variant,
+                "name": an.info[row.variant].name if row.variant in an.info else "",
+                "mean rank": f"{row.mean_rank:.2f}",
+                "blocks": row.blocks,
+                "best in": row.wins,
+            }
+            for i, row in enumerate(data.itertuples(index=False))
+        ]
+    )
+    extra = []
+    if r.complete_blocks:
+        extra.append(f"{r.complete_blocks} blocks contain every ranked variant")
+    if math.isfinite(r.friedman_p):
+        extra.append(f"Friedman test p = {pval(r.friedman_p)}")
+    if math.isfinite(r.critical_difference):
+        extra.append(f"Nemenyi critical difference (α = 0.05) = {r.critical_difference:.2f}")
+    caption = (
+        "Mean rank per variant over the blocks (task, T, framework), ranking each block's variants by their "
+        "top-10 % mean test metric (1 = best; ties share the average rank). " + "; ".join(extra)
+    )
+    return Table("ranking", "Ranking across tasks", caption.strip(), data, display)
+
+
+def importance_table(an: Analysis) -> Table:
+    imp = an.importance
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "family": r.family,
+                "hyperparameter": r.hyperparameter,
+                "variance explained": pct(r.importance),
+                "trials": r.trials,
+            }
+            for r in imp.itertuples(index=False)
+        ]
+    )
+    method = "fANOVA (Optuna, seed 0)" if an.importance_method == "fanova" else "one-way ANOVA η² (fallback)"
+    return Table(
+        "importance",
+        "Hyperparameter importance",
+        f"Fraction of the test metric's variance explained by each hyperparameter; method: {method}.",
+        imp,
+        display,
+    )
+
+
+def dependency_table(an: Analysis) -> Table:
+    d = an.dependency
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "variant": r.variant,
+                "framework": framework_name(r.framework),
+                "solved": pct(r.solved_rate),
+                "best": num(r.best),
+                "median": num(r.median),
+                "trials": r.n,
+            }
+            for r in d.itertuples(index=False)
+        ]
+    )
+    return Table("dependency", "Dependency length", "Solved rate and best/median test metric per T.", d, display)
+
+
+def speed_table(an: Analysis) -> Table:
+    s = an.speed
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "variant": r.variant,
+                "framework": framework_name(r.framework),
+                "steps / s": num(r.steps_per_second, 3),
+                "trials": r.n,
+            }
+            for r in s.itertuples(index=False)
+        ]
+    )
+    return Table("speed", "Training speed", "Median training steps per second (optimiser step only).", s, display)
+
+
+def pairs_table(an: Analysis) -> Table:
+    p = an.pairs
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "variant": r.variant,
+                "seed": r.seed,
+                "PyTorch": num(r.torch),
+                "TensorFlow": num(r.tf),
+            }
+            for r in p.itertuples(index=False)
+        ]
+    )
+    return Table(
+        "framework_pairs",
+        "Paired configurations",
+        "Test metric of the same configuration in PyTorch and TensorFlow.",
+        p,
+        display,
+    )
+
+
+def gradient_table(gradient: GradientFlow) -> Table:
+    df = gradient.frame()
+    wide = df.pivot_table(index="t", columns=["phase", "variant"], values="grad_norm", sort=False)
+    wide.columns = [f"{v} ({p})" for p, v in wide.columns]
+    display = wide.reset_index().copy()
+    for c in display.columns[1:]:
+        display[c] = display[c].map(lambda x: num(x, 3))
+    return Table("gradient_flow", "Gradient flow", f"‖∂loss/∂h_t‖ per step; {gradient.describe()}.", df, display)
+
+
+def trials_export(an: Analysis) -> pd.DataFrame:
+    """The raw trials (one row each), without the derived columns of the analysis."""
+    keep = [c for c in an.trials.columns if c not in ("finished", "has_metric")]
+    return an.trials[keep]
+
+
+def build_tables(an: Analysis, gradient: GradientFlow | None = None) -> list[Table]:
+    tables = [
+        summary_table(an),
+        ranking_table(an),
+        comparisons_table(an),
+        dependency_table(an),
+        importance_table(an),
+        speed_table(an),
+        pairs_table(an),
+    ]
+    if gradient is not None and gradient.ok:
+        tables.append(gradient_table(gradient))
+    return tables
+
+
+def write_tables(tables: list[Table], out_dir: Path, trials: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write every table in the four formats into ``out_dir``; returns the CSV paths by key."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csvs = {}
+    for t in tables:
+        files = {
+            "csv": out_dir / f"{t.key}.csv",
+            "md": out_dir / f"{t.key}.md",
+            "tex": out_dir / f"{t.key}.tex",
+            "html": out_dir / f"{t.key}.html",
+        }
+        t.data.to_csv(files["csv"], index=False, float_format="%.10g", lineterminator="\n")
+        files["md"].write_text(f"### {t.title}\n\n{t.caption}\n\n{to_markdown(t.display)}\n", encoding="utf-8")
+        files["tex"].write_text(to_latex(t.display, t.caption, f"tab:{t.key}"), encoding="utf-8")
+        files["html"].write_text(_standalone_html(t), encoding="utf-8")
+        t.files = files
+        csvs[t.key] = files["csv"]
+    if trials is not None:
+        path = out_dir / "trials.csv"
+        trials.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
+        csvs["trials"] = path
+    return csvs
+
+
+# ------------------------------------------------------------------------------------------------------
+# writers
+# ------------------------------------------------------------------------------------------------------
+def _cell(x) -> str:
+    if isinstance(x, (float, np.floating)):
+        return num(float(x))
+    return "" if x is None else str(x)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_(no rows)_"
+    esc = lambda s: _cell(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "–": "--",
+    "‖": r"$\|$",
+    "∂": r"$\partial$",
+    "η": r"$\eta$",
+    "²": r"$^2$",
+    "·": r"$\cdot$",
+    "α": r"$\alpha$",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``)."""
+    lines = [
+        "% generated by rnn-bench report; needs \\usepackage{booktabs}",
+        r"\begin{table}[htbp]",
+        r"\centering",
+        r"\small",
+        f"\\caption{{{latex_escape(caption)}}}",
+        f"\\label{{{label}}}",
+    ]
+    if df.empty:
+        lines += [r"\emph{(no rows)}", r"\end{table}", ""]
+        return "\n".join(lines)
+    lines.append(r"\begin{tabular}{" + "l" * len(df.columns) + "}")
+    lines.append(r"\toprule")
+    lines.append(" & ".join(latex_escape(str(c)) for c in df.columns) + r" \\")
+    lines.append(r"\midrule")
+    for row in df.itertuples(index=False):
+        lines.append(" & ".join(latex_escape(_cell(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+VERDICT_CLASS = {"better": "better", "worse": "worse", "baseline": "ref"}
+
+
+def to_html(df: pd.DataFrame, table_id: str = "") -> str:
+    if df.empty:
+        return "<p class='empty'>(no rows)</p>"
+    ident = f' id="{html.escape(table_id)}"' if table_id else ""
+    out = [f'<div class="table-wrap"><table class="data"{ident}>', "<thead><tr>"]
+    out += [f"<th>{html.escape(str(c))}</th>" for c in df.columns]
+    out.append("</tr></thead><tbody>")
+    for row in df.itertuples(index=False):
+        cells = []
+        for v in row:
+            text = _cell(v)
+            cls = VERDICT_CLASS.get(text)
+            cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _standalone_html(t: Table) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(t.title)}</title>'
+        "</head><body>"
+        f"<h1>{html.escape(t.title)}</h1><p>{html.escape(t.caption)}</p>{to_html(t.display, t.key)}</body></html>\n"
+    )

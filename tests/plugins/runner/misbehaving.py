@@ -1,0 +1,93 @@
+"""Plugin variants that misbehave on purpose, for tests/test_runner.py (loaded via RNN_BENCH_PLUGINS).
+
+Each is a tanh RNN (no fused kernel, so its ``step`` really runs) plus one fault, which shows only when
+a framework runs the step (in a worker), not in the numpy contract check that ``rnn-bench run`` does
+first, in its own process. Environment variables tune them from the test:
+
+    RNN_BENCH_TEST_SLEEP   seconds ``sleepy`` sleeps in every step call (default 0)
+    RNN_BENCH_TEST_HOLD    a file: while it exists, ``sleepy`` waits in its step
+    RNN_BENCH_TEST_HEAL    when set, ``exits`` and ``killed`` behave (to test --retry-failed)
+    RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded" lines to
+"""
+
+import os
+import signal
+import sys
+import time
+
+from harness.variant import Variant
+
+
+def in_worker(ops) -> bool:
+    return ops.backend in ("torch", "tf")  # not the numpy reference
+
+
+class _TanhRNN(Variant):  # no id: not registered itself
+    family = "test"
+    reference = "tests/plugins"
+
+    def parameter_shapes(self, input_size, hidden_size):
+        return {"W": (input_size, hidden_size), "R": (hidden_size, hidden_size), "b": (hidden_size,)}
+
+    def step(self, ops, p, x, state):
+        (h,) = state
+        h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"]) + p["b"])
+        return h, (h,)
+
+
+class Sleepy(_TanhRNN):
+    id = "sleepy"
+    name = "sleeps in its step"
+
+    def step(self, ops, p, x, state):
+        if in_worker(ops):
+            time.sleep(float(os.environ.get("RNN_BENCH_TEST_SLEEP", "0")))
+            hold = os.environ.get("RNN_BENCH_TEST_HOLD")
+            while hold and os.path.exists(hold):
+                time.sleep(0.05)
+        return super().step(ops, p, x, state)
+
+
+class Exits(_TanhRNN):
+    id = "exits"
+    name = "its worker exits with code 7"
+
+    def step(self, ops, p, x, state):
+        if in_worker(ops) and not os.environ.get("RNN_BENCH_TEST_HEAL"):
+            os._exit(7)
+        return super().step(ops, p, x, state)
+
+
+class Killed(_TanhRNN):
+    id = "killed"
+    name = "its worker is killed by SIGKILL"
+
+    def step(self, ops, p, x, state):
+        if in_worker(ops) and not os.environ.get("RNN_BENCH_TEST_HEAL"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().step(ops, p, x, state)
+
+
+class GoesNan(_TanhRNN):
+    id = "goes_nan"
+    name = "its outputs become NaN after a few steps"
+    calls = 0
+
+    def step(self, ops, p, x, state):
+        GoesNan.calls += in_worker(ops)
+        h, (h,) = super().step(ops, p, x, state)
+        if GoesNan.calls > 8:  # a few good training steps first, then NaN for ever
+            h = h * float("nan")
+        return h, (h,)
+
+
+class Probe(_TanhRNN):
+    id = "probe"
+    name = "records which frameworks its process has imported"
+
+    def step(self, ops, p, x, state):
+        if in_worker(ops):
+            line = f"{os.getpid()} {ops.backend} {'torch' in sys.modules} {'tensorflow' in sys.modules}\n"
+            with open(os.environ["RNN_BENCH_TEST_PROBE"], "a") as f:
+                f.write(line)
+        return super().step(ops, p, x, state)

@@ -1,0 +1,298 @@
+"""The command line's promises: help for every verb, listings, bad input exits 2 naming the bad value
+(and nothing is written), dry runs, status and the export formats. Mostly in-process
+(``harness.cli.main``); nothing here starts a worker."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+import pandas as pd
+import pytest
+
+from harness.registry import registry
+from harness.store import Store
+from harness.suites import list_suites, load_suite, parse_suite, plan
+from harness.training import TrialResult
+
+VERBS = ["list", "run", "status", "export", "report", "check", "new-variant"]
+TASKS = ["adding", "copy", "delayed_recall"]
+VARIANTS = [  # every id of shared/VARIANTS.md
+    "v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "gru_ra", "rnn", "clockwork",
+    "depth_gated", "mut1", "mut2", "mut3", "min_gru", "min_lstm",
+]  # fmt: skip
+
+
+def first_words(text: str) -> set[str]:
+    return {line.split()[0] for line in text.splitlines() if line.strip()}
+
+
+# --- help -----------------------------------------------------------------------------------------------
+def test_top_level_help_lists_every_verb(cli):
+    code, out, _ = cli("--help")
+    assert code == 0
+    lines = out.splitlines()
+    for verb in VERBS:
+        at = [i for i, line in enumerate(lines) if line.split()[:1] == [verb] and line.startswith("    ")]
+        assert at, f"{verb} is not listed"
+        text = lines[at[0]].split(None, 1)[1:] or lines[at[0] + 1].split(None, 0)  # argparse may wrap a long name
+        assert len(" ".join(text).split()) >= 3, f"{verb} is listed without what it does"
+
+
+def _description(help_text: str) -> str:
+    """The paragraph argparse prints between the usage and the first argument section."""
+    blocks = [b.strip() for b in help_text.strip().split("\n\n")]
+    assert blocks[0].startswith("usage:")
+    first = blocks[1] if len(blocks) > 1 else ""
+    return "" if re.match(r"^(positional arguments|options|optional arguments):", first) else first
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_help_explains_the_verb(cli, verb):
+    code, out, _ = cli(verb, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: rnn-bench {verb}")
+    assert len(_description(out).split()) >= 3, out
+
+
+# --- list -----------------------------------------------------------------------------------------------
+def test_list_tasks(cli):
+    code, out, _ = cli("list", "tasks")
+    assert code == 0
+    assert set(TASKS) <= first_words(out)
+
+
+def test_list_variants_shows_every_catalogue_id(cli):
+    code, out, _ = cli("list", "variants")
+    assert code == 0
+    assert set(VARIANTS) <= first_words(out)
+
+
+@pytest.mark.parametrize("suite", sorted(set(list_suites()) | {"smoke"}))
+def test_list_suites(cli, suite):
+    code, out, _ = cli("list", "suites")
+    assert code == 0
+    lines = [line.split(None, 1) for line in out.splitlines() if line.strip()]
+    described = {words[0]: words[1] if len(words) > 1 else "" for words in lines}
+    assert suite in described
+    assert described[suite].strip(), f"suite {suite} has no description"
+
+
+# --- bad names ------------------------------------------------------------------------------------------
+UNKNOWN = [  # (arguments after 'run', the bad value, a close match that must be suggested or None, valid names)
+    (["smoke", "--tasks", "addng"], "addng", "adding", TASKS),
+    (["smoke", "--variants", "nope"], "nope", None, VARIANTS),
+    (["smoke", "--variants", "lstn"], "lstn", "lstm", VARIANTS),
+    (["smoke", "--frameworks", "tourch"], "tourch", "torch", ["torch", "tf"]),
+    (["smok"], "smok", "smoke", list_suites()),
+]
+
+
+@pytest.mark.parametrize("args, bad, close, valid", UNKNOWN, ids=[u[1] for u in UNKNOWN])
+def test_unknown_name_exits_2_naming_it_the_valid_ones_and_a_close_match(cli, tmp_path, args, bad, close, valid):
+    store = tmp_path / "s.sqlite"
+    code, out, err = cli("run", *args, "--store", store)
+    assert code == 2
+    assert repr(bad) in err
+    for name in valid:
+        assert re.search(rf"\b{name}\b", err), f"{name!r} is not among the valid names listed: {err}"
+    hint = re.search(r"did you mean (.*?)\?", err, re.IGNORECASE)
+    assert hint, err
+    suggested = re.findall(r"'([^']+)'", hint.group(1))
+    assert suggested, err
+    if close is not None:
+        assert close in suggested
+    assert not store.exists()
+
+
+# --- malformed suite files ------------------------------------------------------------------------------
+def suite_text(top: str = "", variants: str = '["rnn"]', lengths: str = "adding = [2]", training: str = "",
+               search: str = "") -> str:  # fmt: skip
+    return f"""name = "bad"
+tasks = ["adding"]
+variants = {variants}
+frameworks = ["torch"]
+{top}
+[lengths]
+{lengths}
+
+[training]
+max_steps = 5
+{training}
+
+[search]
+{search}
+"""
+
+
+MALFORMED = {  # case: (suite text, what the message must name besides the file)
+    "invalid-toml": ('tasks = ["adding"\nvariants = ["rnn"]\n', ["TOML"]),
+    "unknown-top-level-key": (suite_text(top='varients = ["gru"]'), ["varients", "did you mean 'variants'"]),
+    "unknown-variant": (suite_text(variants='["rnn", "lstn"]'), ["lstn"]),
+    "undeclared-search-key": (suite_text(search="bogus = { choice = [1, 2] }"), ["bogus", "[search]"]),
+    "learning-rate-0": (suite_text(training="learning_rate = 0"), ["learning_rate", "[training]"]),
+    "hidden-size-0": (suite_text(training="hidden_size = 0"), ["hidden_size", "[training]"]),
+    "batch-size-0": (suite_text(training="batch_size = 0"), ["batch_size", "[training]"]),
+    "length-1": (suite_text(lengths="adding = [1]"), ["[lengths]", "adding"]),
+}
+WRONG_TYPES = {  # same promise, values of the wrong type (they used to crash or name the wrong thing)
+    "device-not-a-string": (suite_text(top="device = 5"), ["device"]),
+    "variant-not-a-string": (suite_text(variants="[5]"), ["variants"]),
+    "overrides-not-a-table": (suite_text(top="overrides = 5"), ["overrides"]),
+    "frameworks-not-a-list": (suite_text().replace('frameworks = ["torch"]', 'frameworks = "torch"'),
+                              ["frameworks", "'torch'"]),
+}  # fmt: skip
+MALFORMED.update(WRONG_TYPES)
+
+
+def test_the_suite_the_malformed_ones_start_from_is_valid(bench, tmp_path):
+    path = tmp_path / "good.toml"
+    path.write_text(suite_text())
+    result = bench.run("run", path, "--dry-run", "--store", tmp_path / "s.sqlite")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\b1 trials\b", result.stdout)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_suite_exits_2_naming_file_and_key_and_writes_nothing(cli, tmp_path, case):
+    text, names = MALFORMED[case]
+    path, store = tmp_path / f"{case}.toml", tmp_path / "s.sqlite"
+    path.write_text(text)
+    code, out, err = cli("run", path, "--no-progress", "--store", store)
+    assert code == 2
+    assert str(path) in err
+    for name in names:
+        assert name.lower() in err.lower(), err
+    assert not store.exists()
+
+
+def test_narrowing_to_variants_that_ignore_a_search_key_works(bench, tmp_path):
+    result = bench.run("run", "smoke", "--variants", "rnn", "--dry-run", "--store", tmp_path / "s.sqlite")
+    assert result.returncode == 0, result.stderr
+    assert "rnn" in result.stdout
+
+
+# --- impossible command-line numbers --------------------------------------------------------------------
+@pytest.mark.parametrize("flag, value, named", [("--lengths", "1", "T=1"), ("--trials", "0", "trials"),
+                                                ("--workers", "0", "workers")])  # fmt: skip
+def test_impossible_numbers_exit_2(cli, tmp_path, flag, value, named):
+    store = tmp_path / "s.sqlite"
+    code, out, err = cli("run", "smoke", "--frameworks", "torch", flag, value, "--store", store)
+    assert code == 2
+    assert named in err
+    assert not store.exists()
+
+
+# --- dry run --------------------------------------------------------------------------------------------
+# (in a subprocess: see the next test)
+def test_dry_run_prints_the_plan_and_its_size_and_creates_no_store(bench, tmp_path):
+    store = tmp_path / "results" / "s.sqlite"
+    result = bench.run("run", "smoke", "--frameworks", "torch", "--dry-run", "--store", store)
+    assert result.returncode == 0, result.stderr
+    suite = load_suite("smoke").narrowed(frameworks=["torch"])
+    assert re.search(rf"\b{len(plan(suite))} trials\b", result.stdout)
+    for name in suite.tasks + suite.variants:
+        assert name in result.stdout
+    assert not store.exists() and not store.parent.exists()
+
+
+def test_run_output_goes_to_the_current_stdout(tmp_path):
+    import harness.runner  # noqa: F401  (imported earlier, as in any longer-lived process)
+    from harness.cli import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["run", "smoke", "--frameworks", "torch", "--dry-run", "--store", str(tmp_path / "s.sqlite")])
+    assert code == 0
+    assert "trials" in buffer.getvalue()
+
+
+# --- status and export ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [["status"], ["export", "-o", "-"], ["export", "--format", "parquet", "-o", "OUT"]])
+def test_status_and_export_on_a_missing_store_exit_2(cli, tmp_path, argv):
+    store, out_file = tmp_path / "missing.sqlite", tmp_path / "out.parquet"
+    code, out, err = cli(*[out_file if a == "OUT" else a for a in argv], "--store", store)
+    assert code == 2
+    assert str(store) in err
+    assert not store.exists() and not out_file.exists()
+
+
+RESULTS = [
+    TrialResult(status="ok", steps=20, best_step=20, validation={"loss": 0.1, "mse": 0.1},
+                test_best={"loss": 0.12, "mse": 0.12}, test_last={"loss": 0.12, "mse": 0.12},
+                curve=[(0, "validation", 0.2, 0.2), (20, "validation", 0.1, 0.1)]),
+    TrialResult(status="diverged", error="training loss became nan at step 3", steps=3),
+    TrialResult(status="failed", error="worker process exited with code 7 while running this trial"),
+]  # fmt: skip
+
+
+def make_store(path, planned, finished: int) -> list[str]:
+    """A store that planned ``planned`` and holds the first ``finished`` of them, with the results above in
+    turn (as ``rnn-bench run`` writes them). Returns the finished ids."""
+    reg = registry()
+    with Store(path) as store:
+        store.add_plan("smoke", planned)
+        for trial, result in zip(planned[:finished], RESULTS * finished):
+            store.record("run-1", "smoke", trial, reg.task(trial.task), result)
+    return [t.id for t in planned[:finished]]
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    path = tmp_path / "small.sqlite"
+    return path, make_store(path, plan(load_suite("smoke").narrowed(frameworks=["torch"])), 3)
+
+
+def test_export_csv_to_stdout_has_a_header_and_one_row_per_trial(cli, small_store):
+    store, ids = small_store
+    code, out, err = cli("export", "-o", "-", "--store", store)
+    assert code == 0, err
+    header = out.splitlines()[0].split(",")
+    assert {"trial_id", "task", "length", "variant", "framework", "status", "test_metric"} <= set(header)
+    df = pd.read_csv(io.StringIO(out))
+    assert sorted(df["trial_id"]) == sorted(ids)
+    assert sorted(df["status"]) == ["diverged", "failed", "ok"]
+
+
+def test_export_parquet_writes_one_row_per_trial(cli, small_store, tmp_path):
+    store, ids = small_store
+    target = tmp_path / "trials.parquet"
+    code, out, err = cli("export", "--format", "parquet", "-o", target, "--store", store)
+    assert code == 0, err
+    df = pd.read_parquet(target)
+    assert sorted(df["trial_id"]) == sorted(ids)
+    assert df.set_index("status").loc["ok", "test_metric"] == pytest.approx(0.12)
+
+
+def test_export_parquet_with_numeric_and_chrono_forget_bias(cli, tmp_path):
+    suite = parse_suite({"tasks": ["adding"], "variants": ["lstm"], "trials": 4, "lengths": {"adding": [2]},
+                         "search": {"forget_bias": {"choice": [1.0, "chrono"]}}}, "test")  # fmt: skip
+    trials = plan(suite)
+    assert {t.hparams["forget_bias"] for t in trials} == {1.0, "chrono"}
+    store, target = tmp_path / "fb.sqlite", tmp_path / "fb.parquet"
+    ids = make_store(store, trials, len(trials))
+    code, out, err = cli("export", "--format", "parquet", "-o", target, "--store", store)
+    assert code == 0, err
+    df = pd.read_parquet(target)
+    assert sorted(df["trial_id"]) == sorted(ids)
+    assert set(df["hp.forget_bias"].astype(str)) == {"1.0", "chrono"}
+
+
+def test_export_into_a_missing_folder_is_a_clear_outcome(cli, small_store, tmp_path):
+    store, ids = small_store
+    target = tmp_path / "no" / "such" / "folder" / "trials.csv"
+    code, out, err = cli("export", "-o", target, "--store", store)
+    assert (code == 0 and len(pd.read_csv(target)) == len(ids)) or (code == 2 and str(target.parent) in err)
+
+
+def test_status_counts_planned_finished_and_remaining(cli, small_store):
+    store, _ = small_store
+    code, out, err = cli("status", "--store", store)
+    assert code == 0, err
+    header, row = out.splitlines()[:2]
+    counts = dict(zip(header.split(), row.split()))
+    planned = len(plan(load_suite("smoke").narrowed(frameworks=["torch"])))
+    assert counts["suite"] == "smoke"
+    assert (counts["planned"], counts["ok"], counts["diverged"], counts["failed"], counts["remaining"]) == (
+        str(planned), "1", "1", "1", str(planned - 3))

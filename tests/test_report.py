@@ -1,0 +1,396 @@
+"""``build_report`` on synthetic stores: the files, well-formed self-contained HTML with every image
+embedded, the numbers against the store, determinism, degraded stores, errors, the gradient-flow
+probe, and a headless-Chromium rendering of the page (skipped where Chromium is absent)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic_store import write_synthetic_store
+
+from harness.errors import UsageError
+from harness.report import build_report
+from harness.store import Store
+
+CHROMIUM = Path("/usr/bin/chromium")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The full report (with the gradient-flow probe) of a synthetic store with unfinished trials."""
+    root = tmp_path_factory.mktemp("report")
+    store = write_synthetic_store(root / "store.sqlite", trials_per_cell=10, remaining=1)
+    started = time.perf_counter()
+    index = build_report(store, root / "out", probe=True)
+    return {"store": store, "index": index, "out": index.parent, "seconds": time.perf_counter() - started}
+
+
+# ------------------------------------------------------------------------------------------------------
+# HTML checks
+# ------------------------------------------------------------------------------------------------------
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class StrictParser(HTMLParser):
+    """Fails on a closing tag that does not match the open one; collects images and links."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.images: list[dict] = []
+        self.links: list[str] = []
+        self.ids: list[str] = []
+        self.saw_doctype = False
+
+    def handle_decl(self, decl: str) -> None:
+        self.saw_doctype = self.saw_doctype or decl.lower() == "doctype html"
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "img":
+            self.images.append(a)
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes <{self.stack[-1] if self.stack else 'nothing'}> at {self.getpos()}")
+            return
+        self.stack.pop()
+
+
+def parse(path: Path) -> StrictParser:
+    p = StrictParser()
+    p.feed(path.read_text(encoding="utf-8"))
+    p.close()
+    return p
+
+
+def test_report_files(report):
+    out = report["out"]
+    assert (out / "index.html").is_file() and (out / "report.md").is_file()
+    pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert pngs == sorted(p.stem for p in (out / "figures").glob("*.pdf"))
+    expected = {
+        "box_adding_T20",
+        "box_adding_T50",
+        "box_delayed_recall_T10",
+        "box_delayed_recall_T40",
+        "dependency_adding",
+        "dependency_delayed_recall",
+        "learning_adding",
+        "learning_delayed_recall",
+        "importance",
+        "marginals_adding",
+        "marginals_delayed_recall",
+        "frameworks_metric",
+        "frameworks_speed",
+        "ranking",
+    }
+    assert expected <= set(pngs)
+    for p in (out / "figures").glob("*.png"):
+        assert p.read_bytes()[:8] == PNG_MAGIC
+    for p in (out / "figures").glob("*.pdf"):
+        assert p.read_bytes()[:5] == b"%PDF-"
+    for key in ("summary", "ranking", "comparisons", "dependency", "importance", "speed", "framework_pairs"):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (out / "tables" / f"{key}.{ext}").stat().st_size > 0, f"{key}.{ext}"
+    assert (out / "tables" / "trials.csv").is_file()
+
+
+def test_report_is_quick(report):
+    # includes the probe (< 20 s) and ~15 figures in two formats; generous for a loaded 2-core CI machine
+    assert report["seconds"] < 120
+
+
+def test_html_is_well_formed_and_self_contained(report):
+    p = parse(report["index"])
+    assert p.saw_doctype
+    assert not p.errors, p.errors[:5]
+    assert not p.stack, f"unclosed tags: {p.stack}"
+    assert len(p.ids) == len(set(p.ids)), "duplicate ids"
+    figures = list((report["out"] / "figures").glob("*.png"))
+    assert len(p.images) == len(figures)
+    for img in p.images:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC
+        assert img.get("alt")
+    text = report["index"].read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)=['"]https?://""", text), "the page must not load anything from the network"
+    csv_links = [h for h in p.links if h.startswith("data:text/csv;base64,")]
+    assert len(csv_links) >= 8
+    summary = base64.b64decode(csv_links[0].split(",", 1)[1]).decode()
+    assert summary == (report["out"] / "tables" / "summary.csv").read_text()
+    for href in p.links:  # relative links point at files that exist
+        if not href.startswith(("data:", "#")):
+            assert (report["out"] / href).is_file(), href
+
+
+def test_page_content(report):
+    text = report["index"].read_text(encoding="utf-8")
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    for page in (text, md):
+        assert "significantly worse than v on adding" in page
+        assert "planned trials have no result yet" in page  # the store is partial
+        assert "diverged" in page and "failed" in page
+        assert "lower is better" in page or "higher is better" in page or "↓" in page
+    assert "Synthetic CPU" in text  # the benchmark's environment from the store
+    assert "matplotlib" in text  # the report's own environment
+    assert "figures/box_adding_T20.png" in md
+
+
+def test_summary_matches_the_store(report):
+    with Store(report["store"], create=False) as store:
+        trials = store.trials_frame()
+    s = pd.read_csv(report["out"] / "tables" / "summary.csv")
+    assert s["trials"].sum() == len(trials)
+    for status in ("ok", "diverged", "failed", "timeout"):
+        assert s[status].sum() == int((trials["status"] == status).sum())
+    assert (s["diverged"].sum() + s["failed"].sum()) > 0  # the fixture has some, shown as counts
+    assert (s["planned"] >= s["trials"]).all() and (s["planned"] > s["trials"]).any()
+    cell = trials[
+        (trials.task == "adding") & (trials.length == 20) & (trials.variant == "nfg") & (trials.framework == "tf")
+    ]
+    row = s[(s.task == "adding") & (s.length == 20) & (s.variant == "nfg") & (s.framework == "tf")].iloc[0]
+    assert row["mean"] == pytest.approx(cell["test_metric"].dropna().mean())
+    assert row["median"] == pytest.approx(cell["test_metric"].dropna().median())
+    assert row["best"] == pytest.approx(cell["test_metric"].dropna().min())
+    assert row["direction"] == "worse"
+    finished = cell["status"].isin(["ok", "diverged"])
+    assert row["solved_rate"] == pytest.approx(cell.loc[finished, "solved"].mean())
+    ranking = pd.read_csv(report["out"] / "tables" / "ranking.csv")
+    assert set(ranking["variant"]) == {"v", "nfg", "cifg", "gru", "rnn"}
+
+
+def test_same_store_same_numbers(report, tmp_path):
+    again = build_report(report["store"], tmp_path / "again", probe=False).parent
+    for csv in sorted((report["out"] / "tables").glob("*.csv")):
+        if csv.stem == "gradient_flow":
+            continue
+        assert (again / "tables" / csv.name).read_bytes() == csv.read_bytes(), csv.name
+    pdfs = sorted(p.name for p in (again / "figures").glob("*.pdf"))
+    assert (again / "figures" / pdfs[0]).read_bytes() == (report["out"] / "figures" / pdfs[0]).read_bytes()
+
+
+# ------------------------------------------------------------------------------------------------------
+# the gradient-flow probe
+# ------------------------------------------------------------------------------------------------------
+def test_gradient_flow_in_the_report(report):
+    out = report["out"]
+    if not (out / "figures" / "gradient_flow.png").exists():
+        pytest.skip("PyTorch is not installed: the report shows a note instead (test_probe_degrades covers it)")
+    g = pd.read_csv(out / "tables" / "gradient_flow.csv")
+    assert set(g["phase"]) == {"init", "trained"}
+    assert {"v", "rnn", "gru"} <= set(g["variant"])
+    assert (g["grad_norm"] >= 0).all() and np.isfinite(g["grad_norm"]).all()
+    assert "gradient that reaches the first step" in report["index"].read_text(encoding="utf-8")
+
+
+def test_hidden_gradient_is_the_total_derivative():
+    """Against an independent route: add a zero perturbation d_t to each h_t; ∂loss/∂d_t = ∂loss/∂h_t."""
+    torch = pytest.importorskip("torch")
+    from harness.backends.torch_backend import task_loss
+    from harness.backends.torch_ops import TORCH_OPS
+    from harness.model import init_model_params, split_params
+    from harness.probes import hidden_gradient_norms
+    from harness.registry import registry
+
+    task = registry().task("adding")
+    batch = task.batch(12, 4, seed=3)
+    for vid in ("rnn", "v", "gru"):
+        variant = registry().variant(vid)
+        params = init_model_params(variant, task, 8, seed=1, lag=12)
+        norms, loss = hidden_gradient_norms(variant, params, task, batch.inputs, batch.targets)
+        p = {k: torch.tensor(v, dtype=torch.float64) for k, v in params.items()}
+        layer, readout = split_params(p)
+        x = torch.as_tensor(batch.inputs, dtype=torch.float64)
+        state = tuple(torch.zeros(4, s, dtype=torch.float64) for s in variant.state_sizes(8))
+        deltas, hs = [], []
+        for t in range(x.shape[1]):
+            h, state = variant.step(TORCH_OPS, layer, x[:, t, :], state)
+            d = torch.zeros_like(h, requires_grad=True)
+            h = h + d
+            state = (h, *state[1:])
+            deltas.append(d)
+            hs.append(h)
+        out = torch.stack(hs, 1) @ readout["readout.W"] + readout["readout.b"]
+        ref_loss = task_loss(task, out, torch.as_tensor(batch.targets, dtype=torch.float64))
+        grads = torch.autograd.grad(ref_loss, deltas)
+        ref = np.array([float(g.norm(dim=-1).mean()) for g in grads])
+        assert loss == pytest.approx(float(ref_loss.detach()))
+        np.testing.assert_allclose(norms, ref, rtol=1e-10, atol=1e-300)
+        assert norms[0] < norms[-1]  # the signal fades going back in time at initialisation
+
+
+def test_probe_is_seeded():
+    pytest.importorskip("torch")
+    from harness.probes import _probe
+
+    spec = {
+        "backend": "harness.backends.torch_backend",
+        "task": "adding",
+        "length": 8,
+        "variants": ["rnn", "v"],
+        "hidden_size": 8,
+        "batch_size": 4,
+        "train_steps": 3,
+        "learning_rate": 0.01,
+        "seed": 0,
+    }
+    a, b = _probe(spec), _probe(spec)
+    assert a == b
+    assert {r["phase"] for r in a["rows"]} == {"init", "trained"}
+
+
+def test_probe_degrades_to_a_note(tmp_path, monkeypatch):
+    import harness.report.build as build
+    from harness.probes import gradient_flow
+
+    result = gradient_flow(["v"], "adding", 10, backend="harness.backends.no_such_backend", timeout=60)
+    assert result.note and "could not load" in result.note and not result.ok
+    monkeypatch.setattr(
+        build, "gradient_flow", lambda v, t, T: gradient_flow(v, t, T, backend="torch_is_missing_here", timeout=60)
+    )
+    store = write_synthetic_store(
+        tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"), trials_per_cell=3
+    )
+    index = build_report(store, tmp_path / "out", probe=True)
+    text = index.read_text(encoding="utf-8")
+    assert "Gradient flow: " in text and "torch_is_missing_here" in text
+    assert not (index.parent / "figures" / "gradient_flow.png").exists()
+
+
+# ------------------------------------------------------------------------------------------------------
+# degraded stores and errors
+# ------------------------------------------------------------------------------------------------------
+def test_one_task_one_variant_one_framework(tmp_path):
+    store = write_synthetic_store(
+        tmp_path / "s.sqlite",
+        tasks={"adding": (20,)},
+        variants=("v",),
+        frameworks=("torch",),
+        trials_per_cell=4,
+        failures=False,
+    )
+    index = build_report(store, tmp_path / "out", probe=False)
+    text = index.read_text(encoding="utf-8")
+    assert not parse(index).errors
+    assert "one length only" in text  # dependency figure skipped with a note
+    assert "no configuration has a test metric in both" in text  # framework comparison skipped
+    assert "Only one variant" in text
+    assert (index.parent / "figures" / "box_adding_T20.png").exists()
+
+
+def test_subset_without_v_and_a_named_baseline(tmp_path):
+    store = write_synthetic_store(
+        tmp_path / "s.sqlite",
+        tasks={"delayed_recall": (10, 20)},
+        variants=("rnn", "gru"),
+        frameworks=("tf",),
+        trials_per_cell=4,
+    )
+    index = build_report(store, tmp_path / "default", probe=False)
+    comp = pd.read_csv(index.parent / "tables" / "comparisons.csv")
+    assert set(comp["baseline"]) == {"gru"}  # no v: the first in the catalogue's order
+    index = build_report(store, tmp_path / "named", baseline="rnn", probe=False)
+    comp = pd.read_csv(index.parent / "tables" / "comparisons.csv")
+    assert set(comp["baseline"]) == {"rnn"} and set(comp["variant"]) == {"gru"}
+    index = build_report(store, tmp_path / "missing", baseline="v", probe=False)
+    assert "The requested baseline 'v' has no trials" in html.unescape(index.read_text(encoding="utf-8"))
+
+
+def test_suite_filter_and_default_folder(tmp_path, monkeypatch):
+    store = write_synthetic_store(
+        tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "nfg"), trials_per_cell=3, suite="tiny"
+    )
+    monkeypatch.chdir(tmp_path)
+    index = build_report(store, suite="tiny", probe=False)
+    assert index.resolve() == (tmp_path / "reports" / "tiny" / "index.html").resolve()
+    with pytest.raises(UsageError, match="no trials of suite 'nope'.*tiny"):
+        build_report(store, suite="nope", probe=False)
+    index = build_report(store, probe=False)  # no suite: every trial, named after the latest run's suite
+    assert index.parent.name == "tiny"
+
+
+def test_missing_and_empty_stores_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="no results store") as err:
+        build_report(tmp_path / "nothing.sqlite", tmp_path / "out")
+    assert err.value.exit_code == 2
+    Store(tmp_path / "empty.sqlite").close()
+    with pytest.raises(UsageError, match="no finished trial"):
+        build_report(tmp_path / "empty.sqlite", tmp_path / "out")
+    (tmp_path / "junk.sqlite").write_text("not a database at all, just some text " * 20)
+    with pytest.raises(UsageError):
+        build_report(tmp_path / "junk.sqlite", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------------
+# in a real browser
+# ------------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"headless Chromium is not installed ({CHROMIUM} is absent)")
+def test_page_renders_in_headless_chromium(report, tmp_path):
+    url = report["index"].resolve().as_uri()
+    flags = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    n = len(list((report["out"] / "figures").glob("*.png")))
+    # the page's own load handler counts images that decoded and take up space on the page
+    assert f'data-figures-loaded="{n}/{n}"' in dom, re.findall(r"data-figures-loaded=\"[^\"]*\"", dom)
+    assert '<p class="broken">' not in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, "--window-size=1280,2000", f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[0] >= 1000
+    # the first box plot is on screen: the baseline's blue (#0173b2) fills its boxes
+    blue = np.abs(pixels - np.array([0x01, 0x73, 0xB2]) / 255).max(axis=-1) < 0.06
+    assert blue.sum() > 500, blue.sum()
+
+
+def test_report_imports_no_framework(tmp_path):
+    """Analysis and report never import PyTorch or TensorFlow (only the probe's child process does)."""
+    store = write_synthetic_store(
+        tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"), trials_per_cell=3
+    )
+    code = (
+        "import sys; from harness.report import build_report; "
+        f"build_report({str(store)!r}, {str(tmp_path / 'out')!r}, probe=False); "
+        "loaded = sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules); "
+        "assert not loaded, loaded"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
