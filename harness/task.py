@@ -61,6 +61,16 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return log_norm - picked
 
 
+def last_step_classification(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Cross-entropy ("loss") and accuracy of the class read at the last step (B, L, C) vs (B,) labels."""
+    last = np.asarray(outputs)[:, -1, :]
+    targets = np.asarray(targets, dtype=np.int64)
+    return {
+        "loss": float(softmax_cross_entropy(last, targets).mean()),
+        "accuracy": float((last.argmax(axis=-1) == targets).mean()),
+    }
+
+
 class Task:
     """Base class of every task. Subclasses set the metadata and implement ``generate``,
     ``seq_len``, ``baseline`` and ``metrics`` (``solved`` defaults to ``metric`` vs ``solved_threshold``)."""
