@@ -107,7 +107,7 @@ def run_suite(
         if bar is not None:
             bar.close()
         summary.seconds = time.monotonic() - started
-        store.finish_run(run_id)
+        store.finish_run(run_id, pool.environments)
         store.close()
     _print_summary(summary, store_path, out)
     return summary

@@ -115,8 +115,16 @@ class Store:
             )
         return run_id
 
-    def finish_run(self, run_id: str) -> None:
+    def finish_run(self, run_id: str, workers: dict[str, dict] | None = None) -> None:
+        """Close a run; ``workers`` adds what each framework's workers reported (versions, GPU)."""
         with self.conn:
+            if workers:
+                row = self.conn.execute("SELECT environment FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                env = json.loads(row[0]) if row and row[0] else {}
+                env["workers"] = workers
+                self.conn.execute(
+                    "UPDATE runs SET environment = ? WHERE run_id = ?", (json.dumps(env, sort_keys=True), run_id)
+                )
             self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))
 
     def add_plan(self, suite: str, trials: Iterable[Trial]) -> None:

@@ -8,6 +8,7 @@ Messages over the pipe (parent -> worker): a trial as JSON, or None to stop.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import asdict
@@ -45,6 +46,8 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def worker_main(framework: str, device: str, conn: Connection, parent: int) -> None:
+    # Ctrl-C reaches the whole process group: the runner handles it (keeps what finished, kills us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(THREAD_VARIABLES)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     from harness.backends import load_backend

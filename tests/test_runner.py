@@ -351,6 +351,43 @@ def test_retry_failed_reruns_failed_and_timeout_trials_in_place(mixed_run, mixed
     assert curve[0][0] > 0  # the replacement brought its learning curve
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
+def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugins):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the runner says what it kept
+    and exits 130, no worker prints a traceback, and the same command then does only the rest."""
+    suite = write_suite(tmp_path / "ctrl_c.toml", ["sleepy"], trials=6)
+    store, hold = tmp_path / "ctrl_c.sqlite", tmp_path / "hold"
+    proc = subprocess.Popen(
+        bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while stored_count(store) < 1:
+            assert proc.poll() is None, "the run ended before Ctrl-C"
+            assert time.monotonic() < deadline, "no trial was stored in 120 s"
+            time.sleep(0.05)
+        hold.touch()  # the worker waits inside its next trial
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    kept = stored_count(store)
+    assert 1 <= kept < 6
+    assert f"Interrupted: the {kept} finished trial(s) are kept" in out
+    assert "Traceback" not in err
+    hold.unlink()
+    rerun = bench.run("run", suite, *ONE_WORKER, "--store", store, env=plugin_env(bench))
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{kept} already in" in rerun.stdout
+    use_plugins("runner")
+    assert_exactly(store, {t.id for t in plan(load_suite(str(suite)))})
+
+
 # --- plugin files -------------------------------------------------------------------------------------
 def test_broken_plugin_file_is_named_and_the_rest_still_runs(mixed_run, mixed, cli, tmp_path, use_plugins):
     use_plugins("broken")

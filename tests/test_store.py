@@ -102,3 +102,16 @@ def test_missing_or_foreign_store_is_a_usage_error(tmp_path):
     junk.write_text("this is not a database" * 100)
     with pytest.raises(UsageError, match="not an rnn-bench results store"):
         Store(junk)
+
+
+def test_run_environment_gains_what_the_workers_reported(tmp_path):
+    import json
+
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("t", ["rnn-bench", "run", "t"], {"python": "3.11", "cpu": "x"})
+        store.finish_run(run, {"torch": {"torch": "2.13.0", "gpu": "H100"}})
+        row = store.runs_frame().iloc[0]
+        env = json.loads(row["environment"])
+        assert env["cpu"] == "x" and env["workers"]["torch"]["gpu"] == "H100"
+        assert row["finished_at"] >= row["started_at"]
+        assert store.latest_environment()["workers"]["torch"]["torch"] == "2.13.0"
