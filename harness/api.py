@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from harness.backends import check_framework, load_backend
+from harness.contract import sizes_of
+from harness.errors import UsageError
+from harness.model import init_rng
 from harness.registry import registry
 from harness.task import Batch
 from harness.unroll import check_params, unroll_numpy
@@ -48,14 +51,14 @@ def make_batch(task: str, seq_len: int, batch_size: int, seed: int) -> Batch:
 
 def init_params(variant: str, input_size: int, hidden_size: int, seed: int, lag: int | None = None,
                 **hparams: Any) -> dict[str, np.ndarray]:  # fmt: skip
-    """The contract's dict of float32 arrays (VARIANTS.md), as a trial with this seed would start it.
-    ``hparams`` are the variant's own (e.g. ``forget_bias=3.0``, ``modules=4``)."""
+    """The contract's dict of float32 arrays (VARIANTS.md), exactly as a trial with this seed starts its
+    recurrent layer. ``hparams`` are the variant's own (e.g. ``forget_bias=3.0``, ``modules=4``);
+    ``forget_bias="chrono"`` needs ``lag``, the task's T."""
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            from harness.errors import UsageError
-
             raise UsageError(f"{name}={value!r} is impossible; it must be an integer >= 1")
-    return registry().variant(variant, **hparams).init_params(int(input_size), int(hidden_size), seed, lag=lag)
+    cell = registry().variant(variant, **hparams)
+    return cell.init_params(int(input_size), int(hidden_size), init_rng(seed), lag=lag)
 
 
 def run_cell(variant: str, framework: str, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,
@@ -68,11 +71,14 @@ def run_cell(variant: str, framework: str, params: dict[str, np.ndarray], inputs
     cell = registry().variant(variant, **hparams)
     inputs = np.asarray(inputs)
     if inputs.ndim != 3:
-        raise ValueError(f"inputs must be (batch, length, input_size); got shape {inputs.shape}")
-    from harness.contract import sizes_of
-
+        raise UsageError(f"inputs must be (batch, length, input_size); got shape {inputs.shape}")
     input_size, hidden_size = sizes_of(cell, params)
     check_params(cell, params, input_size, hidden_size)
+    if inputs.shape[2] != input_size or inputs.shape[1] < 1 or inputs.shape[0] < 1:
+        raise UsageError(
+            f"inputs of shape {inputs.shape} do not fit: the parameters are for input_size {input_size}, "
+            f"so inputs must be (batch >= 1, length >= 1, {input_size})"
+        )
     if framework == "numpy":
         dtype = np.float64 if inputs.dtype == np.float64 else np.float32
         return unroll_numpy(cell, {k: np.asarray(v, dtype) for k, v in params.items()}, inputs.astype(dtype))

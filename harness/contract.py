@@ -35,4 +35,15 @@ def sizes_of(variant: Variant, params: dict[str, Any]) -> tuple[int, int]:
         ):
             return input_size, hidden_size
     got = {n: tuple(int(d) for d in p.shape) for n, p in params.items()}
-    raise StepError(variant.id, f"parameters {got} match the contract for no (input_size, hidden_size)")
+    input_size, hidden_size = got[first_w]
+    try:
+        expected = {n: tuple(s) for n, s in variant.parameter_shapes(input_size, hidden_size).items()}
+    except Exception as e:  # e.g. clockwork: H not divisible by its modules
+        raise StepError(variant.id, f"parameters read as I={input_size}, H={hidden_size} (from {first_w}): {e}") from e
+    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+    wrong = {n: (got[n], expected[n]) for n in set(got) & set(expected) if got[n] != expected[n]}
+    raise StepError(
+        variant.id,
+        f"parameters do not match the contract at I={input_size}, H={hidden_size} (read from {first_w}): "
+        f"missing {missing}, unexpected {extra}, wrong shapes (got, expected) {wrong}",
+    )

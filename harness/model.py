@@ -23,9 +23,14 @@ from harness.variant import Variant
 READOUT = ("readout.W", "readout.b")
 
 
+def init_rng(seed: int) -> np.random.Generator:
+    """The generator of a trial's initial weights: its seed's own stream, one the data never uses."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+
+
 def init_model_params(variant: Variant, task: Task, hidden_size: int, seed: int, lag: int) -> dict[str, np.ndarray]:
-    """The variant's initial parameters and the readout's, from the trial seed (a stream the data never uses)."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    """The variant's initial parameters (drawn first) and the readout's, from ``init_rng(seed)``."""
+    rng = init_rng(seed)
     params = variant.init_params(task.input_size, hidden_size, rng, lag=lag)
     params["readout.W"] = glorot_uniform((hidden_size, task.output_size), rng)
     params["readout.b"] = np.zeros(task.output_size, dtype=np.float32)

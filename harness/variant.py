@@ -158,7 +158,9 @@ def apply_forget_bias(
     """
     bf, bi = prefix + "b_f", prefix + "b_i"
     if forget_bias == "chrono":
-        t_max = max(int(lag or 2), 3)
+        if lag is None:
+            raise UsageError("forget_bias='chrono' sets b_f from the task's lag T_max: pass lag=T to init_params")
+        t_max = max(int(lag), 3)  # U[1, T_max - 1] needs T_max >= 3; shorter lags use the shortest range
         chrono = np.log(rng.uniform(1.0, t_max - 1.0, size=params[bi if bf not in params else bf].shape))
         if bf in params:
             params[bf][...] = chrono

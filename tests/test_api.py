@@ -57,3 +57,37 @@ def test_run_cell_refuses_wrong_params():
         api.run_cell("np", "torch", p, np.zeros((1, 3, 2), np.float32))
     with pytest.raises(UsageError, match="'jax'"):
         api.run_cell("np", "jax", api.init_params("np", 2, 4, seed=0), np.zeros((1, 3, 2), np.float32))
+
+
+def test_init_params_is_the_trials_initial_layer():
+    from harness.model import init_model_params
+    from harness.registry import registry
+
+    reg = registry()
+    trial = init_model_params(reg.variant("np"), reg.task("adding"), 8, seed=3, lag=50)
+    mine = api.init_params("np", 2, 8, seed=3, lag=50)
+    assert set(mine) <= set(trial)
+    for name, value in mine.items():
+        np.testing.assert_array_equal(value, trial[name])
+
+
+def test_chrono_needs_the_lag():
+    with pytest.raises(UsageError, match="chrono.*lag"):
+        api.init_params("np", 2, 4, seed=0, forget_bias="chrono")
+    b_f = api.init_params("np", 2, 64, seed=0, forget_bias="chrono", lag=50)["b_f"]
+    assert np.all((b_f >= 0) & (b_f <= np.log(49)))
+
+
+def test_run_cell_names_an_input_width_that_does_not_fit():
+    p = api.init_params("v", 3, 4, seed=0)
+    with pytest.raises(UsageError, match=r"\(2, 5, 7\).*input_size 3"):
+        api.run_cell("v", "torch", p, np.zeros((2, 5, 7), np.float32))
+
+
+def test_wrong_parameter_dict_names_the_offending_key():
+    from harness.variant import StepError
+
+    p = api.init_params("np", 3, 4, seed=0)
+    p["b_f"] = np.zeros(5, np.float32)
+    with pytest.raises(StepError, match=r"wrong shapes.*'b_f': \(\(5,\), \(4,\)\)"):
+        api.run_cell("np", "torch", p, np.zeros((1, 2, 3), np.float32))
