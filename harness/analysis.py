@@ -416,7 +416,8 @@ def summarise(
         tx = t["test_metric"].to_numpy(float) if t is not None else np.array([])
         params = cell.loc[cell["param_count"] > 0, "param_count"]
         sps = cell["steps_per_second"].dropna()
-        steps_to_solve = cell["steps_to_solve"].dropna()
+        # steps to solve: of the trials that solved (on test), not every trial that met the rule on validation
+        steps_to_solve = cell.loc[cell["solved"].astype(bool), "steps_to_solve"].dropna()
         status = cell["status"].value_counts()
         rows.append(
             {

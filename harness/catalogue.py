@@ -12,7 +12,16 @@ FUSED_KERNELS = {
 }
 
 
+def framework_column() -> str:
+    """Every variant runs in every backend (generic path); say which backends are installed here."""
+    from harness.check import installed_frameworks
+
+    here = installed_frameworks()
+    return ", ".join(fw if fw in here else f"{fw} (not installed)" for fw in ("torch", "tf"))
+
+
 def variant_rows(reg: Registry, input_size: int, hidden_size: int) -> list[dict[str, str]]:
+    frameworks = framework_column()
     rows = []
     for vid in sorted(reg.variants, key=lambda v: (reg.variants[v].family, v)):
         cls = reg.variants[vid]
@@ -28,7 +37,7 @@ def variant_rows(reg: Registry, input_size: int, hidden_size: int) -> list[dict[
                 "name": cls.name,
                 "reference": cls.reference,
                 "params": count,
-                "frameworks": "torch, tf",
+                "frameworks": frameworks,
                 "fused": fused,
             }
         )

@@ -46,7 +46,9 @@ class CheckRow:
 
 
 def installed_frameworks() -> list[str]:
-    return [fw for fw, pkg in (("torch", "torch"), ("tf", "tensorflow")) if importlib.util.find_spec(pkg)]
+    from harness.backends import PACKAGES
+
+    return [fw for fw, pkg in PACKAGES.items() if importlib.util.find_spec(pkg)]
 
 
 def small_hidden_size(variant: Variant) -> int:
@@ -55,14 +57,17 @@ def small_hidden_size(variant: Variant) -> int:
         try:
             variant.parameter_shapes(I, h)
             return h
-        except UsageError:
+        except Exception:
             continue
     raise StepError(variant.id, "parameter_shapes accepts no hidden size among 4..64")
 
 
 def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
     """Everything wrong with the variant's contract, found with numpy alone (also the runner's preflight)."""
-    params = variant.init_params(I, hidden_size, 0, lag=L)
+    try:
+        params = variant.init_params(I, hidden_size, 0, lag=L)
+    except Exception as e:  # e.g. a parameter name no default initialiser knows
+        return [f"init_params raised {type(e).__name__}: {e}"]
     problems = []
     try:
         check_params(variant, params, I, hidden_size)
@@ -87,6 +92,25 @@ def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
     return problems
 
 
+def autograd_problems(variant: Variant, hidden_size: int) -> list[str]:
+    """The step under PyTorch autograd (when PyTorch is installed): catches steps that escape the ops
+    namespace (``np.tanh`` on a tensor works in numpy, not in a framework)."""
+    if importlib.util.find_spec("torch") is None:
+        return []
+    from harness.backends import torch_backend
+
+    params = variant.init_params(I, hidden_size, 0, lag=L)
+    rng = np.random.default_rng(0)
+    x, upstream = rng.normal(size=(B, L, I)), rng.normal(size=(B, L, hidden_size))
+    try:
+        torch_backend.cell_gradients(variant, {k: v.astype(np.float64) for k, v in params.items()}, x, upstream)
+    except StepError as e:
+        return [e.message]
+    except Exception as e:
+        return [f"the step fails under PyTorch autograd: {type(e).__name__}: {e} (use only ops.* and + - * /)"]
+    return []
+
+
 def _preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]) -> dict[str, list[str]]:
     """Child side of ``preflight``: each variant's contract problems (empty lists when fine)."""
     reg = registry()
@@ -94,7 +118,8 @@ def _preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]
     for vid in variant_ids:
         try:
             variant = reg.variant(vid, **variant_hparams.get(vid, {}))
-            out[vid] = contract_problems(variant, small_hidden_size(variant))
+            hidden = small_hidden_size(variant)
+            out[vid] = contract_problems(variant, hidden) or autograd_problems(variant, hidden)
         except Exception as e:
             out[vid] = [f"{type(e).__name__}: {e}"]
     return out
@@ -199,8 +224,11 @@ def check_variant(
         if x
     )
     rows: list[CheckRow] = []
-    hidden = small_hidden_size(variant)
-    problems = contract_problems(variant, hidden)
+    try:
+        hidden = small_hidden_size(variant)
+        problems = contract_problems(variant, hidden)
+    except StepError as e:
+        hidden, problems = 0, [e.message]
     if "contract" in wanted:
         rows.append(
             CheckRow(
@@ -372,7 +400,10 @@ def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
     failed = [r for r in rows if r.status == "fail"]
     skipped = [r for r in rows if r.status == "skip"]
     print(f"\n{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} skipped")
-    return 1 if failed else 0
+    not_run = [r for r in skipped if "not installed" in r.detail]
+    if not_run and not failed:
+        print(f"Not every check ran ({', '.join(r.name for r in not_run)}): a framework is not installed here.")
+    return 1 if failed or not_run else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

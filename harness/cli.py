@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="training budget in steps, for every task")
     p.add_argument("--device", choices=["cpu", "cuda"], help="where trials run (default: the suite's, cpu)")
     p.add_argument("--no-fused", action="store_true", help="use the generic path even where a fused kernel exists")
+    p.add_argument("--xla", action="store_true", help="TensorFlow: compile the training step with XLA (jit_compile)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     p.add_argument("--time-limit", type=float, help="seconds per trial before it is killed (default: the suite's)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
@@ -130,6 +131,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.suites import list_suites, load_suite
 
     reg = registry()
+    for flag, value in (("--input-size", args.input_size), ("--hidden-size", args.hidden_size)):
+        if value < 1:
+            raise UsageError(f"{flag} {value} is impossible; it must be at least 1")
     if args.what == "tasks":
         for tid in sorted(reg.tasks):
             t = reg.task(tid)
@@ -159,6 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     training = dict(suite.training)
     if args.no_fused:
         training["fused"] = False
+    if args.xla:
+        training["xla"] = True
     suite = suite.narrowed(
         training=training, tasks=args.tasks, lengths=args.lengths, variants=args.variants, frameworks=args.frameworks,
         trials=args.trials, seeds=args.seeds, device=args.device, time_limit=args.time_limit,
@@ -253,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"rnn-bench {args.verb}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except BrokenPipeError:  # e.g. `rnn-bench export -o - | head`
+    except BrokenPipeError:  # `rnn-bench export -o - | head` closed our stdout: not an error
+        if args.verb != "export":
+            raise
         return 0
 
 

@@ -4,7 +4,9 @@
 and holding one intra-op thread. A free worker takes the next trial of its framework; when its framework
 has nothing left it is replaced by a worker of the other one. A worker that dies costs only its current
 trial (recorded ``failed`` with the exit reason) and is replaced; a trial over its time limit has its
-worker killed and is recorded ``timeout``.
+worker killed and is recorded ``timeout``. A framework that cannot start here (not installed, no GPU
+for ``--device cuda``, workers dying on import) stops the run with ``FrameworkUnavailable``, recording
+nothing for its trials: they were never tried, so a later run must still do them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
+from harness.errors import UsageError
 from harness.training import TrialResult, failed
 from harness.trial import Trial
 from harness.worker import THREAD_VARIABLES, worker_main
 
 ResultCallback = Callable[[Trial, TrialResult], None]
-MAX_START_FAILURES = 3
+MAX_START_FAILURES = 3  # workers of one framework dying in a row before they are ready
+START_TIMEOUT = 300.0  # seconds a worker may take to import its framework and report ready
+
+
+class FrameworkUnavailable(UsageError):
+    """A framework's workers cannot start here (not installed, no GPU for --device cuda, crashing on
+    import). Its trials are not recorded: the run stops, keeping what finished, and says why."""
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Slot:
     conn: Any
     ready: bool = False
     trial: Trial | None = None
-    started: float = 0.0
+    started: float = 0.0  # when its trial was sent, or (not ready yet) when the process started
 
 
 def _exit_reason(process: Any) -> str:
@@ -68,7 +77,7 @@ class LocalPool:
         )  # fmt: skip
         process.start()
         child_conn.close()
-        return Slot(framework, process, parent_conn)
+        return Slot(framework, process, parent_conn, started=time.monotonic())
 
     @staticmethod
     def _stop(slot: Slot, kill: bool = False) -> None:
@@ -114,19 +123,22 @@ class LocalPool:
         return max(candidates, key=lambda f: (len(pending[f]) / (1 + serving[f]), f))
 
     def _assign(self, slot: Slot, pending: dict[str, deque]) -> None:
-        slot.trial = pending[slot.framework].popleft()
-        slot.started = time.monotonic()
-        slot.conn.send(slot.trial.to_json())
+        trial = pending[slot.framework].popleft()
+        try:
+            slot.conn.send(trial.to_json())
+        except (BrokenPipeError, OSError):  # it died since it said ready: the trial goes back first in line
+            pending[slot.framework].appendleft(trial)
+            return
+        slot.trial, slot.started = trial, time.monotonic()
 
     def _fill(self, pending: dict[str, deque]) -> None:
-        """Start workers up to the pool size and give every ready, idle worker a trial of its framework."""
+        """Start workers up to the pool size and give every ready, idle worker a trial of its framework.
+        A ready worker whose framework has nothing left is stopped; the loop below starts one of the
+        other framework if there is work for it."""
         for slot in list(self.slots):
             if slot.trial is None and slot.ready and not pending.get(slot.framework):
-                framework = self._pick_framework(pending, None)
                 self.slots.remove(slot)
                 self._stop(slot)
-                if framework is not None:
-                    self.slots.append(self._start(framework))
         while len(self.slots) < self.workers:
             framework = self._pick_framework(pending, None)
             queued = sum(len(q) for q in pending.values())
@@ -161,11 +173,12 @@ class LocalPool:
         kind = message[0]
         if kind == "ready":
             slot.ready = True
+            self.start_failures[slot.framework] = 0
             self.environments[slot.framework] = message[1]
-        elif kind == "broken":  # the framework cannot load: fail its trials with the reason
+        elif kind == "broken":  # the framework cannot load here: nothing of it can run
             self.slots.remove(slot)
             self._stop(slot, kill=True)
-            self._fail_framework(slot.framework, message[1], pending, on_result)
+            raise FrameworkUnavailable(f"framework {slot.framework!r} cannot run here: {message[1]}")
         elif kind == "result":
             trial, slot.trial = slot.trial, None
             on_result(trial, TrialResult(**message[2]))
@@ -177,21 +190,29 @@ class LocalPool:
         if slot.trial is not None:
             on_result(slot.trial, failed(f"{reason} while running this trial"))
         elif not slot.ready:
-            # It died while importing its framework: retrying forever would hang the run.
-            self.start_failures[slot.framework] = self.start_failures.get(slot.framework, 0) + 1
-            if self.start_failures[slot.framework] >= MAX_START_FAILURES:
-                why = f"{MAX_START_FAILURES} {slot.framework} workers died while starting (last: {reason})"
-                self._fail_framework(slot.framework, why, pending, on_result)
+            self._start_failed(slot.framework, reason)
 
-    def _fail_framework(self, framework: str, why: str, pending: dict[str, deque], on_result: ResultCallback) -> None:
-        """Record every queued trial of a framework that cannot start as failed, with the reason."""
-        for trial in pending.pop(framework, deque()):
-            on_result(trial, failed(f"framework {framework!r} could not start: {why}"))
+    def _start_failed(self, framework: str, reason: str) -> None:
+        """A worker died (or hung) before it was ready; a few in a row mean the framework cannot start,
+        and retrying for ever would hang the run."""
+        self.start_failures[framework] = self.start_failures.get(framework, 0) + 1
+        if self.start_failures[framework] >= MAX_START_FAILURES:
+            raise FrameworkUnavailable(
+                f"{MAX_START_FAILURES} {framework} workers in a row died while starting (last: {reason})"
+            )
 
     def _enforce_time_limit(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
         now = time.monotonic()
         for slot in list(self.slots):
+            if not slot.ready and now - slot.started > START_TIMEOUT:
+                self.slots.remove(slot)
+                self._stop(slot, kill=True)
+                self._start_failed(slot.framework, f"not ready after {START_TIMEOUT:.0f} s")
+                continue
             if slot.trial is not None and now - slot.started > self.time_limit:
+                if slot.conn.poll():  # its result arrived just in time: take it, do not kill it
+                    self._receive(slot, pending, on_result)
+                    continue
                 trial = slot.trial
                 self.slots.remove(slot)
                 self._stop(slot, kill=True)

@@ -13,14 +13,14 @@ for as many calls as you like, and the ``*_many`` functions batch several varian
 
 What is compared:
 
-* ``compare_frameworks`` / ``compare_fused``: the layer's outputs (B, L, H) and the gradients of
+* ``compare_frameworks_many`` / ``compare_fused_many``: the layer's outputs (B, L, H) and the gradients of
   ``sum(outputs * upstream)`` (random upstream) with respect to every contract parameter and to the
   inputs (``cell_gradients`` of each backend), at random parameters: the variant's initialiser, then
   every bias and peephole redrawn from N(0, 0.5²) so that each term of the step matters;
 * ``compare_training``: the per-step training losses of one trial run by ``harness.training.train`` in
   both frameworks from the same seed (``eval_every = 1``, so the curve's "train" entries are single
   steps' losses);
-* ``transfer_params``: a model trained a few steps in one framework, exported with ``get_params``,
+* ``transfer_params_many``: a model trained a few steps in one framework, exported with ``get_params``,
   loaded with ``set_params`` into the other framework's model, gives the same ``predict`` outputs.
 
 Every error is the maximum absolute difference (``max |a - b|``) unless its name says otherwise.
@@ -73,9 +73,7 @@ def _trial_parts(job: dict, framework: str) -> tuple[Any, Any, Any, dict]:
 
     task = registry().task(job["task"])
     variant = _variant(job["variant"], job["variant_hparams"])
-    trial = Trial(
-        job["task"], job["length"], variant.id, framework, job["device"], job["hparams"], job["seed"]
-    )
+    trial = Trial(job["task"], job["length"], variant.id, framework, job["device"], job["hparams"], job["seed"])
     return trial, task, variant, job["hparams"]
 
 
@@ -162,8 +160,7 @@ class Workers:
         if missing:
             raise ValueError(f"these workers run {sorted(self.pools)}, not {missing}")
         futures: dict[str, Future] = {
-            fw: self.pools[fw].submit(run_jobs, fw, self.device, kind, jobs)
-            for fw, (kind, jobs) in calls.items()
+            fw: self.pools[fw].submit(run_jobs, fw, self.device, kind, jobs) for fw, (kind, jobs) in calls.items()
         }
         return {fw: f.result() for fw, f in futures.items()}
 
@@ -276,43 +273,14 @@ def compare_frameworks_many(
     fused: bool = False,
     workers: Workers | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``compare_frameworks`` for several variants in one child process per framework.
+    """Torch against tf for several variants, in one child process per framework.
 
     ``hparams`` maps a variant id to its variant hyperparameters. Returns ``{variant id: errors}``
     (see ``compare_cell_results``) for torch against tf, both on the generic path unless ``fused``.
     """
     jobs = _cell_jobs(variant_ids, hparams, input_size, hidden_size, batch, length, seed, dtype, fused)
     results = _with_workers(workers, ("torch", "tf"), {"torch": ("cell", jobs), "tf": ("cell", jobs)})
-    return {
-        vid: compare_cell_results(a, b) for vid, a, b in zip(variant_ids, results["torch"], results["tf"])
-    }
-
-
-def compare_frameworks(
-    variant_id: str,
-    hparams: dict | None = None,
-    input_size: int = 3,
-    hidden_size: int = 4,
-    batch: int = 2,
-    length: int = 6,
-    seed: int = 0,
-    dtype: str = "float32",
-    fused: bool = False,
-    workers: Workers | None = None,
-) -> dict[str, Any]:
-    """Max abs errors between torch and tf for one variant: outputs, per-parameter and input gradients."""
-    return compare_frameworks_many(
-        [variant_id],
-        {variant_id: hparams or {}},
-        input_size,
-        hidden_size,
-        batch,
-        length,
-        seed,
-        dtype,
-        fused,
-        workers,
-    )[variant_id]
+    return {vid: compare_cell_results(a, b) for vid, a, b in zip(variant_ids, results["torch"], results["tf"])}
 
 
 def compare_fused_many(
@@ -345,33 +313,6 @@ def compare_fused_many(
         fw: {vid: compare_cell_results(g, f) for vid, g, f in zip(variant_ids, res[:n], res[n:])}
         for fw, res in results.items()
     }
-
-
-def compare_fused(
-    variant_id: str,
-    framework: str,
-    hparams: dict | None = None,
-    input_size: int = 3,
-    hidden_size: int = 4,
-    batch: int = 2,
-    length: int = 6,
-    seed: int = 0,
-    dtype: str = "float32",
-    workers: Workers | None = None,
-) -> dict[str, Any]:
-    """Max abs errors between the fused and the generic path of one variant within one framework."""
-    return compare_fused_many(
-        [variant_id],
-        (framework,),
-        {variant_id: hparams or {}},
-        input_size,
-        hidden_size,
-        batch,
-        length,
-        seed,
-        dtype,
-        workers,
-    )[framework][variant_id]
 
 
 #: the small trial of the training checks: cheap, and every step's loss is recorded
@@ -420,9 +361,7 @@ def compare_training(
     seed, ``eval_every = 1``). Returns each framework's ``train`` (per-step losses), ``validation``
     (after each step) and ``path``, and ``max_abs`` / ``max_rel`` (``|a - b| / |a|``) over the train
     losses of the steps both ran."""
-    job = _trial_job(
-        variant_id, task, length, {**(hparams or {}), "max_steps": steps}, variant_hparams, seed, "cpu"
-    )
+    job = _trial_job(variant_id, task, length, {**(hparams or {}), "max_steps": steps}, variant_hparams, seed, "cpu")
     results = _with_workers(workers, ("torch", "tf"), {"torch": ("train", [job]), "tf": ("train", [job])})
     out: dict[str, Any] = {fw: res[0] for fw, res in results.items()}
     failed = [f"{fw}: {r['error']}" for fw, r in out.items() if r.get("status", "failed") != "ok"]
@@ -446,18 +385,16 @@ def transfer_params_many(
     steps: int = 5,
     workers: Workers | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """``transfer_params`` for several variants (two rounds, one child per framework)."""
+    """Train ``steps`` steps in each framework, export ``get_params``, load them with ``set_params`` into
+    the other framework's model, and compare ``predict`` on a probe batch, for several variants (two
+    rounds, one child per framework): ``{variant: {"tf->torch": err, "torch->tf": err}}``."""
     from harness.registry import registry
 
-    jobs = [
-        _trial_job(v, task, length, hparams, (variant_hparams or {}).get(v), seed, "cpu") for v in variant_ids
-    ]
+    jobs = [_trial_job(v, task, length, hparams, (variant_hparams or {}).get(v), seed, "cpu") for v in variant_ids]
     probe = registry().task(task).fixed_set("validation", length, 32).inputs
     for job in jobs:
         job.update(steps=steps, probe=probe)
-    trained = _with_workers(
-        workers, ("torch", "tf"), {fw: ("transfer_train", jobs) for fw in ("torch", "tf")}
-    )
+    trained = _with_workers(workers, ("torch", "tf"), {fw: ("transfer_train", jobs) for fw in ("torch", "tf")})
     other = {"torch": "tf", "tf": "torch"}
     loads = {}
     for fw in ("torch", "tf"):
@@ -471,27 +408,7 @@ def transfer_params_many(
             exported, imported = trained[source][k], loaded[target][k]
             errors = [r["error"] for r in (exported, imported) if "error" in r]
             entry[f"{source}->{target}"] = (
-                {"error": "\n".join(errors)}
-                if errors
-                else _max_abs(exported["predictions"], imported["predictions"])
+                {"error": "\n".join(errors)} if errors else _max_abs(exported["predictions"], imported["predictions"])
             )
         report[vid] = entry
     return report
-
-
-def transfer_params(
-    variant_id: str = "np",
-    task: str = "adding",
-    length: int = 10,
-    hparams: dict | None = None,
-    variant_hparams: dict | None = None,
-    seed: int = 0,
-    steps: int = 5,
-    workers: Workers | None = None,
-) -> dict[str, Any]:
-    """Train ``steps`` steps in each framework, export ``get_params``, load them with ``set_params`` into
-    the other framework's model, and compare ``predict`` on a probe batch: ``{"tf->torch": err,
-    "torch->tf": err}`` (max abs difference of the readout outputs)."""
-    return transfer_params_many(
-        [variant_id], task, length, hparams, {variant_id: variant_hparams or {}}, seed, steps, workers
-    )[variant_id]

@@ -12,6 +12,7 @@ the best validation checkpoint and at the last step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from harness.errors import UsageError
@@ -39,16 +40,13 @@ DEFAULTS: dict[str, Any] = {
     "xla": False,  # TensorFlow only: jit_compile the training step
 }
 
-#: Settings that change how a trial runs but not what it computes; they are not part of its id.
-RUN_ONLY = ("time_limit",)
-
 
 def _number(hp: dict, key: str, where: str, *, integer: bool = False, low: float | None = None,
             strict_low: bool = False) -> None:  # fmt: skip
     value = hp[key]
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        kind = "an integer" if integer else "a finite number"
         raise UsageError(f"{where}: {key}={value!r} must be {kind}")
     if low is not None and (value <= low if strict_low else value < low):
         bound = f"> {low}" if strict_low else f">= {low}"
@@ -57,12 +55,13 @@ def _number(hp: dict, key: str, where: str, *, integer: bool = False, low: float
 
 def check_hparams(hp: dict[str, Any], where: str = "hyperparameters") -> dict[str, Any]:
     """Fill defaults and refuse impossible values, naming the key, the value and what is allowed."""
-    unknown_common = {k for k in hp if k not in DEFAULTS}
     out = {**DEFAULTS, **hp}
     if out["optimizer"] not in OPTIMIZERS:
         raise UsageError(f"{where}: optimizer={out['optimizer']!r} is unknown; valid: {', '.join(OPTIMIZERS)}")
     _number(out, "learning_rate", where, low=0, strict_low=True)
     _number(out, "momentum", where, low=0)
+    if out["momentum"] >= 1:
+        raise UsageError(f"{where}: momentum={out['momentum']!r} is impossible; it must be in [0, 1)")
     _number(out, "batch_size", where, integer=True, low=1)
     _number(out, "hidden_size", where, integer=True, low=1)
     _number(out, "clip_norm", where, low=0)
@@ -76,5 +75,4 @@ def check_hparams(hp: dict[str, Any], where: str = "hyperparameters") -> dict[st
     out["learning_rate"] = float(out["learning_rate"])
     out["momentum"] = float(out["momentum"])
     out["clip_norm"] = float(out["clip_norm"])
-    del unknown_common  # variant-specific keys are checked by the variant
     return out

@@ -17,7 +17,8 @@ from typing import TextIO
 
 from harness.check import preflight
 from harness.environment import environment
-from harness.executors import LocalPool
+from harness.errors import UsageError
+from harness.executors import FrameworkUnavailable, LocalPool
 from harness.registry import registry
 from harness.store import Store
 from harness.suites import Suite, plan
@@ -70,6 +71,7 @@ def run_suite(
         print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run)", file=out)
         return RunSummary(len(trials), len(trials) - todo, todo)
 
+    check_installed(suite.frameworks)
     store = Store(store_path)
     store.add_plan(suite.name, trials)
     finished = store.finished()
@@ -103,6 +105,11 @@ def run_suite(
         pool.run(_order_for_throughput(todo), on_result)
     except KeyboardInterrupt:
         summary.interrupted = True
+    except FrameworkUnavailable as e:
+        done = sum(summary.counts.values())
+        raise FrameworkUnavailable(
+            f"{e}. The {done} trial(s) that finished are kept in {store_path}; nothing was recorded for the others."
+        ) from e
     finally:
         if bar is not None:
             bar.close()
@@ -111,6 +118,20 @@ def run_suite(
         store.close()
     _print_summary(summary, store_path, out)
     return summary
+
+
+def check_installed(frameworks: list[str]) -> None:
+    """Refuse, before any work, a framework whose package is not installed here."""
+    import importlib.util
+
+    from harness.backends import PACKAGES
+
+    missing = [f for f in frameworks if importlib.util.find_spec(PACKAGES[f]) is None]
+    if missing:
+        names = ", ".join(f"{f} (package {PACKAGES[f]!r})" for f in missing)
+        keep = [f for f in frameworks if f not in missing]
+        hint = f" or run only {','.join(keep)} with --frameworks {','.join(keep)}" if keep else ""
+        raise UsageError(f"not installed here: {names}. Install with pip install -e '.[{','.join(missing)}]'{hint}")
 
 
 def _progress_bar(total: int, name: str, enabled: bool):
@@ -133,6 +154,8 @@ def _print_summary(s: RunSummary, store_path: str | Path, out: TextIO) -> None:
     parts = ", ".join(f"{k} {s.counts[k]}" for k in ("ok", "diverged", "failed", "timeout") if s.counts[k])
     print(f"{done} trial(s) finished in {s.seconds:.0f} s ({parts or 'none'}; solved {s.solved}); "
           f"stored in {store_path}", file=out)  # fmt: skip
+    if s.counts["failed"] + s.counts["timeout"]:
+        print("Failed and timed-out trials are kept as results; rerun them with --retry-failed.", file=out)
     if s.interrupted:
         print(f"Interrupted: the {done} finished trial(s) are kept. Run the same command again to do the "
               f"remaining {s.to_run - done}.", file=out)  # fmt: skip

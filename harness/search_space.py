@@ -7,10 +7,11 @@
     key = { choice = [a, b, ...] }             one of the values, equally likely  (forget bias)
     key = value                                fixed
 
-Configurations are drawn per (task, T, configuration index k) from a generator seeded by exactly those,
-so every variant and framework sees the same k-th configuration (a paired design: differences between
-variants are not differences of luck in the search), and narrowing ``--trials`` keeps the same first
-configurations.
+Each key of configuration k of (task, T) is drawn from its own generator, seeded by exactly
+(search seed, task, T, k, key): every variant and framework sees the same k-th configuration (a paired
+design: differences between variants are not differences of luck in the search), narrowing
+``--trials`` keeps the same first configurations, and adding a key to the space changes no other
+key's draws.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def check_distribution(key: str, spec: Any, where: str) -> None:
     extra = set(spec) - {"multiple_of"}
     if "multiple_of" in spec and (not isinstance(spec["multiple_of"], int) or spec["multiple_of"] < 1
                                   or "log_uniform_int" not in spec):  # fmt: skip
-        raise UsageError(f"{where}: [search] {key}: multiple_of goes with log_uniform_int and must be an integer >= 1")
+        raise UsageError(
+            f"{where}: [search] {key}: multiple_of = {spec.get('multiple_of')!r}: it goes with log_uniform_int "
+            "and must be an integer >= 1"
+        )
     spec = {k: spec[k] for k in extra}
     if len(spec) != 1 or next(iter(spec)) not in KINDS:
         raise UsageError(f"{where}: [search] {key} = {spec!r}: expected one of "
@@ -45,18 +49,18 @@ def check_distribution(key: str, spec: Any, where: str) -> None:
         if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
             raise UsageError(f"{where}: [search] {key}: {kind} needs [low, high] numbers, got {args!r}")
         low, high = args
-        if low > high or (kind.startswith("log") and low <= 0):
+        if not all(math.isfinite(a) for a in args) or low > high or (kind.startswith("log") and low <= 0):
             raise UsageError(
                 f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need 0 < low <= high for log)"
             )
 
 
-def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
-    """One configuration; keys are drawn in sorted order so adding a key later changes no other draw's meaning."""
+def sample(space: dict[str, Any], search_seed: int, task: str, length: int, index: int) -> dict[str, Any]:
+    """Configuration ``index`` of (task, T): one independent uniform draw per key, mapped by its distribution."""
     out: dict[str, Any] = {}
     for key in sorted(space):
         spec = space[key]
-        draw = rng.random()  # one uniform per key, always consumed: configurations stay aligned across spaces
+        draw = key_rng(search_seed, task, length, index, key).random()
         if not isinstance(spec, dict):
             out[key] = spec
             continue
@@ -74,8 +78,7 @@ def sample(space: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
     return out
 
 
-def configuration_rng(search_seed: int, task: str, length: int, index: int) -> np.random.Generator:
-    """The generator of configuration ``index`` of (task, T): stable across Python runs and machines."""
-    return np.random.default_rng(
-        np.random.SeedSequence(search_seed, spawn_key=(zlib.crc32(task.encode()), length, index))
-    )
+def key_rng(search_seed: int, task: str, length: int, index: int, key: str) -> np.random.Generator:
+    """The generator of one key of configuration ``index`` of (task, T): stable across runs and machines."""
+    spawn_key = (zlib.crc32(task.encode()), length, index, zlib.crc32(key.encode()))
+    return np.random.default_rng(np.random.SeedSequence(search_seed, spawn_key=spawn_key))

@@ -38,7 +38,7 @@ from typing import Any
 from harness.errors import UsageError, unknown_name
 from harness.protocol import DEFAULTS, DEVICES, FRAMEWORKS, check_hparams
 from harness.registry import registry
-from harness.search_space import check_distribution, configuration_rng, sample
+from harness.search_space import check_distribution, sample
 from harness.trial import Trial
 
 if sys.version_info >= (3, 11):
@@ -47,6 +47,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SEED_STRIDE = 1_000_003  # seed of replicate r of configuration k: k + r * SEED_STRIDE
 TOP_KEYS = {
     "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "seeds", "device",
     "time_limit", "search_seed", "lengths", "training", "search", "overrides",
@@ -97,7 +98,9 @@ def list_suites() -> list[str]:
 def load_suite(name_or_path: str) -> Suite:
     """A shipped suite by name (``quick``) or a suite file by path."""
     path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.exists()):
+    if path.suffix == ".toml" and not path.exists():
+        raise UsageError(f"suite file {path} does not exist; shipped suites: {', '.join(list_suites())}")
+    if path.suffix != ".toml":
         if name_or_path not in list_suites():
             raise unknown_name("suite", name_or_path, list_suites())
         path = SUITES_DIR / f"{name_or_path}.toml"
@@ -181,7 +184,9 @@ def validate(s: Suite, where: str) -> None:
         value = getattr(s, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{where}: {key} = {value!r} must be an integer >= 1")
-    if not isinstance(s.time_limit, (int, float)) or s.time_limit <= 0:
+    if isinstance(s.search_seed, bool) or not isinstance(s.search_seed, int) or s.search_seed < 0:
+        raise UsageError(f"{where}: search_seed = {s.search_seed!r} must be an integer >= 0")
+    if isinstance(s.time_limit, bool) or not isinstance(s.time_limit, (int, float)) or not s.time_limit > 0:
         raise UsageError(f"{where}: time_limit = {s.time_limit!r} must be a positive number of seconds")
     for task in s.tasks:
         if task not in s.lengths or not s.lengths[task]:
@@ -225,7 +230,7 @@ def plan(s: Suite) -> list[Trial]:
     for task in s.tasks:
         for T in s.lengths[task]:
             for k in range(s.trials):
-                config = sample(s.search, configuration_rng(s.search_seed, task, T, k))
+                config = sample(s.search, s.search_seed, task, T, k)
                 for variant_id in s.variants:
                     variant_cls = reg.variant_class(variant_id)
                     where = f"suite {s.name!r}, {task} T={T} configuration {k}, variant {variant_id!r}"
@@ -234,10 +239,16 @@ def plan(s: Suite) -> list[Trial]:
                     own = {key: v for key, v in config.items() if key in variant_cls.hyperparameters}
                     variant = variant_cls(**own)
                     hp.update(variant.hparams)  # validated, defaults filled
+                    # Settings that cannot change this trial's arithmetic must not change its id either
+                    if variant_cls.fused_kernel is None:
+                        hp["fused"] = False
                     variant.parameter_shapes(
                         reg.task(task).input_size, hp["hidden_size"]
                     )  # e.g. clockwork's H % modules
                     for framework in s.frameworks:
+                        fw_hp = dict(hp) if framework == "tf" else {k2: v for k2, v in hp.items() if k2 != "xla"}
                         for r in range(s.seeds):
-                            trials.append(Trial(task, T, variant_id, framework, s.device, dict(hp), k * s.seeds + r))
+                            # seed r of configuration k; replicate 0 keeps seed k whatever --seeds says
+                            seed = k + r * SEED_STRIDE
+                            trials.append(Trial(task, T, variant_id, framework, s.device, fw_hp, seed))
     return trials

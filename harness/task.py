@@ -40,9 +40,6 @@ class Batch:
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
 
-    def subset(self, index: Any) -> Batch:
-        return Batch(self.inputs[index], self.targets[index])
-
 
 def data_rng(split: str, seed: int) -> np.random.Generator:
     """The generator of one data split: a stream that no other split can produce (distinct spawn keys)."""
@@ -121,6 +118,8 @@ class Task:
     def batch(self, T: int, batch_size: int, seed: int) -> Batch:
         """A batch drawn from ``np.random.default_rng(seed)`` (the API's ``make_batch``)."""
         T = self.check_length(T)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise UsageError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise UsageError(f"batch_size={batch_size!r} is not allowed; it must be an integer >= 1")
         return self.generate(T, int(batch_size), np.random.default_rng(seed))

@@ -13,7 +13,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -105,7 +104,8 @@ def train(
         batch = next(stream)
         t0 = time.perf_counter()
         loss = model.train_step(batch.inputs, batch.targets)
-        train_seconds += time.perf_counter() - t0
+        if step > 1:  # the first step traces (tf.function) and allocates: warm-up, not training speed
+            train_seconds += time.perf_counter() - t0
         result.steps = step
         if not math.isfinite(loss):
             result.status, result.error = "diverged", f"training loss became {loss} at step {step}"
@@ -121,7 +121,7 @@ def train(
         model.set_params(best_params)
         result.test_best = evaluate(model, task, test.inputs, test.targets)
         result.solved = task.solved(result.test_best)
-    result.steps_per_second = result.steps / train_seconds if train_seconds > 0 else None
+    result.steps_per_second = (result.steps - 1) / train_seconds if train_seconds > 0 else None
     result.wall_seconds = time.perf_counter() - started
     return result
 
@@ -130,8 +130,3 @@ def failed(error: BaseException | str, status: str = "failed") -> TrialResult:
     """The result of a trial that could not run; the error text says why."""
     text = error if isinstance(error, str) else "".join(traceback.format_exception(error)).strip()
     return TrialResult(status=status, error=text)
-
-
-def result_summary(result: TrialResult, task: Task) -> dict[str, Any]:
-    """The primary metric at a glance (for progress bars and logs)."""
-    return {"status": result.status, "solved": result.solved, task.metric: result.test_best.get(task.metric)}

@@ -142,9 +142,6 @@ class Variant:
     def parameter_count(self, input_size: int, hidden_size: int) -> int:
         return int(sum(int(np.prod(s)) for s in self.parameter_shapes(input_size, hidden_size).values()))
 
-    def describe_hparams(self) -> dict[str, Any]:
-        return dict(self.hparams)
-
 
 def apply_forget_bias(
     params: dict[str, np.ndarray], forget_bias: Any, lag: int | None, rng: np.random.Generator, prefix: str = ""

@@ -40,6 +40,21 @@ BROKEN = textwrap.dedent("""
             h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(state[0], p["R_h"]) + p["b"])
             return h, (h,)
 
+    class NumpyEscape(Base):
+        id = "numpy_escape"
+        def step(self, ops, p, x, state):
+            import numpy as np
+            h = np.tanh(ops.matmul(x, p["W"]) + ops.matmul(state[0], p["R"]) + p["b"])
+            return h, (h,)
+
+    class BadInit(Variant):
+        id = "bad_init"
+        def parameter_shapes(self, I, H):
+            return {"U": (I, H)}
+        def step(self, ops, p, x, state):
+            h = ops.tanh(ops.matmul(x, p["U"]))
+            return h, (h,)
+
     class UnusedParam(Base):
         id = "unused_param"
         def step(self, ops, p, x, state):
@@ -83,6 +98,17 @@ def test_preflight_refuses_a_broken_variant_before_any_work(on_plugin_path):
     with pytest.raises(UsageError, match=r"variant 'unknown_op' \(.*broken_cells.py\) breaks its contract.*gelu"):
         preflight(["unknown_op"])
     preflight(["unused_param"])  # the contract holds; the gradient check is what catches it
+
+
+def test_preflight_runs_the_step_under_autograd_too(on_plugin_path):
+    """np.tanh works on numpy arrays, so only a framework shows the step escaping the ops namespace."""
+    with pytest.raises(UsageError, match=r"variant 'numpy_escape'.*PyTorch autograd"):
+        preflight(["numpy_escape"])
+
+
+def test_check_reports_an_initialiser_failure_instead_of_crashing(broken):
+    problems = contract_problems(broken.variant("bad_init"), 4)
+    assert problems and "no default initialiser for parameter 'U'" in problems[0]
 
 
 def test_gradient_check_flags_an_unused_parameter(on_plugin_path):

@@ -394,3 +394,31 @@ def test_report_imports_no_framework(tmp_path):
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_rebuilding_into_a_folder_keeps_files_the_report_did_not_write(tmp_path):
+    from harness.report.build import _clear_previous, _write_manifest
+
+    out = tmp_path / "paper"
+    (out / "figures").mkdir(parents=True)
+    mine = out / "figures" / "my_fig1.pdf"
+    mine.write_text("the user's own figure")
+    import time as _time
+
+    started = _time.time()
+    _time.sleep(1.1)
+    generated = out / "figures" / "box.png"
+    generated.write_text("generated")
+    _write_manifest(out, started + 1.0)
+    _clear_previous(out)
+    assert mine.exists() and not generated.exists()
+
+
+def test_unknown_baseline_is_a_usage_error(tmp_path):
+    from harness.errors import UsageError
+    from harness.report.build import build_report
+    from tests.synthetic_store import write_synthetic_store
+
+    store = write_synthetic_store(tmp_path / "s.sqlite")
+    with pytest.raises(UsageError, match=r"unknown variant 'nope' \(from --baseline\)"):
+        build_report(store, out_dir=tmp_path / "r", baseline="nope", probe=False)

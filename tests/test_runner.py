@@ -444,22 +444,39 @@ def test_smoke_runs_in_tensorflow(tf_run):
 
 
 # --- last, as it may spin until its timeout ---------------------------------------------------------------
-def test_workers_that_die_before_ready_fail_their_trials_instead_of_restarting_for_ever(tmp_path, monkeypatch):
-    """Driven at the executor: every spawned process dies as it starts (as a framework import that
-    segfaults would), which would also stop ``run``'s contract preflight before any worker started."""
-    from harness.executors import MAX_START_FAILURES, LocalPool
+def _pool_whose_workers(tmp_path, monkeypatch, behaviour: str):
+    """A LocalPool whose every spawned process runs ``behaviour`` as it starts (as a framework import that
+    segfaults or hangs would), and the smoke trials it is given."""
+    from harness.executors import LocalPool
 
     (tmp_path / "sitecustomize.py").write_text(
-        "import os, sys\nif '--multiprocessing-fork' in sys.argv:\n    os._exit(9)\n"
+        f"import os, sys, time\nif '--multiprocessing-fork' in sys.argv:\n    {behaviour}\n"
     )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     trials = plan(load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["np"]))
+    return LocalPool(workers=1, time_limit=30), trials
+
+
+def test_workers_that_die_before_ready_stop_the_run_instead_of_restarting_for_ever(tmp_path, monkeypatch):
+    """Driven at the executor, since every spawned process dies (``run``'s preflight child too)."""
+    from harness.executors import MAX_START_FAILURES, FrameworkUnavailable
+
+    pool, trials = _pool_whose_workers(tmp_path, monkeypatch, "os._exit(9)")
     results = []
-    pool = LocalPool(workers=1, time_limit=30)
     started = time.monotonic()
-    pool.run(trials, lambda trial, result: results.append((trial, result)))
+    with pytest.raises(FrameworkUnavailable, match=rf"{MAX_START_FAILURES} torch workers in a row died.*code 9"):
+        pool.run(trials, lambda trial, result: results.append(result))
     assert time.monotonic() - started < 60, "the pool kept restarting workers"
-    assert [t.id for t, _ in results] == [t.id for t in trials]
-    [(_, result)] = results
-    assert result.status == "failed"
-    assert f"{MAX_START_FAILURES} torch workers died while starting" in result.error and "9" in result.error
+    assert results == []  # never tried: nothing recorded, a later run still does them
+    assert pool.slots == []
+
+
+def test_a_worker_that_never_becomes_ready_is_given_up(tmp_path, monkeypatch):
+    import harness.executors as executors
+
+    monkeypatch.setattr(executors, "START_TIMEOUT", 3.0)
+    monkeypatch.setattr(executors, "MAX_START_FAILURES", 1)
+    pool, trials = _pool_whose_workers(tmp_path, monkeypatch, "time.sleep(600)")
+    with pytest.raises(executors.FrameworkUnavailable, match="not ready after 3 s"):
+        pool.run(trials, lambda trial, result: None)
+    assert pool.slots == []

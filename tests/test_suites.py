@@ -6,8 +6,8 @@ import pytest
 
 from harness.errors import UsageError
 from harness.protocol import DEFAULTS, check_hparams
-from harness.search_space import configuration_rng, sample
-from harness.suites import list_suites, load_suite, parse_suite, plan
+from harness.search_space import sample
+from harness.suites import SEED_STRIDE, list_suites, load_suite, parse_suite, plan
 from harness.trial import Trial
 
 
@@ -65,13 +65,13 @@ def test_narrowing_trials_keeps_the_first_configurations():
     full = {t.id for t in plan(small_suite())}
     narrow = plan(small_suite().narrowed(trials=1, frameworks=["torch"], variants=["lstm"]))
     assert narrow and {t.id for t in narrow} <= full
-    assert {t.seed for t in narrow} == {0, 1}
+    assert {t.seed for t in narrow} == {0, SEED_STRIDE}  # configuration 0, replicates 0 and 1
 
 
 def test_search_space_draws_inside_bounds():
     space = {"learning_rate": {"log_uniform": [1e-3, 1e-1]}, "hidden_size": {"log_uniform_int": [4, 64]},
              "forget_bias": {"choice": [0.0, 3.0]}, "optimizer": "sgd"}  # fmt: skip
-    draws = [sample(space, configuration_rng(0, "adding", 10, k)) for k in range(200)]
+    draws = [sample(space, 0, "adding", 10, k) for k in range(200)]
     assert all(1e-3 <= d["learning_rate"] <= 1e-1 and 4 <= d["hidden_size"] <= 64 for d in draws)
     assert {d["forget_bias"] for d in draws} == {0.0, 3.0}
     assert {d["optimizer"] for d in draws} == {"sgd"}
@@ -124,3 +124,50 @@ def test_protocol_defaults_fill_and_check():
     assert hp["learning_rate"] == 0.01 and hp["optimizer"] == DEFAULTS["optimizer"]
     with pytest.raises(UsageError, match="optimizer='rmsprop'"):
         check_hparams({"optimizer": "rmsprop"})
+
+
+def test_adding_a_search_key_changes_no_other_draw():
+    base = {"learning_rate": {"log_uniform": [1e-3, 1e-1]}}
+    wider = {**base, "hidden_size": {"log_uniform_int": [4, 64]}, "batch_size": {"choice": [8, 16]}}
+    for k in range(5):
+        assert sample(base, 0, "adding", 10, k)["learning_rate"] == sample(wider, 0, "adding", 10, k)["learning_rate"]
+
+
+def test_more_seeds_keep_the_trials_already_planned():
+    one = {t.id for t in plan(small_suite(seeds=1))}
+    two = {t.id for t in plan(small_suite(seeds=2))}
+    assert one < two and len(two) == 2 * len(one)
+
+
+def test_settings_that_cannot_change_a_trial_do_not_change_its_id():
+    fused = {t.id: t for t in plan(small_suite())}
+    generic = {t.id: t for t in plan(small_suite(training={"max_steps": 10, "fused": False}))}
+    shared = set(fused) & set(generic)
+    assert {fused[i].variant for i in shared} == {"rnn", "np", "v"} - {"rnn", "np"}  # only v has no kernel
+    xla = {t.id for t in plan(small_suite(training={"max_steps": 10, "xla": True}))}
+    torch_ids = {i for i, t in fused.items() if t.framework == "torch"}
+    assert torch_ids <= xla and not ({i for i, t in fused.items() if t.framework == "tf"} & xla)
+
+
+@pytest.mark.parametrize("training, needle", [
+    ({"learning_rate": float("nan")}, "learning_rate=nan"), ({"learning_rate": float("inf")}, "learning_rate=inf"),
+    ({"momentum": 1.5}, "momentum=1.5"), ({"clip_norm": float("nan")}, "clip_norm=nan"),
+])  # fmt: skip
+def test_non_finite_or_out_of_range_settings_are_refused(training, needle):
+    with pytest.raises(UsageError, match=needle):
+        small_suite(training=training)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"search_seed": "x"}, "search_seed = 'x'"), ({"search_seed": -1}, "search_seed = -1"),
+    ({"time_limit": True}, "time_limit = True"),
+    ({"search": {"learning_rate": {"log_uniform": [1e-3, float("nan")]}}}, "learning_rate"),
+])  # fmt: skip
+def test_malformed_suite_settings_are_refused(changes, needle):
+    with pytest.raises(UsageError, match=needle):
+        small_suite(**changes)
+
+
+def test_a_missing_suite_file_is_named():
+    with pytest.raises(UsageError, match="suite file /nonexistent/x.toml does not exist"):
+        load_suite("/nonexistent/x.toml")

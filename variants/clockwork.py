@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -55,12 +56,13 @@ class Clockwork(Variant):
 
     def periods(self, hidden_size: int) -> np.ndarray:
         """Period 2^k of each hidden unit, shape (H,)."""
-        return (2.0 ** self.module_of_unit(hidden_size)).astype(np.float64)
+        self._check_size(hidden_size)
+        return _clock(self.modules, hidden_size)[0]
 
     def mask(self, hidden_size: int) -> np.ndarray:
         """M[src, dst] = 1 iff module(src) ≥ module(dst): each unit listens to its own and slower modules."""
-        k = self.module_of_unit(hidden_size)
-        return (k[:, None] >= k[None, :]).astype(np.float64)
+        self._check_size(hidden_size)
+        return _clock(self.modules, hidden_size)[1]
 
     def parameter_shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
         self._check_size(hidden_size)
@@ -79,3 +81,11 @@ class Clockwork(Variant):
         candidate = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"] * mask) + p["b"])
         h = ops.where(active, candidate, h)
         return h, (h, t + 1.0)
+
+
+@lru_cache(maxsize=64)
+def _clock(modules: int, hidden_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(periods (H,), mask (H, H)) for m modules, built once: the step runs at every time step."""
+    k = np.arange(hidden_size) // (hidden_size // modules)
+    periods, mask = (2.0**k).astype(np.float64), (k[:, None] >= k[None, :]).astype(np.float64)
+    return periods, mask

@@ -25,7 +25,9 @@ FRAMEWORK = "torch"
 
 
 def setup(device: str = "cpu", threads: int = 1) -> None:
-    """One intra-op thread per worker process (parallelism comes from processes), deterministic kernels."""
+    """One intra-op thread per worker process (parallelism comes from processes), deterministic kernels.
+    Refuses a device this machine lacks (``UsageError``), before any trial starts."""
+    resolve_device(device)
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)

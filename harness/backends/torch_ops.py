@@ -31,7 +31,10 @@ class TorchOps(Ops):
 
     @staticmethod
     def split(x, n, axis=-1):
-        return torch.chunk(x, n, dim=axis)
+        size = x.shape[axis]
+        if size % n:  # torch.chunk would silently return other sizes; numpy and TensorFlow refuse
+            raise ValueError(f"ops.split: size {size} along axis {axis} does not divide into {n} equal parts")
+        return torch.split(x, size // n, dim=axis)
 
     @staticmethod
     def where(cond, a, b):

@@ -59,8 +59,8 @@ def build_report(
                 "report; run a suite first (rnn-bench run quick) or wait for the first trials"
             )
         runs, plans = store.runs_frame(), store.plans_frame()
-        environment = store.latest_environment()
         suite_name, suite_obj = _resolve_suite(suite, runs)
+        environment = _environment_of(runs, suite_name) or store.latest_environment()
         planned = A.planned_cells(plans)
         if suite is not None:
             ids = set(planned.loc[planned["suite"] == suite_name, "trial_id"])
@@ -74,12 +74,17 @@ def build_report(
             planned = planned[planned["suite"] == suite_name]
         planned = planned.drop_duplicates("trial_id")
         curves = store.curves_frame(trials["trial_id"])
-    if baseline is None and suite_obj is not None:
+    if baseline is not None:
+        from harness.registry import registry
+
+        baseline = registry().canonical_variant(baseline, "--baseline")  # unknown: exit 2, did you mean
+    elif suite_obj is not None:
         baseline = getattr(suite_obj, "baseline", None)
     an = A.analyse(trials, curves, baseline, planned)
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
     out.mkdir(parents=True, exist_ok=True)
     _clear_previous(out)
+    build_started = time.time()
 
     done = set(trials["trial_id"])
     progress = {
@@ -115,15 +120,43 @@ def build_report(
     sentences = findings(an, ctx, gradient)
     index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, sentences)
     write_markdown(out / "report.md", an, ctx, figs.files, tables, sentences)
+    _write_manifest(out, build_started)
     return index
 
 
+MANIFEST = ".rnn-bench-report-files"
+
+
 def _clear_previous(out: Path) -> None:
-    """Remove the figures and tables of an earlier build, so that none outlives the store's data."""
-    for folder, patterns in (("figures", ("*.png", "*.pdf")), ("tables", ("*.csv", "*.md", "*.tex", "*.html"))):
-        for pattern in patterns:
-            for path in (out / folder).glob(pattern):
-                path.unlink()
+    """Remove the files an earlier build wrote (listed in its manifest), so that none outlives the
+    store's data; files someone else put in the folder are left alone."""
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        return
+    for name in manifest.read_text().splitlines():
+        path = out / name
+        if name and path.is_file() and path.resolve().is_relative_to(out.resolve()):
+            path.unlink()
+
+
+def _write_manifest(out: Path, since: float) -> None:
+    """List what this build wrote (files under ``out`` modified since it started)."""
+    written = sorted(
+        str(p.relative_to(out))
+        for p in out.rglob("*")
+        if p.is_file() and p.name != MANIFEST and p.stat().st_mtime >= since - 1
+    )
+    (out / MANIFEST).write_text("\n".join(written) + "\n")
+
+
+def _environment_of(runs: Any, suite_name: str) -> dict[str, Any]:
+    """The environment of the latest run of ``suite_name`` (empty if it has none)."""
+    import json
+
+    mine = runs[runs["suite"] == suite_name] if len(runs) else runs
+    if not len(mine) or not mine.iloc[-1]["environment"]:
+        return {}
+    return json.loads(mine.iloc[-1]["environment"])
 
 
 def trials_suites(store: Store) -> list[str]:

@@ -29,11 +29,18 @@ def check_name(name: str) -> str:
 
 
 def write_new_variant(name: str, force: bool = False, root: Path = ROOT) -> list[Path]:
-    """Write ``variants/NAME.py`` and ``tests/test_variant_NAME.py``; refuses to overwrite unless ``force``."""
-    if not force:
+    """Write ``variants/NAME.py`` and ``tests/test_variant_NAME.py``; refuses to overwrite unless ``force``,
+    and even then never replaces a file that defines another variant, nor takes an id another file has."""
+    variant_file = root / "variants" / f"{name}.py"
+    reg = registry()
+    owner = reg.variant_class(name) if name in reg.variants or name in reg.aliases else None
+    if not force or owner is None or Path(owner.source_file).resolve() != variant_file.resolve():
         check_name(name)
-    elif not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        check_name(name)
+    others = sorted(
+        v for v, cls in reg.variants.items() if Path(cls.source_file).resolve() == variant_file.resolve() and v != name
+    )
+    if others:
+        raise UsageError(f"{variant_file} defines other variants ({', '.join(others)}); it is never overwritten")
     targets = {
         root / "variants" / f"{name}.py": HERE / "variant.py.tmpl",
         root / "tests" / f"test_variant_{name}.py": HERE / "test_variant.py.tmpl",

@@ -1,8 +1,7 @@
 """Plugin variants that misbehave on purpose, for tests/test_runner.py (loaded via RNN_BENCH_PLUGINS).
 
-Each is a tanh RNN (no fused kernel, so its ``step`` really runs) plus one fault, which shows only when
-a framework runs the step (in a worker), not in the numpy contract check that ``rnn-bench run`` does
-first, in its own process. Environment variables tune them from the test:
+Each is a tanh RNN (no fused kernel, so its ``step`` really runs) plus one fault, which shows only in
+a benchmark worker, not in the contract preflight that ``rnn-bench run`` does first in a child process. Environment variables tune them from the test:
 
     RNN_BENCH_TEST_SLEEP   seconds ``sleepy`` sleeps in every step call (default 0)
     RNN_BENCH_TEST_HOLD    a file: while it exists, ``sleepy`` waits in its step
@@ -10,6 +9,7 @@ first, in its own process. Environment variables tune them from the test:
     RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded" lines to
 """
 
+import multiprocessing
 import os
 import signal
 import sys
@@ -19,7 +19,8 @@ from variants.rnn import SimpleRNN
 
 
 def in_worker(ops) -> bool:
-    return ops.backend in ("torch", "tf")  # not the numpy reference
+    """In a benchmark worker (named rnn-bench-<framework> by the pool), not in run's contract preflight."""
+    return ops.backend in ("torch", "tf") and multiprocessing.current_process().name.startswith("rnn-bench-")
 
 
 class _TanhRNN(SimpleRNN):
