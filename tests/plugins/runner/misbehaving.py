@@ -1,7 +1,8 @@
 """Plugin variants that misbehave on purpose, for tests/test_runner.py (loaded via RNN_BENCH_PLUGINS).
 
-Each is a tanh RNN (no fused kernel, so its ``step`` really runs) plus one fault, which shows only in
-a benchmark worker, not in the contract preflight that ``rnn-bench run`` does first in a child process. Environment variables tune them from the test:
+Each is a tanh RNN (no fused kernel, so its ``step`` really runs) plus one fault, which shows only
+in a benchmark worker, not in the contract preflight that ``rnn-bench run`` does first in a child
+process. Environment variables tune them from the test:
 
     RNN_BENCH_TEST_SLEEP   seconds ``sleepy`` sleeps in every step call (default 0)
     RNN_BENCH_TEST_HOLD    a file: while it exists, ``sleepy`` waits in its step
