@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends import check_framework
 from harness.errors import UsageError, unknown_name
-from harness.protocol import DEFAULTS, DEVICES, FRAMEWORKS, check_hparams
+from harness.protocol import DEFAULTS, DEVICES, check_hparams
 from harness.registry import registry
 from harness.search_space import check_distribution, sample
 from harness.trial import Trial
@@ -176,8 +177,7 @@ def validate(s: Suite, where: str) -> None:
     if s.baseline:
         s.baseline = reg.canonical_variant(s.baseline, f"{where}, key 'baseline'")
     for f in s.frameworks:
-        if f not in FRAMEWORKS:
-            raise unknown_name("framework", f, FRAMEWORKS, where)
+        check_framework(f, where)
     if s.device not in DEVICES:
         raise unknown_name("device", s.device, DEVICES, where)
     for key in ("trials", "seeds"):
