@@ -111,11 +111,8 @@ class LocalPool:
         finally:
             self.shutdown(kill=True)
 
-    def _pick_framework(self, pending: dict[str, deque], prefer: str | None) -> str | None:
-        """The framework a free worker should serve: its own while it has work, else the one with most
-        work per worker already serving it."""
-        if prefer and pending.get(prefer):
-            return prefer
+    def _pick_framework(self, pending: dict[str, deque]) -> str | None:
+        """The framework a new worker should serve: the one with most queued work per worker serving it."""
         serving = {f: sum(s.framework == f for s in self.slots) for f in pending}
         candidates = [f for f, q in pending.items() if q]
         if not candidates:
@@ -140,7 +137,7 @@ class LocalPool:
                 self.slots.remove(slot)
                 self._stop(slot)
         while len(self.slots) < self.workers:
-            framework = self._pick_framework(pending, None)
+            framework = self._pick_framework(pending)
             queued = sum(len(q) for q in pending.values())
             busy_or_starting = sum(s.trial is not None or not s.ready for s in self.slots)
             if framework is None or busy_or_starting >= queued:

@@ -356,17 +356,20 @@ def compare_training(
     seed: int = 0,
     steps: int = 20,
     workers: Workers | None = None,
+    frameworks: tuple[str, ...] = ("torch", "tf"),
 ) -> dict[str, Any]:
-    """The same trial trained ``steps`` steps in both frameworks (``harness.training.train``, the same
-    seed, ``eval_every = 1``). Returns each framework's ``train`` (per-step losses), ``validation``
-    (after each step) and ``path``, and ``max_abs`` / ``max_rel`` (``|a - b| / |a|``) over the train
-    losses of the steps both ran."""
+    """The same trial trained ``steps`` steps in each of ``frameworks`` (``harness.training.train``, the
+    same seed, ``eval_every = 1``). Returns each framework's ``train`` (per-step losses), ``validation``
+    (after each step) and ``path``; with both frameworks also ``max_abs`` / ``max_rel``
+    (``|a - b| / |a|``) over the train losses of the steps both ran."""
     job = _trial_job(variant_id, task, length, {**(hparams or {}), "max_steps": steps}, variant_hparams, seed, "cpu")
-    results = _with_workers(workers, ("torch", "tf"), {"torch": ("train", [job]), "tf": ("train", [job])})
+    results = _with_workers(workers, tuple(frameworks), {fw: ("train", [job]) for fw in frameworks})
     out: dict[str, Any] = {fw: res[0] for fw, res in results.items()}
     failed = [f"{fw}: {r['error']}" for fw, r in out.items() if r.get("status", "failed") != "ok"]
     if failed:
         out["error"] = "\n".join(failed)
+        return out
+    if set(frameworks) != {"torch", "tf"}:
         return out
     n = min(len(out["torch"]["train"]), len(out["tf"]["train"]))
     a, b = np.asarray(out["torch"]["train"][:n]), np.asarray(out["tf"]["train"][:n])

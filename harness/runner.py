@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from harness.check import preflight
+from harness.check import installed_frameworks, preflight
 from harness.environment import environment
 from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
@@ -122,11 +122,10 @@ def run_suite(
 
 def check_installed(frameworks: list[str]) -> None:
     """Refuse, before any work, a framework whose package is not installed here."""
-    import importlib.util
-
     from harness.backends import PACKAGES
 
-    missing = [f for f in frameworks if importlib.util.find_spec(PACKAGES[f]) is None]
+    here = installed_frameworks()
+    missing = [f for f in frameworks if f not in here]
     if missing:
         names = ", ".join(f"{f} (package {PACKAGES[f]!r})" for f in missing)
         keep = [f for f in frameworks if f not in missing]
