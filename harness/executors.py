@@ -27,6 +27,7 @@ from harness.trial import Trial
 from harness.worker import THREAD_VARIABLES, worker_main
 
 ResultCallback = Callable[[Trial, TrialResult], None]
+ClaimCallback = Callable[[Trial], bool]
 MAX_START_FAILURES = 3  # workers of one framework dying in a row before they are ready
 START_TIMEOUT = 300.0  # seconds a worker may take to import its framework and report ready
 
@@ -66,6 +67,7 @@ class LocalPool:
         self.slots: list[Slot] = []
         self.environments: dict[str, dict] = {}
         self.start_failures: dict[str, int] = {}  # workers of a framework that died before ready
+        self.claim: ClaimCallback | None = None
 
     # --- worker lifecycle ---------------------------------------------------------------------------
     def _start(self, framework: str) -> Slot:
@@ -101,8 +103,11 @@ class LocalPool:
         self.slots = []
 
     # --- scheduling ---------------------------------------------------------------------------------
-    def run(self, trials: list[Trial], on_result: ResultCallback) -> None:
-        """Run every trial; ``on_result`` is called in this process as each one finishes."""
+    def run(self, trials: list[Trial], on_result: ResultCallback, claim: ClaimCallback | None = None) -> None:
+        """Run every trial; ``on_result`` is called in this process as each one finishes. ``claim``, when
+        given, is asked just before a trial goes to a worker; a trial it refuses (another driver has it)
+        is dropped from this run."""
+        self.claim = claim
         pending: dict[str, deque[Trial]] = {}
         for t in trials:
             pending.setdefault(t.framework, deque()).append(t)
@@ -120,11 +125,18 @@ class LocalPool:
         return max(candidates, key=lambda f: (len(pending[f]) / (1 + serving[f]), f))
 
     def _assign(self, slot: Slot, pending: dict[str, deque]) -> None:
-        trial = pending[slot.framework].popleft()
+        """Send the worker the next trial of its framework that ``claim`` grants."""
+        queue = pending[slot.framework]
+        while queue:
+            trial = queue.popleft()
+            if self.claim is None or self.claim(trial):
+                break
+        else:
+            return
         try:
             slot.conn.send(trial.to_json())
         except (BrokenPipeError, OSError):  # it died since it said ready: the trial goes back first in line
-            pending[slot.framework].appendleft(trial)
+            queue.appendleft(trial)  # (still claimed by us: the claim is asked again, and granted)
             return
         slot.trial, slot.started = trial, time.monotonic()
 

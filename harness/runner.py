@@ -9,6 +9,7 @@ what is left.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from harness.environment import environment
 from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.registry import registry
-from harness.store import Store
+from harness.store import LEASE_SECONDS, Store, StoredTrial
 from harness.suites import Suite, plan
 from harness.training import TrialResult
 from harness.trial import Trial
@@ -31,10 +32,64 @@ class RunSummary:
     planned: int
     already_done: int
     to_run: int
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter = field(default_factory=Counter)  # what this driver stored, by status
     solved: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    stale: int = 0  # stored trials whose code changed: rerun
+    taken_by_others: int = 0  # trials another driver had claimed: not run here
+    stored_by_others: int = 0  # trials run here that another driver had stored first (work done twice)
+
+
+@dataclass
+class Work:
+    """What a run must do: the trials to run and, for those already stored, why they run again."""
+
+    todo: list[Trial]
+    stored_at: dict[str, float | None]  # trial_id -> finished_at of the row this run replaces (None: new)
+    reasons: dict[str, str]  # trial_id -> why a stored trial runs again
+    changed: Counter  # (kind, name) -> stored trials whose code changed, kind "variant" | "task"
+
+
+def expected_code(trials: list[Trial]) -> dict[tuple[str, str], dict[str, str]]:
+    """(variant, task) -> the code fingerprints this checkout would produce them with."""
+    from harness.worker import code_of
+
+    reg = registry()
+    pairs = {(t.variant, t.task) for t in trials}
+    return {(v, k): code_of(reg.variant_class(v), type(reg.task(k))) for v, k in pairs}
+
+
+def work_to_do(trials: list[Trial], stored: dict[str, StoredTrial], retry_failed: bool) -> Work:
+    """Not stored yet, or stored but failed (with ``retry_failed``), or produced by code that has changed
+    since: a changed variant or task never passes off old results as its own."""
+    code = expected_code(trials)
+    work = Work([], {}, {}, Counter())
+    for t in trials:
+        row = stored.get(t.id)
+        if row is None:
+            work.todo.append(t)
+            work.stored_at[t.id] = None
+            continue
+        want = code[(t.variant, t.task)]
+        changed = row.code_changed(want["variant"], want["task"])
+        if changed:
+            reason = "code changed: " + " and ".join(f"{kind} {getattr(t, kind)!r}" for kind in changed)
+            work.changed.update((kind, getattr(t, kind)) for kind in changed)
+        elif retry_failed and row.status in ("failed", "timeout"):
+            reason = f"retry of a {row.status} trial"
+        else:
+            continue
+        work.todo.append(t)
+        work.stored_at[t.id], work.reasons[t.id] = row.finished_at, reason
+    return work
+
+
+def describe_changes(work: Work, out: TextIO) -> None:
+    """Say which variants and tasks changed since their trials were stored, before any work."""
+    for (kind, name), n in sorted(work.changed.items()):
+        print(f"{kind} {name!r} changed since {n} of its stored trial(s) were run: they run again with the "
+              "current code (the old results move to the store's superseded table)", file=out)  # fmt: skip
 
 
 def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
@@ -64,20 +119,15 @@ def run_suite(
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
-        describe_plan(suite, trials, out)
-        with_store = Path(store_path).exists()
-        done = Store(store_path, create=False).finished() if with_store else {}
-        todo = sum(t.id not in done for t in trials)
-        print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run)", file=out)
-        return RunSummary(len(trials), len(trials) - todo, todo)
+        return _dry_run(suite, trials, store_path, retry_failed, out)
 
     check_installed(suite.frameworks)
     store = Store(store_path)
     store.add_plan(suite.name, trials)
-    finished = store.finished()
-    rerun = {"failed", "timeout"} if retry_failed else set()
-    todo = [t for t in trials if t.id not in finished or finished[t.id] in rerun]
-    summary = RunSummary(len(trials), len(trials) - len(todo), len(todo))
+    work = work_to_do(trials, store.stored(), retry_failed)
+    todo = work.todo
+    summary = RunSummary(len(trials), len(trials) - len(todo), len(todo), stale=sum(work.changed.values()))
+    describe_changes(work, out)
     print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
           f"{len(todo)} to run on {workers} worker(s)", file=out)  # fmt: skip
     if not todo:
@@ -86,13 +136,27 @@ def run_suite(
 
     run_id = store.start_run(suite.name, argv or [], environment())
     reg = registry()
+    code = expected_code(todo)
     bar = _progress_bar(len(todo), suite.name, progress)
     started = time.monotonic()
 
+    def claim(trial: Trial) -> bool:
+        if store.claim(trial.id, run_id, work.stored_at[trial.id]):
+            return True
+        summary.taken_by_others += 1
+        if bar is not None:
+            bar.update(1)
+        return False
+
     def on_result(trial: Trial, result: TrialResult) -> None:
-        store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=trial.id in finished)
-        summary.counts[result.status] += 1
-        summary.solved += int(result.solved)
+        result.code = result.code or code[(trial.variant, trial.task)]  # a worker that died reported none
+        replace = work.stored_at[trial.id] is not None
+        reason = work.reasons.get(trial.id, "rerun")
+        if not store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=replace, reason=reason):
+            summary.stored_by_others += 1  # another driver stored it first (a lease ran out): its result stays
+        else:
+            summary.counts[result.status] += 1
+            summary.solved += int(result.solved)
         if bar is not None:
             bar.set_postfix_str(f"solved {summary.solved}, diverged {summary.counts['diverged']}, "
                                 f"failed {summary.counts['failed'] + summary.counts['timeout']}")  # fmt: skip
@@ -101,8 +165,9 @@ def run_suite(
             _tell(bar, out, f"failed: {trial.label()}: {result.error.strip().splitlines()[-1]}")
 
     pool = LocalPool(workers, suite.device, suite.time_limit)
+    heartbeat = ClaimHeartbeat(store_path, run_id)
     try:
-        pool.run(_order_for_throughput(todo), on_result)
+        pool.run(_order_for_throughput(todo), on_result, claim=claim)
     except KeyboardInterrupt:
         summary.interrupted = True
     except FrameworkUnavailable as e:
@@ -111,13 +176,54 @@ def run_suite(
             f"{e}. The {done} trial(s) that finished are kept in {store_path}; nothing was recorded for the others."
         ) from e
     finally:
+        heartbeat.stop()
         if bar is not None:
             bar.close()
         summary.seconds = time.monotonic() - started
+        store.release_claims(run_id)
         store.finish_run(run_id, pool.environments)
         store.close()
     _print_summary(summary, store_path, out)
     return summary
+
+
+def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO) -> RunSummary:
+    """Print the plan, what the store already has, and what a run would do; write nothing."""
+    describe_plan(suite, trials, out)
+    stored, claimed = {}, {}
+    if Path(store_path).exists():
+        with Store(store_path, create=False) as store:
+            stored, claimed = store.stored(), store.live_claims()
+    work = work_to_do(trials, stored, retry_failed)
+    describe_changes(work, out)
+    todo = len(work.todo)
+    busy = sum(t.id in claimed for t in work.todo)
+    running = f", {busy} of them being run by another driver now" if busy else ""
+    print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running})", file=out)
+    return RunSummary(len(trials), len(trials) - todo, todo, stale=sum(work.changed.values()))
+
+
+class ClaimHeartbeat:
+    """Renews a driver's claims every ``LEASE_SECONDS / 4`` from a thread with its own connection, so
+    that a driver busy with long trials keeps them and a dead one loses them."""
+
+    def __init__(self, store_path: str | Path, run_id: str) -> None:
+        self.store_path, self.run_id = store_path, run_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="rnn-bench-claims", daemon=True)
+        self.thread.start()
+
+    def _beat(self) -> None:
+        store = Store(self.store_path, create=False)
+        try:
+            while not self.stopped.wait(LEASE_SECONDS / 4):
+                store.renew_claims(self.run_id)
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
 
 
 def check_installed(frameworks: list[str]) -> None:
@@ -151,10 +257,16 @@ def _tell(bar, out: TextIO, text: str) -> None:
 def _print_summary(s: RunSummary, store_path: str | Path, out: TextIO) -> None:
     done = sum(s.counts.values())
     parts = ", ".join(f"{k} {s.counts[k]}" for k in ("ok", "diverged", "failed", "timeout") if s.counts[k])
-    print(f"{done} trial(s) finished in {s.seconds:.0f} s ({parts or 'none'}; solved {s.solved}); "
-          f"stored in {store_path}", file=out)  # fmt: skip
+    print(f"{done} trial(s) finished in {s.seconds:.0f} s and stored by this run ({parts or 'none'}; "
+          f"solved {s.solved}) in {store_path}", file=out)  # fmt: skip
+    if s.taken_by_others:
+        print(f"{s.taken_by_others} trial(s) were claimed by another driver on the same store: run there, "
+              "not here.", file=out)  # fmt: skip
+    if s.stored_by_others:
+        print(f"{s.stored_by_others} trial(s) ran here but another driver had stored them first; its results "
+              "were kept.", file=out)  # fmt: skip
     if s.counts["failed"] + s.counts["timeout"]:
         print("Failed and timed-out trials are kept as results; rerun them with --retry-failed.", file=out)
     if s.interrupted:
         print(f"Interrupted: the {done} finished trial(s) are kept. Run the same command again to do the "
-              f"remaining {s.to_run - done}.", file=out)  # fmt: skip
+              f"remaining {s.to_run - done - s.taken_by_others - s.stored_by_others}.", file=out)  # fmt: skip

@@ -9,21 +9,37 @@ Tables:
                   error text, validation/test metrics (primary metric flattened, all metrics as JSON),
                   solved, steps run, steps to solve, wall seconds, training steps per second, parameters
     curves        (trial_id, split, step, loss, metric): the learning curve
+    claims        (trial_id, run_id, host, pid, expires_at): trials a running driver has taken
+    superseded    earlier results of a trial that was run again (retried, or its code changed): the old
+                  row and curve as JSON, never read by reports, kept so that no finished trial is lost
 
-A finished trial is written in one transaction (its row and its curve together), so a run killed at any
-moment loses no finished trial and leaves no half-written one. ``trial_id`` is the primary key: a trial
-is never stored twice; ``record(..., replace=True)`` (retrying a failed trial) swaps the old row for the
-new one in the same transaction.
+Guarantees:
+- A finished trial is written in one transaction (its row, its curve, the release of its claim), so a
+  run killed at any moment loses no finished trial and leaves no half-written one.
+- ``trial_id`` is the primary key: a trial is stored once. ``record(..., replace=True)`` (a retried
+  failure, or a trial whose code changed) moves the old row and curve to ``superseded`` and writes the
+  new ones in the same transaction.
+- Every row records the code fingerprints of the variant and task that produced it
+  (``variant_code``, ``task_code``; ``harness.fingerprint``); rows written before fingerprints existed
+  have NULL there.
+- Claims: a driver takes a trial with ``claim`` before running it; a second driver on the same store
+  gets ``False`` for it while the claim is live. A claim lives while its driver renews it
+  (``renew_claims``, every ``LEASE_SECONDS / 4``) and, on the driver's own host, while its process
+  exists: a SIGKILLed driver's claims are free at once on its host, and after ``LEASE_SECONDS``
+  elsewhere.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +48,9 @@ from harness.task import Task
 from harness.training import TrialResult
 from harness.trial import Trial, canonical
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+LEASE_SECONDS = 60.0
+HOST = socket.gethostname()
 DEFAULT_PATH = Path("results") / "rnn-bench.sqlite"
 STATUSES = ("ok", "diverged", "failed", "timeout")
 
@@ -55,18 +73,100 @@ CREATE TABLE IF NOT EXISTS trials (
     val_metric REAL, val_loss REAL, test_metric REAL, test_loss REAL, test_metric_last REAL, test_loss_last REAL,
     baseline_metric REAL, metrics TEXT,
     solved INTEGER, steps INTEGER, best_step INTEGER, steps_to_solve INTEGER,
-    wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL
+    wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL,
+    variant_code TEXT, task_code TEXT
 );
 CREATE TABLE IF NOT EXISTS curves (
     trial_id TEXT NOT NULL, split TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, metric REAL,
     PRIMARY KEY (trial_id, split, step)
 );
+CREATE TABLE IF NOT EXISTS claims (
+    trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL, expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS superseded (
+    trial_id TEXT NOT NULL, superseded_at REAL NOT NULL, reason TEXT NOT NULL, row TEXT NOT NULL, curve TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS trials_by_cell ON trials (task, length, variant, framework);
 """
 
 
+#: Columns added after schema version 1, with their SQL type: added to older stores when opened.
+ADDED_COLUMNS = {"trials": {"variant_code": "TEXT", "task_code": "TEXT"}}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older version to this schema (inside the caller's transaction)."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _alive(host: str, pid: int, expires_at: float, now: float) -> bool:
+    """Is a claim still held? Past its lease it is not; on this host, not once its process is gone."""
+    if expires_at <= now:
+        return False
+    if host != HOST:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _finite(x: Any) -> float | None:
     return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """A stored trial's status, when it was stored, and the code fingerprints it was produced by."""
+
+    status: str
+    finished_at: float
+    variant_code: str | None
+    task_code: str | None
+
+    def code_changed(self, variant_code: str, task_code: str) -> list[str]:
+        """Which of "variant", "task" differ from the given fingerprints (unknown, pre-fingerprint
+        rows: neither, since nothing is known against them)."""
+        changed = []
+        if self.variant_code is not None and self.variant_code != variant_code:
+            changed.append("variant")
+        if self.task_code is not None and self.task_code != task_code:
+            changed.append("task")
+        return changed
+
+
+def _row(run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult) -> dict[str, Any]:
+    """The ``trials`` row of one result."""
+    m = task.metric
+    baseline = task.baseline(trial.length).get(m)
+    return {
+        "trial_id": trial.id, "run_id": run_id, "suite": suite,
+        "task": trial.task, "length": trial.length, "variant": trial.variant, "framework": trial.framework,
+        "device": trial.device, "seed": trial.seed, "hparams": json.dumps(canonical(trial.hparams), sort_keys=True),
+        "status": result.status, "error": result.error or None, "path": result.path or None,
+        "metric": m, "higher_is_better": int(task.higher_is_better),
+        "val_metric": _finite(result.validation.get(m)), "val_loss": _finite(result.validation.get("loss")),
+        "test_metric": _finite(result.test_best.get(m)), "test_loss": _finite(result.test_best.get("loss")),
+        "test_metric_last": _finite(result.test_last.get(m)),
+        "test_loss_last": _finite(result.test_last.get("loss")),
+        "baseline_metric": _finite(baseline),
+        "metrics": json.dumps({"validation": result.validation, "test_best": result.test_best,
+                               "test_last": result.test_last}, allow_nan=True),
+        "solved": int(result.solved), "steps": result.steps, "best_step": result.best_step,
+        "steps_to_solve": result.steps_to_solve, "wall_seconds": result.wall_seconds,
+        "steps_per_second": result.steps_per_second, "param_count": result.param_count,
+        "finished_at": time.time(),
+        "variant_code": result.code.get("variant"), "task_code": result.code.get("task"),
+    }  # fmt: skip
 
 
 class Store:
@@ -92,7 +192,7 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             with self.conn:
                 self.conn.executescript(SCHEMA)
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                _migrate(self.conn)
         except sqlite3.DatabaseError as e:
             raise UsageError(f"{self.path} is not an rnn-bench results store (SQLite said: {e})") from e
 
@@ -142,43 +242,92 @@ class Store:
         rows = self.conn.execute(f"SELECT trial_id, status FROM trials WHERE status IN ({marks})", statuses)
         return dict(rows.fetchall())
 
+    def stored(self) -> dict[str, StoredTrial]:
+        """trial_id -> what a driver needs to know of each stored trial to decide whether to run it."""
+        rows = self.conn.execute("SELECT trial_id, status, finished_at, variant_code, task_code FROM trials")
+        return {r[0]: StoredTrial(*r[1:]) for r in rows}
+
     # --- writing a trial ----------------------------------------------------------------------------
     def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
-               replace: bool = False) -> None:  # fmt: skip
-        """Store one finished trial and its learning curve in one transaction."""
-        m = task.metric
-        baseline = task.baseline(trial.length).get(m)
-        row = {
-            "trial_id": trial.id, "run_id": run_id, "suite": suite,
-            "task": trial.task, "length": trial.length, "variant": trial.variant, "framework": trial.framework,
-            "device": trial.device, "seed": trial.seed, "hparams": json.dumps(canonical(trial.hparams), sort_keys=True),
-            "status": result.status, "error": result.error or None, "path": result.path or None,
-            "metric": m, "higher_is_better": int(task.higher_is_better),
-            "val_metric": _finite(result.validation.get(m)), "val_loss": _finite(result.validation.get("loss")),
-            "test_metric": _finite(result.test_best.get(m)), "test_loss": _finite(result.test_best.get("loss")),
-            "test_metric_last": _finite(result.test_last.get(m)),
-            "test_loss_last": _finite(result.test_last.get("loss")),
-            "baseline_metric": _finite(baseline),
-            "metrics": json.dumps({"validation": result.validation, "test_best": result.test_best,
-                                   "test_last": result.test_last}, allow_nan=True),
-            "solved": int(result.solved), "steps": result.steps, "best_step": result.best_step,
-            "steps_to_solve": result.steps_to_solve, "wall_seconds": result.wall_seconds,
-            "steps_per_second": result.steps_per_second, "param_count": result.param_count,
-            "finished_at": time.time(),
-        }  # fmt: skip
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+               replace: bool = False, reason: str = "rerun") -> bool:  # fmt: skip
+        """Store one finished trial and its learning curve in one transaction, releasing its claim.
+
+        Returns False (and stores nothing) when the trial is already stored and ``replace`` is False:
+        another driver stored it first. With ``replace``, an existing row and its curve move to
+        ``superseded`` (with ``reason``) before the new ones are written.
+        """
+        row = _row(run_id, suite, trial, task, result)
         cols = ", ".join(row)
         with self.conn:
+            if replace:
+                self._supersede(trial.id, reason)
             cur = self.conn.execute(
-                f"{verb} INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+                f"INSERT OR IGNORE INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
             )
-            if cur.rowcount == 0:  # already stored by an earlier run: keep the first, add nothing
-                return
+            self.conn.execute("DELETE FROM claims WHERE trial_id = ?", (trial.id,))
+            if cur.rowcount == 0:  # already stored by another driver: keep the first, add nothing
+                return False
             self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial.id,))
             self.conn.executemany(
                 "INSERT INTO curves (trial_id, split, step, loss, metric) VALUES (?, ?, ?, ?, ?)",
                 [(trial.id, split, step, _finite(loss), _finite(metric)) for step, split, loss, metric in result.curve],
             )
+        return True
+
+    def _supersede(self, trial_id: str, reason: str) -> None:
+        """Move a trial's row and curve to ``superseded`` (inside the caller's transaction)."""
+        self.conn.row_factory = sqlite3.Row
+        try:
+            old = self.conn.execute("SELECT * FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+            if old is None:
+                return
+            curve = [tuple(r) for r in self.conn.execute(
+                "SELECT step, split, loss, metric FROM curves WHERE trial_id = ? ORDER BY split, step", (trial_id,))]
+        finally:
+            self.conn.row_factory = None
+        self.conn.execute(
+            "INSERT INTO superseded (trial_id, superseded_at, reason, row, curve) VALUES (?, ?, ?, ?, ?)",
+            (trial_id, time.time(), reason, json.dumps(dict(old)), json.dumps(curve)),
+        )
+        self.conn.execute("DELETE FROM trials WHERE trial_id = ?", (trial_id,))
+        self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial_id,))
+
+    # --- claims: several drivers on one store --------------------------------------------------------
+    def claim(self, trial_id: str, run_id: str, stored_at: float | None, lease: float = LEASE_SECONDS) -> bool:
+        """Take ``trial_id`` for ``run_id`` unless another live driver holds it, or its stored row is no
+        longer the one this driver planned from (``stored_at``: that row's ``finished_at``, None for no
+        row): then another driver has stored it meanwhile. One write transaction: two drivers asking at
+        once cannot both win."""
+        now = time.time()
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute("SELECT finished_at FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+            if (row[0] if row else None) != stored_at:
+                return False
+            held = self.conn.execute(
+                "SELECT run_id, host, pid, expires_at FROM claims WHERE trial_id = ?", (trial_id,)
+            ).fetchone()
+            if held is not None and held[0] != run_id and _alive(held[1], held[2], held[3], now):
+                return False
+            self.conn.execute(
+                "INSERT OR REPLACE INTO claims (trial_id, run_id, host, pid, claimed_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (trial_id, run_id, HOST, os.getpid(), now, now + lease),
+            )  # fmt: skip
+        return True
+
+    def renew_claims(self, run_id: str, lease: float = LEASE_SECONDS) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE claims SET expires_at = ? WHERE run_id = ?", (time.time() + lease, run_id))
+
+    def release_claims(self, run_id: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM claims WHERE run_id = ?", (run_id,))
+
+    def live_claims(self, exclude_run: str | None = None) -> dict[str, str]:
+        """trial_id -> "host pid N" of every live claim (of drivers other than ``exclude_run``)."""
+        now = time.time()
+        rows = self.conn.execute("SELECT trial_id, run_id, host, pid, expires_at FROM claims").fetchall()
+        return {t: f"{h} pid {p}" for t, r, h, p, e in rows if r != exclude_run and _alive(h, p, e, now)}
 
     # --- reading ------------------------------------------------------------------------------------
     def count(self) -> int:

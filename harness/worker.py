@@ -27,14 +27,26 @@ def run_trial(trial, backend: ModuleType):
     from harness.registry import registry
     from harness.training import failed, train
 
+    code: dict[str, str] = {}
     try:
         reg = registry()
         task = reg.task(trial.task)
         variant_cls = reg.variant_class(trial.variant)
+        code = code_of(variant_cls, type(task))
         variant = variant_cls(**{k: v for k, v in trial.hparams.items() if k in variant_cls.hyperparameters})
-        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device))
+        build = lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device)  # noqa: E731
+        result = train(trial, task, variant, build)
     except Exception as e:  # a broken variant or backend must cost one trial, not the run
-        return failed(e)
+        result = failed(e)
+    result.code = code
+    return result
+
+
+def code_of(variant_cls: type, task_cls: type) -> dict[str, str]:
+    """The code fingerprints of what this process runs for a trial (``harness.fingerprint``)."""
+    from harness.fingerprint import fingerprint_class
+
+    return {"variant": fingerprint_class(variant_cls), "task": fingerprint_class(task_cls)}
 
 
 def _exit_when_orphaned(parent: int) -> None:

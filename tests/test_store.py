@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
+from harness import store as store_module
 from harness.errors import UsageError
 from harness.protocol import check_hparams
 from harness.registry import registry
@@ -61,6 +67,101 @@ def test_a_trial_is_never_stored_twice(tmp_path):
         store.record(None, "t", a_trial(), task, a_result(metric=0.01), replace=True)  # a retry: replaced
         assert store.count() == 1 and store.trials_frame().iloc[0]["test_metric"] == 0.01
         assert len(store.curves_frame()) == 2
+
+
+def test_a_replaced_result_is_kept_as_superseded_not_lost(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.record(None, "t", a_trial(), task, a_result(metric=0.05))
+        assert not store.record(None, "t", a_trial(), task, a_result(metric=0.5))  # stored already: False
+        assert store.record(None, "t", a_trial(), task, a_result(metric=0.01), replace=True, reason="code changed")
+        (trial_id, reason, row, curve), = store.conn.execute("SELECT trial_id, reason, row, curve FROM superseded")
+        assert trial_id == a_trial().id and reason == "code changed"
+        assert json.loads(row)["test_metric"] == 0.05 and len(json.loads(curve)) == 2
+        assert store.trials_frame().iloc[0]["test_metric"] == 0.01  # the current one
+
+
+def test_a_row_records_the_code_that_produced_it(tmp_path):
+    result = a_result()
+    result.code = {"variant": "a" * 16, "task": "b" * 16}
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record(None, "t", a_trial(), registry().task("adding"), result)
+        row = store.stored()[a_trial().id]
+        assert (row.status, row.variant_code, row.task_code) == ("ok", "a" * 16, "b" * 16)
+        assert row.code_changed("a" * 16, "b" * 16) == []
+        assert row.code_changed("c" * 16, "b" * 16) == ["variant"]
+        assert row.code_changed("a" * 16, "c" * 16) == ["task"]
+
+
+# --- claims: two drivers on one store ------------------------------------------------------------------
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_live_claim_keeps_a_trial_from_a_second_driver(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as a, Store(path) as b:
+        assert a.claim("t1", "run-a", None)
+        assert not b.claim("t1", "run-b", None)  # held by a live driver (this process)
+        assert a.claim("t1", "run-a", None)  # its owner may ask again
+        assert b.claim("t2", "run-b", None)
+        assert a.live_claims(exclude_run="run-a") == {"t2": f"{store_module.HOST} pid {os.getpid()}"}
+        a.release_claims("run-a")
+        assert b.claim("t1", "run-b", None)
+
+
+def test_a_dead_drivers_claims_are_free_at_once_and_expired_ones_anywhere(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        now = time.time()
+        store.conn.execute("INSERT INTO claims VALUES ('dead', 'run-x', ?, ?, ?, ?)",
+                           (store_module.HOST, dead_pid(), now, now + 3600))  # fmt: skip
+        store.conn.execute("INSERT INTO claims VALUES ('elsewhere', 'run-y', 'other-host', 1, ?, ?)", (now, now + 3600))
+        store.conn.execute("INSERT INTO claims VALUES ('expired', 'run-z', 'other-host', 1, ?, ?)", (now, now - 1))
+        store.conn.commit()
+        assert store.claim("dead", "run-b", None)  # SIGKILLed on this host: its process is gone
+        assert not store.claim("elsewhere", "run-b", None)  # another host, lease running: assumed alive
+        assert store.claim("expired", "run-b", None)  # lease ran out: its driver stopped renewing
+
+
+def test_renewing_extends_the_lease_and_recording_releases_the_claim(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        assert store.claim(a_trial().id, "run-a", None, lease=5)
+        (before,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
+        store.renew_claims("run-a", lease=100)
+        (after,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
+        assert after > before + 90
+        store.record("run-a", "t", a_trial(), registry().task("adding"), a_result())
+        assert store.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+
+
+def test_a_trial_stored_since_the_plan_cannot_be_claimed(tmp_path):
+    """A driver planned from a snapshot: a row that appeared (or changed) since means another driver did it."""
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record(None, "t", a_trial(), registry().task("adding"), a_result())
+        stored_at = store.stored()[a_trial().id].finished_at
+        assert not store.claim(a_trial().id, "run-a", None)  # planned as missing, now stored
+        assert store.claim(a_trial().id, "run-a", stored_at)  # planned to replace exactly this row
+
+
+def test_a_version_1_store_is_migrated_and_its_rows_have_no_fingerprint(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(store_module.SCHEMA.replace(",\n    variant_code TEXT, task_code TEXT", ""))
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO trials (trial_id, task, length, variant, framework, device, seed, hparams, status, "
+                 "finished_at) VALUES ('old', 'adding', 10, 'np', 'torch', 'cpu', 0, '{}', 'ok', 1.0)")  # fmt: skip
+    conn.commit()
+    assert "variant_code" not in {r[1] for r in conn.execute("PRAGMA table_info(trials)")}
+    conn.close()
+    with Store(path) as store:
+        old = store.stored()["old"]
+        assert (old.variant_code, old.task_code) == (None, None)
+        assert old.code_changed("x", "y") == []  # nothing known against it
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
 
 
 def test_failed_trial_keeps_its_reason_and_nan_becomes_null(tmp_path):

@@ -1,0 +1,134 @@
+"""Several drivers, and changed code: ``rnn-bench run`` never trains a trial twice, never loses one, and
+never passes off results of code that has changed as current.
+
+Real runs (worker processes, PyTorch) on tiny suites: adding at T=2, a few steps (tests/test_runner.py's
+``write_suite``), with plugin variants from tests/plugins/runner/ or a plugin folder written here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_runner import ONE_WORKER, assert_exactly, plugin_env, query, stored_count, write_suite
+
+from harness.suites import load_suite, plan
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+
+ROOT = Path(__file__).resolve().parent.parent
+STORED = re.compile(r"(\d+) trial\(s\) finished in \d+ s and stored by this run")
+
+
+def stored_by(stdout: str) -> int:
+    """What a driver's summary says it stored (0 when it found nothing to do)."""
+    match = STORED.search(stdout)
+    return int(match.group(1)) if match else 0
+
+
+def test_two_drivers_started_together_train_each_trial_once(bench, tmp_path, use_plugins):
+    suite = write_suite(tmp_path / "pair.toml", ["sleepy"], trials=8)
+    store = tmp_path / "pair.sqlite"
+    env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.02")  # about a second per trial: the drivers overlap
+    drivers = [
+        subprocess.Popen(bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [d.communicate(timeout=300) for d in drivers]
+    for d, (_out, err) in zip(drivers, outputs):
+        assert d.returncode == 0, err
+    use_plugins("runner")
+    planned = {t.id for t in plan(load_suite(str(suite)))}
+    said = [out for out, _ in outputs]
+    assert sum(stored_by(out) for out in said) == len(planned), said  # the summaries add up to the plan
+    assert not any("another driver had stored them first" in out for out in said), said  # none ran twice
+    assert_exactly(store, planned)
+    assert query(store, "SELECT COUNT(*) FROM superseded")[0][0] == 0  # nothing was trained twice
+    assert query(store, "SELECT COUNT(*) FROM claims")[0][0] == 0  # both released what they held
+
+
+# --- a variant edited between runs ------------------------------------------------------------------------
+def my_variant(folder: Path, step_body: str) -> None:
+    """A plugin copy of the tanh RNN with id ``mine`` and the given recurrence."""
+    folder.mkdir(exist_ok=True)
+    text = (ROOT / "variants" / "rnn.py").read_text()
+    text = text.replace('id = "rnn"', 'id = "mine"').replace('fused_kernel = "rnn"', "fused_kernel = None")
+    text = text.replace('h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"]) + p["b"])', step_body)
+    (folder / "mine.py").write_text(text)
+
+
+TANH = 'h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"]) + p["b"])'
+
+
+def test_an_edited_variant_is_rerun_and_its_old_results_superseded(bench, tmp_path):
+    plugins = tmp_path / "plugins"
+    my_variant(plugins, TANH)
+    suite = write_suite(tmp_path / "mine.toml", ["mine"], trials=2)
+    store = tmp_path / "mine.sqlite"
+    env = bench.env(RNN_BENCH_PLUGINS=str(plugins))
+    run = ("run", suite, *ONE_WORKER, "--store", store)
+
+    first = bench.run(*run, env=env)
+    assert first.returncode == 0, first.stderr
+    (code_before,), = set(query(store, "SELECT DISTINCT variant_code FROM trials"))
+    before = dict(query(store, "SELECT trial_id, test_metric FROM trials"))
+
+    my_variant(plugins, TANH + "  # a comment does not change what the cell computes")
+    unchanged = bench.run(*run, env=env)
+    assert unchanged.returncode == 0 and "Nothing to do" in unchanged.stdout, unchanged.stdout
+
+    my_variant(plugins, TANH.replace("ops.tanh(", "ops.sigmoid("))
+    dry = bench.run(*run, "--dry-run", env=env)
+    assert "variant 'mine' changed since 2 of its stored trial(s) were run" in dry.stdout, dry.stdout
+    assert "2 to run" in dry.stdout
+    second = bench.run(*run, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "variant 'mine' changed since 2 of its stored trial(s) were run" in second.stdout
+    assert stored_by(second.stdout) == 2
+    (code_after,), = set(query(store, "SELECT DISTINCT variant_code FROM trials"))
+    assert code_after != code_before
+    after = dict(query(store, "SELECT trial_id, test_metric FROM trials"))
+    assert set(after) == set(before) and after != before  # same trials, new numbers
+    reasons = query(store, "SELECT reason FROM superseded")
+    assert reasons == [("code changed: variant 'mine'",)] * 2  # the old numbers are kept, not current
+
+    again = bench.run(*run, env=env)
+    assert "Nothing to do" in again.stdout, again.stdout
+
+
+def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_path, use_plugins):
+    """SIGKILL a driver while its worker holds a trial: the claim stays in the store, and the next
+    driver (same host, the claimant's process gone) takes it at once."""
+    suite = write_suite(tmp_path / "killed.toml", ["sleepy"], trials=3)
+    store, hold = tmp_path / "killed.sqlite", tmp_path / "hold"
+    proc = subprocess.Popen(
+        bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_HOLD=hold),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while stored_count(store) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "no trial stored in time"
+            time.sleep(0.05)
+        hold.touch()  # the next trial waits in its step
+        while not query(store, "SELECT COUNT(*) FROM claims")[0][0]:
+            assert time.monotonic() < deadline, "the driver claimed nothing"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    hold.unlink()
+    (claimed, pid), = query(store, "SELECT trial_id, pid FROM claims")
+    assert pid == proc.pid
+    rerun = bench.run("run", suite, *ONE_WORKER, "--store", store, env=plugin_env(bench))
+    assert rerun.returncode == 0, rerun.stderr
+    use_plugins("runner")
+    assert_exactly(store, {t.id for t in plan(load_suite(str(suite)))})
+    assert claimed in {r[0] for r in query(store, "SELECT trial_id FROM trials")}
+    assert query(store, "SELECT COUNT(*) FROM claims")[0][0] == 0
