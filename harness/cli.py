@@ -187,7 +187,21 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
         print(df.to_string(index=False))
         print(f"\n{store.count()} trials stored in {args.store}")
+        _print_freshness(store)
     return 0
+
+
+def _print_freshness(store) -> None:
+    """Trials other drivers are running now, and stored trials whose code has changed since."""
+    from harness.freshness import changed_code, describe
+
+    running = store.live_claims()
+    if running:
+        print(f"{len(running)} trial(s) being run now by {', '.join(sorted(set(running.values())))}")
+    stale, changed = changed_code(store.trials_frame(expand_hparams=False))
+    if stale.any():
+        print(f"{int(stale.sum())} stored trial(s) were produced by code that has changed since: "
+              f"{describe(changed)}. 'rnn-bench run' with their suite reruns them.")  # fmt: skip
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from harness.check import installed_frameworks, preflight
 from harness.environment import environment
 from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
+from harness.freshness import expected_code
 from harness.registry import registry
 from harness.store import LEASE_SECONDS, Store, StoredTrial
 from harness.suites import Suite, plan
@@ -51,19 +52,10 @@ class Work:
     changed: Counter  # (kind, name) -> stored trials whose code changed, kind "variant" | "task"
 
 
-def expected_code(trials: list[Trial]) -> dict[tuple[str, str], dict[str, str]]:
-    """(variant, task) -> the code fingerprints this checkout would produce them with."""
-    from harness.worker import code_of
-
-    reg = registry()
-    pairs = {(t.variant, t.task) for t in trials}
-    return {(v, k): code_of(reg.variant_class(v), type(reg.task(k))) for v, k in pairs}
-
-
 def work_to_do(trials: list[Trial], stored: dict[str, StoredTrial], retry_failed: bool) -> Work:
     """Not stored yet, or stored but failed (with ``retry_failed``), or produced by code that has changed
     since: a changed variant or task never passes off old results as its own."""
-    code = expected_code(trials)
+    code = expected_code({(t.variant, t.task) for t in trials})
     work = Work([], {}, {}, Counter())
     for t in trials:
         row = stored.get(t.id)
@@ -136,7 +128,7 @@ def run_suite(
 
     run_id = store.start_run(suite.name, argv or [], environment())
     reg = registry()
-    code = expected_code(todo)
+    code = expected_code({(t.variant, t.task) for t in todo})
     bar = _progress_bar(len(todo), suite.name, progress)
     started = time.monotonic()
 

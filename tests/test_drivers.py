@@ -84,6 +84,11 @@ def test_an_edited_variant_is_rerun_and_its_old_results_superseded(bench, tmp_pa
     assert unchanged.returncode == 0 and "Nothing to do" in unchanged.stdout, unchanged.stdout
 
     my_variant(plugins, TANH.replace("ops.tanh(", "ops.sigmoid("))
+    status = bench.run("status", "--store", store, env=env)
+    assert "2 stored trial(s) were produced by code that has changed since: variant 'mine' (2 trials)" in status.stdout
+    report = bench.run("report", "--store", store, "--out", tmp_path / "report", "--no-probe", env=env)
+    assert report.returncode == 0, report.stderr
+    assert "Out of date: 2 of these trials" in (tmp_path / "report" / "report.md").read_text()
     dry = bench.run(*run, "--dry-run", env=env)
     assert "variant 'mine' changed since 2 of its stored trial(s) were run" in dry.stdout, dry.stdout
     assert "2 to run" in dry.stdout
@@ -100,6 +105,8 @@ def test_an_edited_variant_is_rerun_and_its_old_results_superseded(bench, tmp_pa
 
     again = bench.run(*run, env=env)
     assert "Nothing to do" in again.stdout, again.stdout
+    report = bench.run("report", "--store", store, "--out", tmp_path / "report", "--no-probe", env=env)
+    assert "Out of date" not in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_path, use_plugins):

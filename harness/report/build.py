@@ -97,7 +97,7 @@ def build_report(
     tables = build_tables(an, gradient)
     write_tables(tables, out / "tables", trials_export(an))
 
-    notes = list(an.notes)
+    notes = list(an.notes) + _freshness_notes(trials)
     if progress["remaining"]:
         notes.append(
             f"Partial results: {progress['remaining']} of {progress['planned']} planned trials have not "
@@ -147,6 +147,18 @@ def _write_manifest(out: Path, since: float) -> None:
         if p.is_file() and p.name != MANIFEST and p.stat().st_mtime >= since - 1
     )
     (out / MANIFEST).write_text("\n".join(written) + "\n")
+
+
+def _freshness_notes(trials: pd.DataFrame) -> list[str]:
+    """A word on every reported trial whose code has changed since it ran (``harness.freshness``)."""
+    from harness.freshness import changed_code, describe
+
+    stale, changed = changed_code(trials)
+    if not stale.any():
+        return []
+    return [f"Out of date: {int(stale.sum())} of these trials were produced by code that has changed since "
+            f"({describe(changed)}). Their numbers are not those of the current code; rerun their suite "
+            "(rnn-bench run) to replace them."]  # fmt: skip
 
 
 def _environment_of(runs: Any, suite_name: str) -> dict[str, Any]:
