@@ -2,8 +2,18 @@
 ``Task`` / ``Variant`` subclasses with an ``id`` are registered. Adding one is dropping a file in.
 
 A file that fails to import is reported by its name (``registry.broken_files``) and the others still
-work. Two classes claiming one id (or alias) is an error naming both files. Extra folders of plugin
-files can be named in ``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
+work: whatever it raises, ``SystemExit`` (``sys.exit`` at import) included, since a plugin must not
+end the program. Only Ctrl-C (``KeyboardInterrupt``) goes through. Two classes claiming one id (or
+alias) is an error naming both files. Extra folders of plugin files can be named in
+``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
+
+A plugin file must finish importing within ``RNN_BENCH_IMPORT_TIMEOUT`` seconds (default 30; 0: no
+limit), else it is reported broken ("did not finish importing within N s") and the others still work.
+The limit is a SIGALRM timer, so it applies where the registry is first loaded in a process's main
+thread (the CLI, benchmark workers, run's preflight child) and only to Python code: a file blocked
+inside one C call is interrupted when that call returns. A process records the files that hung in
+``RNN_BENCH_HUNG_PLUGINS``, which the worker processes it starts inherit: they skip those files instead
+of waiting for each of them again.
 """
 
 from __future__ import annotations
@@ -12,8 +22,13 @@ import importlib
 import importlib.util
 import inspect
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +38,9 @@ from harness.task import Task
 from harness.variant import Variant
 
 ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_VARIABLE = "RNN_BENCH_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT = 30.0  # seconds; importing a framework at the top of a plugin takes a few
+HUNG_VARIABLE = "RNN_BENCH_HUNG_PLUGINS"
 
 
 class DuplicateIdError(UsageError):
@@ -66,13 +84,14 @@ class Registry:
 
     # --- discovery ----------------------------------------------------------------------------------
     def load_folder(self, folder: Path, package: str | None) -> None:
+        """Register the tasks and variants of every ``*.py`` in ``folder``; a file that fails to import
+        (raises anything but KeyboardInterrupt, or exceeds the import time limit) goes to ``broken_files``."""
+        limit = import_timeout()
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            try:
-                module = _import(path, package)
-            except Exception:
-                self.broken_files[str(path)] = traceback.format_exc(limit=3)
+            module = self._import_or_report(path, package, limit)
+            if module is None:
                 continue
             for _, cls in inspect.getmembers(module, inspect.isclass):
                 if cls.__module__ != module.__name__ or not getattr(cls, "id", ""):
@@ -81,6 +100,25 @@ class Registry:
                     self._add_variant(cls, path)
                 elif issubclass(cls, Task):
                     self._add_task(cls, path)
+
+    def _import_or_report(self, path: Path, package: str | None, limit: float) -> ModuleType | None:
+        """The plugin file's module, or None with the reason in ``broken_files``."""
+        if str(path) in _hung_files():
+            self.broken_files[str(path)] = "did not finish importing in the parent process; not imported again"
+            return None
+        try:
+            with _time_limit(limit):
+                return _import(path, package)
+        except KeyboardInterrupt:  # the user's Ctrl-C, not the file's fault
+            raise
+        except ImportTimedOut as e:
+            self.broken_files[str(path)] = str(e)
+            _remember_hung(path)
+        except SystemExit as e:
+            self.broken_files[str(path)] = f"called sys.exit({e.code!r}) while importing (a plugin must not exit)"
+        except BaseException:
+            self.broken_files[str(path)] = traceback.format_exc(limit=3)
+        return None
 
     def _add_task(self, cls: type[Task], path: Path) -> None:
         if cls.id in self.tasks:
@@ -110,8 +148,69 @@ def _import(path: Path, package: str | None) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # as importlib does: no half-imported module left behind
+        raise
     return module
+
+
+class ImportTimedOut(BaseException):
+    """A plugin file did not finish importing in time. A BaseException, so that a plugin's own
+    ``except Exception`` cannot swallow it."""
+
+
+def import_timeout() -> float:
+    """Seconds a plugin file may take to import (``RNN_BENCH_IMPORT_TIMEOUT``; 0 means no limit)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_IMPORT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"{TIMEOUT_VARIABLE}={text!r} should be a number of seconds >= 0 (0: no limit)")
+    return value
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``ImportTimedOut`` in the block after ``seconds``; a timer already set (e.g. by a test
+    runner) is restored afterwards. Without a limit, off the main thread or without SIGALRM: no limit."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    armed = True
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if armed:  # the alarm may land after the block ended, before the timer is cancelled
+            raise ImportTimedOut(
+                f"did not finish importing within {seconds:g} s (limit set by {TIMEOUT_VARIABLE}); "
+                "does it loop, wait or read input at import?"
+            )
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    earlier, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if earlier:
+            signal.setitimer(signal.ITIMER_REAL, max(earlier - (time.monotonic() - started), 1e-3), interval)
+
+
+def _hung_files() -> list[str]:
+    return [f for f in os.environ.get(HUNG_VARIABLE, "").split(os.pathsep) if f]
+
+
+def _remember_hung(path: Path) -> None:
+    """Tell the processes this one starts (they inherit the environment) not to wait for ``path`` again."""
+    os.environ[HUNG_VARIABLE] = os.pathsep.join([*_hung_files(), str(path)])
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from harness.check import installed_frameworks, preflight
 from harness.environment import environment
+from harness.error_text import headline
 from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
@@ -154,7 +155,7 @@ def run_suite(
                                 f"failed {summary.counts['failed'] + summary.counts['timeout']}")  # fmt: skip
             bar.update(1)
         if result.status == "failed" and result.error:
-            _tell(bar, out, f"failed: {trial.label()}: {result.error.strip().splitlines()[-1]}")
+            _tell(bar, out, f"failed: {trial.label()}: {headline(result.error)}")
 
     pool = LocalPool(workers, suite.device, suite.time_limit)
     heartbeat = ClaimHeartbeat(store_path, run_id)

@@ -25,6 +25,15 @@ trials (same suite, same trial ids).
 
     [overrides.copy]                           # per-task training settings
     max_steps = 3000
+
+Tables keyed by task (``[lengths]``, ``[overrides.TASK]``) may name only the tasks in ``tasks``, the
+baseline must be one of ``variants``, and a variant hyperparameter in ``[search]`` must belong to one
+of them: anything else would be silently ignored, so it is refused (exit 2), naming the file and key.
+
+A plan holds at most ``MAX_TRIALS`` (100,000) trials, about five times the ``full`` study: its size is
+computed from the suite before any trial is built, and a larger one is refused with its size and how to
+narrow it (``--trials``, ``--seeds``, ``--tasks``, ``--lengths``, ``--variants``, ``--frameworks``, or
+several suite files run one after the other into the same store).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
+MAX_TRIALS = 100_000  # under 1 kB and ~0.2 ms per planned trial; the full study plans 20,900
 SEED_STRIDE = 1_000_003  # seed of replicate r of configuration k: k + r * SEED_STRIDE
 TOP_KEYS = {
     "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "seeds", "device",
@@ -146,6 +156,10 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     for key in ("device", "name", "description", "baseline"):
         if key in data and not isinstance(data[key], str):
             raise UsageError(f"suite file {where}: {key} = {data[key]!r} should be a string")
+    for task in tasks:  # an unknown task in the list first: the keys below are checked against the list
+        registry().task(task, f"suite file {where}")
+    _check_task_keys("lengths", list(lengths), tasks, where)
+    _check_task_keys("overrides", list(overrides), tasks, where)
     suite = Suite(
         name=str(data.get("name", Path(where).stem)),
         source=where,
@@ -165,7 +179,43 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         overrides={k: dict(v) for k, v in overrides.items()},
     )
     validate(suite, f"suite file {where}")
+    _check_variant_keys(suite, where)
     return suite
+
+
+def _check_task_keys(table: str, keys: list[str], tasks: list[str], where: str) -> None:
+    """A table keyed by task (``lengths``, ``overrides``) may name only the tasks the suite lists; any
+    other key would be ignored."""
+    for key in keys:
+        if key in tasks:
+            continue
+        shown = f"[overrides.{key}]" if table == "overrides" else f"[{table}] {key}"
+        if key in registry().tasks:
+            raise UsageError(
+                f"suite file {where}: {shown} names task {key!r}, which the suite does not list, so it would be "
+                f"ignored. The suite's tasks: {', '.join(tasks)}; add {key!r} to tasks or remove {shown}"
+            )
+        err = unknown_name("task", key, tasks, f"suite file {where}, {shown}")
+        raise UsageError(f"{err} (the tasks this suite lists: [{table}] may name no other)")
+
+
+def _check_variant_keys(s: Suite, where: str) -> None:
+    """The baseline and the searched variant hyperparameters must concern the suite's own variants."""
+    if s.baseline not in s.variants:
+        raise UsageError(
+            f"suite file {where}: baseline = {s.baseline!r} is not among the suite's variants "
+            f"({', '.join(s.variants)}), so the report would have nothing to compare against"
+        )
+    reg = registry()
+    used = {k for v in s.variants for k in reg.variant_class(v).hyperparameters}
+    for key in s.search:
+        if key not in DEFAULTS and key not in used:
+            owners = sorted(v for v, cls in reg.variants.items() if key in cls.hyperparameters)
+            raise UsageError(
+                f"suite file {where}: [search] {key} is a hyperparameter only of {', '.join(owners)}, and "
+                f"the suite lists none of them ({', '.join(s.variants)}), so it would be ignored; remove it "
+                "or add one of them to variants"
+            )
 
 
 def validate(s: Suite, where: str) -> None:
@@ -212,9 +262,6 @@ def validate(s: Suite, where: str) -> None:
             if key not in DEFAULTS:
                 raise unknown_name("training key", key, DEFAULTS, f"{where}, [{table}]")
         check_hparams(values, f"{where}, [{table}]")
-    for t in s.overrides:
-        if t not in s.tasks:
-            reg.task(t, f"{where}, [overrides.{t}]")
 
 
 def _search_values(spec: Any) -> list[Any]:
@@ -223,8 +270,30 @@ def _search_values(spec: Any) -> list[Any]:
     return [v for k, args in spec.items() if k != "multiple_of" for v in args]
 
 
+def plan_size(s: Suite) -> int:
+    """How many trials ``plan`` builds, computed without building them."""
+    cells = sum(len(s.lengths[task]) for task in s.tasks)
+    return cells * s.trials * len(s.variants) * len(s.frameworks) * s.seeds
+
+
+def check_plan_size(s: Suite) -> None:
+    """Refuse a plan over ``MAX_TRIALS`` before building it (it would take minutes and gigabytes)."""
+    n = plan_size(s)
+    if n > MAX_TRIALS:
+        cells = sum(len(s.lengths[task]) for task in s.tasks)
+        raise UsageError(
+            f"suite {s.name!r} ({s.source}) would plan {n:,} trials ({cells} task-length cell(s) x "
+            f"{s.trials:,} configuration(s) x {len(s.variants)} variant(s) x {len(s.frameworks)} framework(s) "
+            f"x {s.seeds:,} seed(s)), over the limit of {MAX_TRIALS:,} trials per plan. Narrow it with "
+            "--trials, --seeds, --tasks, --lengths, --variants or --frameworks, or split it into several "
+            "suite files run one after the other into the same store"
+        )
+
+
 def plan(s: Suite) -> list[Trial]:
-    """The suite's trials, in a deterministic order: task, T, configuration, variant, framework, seed."""
+    """The suite's trials, in a deterministic order: task, T, configuration, variant, framework, seed.
+    A plan over ``MAX_TRIALS`` is refused before any trial is built."""
+    check_plan_size(s)
     reg = registry()
     trials = []
     for task in s.tasks:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.error_text import plain
 from harness.model import TrainableModel, init_model_params
 from harness.task import Task
 from harness.trial import Trial
@@ -128,6 +129,7 @@ def train(
 
 
 def failed(error: BaseException | str, status: str = "failed") -> TrialResult:
-    """The result of a trial that could not run; the error text says why."""
+    """The result of a trial that could not run; the error text (plain: no terminal escape codes, which
+    Keras puts in its messages) says why. ``harness.error_text.headline`` sums it up in one line."""
     text = error if isinstance(error, str) else "".join(traceback.format_exception(error)).strip()
-    return TrialResult(status=status, error=text)
+    return TrialResult(status=status, error=plain(text))

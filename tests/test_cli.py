@@ -143,7 +143,22 @@ WRONG_TYPES = {  # same promise, values of the wrong type (they used to crash or
     "frameworks-not-a-list": (suite_text().replace('frameworks = ["torch"]', 'frameworks = "torch"'),
                               ["frameworks", "'torch'"]),
 }  # fmt: skip
+SILENTLY_IGNORED = {  # keys that name what the suite does not list (they used to be ignored without a word)
+    "lengths-of-an-unknown-task": (suite_text(lengths="adding = [2]\naddin = [5]"),
+                                   ["[lengths] addin", "did you mean 'adding'", "valid tasks: adding"]),
+    "lengths-of-an-unlisted-task": (suite_text(lengths="adding = [2]\ncopy = [5]"),
+                                    ["[lengths] copy", "does not list", "tasks: adding"]),
+    "overrides-of-an-unknown-task": (suite_text() + "\n[overrides.addin]\nmax_steps = 3\n",
+                                     ["[overrides.addin]", "did you mean 'adding'"]),
+    "overrides-of-an-unlisted-task": (suite_text() + "\n[overrides.copy]\nmax_steps = 3\n",
+                                      ["[overrides.copy]", "does not list"]),
+    "baseline-not-among-variants": (suite_text(top='baseline = "gru"'), ["baseline = 'gru'", "rnn"]),
+    "search-key-of-no-listed-variant": (suite_text(search="modules = { choice = [2, 4] }"),
+                                        ["[search] modules", "clockwork"]),
+    "too-many-trials": (suite_text(top="trials = 100000000"), ["100,000,000 trials", "limit of 100,000", "--trials"]),
+}  # fmt: skip
 MALFORMED.update(WRONG_TYPES)
+MALFORMED.update(SILENTLY_IGNORED)
 
 
 def test_the_suite_the_malformed_ones_start_from_is_valid(bench, tmp_path):
@@ -181,6 +196,14 @@ def test_impossible_numbers_exit_2(cli, tmp_path, flag, value, named):
     code, out, err = cli("run", "smoke", "--frameworks", "torch", flag, value, "--store", store)
     assert code == 2
     assert named in err
+    assert not store.exists()
+
+
+def test_too_many_trials_from_the_command_line_exit_2_naming_the_size(cli, tmp_path):
+    store = tmp_path / "s.sqlite"
+    code, out, err = cli("run", "smoke", "--trials", "100000000", "--dry-run", "--store", store)
+    assert code == 2
+    assert "1,800,000,000 trials" in err and "smoke.toml" in err and "limit of 100,000" in err
     assert not store.exists()
 
 

@@ -7,7 +7,7 @@ import pytest
 from harness.errors import UsageError
 from harness.protocol import DEFAULTS, check_hparams
 from harness.search_space import sample
-from harness.suites import SEED_STRIDE, list_suites, load_suite, parse_suite, plan
+from harness.suites import MAX_TRIALS, SEED_STRIDE, list_suites, load_suite, parse_suite, plan, plan_size
 from harness.trial import Trial
 
 
@@ -171,3 +171,57 @@ def test_malformed_suite_settings_are_refused(changes, needle):
 def test_a_missing_suite_file_is_named():
     with pytest.raises(UsageError, match="suite file /nonexistent/x.toml does not exist"):
         load_suite("/nonexistent/x.toml")
+
+
+# --- keys that would be silently ignored ----------------------------------------------------------------
+@pytest.mark.parametrize("changes, needles", [
+    ({"lengths": {"adding": [5], "delayed_recall": [4], "addin": [5]}}, ["[lengths] addin", "'adding'"]),
+    ({"lengths": {"adding": [5], "delayed_recall": [4], "copy": [5]}}, ["[lengths] copy", "does not list"]),
+    ({"overrides": {"adition": {"max_steps": 5}}}, ["[overrides.adition]", "'adding'"]),
+    ({"overrides": {"copy": {"max_steps": 5}}}, ["[overrides.copy]", "does not list"]),
+    ({"baseline": "gru"}, ["baseline = 'gru'", "np, rnn, v"]),
+    ({"search": {"modules": {"choice": [2, 4]}}}, ["[search] modules", "clockwork"]),
+])  # fmt: skip
+def test_keys_naming_what_the_suite_does_not_list_are_refused(changes, needles):
+    with pytest.raises(UsageError) as e:
+        small_suite(**changes)
+    for needle in needles + ["test.toml"]:
+        assert needle in str(e.value)
+    if "lengths" in changes or "overrides" in changes:
+        assert "adding, delayed_recall" in str(e.value)  # the tasks the suite lists
+
+
+def test_narrowing_keeps_the_tables_of_tasks_narrowed_away():
+    suite = small_suite(overrides={"delayed_recall": {"max_steps": 5}}).narrowed(tasks=["adding"], variants=["rnn"])
+    assert {t.task for t in plan(suite)} == {"adding"}
+
+
+# --- plan size ------------------------------------------------------------------------------------------
+def test_plan_size_is_the_length_of_the_plan():
+    s = small_suite()
+    assert plan_size(s) == len(plan(s)) == 3 * 3 * 3 * 2 * 2
+
+
+def test_a_plan_over_the_limit_is_refused_before_any_trial_is_built(monkeypatch):
+    import harness.suites
+
+    def no_sampling(*args):
+        raise AssertionError("the plan was materialised")
+
+    monkeypatch.setattr(harness.suites, "sample", no_sampling)
+    with pytest.raises(UsageError) as e:
+        plan(small_suite(trials=100_000_000))
+    message = str(e.value)
+    for needle in ["test.toml", "3,600,000,000 trials", "100,000,000 configuration", f"{MAX_TRIALS:,}", "--trials"]:
+        assert needle in message, message
+
+
+def test_the_plan_limit_is_inclusive_and_narrowing_gets_under_it(monkeypatch):
+    import harness.suites
+
+    s = small_suite()
+    monkeypatch.setattr(harness.suites, "MAX_TRIALS", len(plan(s)))
+    assert len(plan(s)) == harness.suites.MAX_TRIALS
+    with pytest.raises(UsageError, match="over the limit"):
+        plan(small_suite(seeds=3))
+    assert plan(small_suite(seeds=3).narrowed(seeds=2))

@@ -1,0 +1,82 @@
+"""Plugin discovery when a plugin file misbehaves at import: exiting, raising a bare BaseException or
+never finishing must cost that file (reported by name), never end or block the command."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import registry as registry_module
+from harness.registry import HUNG_VARIABLE, TIMEOUT_VARIABLE, registry
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+def test_sys_exit_or_a_bare_base_exception_at_import_is_a_broken_file(cli, use_plugins, tmp_path):
+    use_plugins("exits_at_import")
+    code, out, err = cli("list", "variants")
+    assert code == 0
+    assert {"rnn", "np"} <= {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert "exits_at_import.py failed to import: called sys.exit(3) while importing" in err
+    assert "base_exception_at_import.py failed to import: BaseException: a bare BaseException at import" in err
+
+    store = tmp_path / "s.sqlite"
+    code, out, err = cli("run", "smoke", "--variants", "exits_at_import", "--dry-run", "--store", store)
+    assert code == 2
+    assert "exits_at_import.py exists but failed to import: called sys.exit(3)" in err
+
+
+def test_a_plugin_that_hangs_at_import_is_reported_after_the_time_limit(bench):
+    env = bench.env(RNN_BENCH_PLUGINS=str(PLUGINS / "hangs_at_import"), **{TIMEOUT_VARIABLE: "1"})
+    result = bench.run("list", "variants", env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "rnn" in result.stdout
+    assert "hangs_at_import.py failed to import: did not finish importing within 1 s" in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_processes_a_run_starts_do_not_import_a_hung_plugin_again(bench, tmp_path):
+    imports = tmp_path / "imports.txt"
+    env = bench.env(RNN_BENCH_PLUGINS=str(PLUGINS / "hangs_at_import"), RNN_BENCH_TEST_IMPORTS=str(imports),
+                    **{TIMEOUT_VARIABLE: "1"})  # fmt: skip
+    args = ("--tasks", "adding", "--variants", "rnn", "--frameworks", "torch", "--workers", "1", "--no-progress")
+    result = bench.run("run", "smoke", *args, "--store", tmp_path / "s.sqlite", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 trial(s) finished" in result.stdout
+    assert len(imports.read_text().split()) == 1  # the runner itself; not its preflight child nor its worker
+
+
+def test_an_earlier_timer_and_alarm_handler_survive_plugin_discovery(use_plugins, monkeypatch):
+    monkeypatch.setenv(HUNG_VARIABLE, "")  # restored after the test
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "0.5")
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(a))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        use_plugins("hangs_at_import")
+        reg = registry()
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert "did not finish importing within 0.5 s" in next(iter(reg.broken_files.values()))
+        assert 25 < remaining <= 30
+        assert os.environ[HUNG_VARIABLE].endswith("hangs_at_import.py")
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        time.sleep(1)  # interrupted by the alarm, which reaches the handler set before discovery
+        assert fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        registry_module.registry.cache_clear()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_an_impossible_import_time_limit_exits_2_naming_the_variable(cli, use_plugins, monkeypatch, value):
+    monkeypatch.setenv(TIMEOUT_VARIABLE, value)
+    use_plugins("exits_at_import")
+    code, out, err = cli("list", "tasks")
+    assert code == 2
+    assert f"{TIMEOUT_VARIABLE}={value!r}" in err
