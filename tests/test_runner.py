@@ -104,7 +104,7 @@ def _smoke(folder: Path) -> tuple[tuple, dict | None]:
 
 # The dying ones last: fewer replacement workers to start (the pool runs trials in plan order).
 MIXED = ["sleepy", "rnn", "np", "goes_nan", "exits", "killed"]
-MIXED_TIME_LIMIT = 15
+MIXED_TIME_LIMIT = 30
 
 
 def _mixed(folder: Path) -> tuple[tuple, dict | None]:
