@@ -230,4 +230,7 @@ def reload() -> Registry:
         del sys.modules[name]
     importlib.invalidate_caches()
     registry.cache_clear()
+    from harness import fingerprint
+
+    fingerprint.forget()  # the files may have changed too
     return registry()
