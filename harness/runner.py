@@ -8,6 +8,7 @@ what is left.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from harness.environment import environment
 from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.registry import registry
-from harness.store import Store
+from harness.store import Store, StoreError, store_fault
 from harness.suites import Suite, plan
 from harness.training import TrialResult
 from harness.trial import Trial
@@ -35,6 +36,7 @@ class RunSummary:
     solved: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    store_failed: bool = False
 
 
 def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
@@ -65,8 +67,10 @@ def run_suite(
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
         describe_plan(suite, trials, out)
-        with_store = Path(store_path).exists()
-        done = Store(store_path, create=False).finished() if with_store else {}
+        done = {}
+        if Path(store_path).exists():
+            with Store(store_path, read_only=True) as store:
+                done = store.finished()
         todo = sum(t.id not in done for t in trials)
         print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run)", file=out)
         return RunSummary(len(trials), len(trials) - todo, todo)
@@ -90,7 +94,15 @@ def run_suite(
     started = time.monotonic()
 
     def on_result(trial: Trial, result: TrialResult) -> None:
-        store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=trial.id in finished)
+        try:
+            store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=trial.id in finished)
+        except sqlite3.DatabaseError as e:  # a full disk, most often: stop, keeping what is stored
+            summary.store_failed = True
+            kept = sum(summary.counts.values())
+            raise StoreError(
+                f"{store_fault(store_path, e)}. Could not store {trial.label()}; the {kept} trial(s) this run "
+                f"finished before are kept in {store_path}. Run the same command again to resume."
+            ) from e
         summary.counts[result.status] += 1
         summary.solved += int(result.solved)
         if bar is not None:
@@ -114,10 +126,21 @@ def run_suite(
         if bar is not None:
             bar.close()
         summary.seconds = time.monotonic() - started
-        store.finish_run(run_id, pool.environments)
-        store.close()
+        _finish(store, run_id, pool.environments, quiet=summary.store_failed)
     _print_summary(summary, store_path, out)
     return summary
+
+
+def _finish(store: Store, run_id: str, environments: dict, quiet: bool) -> None:
+    """Close the run's row and the store; ``quiet``: the store already failed and that error is on its
+    way to the user, so a second failure here must not replace it."""
+    try:
+        store.finish_run(run_id, environments)
+    except sqlite3.DatabaseError:
+        if not quiet:
+            raise
+    finally:
+        store.close()
 
 
 def check_installed(frameworks: list[str]) -> None:
