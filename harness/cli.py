@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.store import DEFAULT_PATH
+from harness.store import DEFAULT_PATH, store_fault
 
 EPILOG = "Run 'rnn-bench VERB --help' for a verb's options. Docs: README.md."
 
@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.store import Store
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, read_only=True) as store:
         df = store.status()
         if df.empty:
             print(f"{args.store}: no suite has been planned yet ({store.count()} trials stored)")
@@ -207,7 +207,7 @@ def _print_freshness(store) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.store import Store
 
-    with Store(args.store, create=False) as store:
+    with Store(args.store, read_only=True) as store:
         df = store.trials_frame()
     if args.format == "parquet":
         df = parquet_safe(df)
@@ -216,13 +216,23 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError("-o - writes CSV to stdout; use a file name for parquet")
         df.to_csv(sys.stdout, index=False)
         return 0
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    if args.format == "csv":
-        df.to_csv(args.output, index=False)
-    else:
-        df.to_parquet(args.output, index=False)
+    write_export(df, Path(args.output), args.format)
     print(f"wrote {len(df)} trials to {args.output}", file=sys.stderr)
     return 0
+
+
+def write_export(df, output: Path, fmt: str) -> None:
+    """Write ``df`` to ``output``; a folder, an unwritable path or a full disk is a UsageError naming it."""
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a folder; name a file to write, e.g. -o {output / ('trials.' + fmt)}")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            df.to_csv(output, index=False)
+        else:
+            df.to_parquet(output, index=False)
+    except OSError as e:
+        raise UsageError(f"cannot write -o {output}: {e.strerror or e}") from e
 
 
 def parquet_safe(df):
@@ -271,12 +281,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.verb](args)
     except UsageError as e:
-        print(f"rnn-bench {args.verb}: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return _fail(args.verb, e)
     except BrokenPipeError:  # `rnn-bench export -o - | head` closed our stdout: not an error
         if args.verb != "export":
             raise
         return 0
+    except Exception as e:  # an SQLite error outside a `with Store(...)` (the runner's store): name the store
+        fault = store_fault(args.store, e) if hasattr(args, "store") else None
+        if fault is None:
+            raise
+        return _fail(args.verb, fault)
+
+
+def _fail(verb: str, error: UsageError) -> int:
+    print(f"rnn-bench {verb}: error: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 def entry() -> None:

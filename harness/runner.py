@@ -8,6 +8,7 @@ what is left.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
 from harness.registry import registry
-from harness.store import LEASE_SECONDS, Store, StoredTrial
+from harness.store import LEASE_SECONDS, Store, StoredTrial, StoreError, store_fault
 from harness.suites import Suite, plan
 from harness.training import TrialResult
 from harness.trial import Trial
@@ -41,6 +42,7 @@ class RunSummary:
     stale: int = 0  # stored trials whose code changed: rerun
     taken_by_others: int = 0  # trials another driver had claimed: not run here
     stored_by_others: int = 0  # trials run here that another driver had stored first (work done twice)
+    store_failed: bool = False
 
 
 @dataclass
@@ -145,7 +147,17 @@ def run_suite(
         result.code = result.code or code[(trial.variant, trial.task)]  # a worker that died reported none
         replace = work.stored_at[trial.id] is not None
         reason = work.reasons.get(trial.id, "rerun")
-        if not store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=replace, reason=reason):
+        try:
+            stored = store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=replace,
+                                  reason=reason)  # fmt: skip
+        except sqlite3.DatabaseError as e:  # a full disk, most often: stop, keeping what is stored
+            summary.store_failed = True
+            kept = sum(summary.counts.values())
+            raise StoreError(
+                f"{store_fault(store_path, e)}. Could not store {trial.label()}; the {kept} trial(s) this run "
+                f"finished before are kept in {store_path}. Run the same command again to resume."
+            ) from e
+        if not stored:
             summary.stored_by_others += 1  # another driver stored it first (a lease ran out): its result stays
         else:
             summary.counts[result.status] += 1
@@ -173,9 +185,7 @@ def run_suite(
         if bar is not None:
             bar.close()
         summary.seconds = time.monotonic() - started
-        store.release_claims(run_id)
-        store.finish_run(run_id, pool.environments)
-        store.close()
+        _finish(store, run_id, pool.environments, quiet=summary.store_failed)
     _print_summary(summary, store_path, out)
     return summary
 
@@ -185,7 +195,7 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     describe_plan(suite, trials, out)
     stored, claimed = {}, {}
     if Path(store_path).exists():
-        with Store(store_path, create=False) as store:
+        with Store(store_path, read_only=True) as store:
             stored, claimed = store.stored(), store.live_claims()
     work = work_to_do(trials, stored, retry_failed)
     describe_changes(work, out)
@@ -217,6 +227,19 @@ class ClaimHeartbeat:
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join(timeout=10)
+
+
+def _finish(store: Store, run_id: str, environments: dict, quiet: bool) -> None:
+    """Release the run's claims, close its row and the store; ``quiet``: the store already failed and that
+    error is on its way to the user, so a second failure here must not replace it."""
+    try:
+        store.release_claims(run_id)
+        store.finish_run(run_id, environments)
+    except sqlite3.DatabaseError:
+        if not quiet:
+            raise
+    finally:
+        store.close()
 
 
 def check_installed(frameworks: list[str]) -> None:

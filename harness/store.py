@@ -169,18 +169,52 @@ def _row(run_id: str | None, suite: str | None, trial: Trial, task: Task, result
     }  # fmt: skip
 
 
-class Store:
-    """A results database. ``Store(path)`` creates it (and its folder) unless ``create=False``."""
+class StoreError(UsageError):
+    """A results store that cannot be read or written: damaged, on a full disk, not writable."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, create: bool = True) -> None:
+
+def store_fault(path: str | Path, error: BaseException) -> StoreError | None:
+    """The user's message for an SQLite error on the store at ``path`` (also when pandas wrapped it),
+    or None when ``error`` is not an SQLite error."""
+    cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+    if not isinstance(cause, sqlite3.Error):
+        return None
+    name, text = getattr(cause, "sqlite_errorname", None) or "", str(cause)
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return StoreError(f"the disk holding the results store {path} is full (SQLite said: {text}); free some space")
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return StoreError(f"the results store {path} cannot be written (SQLite said: {text}); "
+                          "copy it somewhere writable or name another one with --store PATH")  # fmt: skip
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or "not a database" in text:
+        return StoreError(f"the results store {path} is damaged (SQLite said: {text}); restore it from a "
+                          "copy, or name another one with --store PATH")  # fmt: skip
+    return StoreError(f"the results store {path} cannot be used (SQLite said: {text})")
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+class Store:
+    """A results database. ``Store(path)`` creates it (and its folder) unless ``create=False``.
+
+    ``read_only=True`` (the reading verbs) never writes: the file is opened with ``mode=ro``, and also
+    ``immutable=1`` when the file or its folder is not writable, so a read-only or archived store can be
+    read and no ``-wal``/``-shm`` files are left beside it. SQLite errors inside ``with Store(...)``
+    come out as ``StoreError`` (exit code 2) naming the store.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_PATH, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            if not create:
+            if not create or read_only:
                 raise UsageError(f"no results store at {self.path}; run a suite first (rnn-bench run quick) "
                                  "or name another one with --store PATH")  # fmt: skip
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._make_folder()
+        if self.path.is_dir():
+            raise UsageError(f"the results store {self.path} is a folder; name a file with --store PATH")
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=30)
+            self.conn = self._connect(read_only)
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and "meta" not in tables:  # someone else's database: never write our schema into it
                 self.conn.close()
@@ -188,13 +222,34 @@ class Store:
                     f"{self.path} is an SQLite database but not an rnn-bench results store "
                     f"(its tables: {', '.join(sorted(tables))})"
                 )
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            with self.conn:
-                self.conn.executescript(SCHEMA)
-                _migrate(self.conn)
+            if read_only and not tables:
+                self.conn.close()
+                raise UsageError(f"{self.path} is an empty database, not an rnn-bench results store")
+            if not read_only:
+                self._create_schema()
         except sqlite3.DatabaseError as e:
-            raise UsageError(f"{self.path} is not an rnn-bench results store (SQLite said: {e})") from e
+            if "not a database" in str(e):
+                raise UsageError(f"{self.path} is not an rnn-bench results store (SQLite said: {e})") from e
+            raise store_fault(self.path, e) from e  # damaged, full disk, not writable
+
+    def _make_folder(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create the folder of the results store {self.path}: {e.strerror}") from e
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        if not read_only:
+            return sqlite3.connect(str(self.path), timeout=30)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("" if _writable(self.path) else "&immutable=1")
+        return sqlite3.connect(uri, uri=True, timeout=30)
+
+    def _create_schema(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        with self.conn:
+            self.conn.executescript(SCHEMA)
+            _migrate(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -202,8 +257,11 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
         self.close()
+        fault = store_fault(self.path, error) if error is not None else None
+        if fault is not None:
+            raise fault from error
 
     # --- runs and plans -----------------------------------------------------------------------------
     def start_run(self, suite: str, argv: list[str], environment: dict[str, Any]) -> str:
@@ -244,8 +302,13 @@ class Store:
 
     def stored(self) -> dict[str, StoredTrial]:
         """trial_id -> what a driver needs to know of each stored trial to decide whether to run it."""
-        rows = self.conn.execute("SELECT trial_id, status, finished_at, variant_code, task_code FROM trials")
+        have = self._columns("trials")  # a read-only store of an older version lacks the code columns
+        code = ", ".join(c if c in have else "NULL" for c in ("variant_code", "task_code"))
+        rows = self.conn.execute(f"SELECT trial_id, status, finished_at, {code} FROM trials")
         return {r[0]: StoredTrial(*r[1:]) for r in rows}
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     # --- writing a trial ----------------------------------------------------------------------------
     def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
@@ -325,6 +388,8 @@ class Store:
 
     def live_claims(self, exclude_run: str | None = None) -> dict[str, str]:
         """trial_id -> "host pid N" of every live claim (of drivers other than ``exclude_run``)."""
+        if not self._columns("claims"):  # a read-only store of an older version
+            return {}
         now = time.time()
         rows = self.conn.execute("SELECT trial_id, run_id, host, pid, expires_at FROM claims").fetchall()
         return {t: f"{h} pid {p}" for t, r, h, p, e in rows if r != exclude_run and _alive(h, p, e, now)}

@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import os
 import re
+import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -319,3 +323,113 @@ def test_status_counts_planned_finished_and_remaining(cli, small_store):
     assert counts["suite"] == "smoke"
     assert (counts["planned"], counts["ok"], counts["diverged"], counts["failed"], counts["remaining"]) == (
         str(planned), "1", "1", "1", str(planned - 3))
+
+
+# ------------------------------------------------------------------------------------------------------
+# faults: a clear message naming the path and exit 2, never a traceback
+# ------------------------------------------------------------------------------------------------------
+def _corrupt(path):
+    """Overwrite every page after the first: the header and schema stay intact, the data does not."""
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("argv", [
+    ["status"], ["export", "-o", "-"], ["report", "--no-probe"], ["run", "smoke", "--dry-run"],
+    ["run", "smoke", "--frameworks", "torch", "--no-progress"],
+])  # fmt: skip
+def test_a_damaged_store_exits_2_naming_it(cli, small_store, tmp_path, argv):
+    store, _ = small_store
+    _corrupt(store)
+    if argv[0] == "report":
+        argv += ["--out", tmp_path / "report"]
+    code, out, err = cli(*argv, "--store", store)
+    assert code == 2 and "Traceback" not in err, err
+    assert f"the results store {store} is damaged" in err
+
+
+def _not_writable(monkeypatch):
+    """As if the store's file and folder were read-only (tests run as root, whom permissions do not stop):
+    access() says so, and SQLite opens every file read-only, as it does a file it may not write."""
+    real_access, real_connect = os.access, sqlite3.connect
+
+    def connect(database, *args, uri=False, **kwargs):
+        if not uri:
+            database, uri = f"{Path(database).resolve().as_uri()}?mode=ro", True
+        return real_connect(database, *args, uri=uri, **kwargs)
+
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real_access(p, mode, **kw))
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+@pytest.mark.parametrize("argv", [["status"], ["export", "-o", "-"], ["report", "--no-probe"],
+                                  ["run", "smoke", "--dry-run", "--frameworks", "torch"]])  # fmt: skip
+def test_reading_verbs_work_on_a_read_only_store_and_leave_nothing_beside_it(cli, small_store, tmp_path,
+                                                                             monkeypatch, argv):  # fmt: skip
+    store, ids = small_store
+    _not_writable(monkeypatch)
+    if argv[0] == "report":
+        argv += ["--out", tmp_path / "report"]
+    code, out, err = cli(*argv, "--store", store)
+    assert code == 0, err
+    assert sorted(p.name for p in store.parent.iterdir() if p.name.startswith(store.name)) == [store.name]
+    if argv[0] == "run":
+        assert f"({len(ids)} already in {store}" in out
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   PermissionError(errno.EACCES, "Permission denied")])  # fmt: skip
+def test_export_that_cannot_be_written_exits_2_naming_the_file(cli, small_store, tmp_path, monkeypatch, error):
+    store, _ = small_store
+    target = tmp_path / "trials.csv"
+
+    def fail(self, path, *args, **kwargs):
+        error.filename = str(path)
+        raise error
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    code, out, err = cli("export", "-o", target, "--store", store)
+    assert code == 2 and "Traceback" not in err
+    assert str(target) in err and error.strerror in err
+
+
+def test_export_to_a_folder_exits_2_naming_it(cli, small_store, tmp_path):
+    store, _ = small_store
+    code, out, err = cli("export", "-o", tmp_path, "--store", store)
+    assert code == 2 and f"-o {tmp_path} is a folder" in err
+
+
+def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch):
+    """The disk fills while the second trial is stored: the first is kept, the run stops with a message."""
+    import harness.runner as runner
+
+    class Pool:  # finishes every trial at once, without training anything
+        def __init__(self, *args, **kwargs):
+            self.environments = {"torch": {"gpu": "x" * 100_000}}  # too big to store, too, once the disk is full
+
+        def run(self, trials, on_result):
+            for trial in trials:
+                on_result(trial, TrialResult(status="ok", steps=5, validation={"mse": 0.1, "loss": 0.1},
+                                             curve=[(s, "validation", 0.1, 0.1) for s in range(2000)]))  # fmt: skip
+
+    real_record, calls = Store.record, []
+
+    def record(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the disk is full from here on
+            pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+            self.conn.execute(f"PRAGMA max_page_count = {pages}")
+        return real_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "LocalPool", Pool)
+    monkeypatch.setattr(runner, "preflight", lambda *a, **k: None)
+    monkeypatch.setattr(Store, "record", record)
+    store = tmp_path / "s.sqlite"
+    code, out, err = cli("run", "smoke", "--frameworks", "torch", "--no-progress", "--store", store)
+    assert code == 2 and "Traceback" not in err, err
+    assert f"the disk holding the results store {store} is full" in err
+    assert f"the 1 trial(s) this run finished before are kept in {store}" in err
+    with Store(store, read_only=True) as s:
+        assert s.count() == 1

@@ -5,10 +5,13 @@ probe, and a headless-Chromium rendering of the page (skipped where Chromium is 
 from __future__ import annotations
 
 import base64
+import errno
 import html
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -396,22 +399,131 @@ def test_report_imports_no_framework(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_rebuilding_into_a_folder_keeps_files_the_report_did_not_write(tmp_path):
-    from harness.report.build import _clear_previous, _write_manifest
+def test_rebuilding_removes_only_report_files_the_manifest_names(tmp_path):
+    """An older build listed "whatever changed meanwhile": the store, its -wal, a user's file. A rebuild
+    removes only what the report itself writes, and never an SQLite database or its companions."""
+    from harness.report.build import MANIFEST, _clear_previous
 
     out = tmp_path / "paper"
     (out / "figures").mkdir(parents=True)
-    mine = out / "figures" / "my_fig1.pdf"
-    mine.write_text("the user's own figure")
-    import time as _time
-
-    started = _time.time()
-    _time.sleep(1.1)
-    generated = out / "figures" / "box.png"
-    generated.write_text("generated")
-    _write_manifest(out, started + 1.0)
+    Store(out / "live.sqlite").close()
+    keep = [out / "live.sqlite", out / "live.sqlite-wal", out / "notes.txt", out / "figures" / "my_fig1.pdf"]
+    for path in keep[1:]:
+        path.write_text("not the report's")
+    Store(out / "figures" / "copy.sqlite").close()
+    keep.append(out / "figures" / "copy.sqlite")
+    generated = [out / "index.html", out / "figures" / "box.png"]
+    for path in generated:
+        path.write_text("generated")
+    listed = [*keep[:3], keep[4], *generated, "../outside.txt"]
+    (tmp_path / "outside.txt").write_text("outside")
+    (out / MANIFEST).write_text("\n".join(str(Path(p).relative_to(out)) if Path(p).is_absolute() else p
+                                          for p in listed) + "\n")  # fmt: skip
     _clear_previous(out)
-    assert mine.exists() and not generated.exists()
+    assert all(p.exists() for p in keep) and (tmp_path / "outside.txt").exists()
+    assert not any(p.exists() for p in generated)
+
+
+def _writer(path: Path, stop: threading.Event, started: threading.Event, user_file: Path) -> None:
+    """A run writing trials into the store at ``path`` until ``stop`` (each in its own transaction)."""
+    from harness.protocol import check_hparams
+    from harness.registry import registry
+    from harness.training import TrialResult
+    from harness.trial import Trial
+
+    task = registry().task("adding")
+    with Store(path) as store:
+        seed = 0
+        while not stop.is_set():
+            trial = Trial("adding", 10, "rnn", "torch", "cpu", check_hparams({"max_steps": 5}), 1000 + seed)
+            result = TrialResult(status="ok", steps=5, validation={"mse": 0.1, "loss": 0.1},
+                                 test_best={"mse": 0.1, "loss": 0.1}, test_last={"mse": 0.1, "loss": 0.1},
+                                 curve=[(0, "validation", 0.2, 0.2)])  # fmt: skip
+            store.record("live", "live", trial, task, result)
+            seed += 1
+            if seed == 3:
+                user_file.write_text("dropped into the folder during a build")
+                started.set()
+            time.sleep(0.02)
+
+
+def test_report_into_the_store_folder_while_a_run_writes_there_keeps_the_store(tmp_path):
+    store = write_synthetic_store(tmp_path / "live.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"),
+                                  frameworks=("torch",), trials_per_cell=3)  # fmt: skip
+    before = Store(store, read_only=True).count()
+    user_file = tmp_path / "notes.txt"
+    stop, started = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_writer, args=(store, stop, started, user_file))
+    writer.start()
+    try:
+        assert started.wait(30)
+        for _ in range(2):
+            build_report(store, tmp_path, probe=False)
+            assert store.exists() and user_file.exists()
+    finally:
+        stop.set()
+        writer.join()
+    with Store(store, read_only=True) as s:
+        assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert s.count() > before + 3
+    build_report(store, tmp_path, probe=False)  # a third build, the run over: still nothing of the store goes
+    assert store.exists() and user_file.exists() and Store(store, read_only=True).count() > before + 3
+
+
+def test_a_store_where_the_report_writes_is_refused(tmp_path):
+    store = write_synthetic_store(tmp_path / "index.html", tasks={"adding": (10,)}, variants=("v",),
+                                  frameworks=("torch",), trials_per_cell=2)  # fmt: skip
+    with pytest.raises(UsageError, match="lies where the report writes"):
+        build_report(store, tmp_path, probe=False)
+    assert Store(store, read_only=True).count() > 0
+
+
+def test_a_suite_named_dot_dot_reports_inside_reports(tmp_path, monkeypatch):
+    store = write_synthetic_store(tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v",),
+                                  frameworks=("torch",), trials_per_cell=2, suite="..")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    index = build_report(store, probe=False)
+    folder = index.parent.resolve()
+    assert folder.parent == (tmp_path / "reports").resolve(), folder
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_report_out_at_a_file_exits_2(cli, tmp_path):
+    store = write_synthetic_store(tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v",),
+                                  frameworks=("torch",), trials_per_cell=2)  # fmt: skip
+    target = tmp_path / "a-file.txt"
+    target.write_text("mine")
+    code, out, err = cli("report", "--store", store, "--out", target, "--no-probe")
+    assert code == 2 and str(target) in err and "Traceback" not in err
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   PermissionError(errno.EACCES, "Permission denied")])  # fmt: skip
+def test_report_that_cannot_be_written_exits_2_naming_the_file(cli, tmp_path, monkeypatch, error):
+    import harness.report.build as build
+
+    store = write_synthetic_store(tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v",),
+                                  frameworks=("torch",), trials_per_cell=2)  # fmt: skip
+
+    def full(path, *args, **kwargs):
+        error.filename = str(path)
+        raise error
+
+    monkeypatch.setattr(build, "write_markdown", full)
+    code, out, err = cli("report", "--store", store, "--out", tmp_path / "out", "--no-probe")
+    assert code == 2 and "Traceback" not in err, err
+    assert str(tmp_path / "out" / "report.md") in err and error.strerror in err
+
+
+def test_report_of_a_read_only_store_leaves_nothing_beside_it(cli, tmp_path, monkeypatch):
+    store = write_synthetic_store(tmp_path / "ro" / "s.sqlite", tasks={"adding": (10,)}, variants=("v",),
+                                  frameworks=("torch",), trials_per_cell=2)  # fmt: skip
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real_access(p, mode, **kw))
+    code, out, err = cli("report", "--store", store, "--out", tmp_path / "out", "--no-probe")
+    assert code == 0, err
+    assert sorted(p.name for p in store.parent.iterdir()) == ["s.sqlite"]
 
 
 def test_unknown_baseline_is_a_usage_error(tmp_path):

@@ -15,7 +15,7 @@ from harness import store as store_module
 from harness.errors import UsageError
 from harness.protocol import check_hparams
 from harness.registry import registry
-from harness.store import Store
+from harness.store import Store, StoreError
 from harness.training import TrialResult
 from harness.trial import Trial
 
@@ -216,3 +216,82 @@ def test_run_environment_gains_what_the_workers_reported(tmp_path):
         assert env["cpu"] == "x" and env["workers"]["torch"]["gpu"] == "H100"
         assert row["finished_at"] >= row["started_at"]
         assert store.latest_environment()["workers"]["torch"]["torch"] == "2.13.0"
+
+
+def corrupt(path):
+    """Overwrite every page after the first (the header and schema stay intact)."""
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)
+    path.write_bytes(data)
+
+
+def not_writable(monkeypatch):
+    """As if the store's file and folder were read-only (tests run as root, whom permissions do not stop)."""
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real(p, mode, **kw))
+
+
+def test_read_only_store_is_read_and_nothing_appears_beside_it(tmp_path, monkeypatch):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        store.record(None, "t", a_trial(), registry().task("adding"), a_result())
+    not_writable(monkeypatch)
+    with Store(path, read_only=True) as store:
+        assert store.count() == 1 and len(store.curves_frame()) == 2
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.conn.execute("DELETE FROM trials")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    with pytest.raises(StoreError, match=f"{path}.*cannot be written"):
+        with Store(path, read_only=True) as store:
+            store.record(None, "t", a_trial(1), registry().task("adding"), a_result())
+
+
+def test_read_only_store_sees_a_live_writer(tmp_path):
+    path = tmp_path / "s.sqlite"
+    task = registry().task("adding")
+    with Store(path) as writer:
+        writer.record(None, "t", a_trial(0), task, a_result())
+        with Store(path, read_only=True) as reader:
+            assert reader.count() == 1
+            writer.record(None, "t", a_trial(1), task, a_result())
+            assert reader.count() == 2
+
+
+def test_read_only_refuses_missing_empty_and_foreign_files(tmp_path):
+    with pytest.raises(UsageError, match="no results store"):
+        Store(tmp_path / "missing.sqlite", read_only=True)
+    assert not (tmp_path / "missing.sqlite").exists()
+    sqlite3.connect(tmp_path / "empty.sqlite").close()
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    with pytest.raises(UsageError, match="empty.sqlite is an empty database"):
+        Store(tmp_path / "empty.sqlite", read_only=True)
+    with pytest.raises(UsageError, match="is a folder"):
+        Store(tmp_path, read_only=True)
+
+
+def test_damaged_store_is_a_store_error_naming_it(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        for seed in range(20):
+            store.record(None, "t", a_trial(seed), registry().task("adding"), a_result())
+    corrupt(path)
+    with pytest.raises(StoreError, match=f"{path} is damaged") as err:
+        with Store(path, read_only=True) as store:
+            store.trials_frame()
+    assert err.value.exit_code == 2
+
+
+def test_full_disk_while_recording_is_a_store_error_and_keeps_what_was_stored(tmp_path):
+    path = tmp_path / "s.sqlite"
+    task = registry().task("adding")
+    big = a_result()
+    big.curve = [(step, "validation", 0.1, 0.1) for step in range(2000)]
+    with pytest.raises(StoreError, match=f"disk holding the results store {path} is full"):
+        with Store(path) as store:
+            store.record(None, "t", a_trial(0), task, big)
+            pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+            store.conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+            store.record(None, "t", a_trial(1), task, big)
+    with Store(path, read_only=True) as store:
+        assert store.count() == 1

@@ -51,7 +51,7 @@ def build_report(
             f"no results store at {store_path}; run a suite first (rnn-bench run quick) "
             "or name another one with --store PATH"
         )
-    with Store(store_path, create=False) as store:
+    with Store(store_path, read_only=True) as store:
         trials = store.trials_frame()
         if trials.empty:
             raise UsageError(
@@ -82,10 +82,18 @@ def build_report(
         baseline = getattr(suite_obj, "baseline", None)
     an = A.analyse(trials, curves, baseline, planned)
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
+    _check_out(out, store_path)
+    try:
+        return _write(out, an, trials, planned, suite_name, suite_obj, store_path, environment, probe)
+    except OSError as e:  # a full disk, a read-only folder: name what could not be written
+        raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+
+
+def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFrame, suite_name: str, suite_obj: Any,
+           store_path: Path, environment: dict[str, Any], probe: bool) -> Path:  # fmt: skip
+    """Write the report's files into ``out`` (replacing those of the previous build) and list them."""
     out.mkdir(parents=True, exist_ok=True)
     _clear_previous(out)
-    build_started = time.time()
-
     done = set(trials["trial_id"])
     progress = {
         "planned": len(planned),
@@ -95,7 +103,7 @@ def build_report(
     gradient = _probe(an) if probe else None
     figs = make_figures(an, out / "figures", gradient)
     tables = build_tables(an, gradient)
-    write_tables(tables, out / "tables", trials_export(an))
+    csvs = write_tables(tables, out / "tables", trials_export(an))
 
     notes = list(an.notes) + _freshness_notes(trials)
     if progress["remaining"]:
@@ -119,34 +127,66 @@ def build_report(
     )
     sentences = findings(an, ctx, gradient)
     index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, sentences)
-    write_markdown(out / "report.md", an, ctx, figs.files, tables, sentences)
-    _write_manifest(out, build_started)
+    markdown = write_markdown(out / "report.md", an, ctx, figs.files, tables, sentences)
+    written = [index, markdown, *csvs.values()]
+    written += [p for f in figs.files for p in (f.png, f.pdf)]
+    written += [p for t in tables for p in (getattr(t, "files", None) or {}).values()]
+    _write_manifest(out, written)
     return index
 
 
 MANIFEST = ".rnn-bench-report-files"
+#: Where a build writes: these files at the top of the report folder, and anything in these subfolders.
+TOP_FILES = ("index.html", "report.md", MANIFEST)
+SUBFOLDERS = ("figures", "tables")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def _check_out(out: Path, store_path: Path) -> None:
+    """Refuse a report folder that is a file, or one where the report would write over the store."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder for the report (it holds index.html, figures/ ...)")
+    store, root = store_path.resolve(), out.resolve()
+    if store in [root / name for name in TOP_FILES] or any(store.is_relative_to(root / d) for d in SUBFOLDERS):
+        raise UsageError(
+            f"the results store {store_path} lies where the report writes its own files (--out {out}); "
+            "name another folder with --out"
+        )
 
 
 def _clear_previous(out: Path) -> None:
-    """Remove the files an earlier build wrote (listed in its manifest), so that none outlives the
-    store's data; files someone else put in the folder are left alone."""
+    """Remove the files the previous build wrote, as its manifest names them, so that none outlives
+    the store's data. Only names the report could have written are removed (its top-level files and
+    what is in figures/ and tables/), never an SQLite database or its -wal/-shm/-journal files, and
+    never anything else that is in the folder."""
     manifest = out / MANIFEST
-    if not manifest.exists():
+    if not manifest.is_file():
         return
-    for name in manifest.read_text().splitlines():
+    for name in manifest.read_text(encoding="utf-8").splitlines():
         path = out / name
-        if name and path.is_file() and path.resolve().is_relative_to(out.resolve()):
+        if _is_report_file(out, name) and path.is_file() and not _is_store_file(path):
             path.unlink()
 
 
-def _write_manifest(out: Path, since: float) -> None:
-    """List what this build wrote (files under ``out`` modified since it started)."""
-    written = sorted(
-        str(p.relative_to(out))
-        for p in out.rglob("*")
-        if p.is_file() and p.name != MANIFEST and p.stat().st_mtime >= since - 1
-    )
-    (out / MANIFEST).write_text("\n".join(written) + "\n")
+def _is_report_file(out: Path, name: str) -> bool:
+    parts = Path(name).parts
+    inside = (out / name).resolve().is_relative_to(out.resolve())
+    mine = (len(parts) == 1 and name in TOP_FILES[:-1]) or (len(parts) == 2 and parts[0] in SUBFOLDERS)
+    return bool(name) and inside and mine
+
+
+def _is_store_file(path: Path) -> bool:
+    if path.name.endswith(SQLITE_SIDECARS):
+        return True
+    with path.open("rb") as f:
+        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def _write_manifest(out: Path, written: list[Path]) -> None:
+    """List exactly the files this build wrote (relative to ``out``), for the next build to remove."""
+    names = sorted({str(Path(p).relative_to(out)) for p in written})
+    (out / MANIFEST).write_text("\n".join(names) + "\n", encoding="utf-8")
 
 
 def _freshness_notes(trials: pd.DataFrame) -> list[str]:
@@ -196,7 +236,8 @@ def _resolve_suite(suite: Any, runs: pd.DataFrame) -> tuple[str, Any]:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "all"
+    """``name`` as one plain folder name: no separators, and no leading dot, so never ``.`` or ``..``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "all"
 
 
 def _probe(an: A.Analysis) -> GradientFlow:
