@@ -144,6 +144,23 @@ def test_comparisons_apply_holm_across_the_variants_of_a_block():
     assert comp3[comp3["selection"] == "all"].iloc[0]["direction"] == "better"
 
 
+def test_holm_corrects_within_each_block_not_across_tasks_lengths_and_frameworks():
+    """One comparison per (task, T, framework) block: each is its own family of m = 1, so Holm leaves its
+    p unchanged; pooling the three blocks would triple it (0.148) and hide the difference."""
+    base, worse = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10, 12]  # p = 0.0493
+    rows = []
+    for length, framework in ((10, "torch"), (20, "torch"), (10, "tf")):
+        at = {"length": length, "framework": framework}
+        rows += [{**at, "variant": "v", "test_metric": x, "val_metric": x} for x in base]
+        rows += [{**at, "variant": "nfg", "test_metric": x, "val_metric": x} for x in worse]
+    df = trials(rows)
+    comp = A.compare_with_baseline(df, A.select_top(df), "v")
+    tested = comp[comp["selection"] == "all"]
+    assert len(tested) == 3
+    assert tested["p_holm"].to_numpy() == pytest.approx([0.0492843] * 3, rel=1e-5)
+    assert list(tested["direction"]) == ["worse"] * 3
+
+
 def test_summary_counts_every_status():
     rows = [
         {"variant": "v", "test_metric": 0.005, "val_metric": 0.004, "solved": 1, "steps_to_solve": 300},

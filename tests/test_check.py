@@ -137,3 +137,11 @@ def test_new_variant_template_is_a_working_cell(tmp_path):
         write_new_variant("lstm")
     with pytest.raises(UsageError, match="not allowed"):
         write_new_variant("My-Cell", root=tmp_path)
+
+
+def test_shipped_variant_learns_in_the_training_check():
+    """The real training run: a shipped cell gets clearly below the trivial baseline on adding, T = 10."""
+    (row,) = check_variant("cifg", only=["training"], frameworks=["torch"])
+    assert (row.name, row.frameworks, row.status) == ("training", "torch", "pass"), row.detail
+    ratio = float(row.measured.split()[0])
+    assert ratio <= 0.95 and "40 steps on adding T=10" in row.detail

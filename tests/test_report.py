@@ -189,6 +189,35 @@ def test_summary_matches_the_store(report):
     assert set(ranking["variant"]) == {"v", "nfg", "cifg", "gru", "rnn"}
 
 
+def test_forget_bias_finding_matches_the_store(report):
+    """The findings give, per task and T, the solved rate at each forget-gate bias the search tried,
+    counted here straight from the store: trials that have the setting and trained to an outcome."""
+    import sqlite3
+
+    conn = sqlite3.connect(report["store"])
+    rows = conn.execute(
+        "SELECT task, length, json_extract(hparams, '$.forget_bias'), SUM(solved), COUNT(*) FROM trials "
+        "WHERE status IN ('ok', 'diverged') AND json_extract(hparams, '$.forget_bias') IS NOT NULL "
+        "GROUP BY 1, 2, 3"
+    ).fetchall()
+    conn.close()
+    expected: dict[tuple, list[str]] = {}
+    for task, length, setting, solved, n in rows:
+        name = setting if isinstance(setting, str) else f"{setting:g}"
+        expected.setdefault((task, length), []).append(f"{name}: {100 * solved / n:.0f} % ({solved} of {n})")
+    assert len(expected) == 4 and all(len(parts) == 3 for parts in expected.values())  # 1, 3 and chrono
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    page = html.unescape(report["index"].read_text(encoding="utf-8"))
+    for (task, length), parts in expected.items():
+        sentence = f"On {task}, T = {length}, the solved rate by initial forget-gate bias is "
+        for text in (md, page):
+            assert sentence in text
+            start = text.index(sentence)
+            line = text[start : text.index("pooled over variants and frameworks", start)]
+            for part in parts:
+                assert part in line, (part, line)
+
+
 def test_same_store_same_numbers(report, tmp_path):
     again = build_report(report["store"], tmp_path / "again", probe=False).parent
     for csv in sorted((report["out"] / "tables").glob("*.csv")):

@@ -335,3 +335,37 @@ def test_temporal_order_uniform_baseline_measured() -> None:
     m = task.metrics(np.zeros((BIG, 11, 4), dtype=np.float32), batch.targets)
     assert m["loss"] == pytest.approx(math.log(4), rel=1e-12) == task.baseline(10)["loss"]
     assert within(m["accuracy"], 1 / 4, bernoulli_std(1 / 4))
+
+
+# --- the success rules, from TASKS.md ------------------------------------------------------------------
+#: (task, metric, threshold, higher is better): TASKS.md's "Solved" line of each task
+SOLVED_RULES = [
+    (Adding, "mse", 0.01, False),  # test MSE < 0.01
+    (Copy, "recall_accuracy", 0.99, True),  # recall accuracy >= 0.99
+    (VariableCopy, "recall_accuracy", 0.99, True),
+    (DelayedRecall, "accuracy", 0.99, True),  # test accuracy >= 0.99
+    (AddingHS97, "success_rate", 0.99, True),  # optional task: its docstring's rule
+    (TemporalOrder, "accuracy", 0.99, True),
+]
+
+
+@pytest.mark.parametrize("cls, metric, threshold, higher", SOLVED_RULES, ids=[c.id for c, *_ in SOLVED_RULES])
+def test_solved_exactly_at_the_specified_threshold(cls: type[Task], metric: str, threshold: float, higher: bool):
+    task = cls()
+    assert (task.metric, task.higher_is_better) == (metric, higher)
+    near = threshold * 1e-3  # just either side of the threshold: a moved threshold flips one of them
+    inside, outside = (threshold + near, threshold - near) if higher else (threshold - near, threshold + near)
+    assert task.solved({metric: inside, "loss": 0.0})
+    assert not task.solved({metric: outside, "loss": 0.0})
+    assert task.solved({metric: threshold, "loss": 0.0}) is higher  # >= for accuracies, < for MSE
+
+
+@pytest.mark.parametrize("T", [3, 40])
+def test_delayed_recall_distractors_are_uniform_over_all_eight_symbols(T: int) -> None:
+    batch = DelayedRecall().batch(T, 4000, seed=3)
+    distractors = batch.inputs[:, 1 : T + 1, :8].argmax(axis=-1).ravel()
+    counts = np.bincount(distractors, minlength=8)
+    n = len(distractors)
+    assert len(counts) == 8 and (counts > 0).all(), counts
+    # each symbol's share within 5 standard deviations of 1/8
+    assert all(within(c / n, 1 / 8, bernoulli_std(1 / 8), n) for c in counts), counts / n

@@ -9,9 +9,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import torch
 
-from harness.backends.torch_cell import run_layer, unroll_torch
+try:  # PyTorch is optional: the numpy tests run without it, the PyTorch ones skip with the reason
+    import torch
+
+    from harness.backends.torch_cell import run_layer, unroll_torch
+except ImportError:
+    torch = None
 from harness.contract import sizes_of
 from harness.errors import UsageError
 from harness.ops import NUMPY_OPS
@@ -20,6 +24,8 @@ from harness.unroll import unroll_numpy
 from harness.variant import Variant
 
 I, H = 3, 4  # sizes of the hard-coded contracts
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+BACKENDS = ["numpy", pytest.param("torch", marks=needs_torch)]
 
 
 def all_ids() -> list[str]:
@@ -368,8 +374,17 @@ def to_torch(params: dict[str, np.ndarray], requires_grad: bool = False) -> dict
     return {k: torch.tensor(v, dtype=torch.float64, requires_grad=requires_grad) for k, v in params.items()}
 
 
+def unroll(backend: str, variant: Variant, params: dict[str, np.ndarray], x: np.ndarray, hidden: int) -> np.ndarray:
+    """The layer's outputs (B, L, H) in float64, with numpy or PyTorch."""
+    if backend == "numpy":
+        return unroll_numpy(variant, params, x)
+    with torch.no_grad():
+        return unroll_torch(variant, to_torch(params), torch.tensor(x), hidden).numpy()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant_id", sorted(REFERENCES))
-def test_equations_match_reference(variant_id: str) -> None:
+def test_equations_match_reference(variant_id: str, backend: str) -> None:
     reference, hparams, hidden = REFERENCES[variant_id]
     variant = make(variant_id, **hparams)
     seed = sorted(REFERENCES).index(variant_id)
@@ -379,10 +394,7 @@ def test_equations_match_reference(variant_id: str) -> None:
     x = rng.normal(0.0, 1.0, size=(2, length, I))
     expected = reference(params, x)
     assert expected.shape == (2, length, hidden)
-    np.testing.assert_allclose(unroll_numpy(variant, params, x), expected, rtol=0, atol=1e-12)
-    with torch.no_grad():
-        got = unroll_torch(variant, to_torch(params), torch.tensor(x), hidden).numpy()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(unroll(backend, variant, params, x, hidden), expected, rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -391,6 +403,7 @@ def test_equations_match_reference(variant_id: str) -> None:
 GRAD_HPARAMS = {"clockwork": {"modules": 2}}
 
 
+@needs_torch
 @pytest.mark.parametrize("variant_id", all_ids())
 def test_gradcheck(variant_id: str) -> None:
     variant = make(variant_id, **GRAD_HPARAMS.get(variant_id, {}))
@@ -416,6 +429,7 @@ def test_fused_variants() -> None:
     assert make("gru").fused_kernel is None  # reset-before is not what cuDNN computes
 
 
+@needs_torch
 @pytest.mark.parametrize("variant_id", FUSED_IDS)
 def test_fused_matches_generic(variant_id: str) -> None:
     variant = make(variant_id)
@@ -529,18 +543,14 @@ def test_clockwork_hidden_size_not_divisible() -> None:
 # --------------------------------------------------------------------------------------------------------
 # (f) clockwork: slow modules hold their units between ticks
 # --------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_clockwork_slow_modules_hold(backend: str) -> None:
     modules, hidden, length = 3, 6, 13
     variant = make("clockwork", modules=modules)
     params = random_params(variant, I, hidden, seed=11)
     x = np.zeros((2, length, I))
     x[:, 0] = np.random.default_rng(12).normal(size=(2, I))  # input only at t = 0
-    if backend == "numpy":
-        h = unroll_numpy(variant, params, x)
-    else:
-        with torch.no_grad():
-            h = unroll_torch(variant, to_torch(params), torch.tensor(x), hidden).numpy()
+    h = unroll(backend, variant, params, x, hidden)
     size = hidden // modules
     for k in range(modules):
         units = slice(k * size, (k + 1) * size)
@@ -565,8 +575,9 @@ def min_coefficients(variant_id: str, p: dict, x: np.ndarray) -> tuple[np.ndarra
     return f / (f + i), i / (f + i) * cand
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("variant_id", ["min_gru", "min_lstm"])
-def test_min_rnn_closed_form(variant_id: str) -> None:
+def test_min_rnn_closed_form(variant_id: str, backend: str) -> None:
     variant = make(variant_id)
     params = random_params(variant, I, H, seed=21)
     x = np.random.default_rng(22).normal(size=(2, 8, I))
@@ -576,10 +587,7 @@ def test_min_rnn_closed_form(variant_id: str) -> None:
     decay = np.exp(log_a[:, :, None, :] - log_a[:, None, :, :])  # [t, s] = Π_{s<r≤t} a_r
     causal = np.tril(np.ones((x.shape[1], x.shape[1])))[None, :, :, None]
     closed = np.sum(decay * causal * b[:, None, :, :], axis=2)
-    np.testing.assert_allclose(unroll_numpy(variant, params, x), closed, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():
-        got = unroll_torch(variant, to_torch(params), torch.tensor(x), H).numpy()
-    np.testing.assert_allclose(got, closed, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(unroll(backend, variant, params, x, H), closed, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("variant_id", ["min_gru", "min_lstm"])

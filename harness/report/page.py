@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import ALPHA, Analysis, framework_name
+from harness.analysis import ALPHA, Analysis, framework_name, solved_rate
 from harness.probes import GradientFlow
 from harness.report.figures import FigureFile
 from harness.report.palette import Palette
@@ -75,6 +75,7 @@ def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[
     out += failure_sentences(an)
     out += framework_sentences(an)
     out += importance_sentences(an)
+    out += forget_bias_sentences(an)
     out += gradient_sentences(gradient)
     return [s for s in out if s]
 
@@ -264,6 +265,48 @@ def importance_sentences(an: Analysis) -> list[str]:
         if len(variant):
             text += f"; within a family, the choice of variant explains {pct(variant.mean())}"
         out.append(text + ".")
+    return out
+
+
+FORGET_BIAS = "hp.forget_bias"
+
+
+def _setting_order(setting: Any) -> tuple[bool, Any]:
+    """Numbers first, in increasing order, then named schemes ("chrono") alphabetically."""
+    return (isinstance(setting, str), setting if isinstance(setting, str) else float(setting))
+
+
+def forget_bias_rates(an: Analysis) -> dict[tuple[str, int], list[tuple[Any, float, int, int]]]:
+    """Per (task, T) where the search varied the initial forget-gate bias: ``(setting, solved rate,
+    solved, trials that trained to an outcome)`` per setting, over the trials that have the
+    hyperparameter (variants with a forget gate), pooled over those variants and the frameworks."""
+    df = an.trials
+    if df.empty or FORGET_BIAS not in df:
+        return {}
+    has = df[FORGET_BIAS].map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v)))
+    out = {}
+    for (task, T), group in df[has & df["finished"]].groupby(["task", "length"], sort=True):
+        by_setting = group.groupby(group[FORGET_BIAS].map(lambda v: v if isinstance(v, str) else float(v)))
+        if len(by_setting) < 2:
+            continue  # not varied here: nothing to compare
+        rows = [
+            (setting, solved_rate(g["status"], g["solved"]), int(g["solved"].sum()), len(g))
+            for setting, g in by_setting
+        ]
+        out[(task, int(T))] = sorted(rows, key=lambda r: _setting_order(r[0]))
+    return out
+
+
+def forget_bias_sentences(an: Analysis) -> list[str]:
+    """One sentence per (task, T) where the search varied the forget-gate bias: its solved rate per setting."""
+    out = []
+    for (task, T), rows in forget_bias_rates(an).items():
+        parts = [f"{setting:g}" if not isinstance(setting, str) else setting for setting, *_ in rows]
+        rates = [f"{name}: {pct(rate)} ({solved} of {n})" for name, (_, rate, solved, n) in zip(parts, rows)]
+        out.append(
+            f"On {task}, T = {T}, the solved rate by initial forget-gate bias is {'; '.join(rates)} (trials of "
+            "the variants with a forget gate that trained to an outcome, pooled over variants and frameworks)."
+        )
     return out
 
 
