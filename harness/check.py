@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.error_text import headline
 from harness.errors import UsageError
 from harness.registry import registry
 from harness.unroll import check_params, unroll_numpy
@@ -280,7 +281,7 @@ def check_variant(
                 }
                 result = workers.run({"torch": ("cell", [job])})["torch"][0]
                 if "error" in result:
-                    rows.append(CheckRow("gradients", "torch", "fail", detail=result["error"].strip().splitlines()[-1]))
+                    rows.append(CheckRow("gradients", "torch", "fail", detail=headline(result["error"])))
                 else:
                     errs = finite_difference_errors(variant, case, result)
                     unused = sorted(k for k, g in result["grads"].items() if not np.any(g))
@@ -320,7 +321,7 @@ def check_variant(
                 for direction, err in r.items():
                     if isinstance(err, dict):
                         rows.append(
-                            CheckRow("transfer", direction, "fail", detail=err["error"].strip().splitlines()[-1])
+                            CheckRow("transfer", direction, "fail", detail=headline(err["error"]))
                         )
                     else:
                         rows.append(
@@ -340,7 +341,7 @@ def check_variant(
 
 def _parity_row(name: str, frameworks: str, r: dict[str, Any]) -> CheckRow:
     if "error" in r:
-        return CheckRow(name, frameworks, "fail", detail=r["error"].strip().splitlines()[-1])
+        return CheckRow(name, frameworks, "fail", detail=headline(r["error"]))
     ok = r["outputs"] <= TOLERANCE["outputs"] and r["gradients"] <= TOLERANCE["gradients"]
     worst = max(r["params"], key=r["params"].get) if r["params"] else "inputs"
     return CheckRow(
@@ -363,7 +364,7 @@ def _training_rows(vid: str, fws: list[str], workers: Any, compare_training: Any
         workers=workers, frameworks=tuple(fws),
     )  # fmt: skip
     if "error" in r:
-        return [CheckRow("training", ", ".join(fws), "fail", detail=r["error"].strip().splitlines()[-1])]
+        return [CheckRow("training", ", ".join(fws), "fail", detail=headline(r["error"]))]
     baseline = registry().task(task).baseline(length)["loss"]
     rows = [_learning_row(fw, r[fw]["train"], r[fw]["validation"], task, length, baseline) for fw in fws]
     if "max_rel" in r:
