@@ -40,7 +40,7 @@ CELL = ["task", "length", "variant", "framework"]
 BLOCK = ["task", "length", "framework"]
 FINISHED = ("ok", "diverged")  # trained to an outcome: the solved rate's denominator
 
-#: The catalogue's order (VARIANTS.md); variants outside it follow alphabetically.
+#: The catalogue's order (docs/variants.md); variants outside it follow alphabetically.
 CANONICAL_ORDER = (
     "v",
     "nig",

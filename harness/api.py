@@ -6,7 +6,7 @@
     params = api.init_params("lstm", input_size=2, hidden_size=8, seed=0)
     h = api.run_cell("lstm", "torch", params, batch.inputs)       (B, L, H) numpy
 
-``seq_len`` is the task's dependency length T (TASKS.md); the sequences are ``task.seq_len(T)`` long
+``seq_len`` is the task's dependency length T (docs/tasks.md); the sequences are ``task.seq_len(T)`` long
 (adding: T, copy: T + 20, delayed_recall: T + 2). ``run_cell`` computes in float64 when the inputs
 are float64 (for numerical checks) and in float32 otherwise. Outside a benchmark run both frameworks
 may be used from one process; the runner itself never mixes them in a worker.
@@ -51,7 +51,7 @@ def make_batch(task: str, seq_len: int, batch_size: int, seed: int) -> Batch:
 
 def init_params(variant: str, input_size: int, hidden_size: int, seed: int, lag: int | None = None,
                 **hparams: Any) -> dict[str, np.ndarray]:  # fmt: skip
-    """The contract's dict of float32 arrays (VARIANTS.md), exactly as a trial with this seed starts its
+    """The contract's dict of float32 arrays (docs/variants.md), exactly as a trial with this seed starts its
     recurrent layer. ``hparams`` are the variant's own (e.g. ``forget_bias=3.0``, ``modules=4``);
     ``forget_bias="chrono"`` needs ``lag``, the task's T."""
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):

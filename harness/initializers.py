@@ -1,6 +1,6 @@
 """Initial values of a variant's parameters, chosen by the parameter's role (its contract name).
 
-Names follow VARIANTS.md: ``W...`` input weights (I, H), ``R...`` recurrent weights (H, H), ``b...``
+Names follow docs/variants.md: ``W...`` input weights (I, H), ``R...`` recurrent weights (H, H), ``b...``
 biases and ``p...`` peepholes (H,). Stacked layers prefix ``l1.``, ``l2.``; the readout uses
 ``readout.W`` / ``readout.b``.
 """

@@ -1,7 +1,7 @@
 """Cross-framework parity: the same variant, parameters and data give the same numbers in PyTorch and
 TensorFlow (and on each framework's fused and generic paths).
 
-TensorFlow and PyTorch never share a process (DESIGN.md): each framework's computation runs in a child
+TensorFlow and PyTorch never share a process (docs/architecture.md): each framework's computation runs in a child
 process of its own, started with the ``spawn`` method, which imports only that framework's backend
 (``harness.backends.load_backend``); the parent draws the inputs with numpy, sends them, and compares
 the numpy results. Importing TensorFlow costs seconds, so ``Workers`` keeps one child per framework

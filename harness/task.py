@@ -1,4 +1,4 @@
-"""What a task declares (TASKS.md): a seeded numpy generator plus metadata. Knows nothing of frameworks.
+"""What a task declares (docs/tasks.md): a seeded numpy generator plus metadata. Knows nothing of frameworks.
 
 A task maps a dependency length ``T`` (the lag to bridge) to batches of ``inputs`` (B, L, I) float32 and
 ``targets``; ``L = seq_len(T)``. The model's readout gives ``outputs`` (B, L, O); the loss is read
@@ -94,7 +94,7 @@ class Task:
         raise NotImplementedError
 
     def baseline(self, T: int) -> dict[str, float]:
-        """The trivial (memoryless) strategy's score on every metric, from TASKS.md."""
+        """The trivial (memoryless) strategy's score on every metric, from docs/tasks.md."""
         raise NotImplementedError
 
     def metrics(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:

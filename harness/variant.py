@@ -1,4 +1,4 @@
-"""What a recurrent variant declares: the framework-neutral contract (DESIGN.md, VARIANTS.md).
+"""What a recurrent variant declares: the framework-neutral contract (docs/architecture.md, docs/variants.md).
 
 A variant is written once. It declares
 

@@ -1,4 +1,4 @@
-"""The adding problem, modern form (Le et al. 2015; Arjovsky et al. 2016; Li et al. 2018): TASKS.md
+"""The adding problem, modern form (Le et al. 2015; Arjovsky et al. 2016; Li et al. 2018): docs/tasks.md
 `adding`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The adding problem in Hochreiter & Schmidhuber 1997's original form (exp. 4): TASKS.md `adding_hs97`."""
+"""The adding problem in Hochreiter & Schmidhuber 1997's original form (exp. 4): docs/tasks.md `adding_hs97`."""
 
 from __future__ import annotations
 

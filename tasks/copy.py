@@ -1,4 +1,4 @@
-"""The copying memory task (Arjovsky et al. 2016): TASKS.md `copy`."""
+"""The copying memory task (Arjovsky et al. 2016): docs/tasks.md `copy`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Remember one marked symbol across a noisy delay (after Hochreiter & Schmidhuber 1997, exp. 2c):
-TASKS.md `delayed_recall`."""
+docs/tasks.md `delayed_recall`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The temporal order problem (Hochreiter & Schmidhuber 1997, exp. 6a), scaled with T: TASKS.md
+"""The temporal order problem (Hochreiter & Schmidhuber 1997, exp. 6a), scaled with T: docs/tasks.md
 `temporal_order`."""
 
 from __future__ import annotations

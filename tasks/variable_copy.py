@@ -1,4 +1,4 @@
-"""The variable-delay copying task (Henaff et al. 2016): TASKS.md `variable_copy`."""
+"""The variable-delay copying task (Henaff et al. 2016): docs/tasks.md `variable_copy`."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from harness.training import TrialResult
 
 VERBS = ["list", "run", "status", "export", "report", "check", "new-variant"]
 TASKS = ["adding", "copy", "delayed_recall"]
-VARIANTS = [  # every id of shared/VARIANTS.md
+VARIANTS = [  # every id of docs/variants.md
     "v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "gru_ra", "rnn", "clockwork",
     "depth_gated", "mut1", "mut2", "mut3", "min_gru", "min_lstm",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The task catalogue (TASKS.md): shapes, exact layouts, seeding, split disjointness, baselines, metrics."""
+"""The task catalogue (docs/tasks.md): shapes, exact layouts, seeding, split disjointness, baselines, metrics."""
 
 from __future__ import annotations
 
@@ -337,8 +337,8 @@ def test_temporal_order_uniform_baseline_measured() -> None:
     assert within(m["accuracy"], 1 / 4, bernoulli_std(1 / 4))
 
 
-# --- the success rules, from TASKS.md ------------------------------------------------------------------
-#: (task, metric, threshold, higher is better): TASKS.md's "Solved" line of each task
+# --- the success rules, from docs/tasks.md ------------------------------------------------------------------
+#: (task, metric, threshold, higher is better): docs/tasks.md's "Solved" line of each task
 SOLVED_RULES = [
     (Adding, "mse", 0.01, False),  # test MSE < 0.01
     (Copy, "recall_accuracy", 0.99, True),  # recall accuracy >= 0.99

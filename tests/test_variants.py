@@ -1,4 +1,4 @@
-"""The variant catalogue against VARIANTS.md: parameter contracts, equations (an independent numpy
+"""The variant catalogue against docs/variants.md: parameter contracts, equations (an independent numpy
 reference per variant, written here from the spec, never calling a variant's step), gradients, the fused
 kernels, initial forget-gate biases, hyperparameter errors, clockwork timing and the min-RNN closed form.
 """
@@ -37,10 +37,10 @@ def make(variant_id: str, **hparams) -> Variant:
 
 
 # --------------------------------------------------------------------------------------------------------
-# (a) the parameter contract, hard-coded from VARIANTS.md's tables at I=3, H=4
+# (a) the parameter contract, hard-coded from docs/variants.md's tables at I=3, H=4
 # --------------------------------------------------------------------------------------------------------
 def _drop(contract: dict, names: str) -> dict:
-    """The contract of V minus the parameters a Greff variant drops (VARIANTS.md's table)."""
+    """The contract of V minus the parameters a Greff variant drops (docs/variants.md's table)."""
     gone = names.split()
     assert set(gone) <= set(contract)
     return {k: v for k, v in contract.items() if k not in gone}
@@ -126,7 +126,7 @@ CONTRACT_HPARAMS = {"clockwork": {"modules": 2}}
 
 
 def test_the_whole_catalogue_is_registered_and_covered() -> None:
-    """Every id of VARIANTS.md is registered and has its contract and reference here. Variants a user
+    """Every id of docs/variants.md is registered and has its contract and reference here. Variants a user
     adds (``rnn-bench new-variant``) bring their own test file; the registry-wide checks below
     (gradcheck, fused parity) pick them up by themselves."""
     reg = registry()
@@ -170,7 +170,7 @@ def test_initial_values_by_role() -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# (b) independent numpy references, written from VARIANTS.md. x is (B, L, I); each returns (B, L, H).
+# (b) independent numpy references, written from docs/variants.md. x is (B, L, I); each returns (B, L, H).
 # --------------------------------------------------------------------------------------------------------
 def sig(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
@@ -185,7 +185,7 @@ def ref_lstm(
     g: Callable = np.tanh, k: Callable = np.tanh, peepholes: bool = True, coupled: bool = False,
     full_gate_recurrence: bool = False,
 ) -> np.ndarray:  # fmt: skip
-    """V (Greff et al. 2015) with one of its parts changed, per VARIANTS.md's table."""
+    """V (Greff et al. 2015) with one of its parts changed, per docs/variants.md's table."""
     batch, length, _ = x.shape
     n = p["b_z"].shape[0]
     h, c = np.zeros((batch, n)), np.zeros((batch, n))

@@ -15,7 +15,7 @@ class _MUT(Variant):
     family = "gru"
     reference = "Jozefowicz et al. 2015"
 
-    #: the contract's names in VARIANTS.md's order; the first letter gives the shape:
+    #: the contract's names in docs/variants.md's order; the first letter gives the shape:
     #: W (I, H), R (H, H), b (H,)
     contract: tuple[str, ...] = ()
 
