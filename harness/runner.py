@@ -135,8 +135,19 @@ def run_suite(
     bar = _progress_bar(len(todo), suite.name, progress)
     started = time.monotonic()
 
+    def store_failed(e: sqlite3.DatabaseError, what: str) -> StoreError:
+        """The store cannot be written (a full disk, most often): the run stops, keeping what is stored."""
+        summary.store_failed = True
+        return StoreError(f"{store_fault(store_path, e)}. Could not {what}; the {sum(summary.counts.values())} "
+                          f"trial(s) this run finished before are kept in {store_path}. Run the same command "
+                          "again to resume.")  # fmt: skip
+
     def claim(trial: Trial) -> bool:
-        if store.claim(trial.id, run_id, work.stored_at[trial.id]):
+        try:
+            granted = store.claim(trial.id, run_id, work.stored_at[trial.id])
+        except sqlite3.DatabaseError as e:  # a full disk: the claim is a write too
+            raise store_failed(e, f"claim {trial.label()}") from e
+        if granted:
             return True
         summary.taken_by_others += 1
         if bar is not None:
@@ -151,12 +162,7 @@ def run_suite(
             stored = store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=replace,
                                   reason=reason)  # fmt: skip
         except sqlite3.DatabaseError as e:  # a full disk, most often: stop, keeping what is stored
-            summary.store_failed = True
-            kept = sum(summary.counts.values())
-            raise StoreError(
-                f"{store_fault(store_path, e)}. Could not store {trial.label()}; the {kept} trial(s) this run "
-                f"finished before are kept in {store_path}. Run the same command again to resume."
-            ) from e
+            raise store_failed(e, f"store {trial.label()}") from e
         if not stored:
             summary.stored_by_others += 1  # another driver stored it first (a lease ran out): its result stays
         else:
@@ -217,12 +223,15 @@ class ClaimHeartbeat:
         self.thread.start()
 
     def _beat(self) -> None:
-        store = Store(self.store_path, create=False)
         try:
-            while not self.stopped.wait(LEASE_SECONDS / 4):
-                store.renew_claims(self.run_id)
-        finally:
-            store.close()
+            store = Store(self.store_path, create=False)
+            try:
+                while not self.stopped.wait(LEASE_SECONDS / 4):
+                    store.renew_claims(self.run_id)
+            finally:
+                store.close()
+        except (sqlite3.Error, UsageError):  # the store failed (a full disk): the driver meets it too, and
+            return  # says so; the claims then lapse as a dead driver's would
 
     def stop(self) -> None:
         self.stopped.set()

@@ -403,35 +403,45 @@ def test_export_to_a_folder_exits_2_naming_it(cli, small_store, tmp_path):
     assert code == 2 and f"-o {tmp_path} is a folder" in err
 
 
-def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch):
-    """The disk fills while the second trial is stored: the first is kept, the run stops with a message."""
+@pytest.mark.parametrize("fills_at", ["record", "claim"])
+def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch, fills_at):
+    """The disk fills while the second trial is stored (or claimed, also a write): the first is kept, the
+    run stops with a message."""
     import harness.runner as runner
 
     class Pool:  # finishes every trial at once, without training anything
         def __init__(self, *args, **kwargs):
             self.environments = {"torch": {"gpu": "x" * 100_000}}  # too big to store, too, once the disk is full
 
-        def run(self, trials, on_result):
+        def run(self, trials, on_result, claim=None):
             for trial in trials:
+                if claim is not None and not claim(trial):
+                    continue
                 on_result(trial, TrialResult(status="ok", steps=5, validation={"mse": 0.1, "loss": 0.1},
                                              curve=[(s, "validation", 0.1, 0.1) for s in range(2000)]))  # fmt: skip
 
-    real_record, calls = Store.record, []
+    calls = []
 
-    def record(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the disk is full from here on
-            pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
-            self.conn.execute(f"PRAGMA max_page_count = {pages}")
-        return real_record(self, *args, **kwargs)
+    def filling(real):
+        def write(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:  # the disk is full from here on
+                if fills_at == "claim":  # a claim's row fits in a page's free space: SQLite's own error
+                    raise sqlite3.OperationalError("database or disk is full")
+                pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+                self.conn.execute(f"PRAGMA max_page_count = {pages}")
+            return real(self, *args, **kwargs)
+
+        return write
 
     monkeypatch.setattr(runner, "LocalPool", Pool)
     monkeypatch.setattr(runner, "preflight", lambda *a, **k: None)
-    monkeypatch.setattr(Store, "record", record)
+    monkeypatch.setattr(Store, fills_at, filling(getattr(Store, fills_at)))
     store = tmp_path / "s.sqlite"
     code, out, err = cli("run", "smoke", "--frameworks", "torch", "--no-progress", "--store", store)
     assert code == 2 and "Traceback" not in err, err
     assert f"the disk holding the results store {store} is full" in err
+    assert f"Could not {'store' if fills_at == 'record' else 'claim'} " in err
     assert f"the 1 trial(s) this run finished before are kept in {store}" in err
     with Store(store, read_only=True) as s:
         assert s.count() == 1
