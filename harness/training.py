@@ -42,6 +42,7 @@ class TrialResult:
     steps_per_second: float | None = None
     param_count: int = 0
     curve: list[tuple[int, str, float, float]] = field(default_factory=list)  # (step, split, loss, metric)
+    population: int = 1  # how many trials trained together with it, itself included (harness.population)
 
 
 def evaluate(model: TrainableModel, task: Task, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
