@@ -103,7 +103,10 @@ class Population:
         """Inputs (M, B, L, I) -> readout outputs (M, B, L, O), or (M, B, 1, O) for the last step only."""
         members, batch, length = (int(d) for d in inputs.shape[:3])
         ops = HoistingOps(inputs, params)
-        layer = {k: v for k, v in params.items() if not k.startswith("readout.")}
+        # vectors (M, 1, C) expanded to (M, B, C) once: their gradient is summed over the batch once per
+        # forward, not at every use in every step (the values are the same; only the backward changes)
+        layer = {k: v.expand(members, batch, -1) if v.shape[1] == 1 and batch > 1 else v
+                 for k, v in params.items() if not k.startswith("readout.")}  # fmt: skip
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
         for t in range(length):
