@@ -37,7 +37,7 @@ from harness.variant import Variant
 #: the common hyperparameters each member keeps as its own (everything else is shared by the group)
 MEMBER_KEYS = ("learning_rate", "hidden_size", "clip_norm", "max_steps", "eval_every", "validation_size", "test_size")
 #: the population engine of each framework (a framework missing here trains its groups solo)
-ENGINES = {"torch": "harness.backends.torch_population"}
+ENGINES = {"torch": "harness.backends.torch_population", "tf": "harness.backends.tf_population"}
 
 ResultCallback = Callable[[Trial, TrialResult], None]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -18,20 +16,10 @@ from harness.population import population_groups, train_population  # noqa: E402
 from harness.protocol import check_hparams  # noqa: E402
 from harness.registry import registry  # noqa: E402
 from harness.training import train  # noqa: E402
-from harness.trial import Trial  # noqa: E402
 from harness.variant import Variant  # noqa: E402
+from tests.population_cases import RTOL, SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
 
 torch_backend.setup("cpu")
-RTOL = 1e-5  # float32 rounding, the issue's bound for a member against its solo run
-SMALL = dict(batch_size=4, validation_size=8, test_size=8)
-
-
-def make_trial(variant_id, seed=0, task="adding", T=4, framework="torch", **hp):
-    cls = registry().variant_class(variant_id)
-    variant = cls(**{k: v for k, v in hp.items() if k in cls.hyperparameters})
-    hparams = check_hparams({k: v for k, v in hp.items() if k not in cls.hyperparameters})
-    hparams.update(variant.hparams)
-    return Trial(task, T, variant.id, framework, "cpu", hparams, seed)
 
 
 def solo(trial):
@@ -39,23 +27,6 @@ def solo(trial):
     task, cls = reg.task(trial.task), reg.variant_class(trial.variant)
     variant = cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
     return train(trial, task, variant, lambda p: torch_backend.build_model(variant, task, trial.hparams, p))
-
-
-def close(a, b):
-    return a == b or (math.isnan(a) and math.isnan(b)) or abs(a - b) <= RTOL * abs(b)
-
-
-def assert_same_result(member, alone):
-    """Everything stored of a trial agrees, numbers to float32 rounding."""
-    assert (member.status, member.steps, member.best_step, member.steps_to_solve, member.solved) == (
-        alone.status, alone.steps, alone.best_step, alone.steps_to_solve, alone.solved)  # fmt: skip
-    assert [(s, split) for s, split, _, _ in member.curve] == [(s, split) for s, split, _, _ in alone.curve]
-    for (_, _, loss_a, metric_a), (_, _, loss_b, metric_b) in zip(member.curve, alone.curve):
-        assert close(loss_a, loss_b) and close(metric_a, metric_b), (member.curve, alone.curve)
-    for key in ("validation", "test_best", "test_last"):
-        got, want = getattr(member, key), getattr(alone, key)
-        assert set(got) == set(want) and all(close(got[k], want[k]) for k in want), (key, got, want)
-    assert member.param_count == alone.param_count
 
 
 VARIANTS = sorted(registry().variants)
@@ -83,12 +54,6 @@ def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):
     for member, trial in zip(results, trials):
         assert member.population == 3 and member.path == "generic"
         assert_same_result(member, solo(trial))
-
-
-class EasyAdding(registry().tasks["adding"]):
-    """Adding with a threshold small models reach within a few steps: members solve at different steps."""
-
-    solved_threshold = 0.3
 
 
 def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch):
