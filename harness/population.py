@@ -21,7 +21,7 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -64,9 +64,11 @@ def group_key(trial: Trial) -> tuple:
     return (trial.task, trial.length, trial.variant, trial.framework, trial.device, json.dumps(canonical(shared)))
 
 
-def population_groups(trials: list[Trial], cap: int) -> list[list[Trial]]:
+def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str] = ()) -> list[list[Trial]]:
     """``trials`` as populations of at most ``cap`` members (``cap`` 1: every trial alone, today's path).
 
+    ``fused_solo`` names variants whose fused kernel alone beats a population (measured with
+    ``harness.speed``): their trials that ask for the fused path (``fused = true``) train solo.
     Groups keep the order in which their first trial appears; inside a group members are sorted by
     hidden size, so that each population pads as little as possible."""
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
@@ -75,7 +77,8 @@ def population_groups(trials: list[Trial], cap: int) -> list[list[Trial]]:
         return [[t] for t in trials]
     groups: dict[tuple, list[Trial]] = {}
     for t in trials:
-        groups.setdefault(group_key(t), []).append(t)
+        alone = t.variant in fused_solo and t.hparams.get("fused", True)
+        groups.setdefault(("fused", t.id) if alone else group_key(t), []).append(t)
     out = []
     for members in groups.values():
         members = sorted(members, key=lambda t: t.hparams["hidden_size"])
@@ -97,7 +100,7 @@ class Member:
         self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
         self.best_params: dict[str, np.ndarray] | None = None
         self.window: list[float] = []
-        self.train_seconds = 0.0
+        self.train_seconds, self.timed_steps = 0.0, 0
         self.done = False
 
     def scored(self, step: int, metrics: dict[str, float], current: Callable[[], dict[str, np.ndarray]]) -> None:
@@ -112,11 +115,12 @@ class Member:
         if self.task.solved(metrics):
             r.steps_to_solve, self.done = step, True
 
-    def trained(self, step: int, loss: float, seconds: float) -> bool:
-        """The loss of training step ``step``; True when the member evaluates now."""
+    def trained(self, step: int, loss: float, seconds: float | None) -> bool:
+        """The loss of training step ``step`` and its time (``None``: a warm-up step, not timed); True
+        when the member evaluates now."""
         self.result.steps = step
-        if step > 1:  # the first step allocates: warm-up, not training speed (as in train)
-            self.train_seconds += seconds
+        if seconds is not None:
+            self.train_seconds, self.timed_steps = self.train_seconds + seconds, self.timed_steps + 1
         if not math.isfinite(loss):
             self.result.status, self.result.error = "diverged", f"training loss became {loss} at step {step}"
             self.done = True
@@ -135,7 +139,7 @@ class Member:
             load(self.best_params)
             r.test_best = evaluate_now()
             r.solved = self.task.solved(r.test_best)
-        r.steps_per_second = (r.steps - 1) / self.train_seconds if self.train_seconds > 0 else None
+        r.steps_per_second = self.timed_steps / self.train_seconds if self.train_seconds > 0 else None
         r.wall_seconds = time.perf_counter() - self.started
         return r
 
@@ -208,53 +212,76 @@ def _train_together(trials: list[Trial], engine: Any, device: str, report: Calla
     model = engine.Population(_variant(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
     for m in members:
         m.result.path = model.path
-    active = list(range(len(members)))  # member index of each slot of the model
-    evaluate(model, task, members, active, list(range(len(active))), 0)
-    step = 0
+    slots: list[int | None] = list(range(len(members)))  # each model slot's member; None once it finished
+    evaluate(model, task, members, slots, list(range(len(slots))), 0)
+    step, warm = 0, False
     while True:
-        active = retire(model, members, active, report)
-        if not active:
+        retire(model, members, slots, report)
+        if all(k is None for k in slots):
             return
+        if leave(model, slots):
+            slots = [k for k in slots if k is not None]
+            warm = False  # a smaller model allocates (and traces) again
+        live = [(slot, k) for slot, k in enumerate(slots) if k is not None]
         if time_limit is not None and time.perf_counter() - started > time_limit:
-            for k in active:
+            for _, k in live:
                 msg = f"trial exceeded its time limit of {time_limit:.0f} s (in a population of {len(trials)})"
                 result = failed(msg, status="timeout")
                 result.population = len(trials)
                 report(k, result)
             return
         step += 1
-        batches = [next(members[k].stream) for k in active]
+        inputs, targets = batches(members, slots)
         t0 = time.perf_counter()
-        losses = model.train_step(np.stack([b.inputs for b in batches]), np.stack([b.targets for b in batches]))
-        seconds = time.perf_counter() - t0
-        due = [slot for slot, k in enumerate(active) if members[k].trained(step, float(losses[slot]), seconds)]
-        evaluate(model, task, members, active, due, step)
+        losses = model.train_step(inputs, targets)
+        seconds = time.perf_counter() - t0 if warm else None  # as train: warm-up steps are not speed
+        warm = True
+        due = [slot for slot, k in live if members[k].trained(step, float(losses[slot]), seconds)]
+        evaluate(model, task, members, slots, due, step)
 
 
-def evaluate(model: Any, task: Task, members: list[Member], active: list[int], slots: list[int], step: int) -> None:
-    """Score the members in ``slots`` on their validation sets; members sharing a set share the forward."""
+def batches(members: list[Member], slots: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Each live member's next batch from its own stream; zeros in the slots of finished members (they
+    draw nothing, so no stream moves for them; what their slot computes reaches no other member)."""
+    drawn = {slot: next(members[k].stream) for slot, k in enumerate(slots) if k is not None}
+    some = next(iter(drawn.values()))
+    inputs = [drawn[s].inputs if s in drawn else np.zeros_like(some.inputs) for s in range(len(slots))]
+    targets = [drawn[s].targets if s in drawn else np.zeros_like(some.targets) for s in range(len(slots))]
+    return np.stack(inputs), np.stack(targets)
+
+
+def evaluate(model: Any, task: Task, members: list[Member], slots: list[int | None], due: list[int],
+             step: int) -> None:  # fmt: skip
+    """Score the members in the slots ``due`` on their validation sets; members sharing a set share the
+    forward."""
     by_size: dict[int, list[int]] = {}
-    for slot in slots:
-        by_size.setdefault(members[active[slot]].hp["validation_size"], []).append(slot)
+    for slot in due:
+        by_size.setdefault(members[slots[slot]].hp["validation_size"], []).append(slot)
     for group in by_size.values():
-        validation = members[active[group[0]]].validation
+        validation = members[slots[group[0]]].validation
         scores = metrics_of(model, task, group, validation.inputs, validation.targets)
         for slot, m in zip(group, scores):
-            members[active[slot]].scored(step, m, lambda slot=slot: model.get_params(slot))
+            members[slots[slot]].scored(step, m, lambda slot=slot: model.get_params(slot))
 
 
-def retire(model: Any, members: list[Member], active: list[int],
-           report: Callable[[int, TrialResult], None]) -> list[int]:  # fmt: skip
-    """Finish and report the members that are done, drop them from the model; the members still active."""
-    finished = [slot for slot, k in enumerate(active) if members[k].done]
-    if not finished:
-        return active
-    for slot in finished:
-        report(active[slot], finish(model, members[active[slot]], slot))
-    keep = [slot for slot, k in enumerate(active) if not members[k].done]
-    if keep:
-        model.keep(keep)
-    return [active[slot] for slot in keep]
+def retire(model: Any, members: list[Member], slots: list[int | None],
+           report: Callable[[int, TrialResult], None]) -> None:  # fmt: skip
+    """Finish and report the members that are done; their slots become ``None``."""
+    for slot, k in enumerate(slots):
+        if k is not None and members[k].done:
+            report(k, finish(model, members[k], slot))
+            slots[slot] = None
+
+
+def leave(model: Any, slots: list[int | None]) -> bool:
+    """Drop the finished members' slots from the model when that pays: once they are at least the
+    engine's ``leave_at`` fraction of its slots (0 in PyTorch, where rebuilding costs nothing; more
+    where it retraces). True when the model was rebuilt."""
+    dead = sum(k is None for k in slots)
+    if not dead or dead < getattr(model, "leave_at", 0.0) * len(slots):
+        return False
+    model.keep([slot for slot, k in enumerate(slots) if k is not None])
+    return True
 
 
 def finish(model: Any, member: Member, slot: int) -> TrialResult:

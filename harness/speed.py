@@ -1,37 +1,46 @@
 """Training-step cost per trial, solo and in populations: the measurement behind choosing a population
-size (``harness.population``). PyTorch; run it with one thread (``torch_backend.setup`` sets it).
+size and behind preferring a fused kernel (``harness.population``). One framework per process (call it
+in a worker, or a fresh interpreter): it runs ``backend.setup(device)``, one thread.
 
-``step_ms(variant_id, members)`` is the median wall time of one training step divided by the number of
-trials it advances: ``members = 0`` means the solo model (``torch_backend.TorchModel``, fused when the
-variant has a kernel and ``fused``), ``members = M`` a population of M (``torch_population``).
+``step_ms(framework, variant_id, members)`` is the median wall time of one training step divided by the
+number of trials it advances: ``members = 0`` is the solo model (``build_model``: fused when the variant
+has a kernel and ``fused``), ``members = M`` a population of M. ``speed_rows`` tabulates it against the
+framework's fused solo LSTM (``np``), the issue's yardstick.
 """
 
 from __future__ import annotations
 
+import importlib
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 
+FUSED_REFERENCE = "np"  # torch.nn.LSTM / keras.layers.LSTM
 
-def step_ms(variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32, steps: int = 10,
-            task_id: str = "adding", fused: bool = True, device: str = "cpu") -> float:  # fmt: skip
-    """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps."""
-    from harness.backends import torch_backend
-    from harness.backends.torch_population import Population
+
+def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
+            steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu") -> float:  # fmt: skip
+    """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
+    tracing)."""
+    from harness.backends import load_backend
     from harness.model import init_model_params
+    from harness.population import ENGINES
     from harness.protocol import check_hparams
     from harness.registry import registry
 
+    backend = load_backend(framework)
+    backend.setup(device)
     reg = registry()
     task, variant = reg.task(task_id), reg.variant(variant_id)
     hp = check_hparams({"hidden_size": hidden, "batch_size": batch, "fused": fused})
     count = max(members, 1)
     params = [init_model_params(variant, task, hidden, seed, lag=T) for seed in range(count)]
     if members == 0:
-        model = torch_backend.build_model(variant, task, hp, params[0], device)
+        model: Any = backend.build_model(variant, task, hp, params[0], device)
     else:
-        model = Population(variant, task, [hp] * members, params, device)
+        model = importlib.import_module(ENGINES[framework]).Population(variant, task, [hp] * members, params, device)
     rng = np.random.default_rng(0)
     times = []
     for k in range(steps + 2):
@@ -45,3 +54,15 @@ def step_ms(variant_id: str, members: int, T: int = 50, batch: int = 32, hidden:
         if k >= 2:
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times) / count
+
+
+def speed_rows(framework: str, variant_ids: list[str], sizes: tuple[int, ...] = (1, 4, 16), **kw: Any) -> list[dict]:
+    """One row per (variant, population size): ms per trial-step and its ratio to the fused solo LSTM;
+    ``members`` 0 rows are each variant's solo model."""
+    reference = step_ms(framework, FUSED_REFERENCE, 0, **kw)
+    rows = []
+    for vid in variant_ids:
+        for members in (0, *sizes):
+            ms = step_ms(framework, vid, members, **kw)
+            rows.append({"variant": vid, "members": members, "ms": ms, "vs_fused_lstm": ms / reference})
+    return rows

@@ -52,12 +52,14 @@ def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):
     assert [len(g) for g in population_groups(trials, 16)] == [3]
     results = train_population(trials, "torch")
     for member, trial in zip(results, trials):
-        assert member.population == 3 and member.path == "generic"
+        assert member.population == 3 and member.path == "generic" and member.steps_per_second > 0
         assert_same_result(member, solo(trial))
 
 
-def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch):
+@pytest.mark.parametrize("leave_at", [0.0, 1.0])  # finished members leave the model at once, or stay in it
+def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch, leave_at):
     monkeypatch.setitem(registry().tasks, "adding", EasyAdding)
+    monkeypatch.setattr(Population, "leave_at", leave_at)
     trials = [make_trial("np", seed=1, hidden_size=4, learning_rate=lr, max_steps=16, eval_every=2, **SMALL)
               for lr in (0.003, 0.1, 0.03)]  # fmt: skip
     order = []
@@ -135,6 +137,9 @@ def test_groups_share_everything_but_the_members_own_settings():
     assert population_groups(trials, 1) == [[t] for t in trials]
     many = [make_trial("np", seed=s, **base) for s in range(5)]
     assert [len(g) for g in population_groups(many, 2)] == [2, 2, 1]
+    assert [len(g) for g in population_groups(many, 16, fused_solo={"np"})] == [1] * 5  # fused np alone
+    generic = [make_trial("np", seed=s, fused=False, **base) for s in range(3)]
+    assert [len(g) for g in population_groups(generic, 16, fused_solo={"np"})] == [3]
     with pytest.raises(UsageError, match="population size 0"):
         population_groups(trials, 0)
 

@@ -68,6 +68,7 @@ class Population:
     """M members' variables, optimiser state and per-member settings; slots index the members."""
 
     path = "generic"  # the variant's own step, batched (never a fused kernel)
+    leave_at = 0.5  # finished members leave once they are half the slots: each rebuild traces the step again
 
     def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip

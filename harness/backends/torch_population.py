@@ -74,6 +74,7 @@ class Population:
     """M members' parameters, optimiser state and per-member settings; slots index the members."""
 
     path = "generic"  # the variant's own step, batched (never a fused kernel)
+    leave_at = 0.0  # finished members leave at once: rebuilding costs a copy of the parameters
 
     def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
