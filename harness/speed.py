@@ -2,9 +2,11 @@
 size and behind preferring a fused kernel (``harness.population``). One framework per process (call it
 in a worker, or a fresh interpreter): it runs ``backend.setup(device)``, one thread.
 
-``step_ms(framework, variant_id, members)`` is the median wall time of one training step divided by the
-number of trials it advances: ``members = 0`` is the solo model (``build_model``: fused when the variant
-has a kernel and ``fused``), ``members = M`` a population of M. ``speed_rows`` tabulates it against the
+``step_ms(framework, variant_id, members)`` is the median CPU time of this process for one training step
+divided by the number of trials it advances (CPU time, not wall time: on a busy machine it does not
+count the time other processes hold the core; with one thread and an idle machine the two agree):
+``members = 0`` is the solo model (``build_model``: fused when the variant has a kernel and ``fused``),
+``members = M`` a population of M. ``speed_rows`` tabulates it against the
 framework's fused solo LSTM (``np``), the issue's yardstick.
 """
 
@@ -46,13 +48,13 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     for k in range(steps + 2):
         batches = [task.generate(T, batch, rng) for _ in range(count)]
         inputs, targets = np.stack([b.inputs for b in batches]), np.stack([b.targets for b in batches])
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         if members == 0:
             model.train_step(inputs[0], targets[0])
         else:
             model.train_step(inputs, targets)
         if k >= 2:
-            times.append(time.perf_counter() - t0)
+            times.append(time.process_time() - t0)
     return 1000 * statistics.median(times) / count
 
 

@@ -9,9 +9,8 @@ SGD with (Nesterov) momentum (``add_`` / ``addcmul_``), each member with its own
 global-norm clipping (``min(1, clip / ‖g_m‖)``, skipped when not finite or clip is 0) and its own state.
 Gradients of padding are multiplied by zero before clipping, so padding never moves.
 
-The products of x_t with a parameter do not depend on the recurrence, so ``HoistingOps`` computes them
-for all time steps in one product on the first call and hands out the step's slice (``unbind``, whose
-backward is one stack, not a full-size zero tensor per step): the step itself is not changed.
+``HoistingOps`` computes the products of x_t with parameters for all time steps at once, and a state
+tensor's products with several parameters in one call: the step itself is not changed.
 """
 
 from __future__ import annotations
@@ -33,23 +32,56 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch_backend's Adam
 
 
 class HoistingOps(TorchOps):
-    """The ops namespace, except that ``matmul(x_t, P)`` of the current input and a parameter returns
-    the slice t of ``x P`` computed once for every step (numerically the same product, row by row)."""
+    """The ops namespace, with two products computed in fewer, larger calls (numerically the same
+    products, row by row and column by column):
+
+    * ``matmul(x_t, P)`` of the current input and a parameter: ``x P`` for every step at once, on the
+      first call, then the step's slice (``unbind``: its backward is one stack, not a full-size zero
+      tensor per step);
+    * ``matmul(s, P_1) ... matmul(s, P_k)`` of one state tensor with several parameters (an LSTM's
+      four gates): the step's first such call computes ``s [P_1 ... P_k]`` and hands out the slices.
+      Which parameters each state tensor meets is recorded at t = 0, where every product is plain.
+    """
 
     def __init__(self, inputs: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
         self._inputs = inputs  # (M, B, L, I)
         self._steps = inputs.unbind(2)
-        self._params = {id(p) for p in params.values()}
+        self._params = {id(p): p for p in params.values()}
         self._products: dict[int, tuple[torch.Tensor, ...]] = {}
-        self._t = 0
+        self._t, self._state = 0, ()
+        self._partners: dict[int, list[int]] = {}  # state index -> ids of the parameters it multiplies
+        self._joined: dict[int, torch.Tensor] = {}  # state index -> those parameters side by side
+        self._slices: dict[tuple[int, int], torch.Tensor] = {}  # this step's (state index, parameter id)
 
-    def _at(self, t: int) -> torch.Tensor:
-        self._t = t
+    def _at(self, t: int, state: tuple) -> torch.Tensor:
+        self._t, self._state, self._slices = t, state, {}
         return self._steps[t]
 
     def matmul(self, a, b):
-        if a is not self._steps[self._t] or id(b) not in self._params:
+        if id(b) not in self._params:
             return torch.matmul(a, b)
+        if a is self._steps[self._t]:
+            return self._input_product(b)
+        k = next((k for k, s in enumerate(self._state) if s is a), None)
+        if k is None:
+            return torch.matmul(a, b)
+        if self._t == 0:
+            partners = self._partners.setdefault(k, [])
+            if id(b) not in partners:
+                partners.append(id(b))
+            return torch.matmul(a, b)
+        partners = self._partners.get(k, [])
+        if len(partners) < 2 or id(b) not in partners:
+            return torch.matmul(a, b)
+        if (k, id(b)) not in self._slices:
+            if k not in self._joined:
+                self._joined[k] = torch.cat([self._params[i] for i in partners], dim=-1)
+            sizes = [int(self._params[i].shape[-1]) for i in partners]
+            for i, part in zip(partners, torch.matmul(a, self._joined[k]).split(sizes, dim=-1)):
+                self._slices[(k, i)] = part
+        return self._slices[(k, id(b))]
+
+    def _input_product(self, b: torch.Tensor) -> torch.Tensor:
         if id(b) not in self._products:
             m, batch, length, size = self._inputs.shape
             product = torch.matmul(self._inputs.reshape(m, batch * length, size), b)
@@ -111,7 +143,7 @@ class Population:
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
         for t in range(length):
-            h, state = call_step(self.variant, ops, layer, ops._at(t), state)
+            h, state = call_step(self.variant, ops, layer, ops._at(t, state), state)
             expected = (members, batch, self.hidden_size)
             if t == 0 and shape_of(h) != expected:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {shape_of(h)}, "
