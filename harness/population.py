@@ -174,22 +174,45 @@ def train_population(
     def report(index: int, result: TrialResult) -> None:
         results[index] = result
         if on_result is not None:
-            on_result(trials[index], result)
+            try:
+                on_result(trials[index], result)
+            except BaseException as e:  # the caller's own failure (a full disk): not the trials'
+                raise _CallbackFailed() from e
 
     engine_name = ENGINES.get(framework)
-    if len(trials) == 1 or engine_name is None:
-        for k, t in enumerate(trials):
-            report(k, _solo(t, backend))
-        return [results[k] for k in range(len(trials))]
     try:
-        _train_together(trials, importlib.import_module(engine_name), device, report, time_limit)
+        if len(trials) == 1 or engine_name is None:
+            for k, t in enumerate(trials):
+                report(k, _solo(t, backend))
+        else:
+            _together(trials, engine_name, device, report, time_limit)
+    except _CallbackFailed as e:
+        raise e.__cause__ from None
+    return [results[k] for k in range(len(trials))]
+
+
+class _CallbackFailed(Exception):
+    """``on_result`` raised: its error goes to the caller as it was, never into a trial's result."""
+
+
+def _together(trials: list[Trial], engine_name: str, device: str, report: Callable[[int, TrialResult], None],
+              time_limit: float | None) -> None:  # fmt: skip
+    reported: set[int] = set()
+
+    def tracked(index: int, result: TrialResult) -> None:
+        reported.add(index)
+        report(index, result)
+
+    try:
+        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit)
+    except _CallbackFailed:
+        raise
     except Exception as e:  # a broken variant or engine costs this group, not the run
         for k in range(len(trials)):
-            if k not in results:
-                report(k, failed(e))
-        for r in results.values():
-            r.population = len(trials)
-    return [results[k] for k in range(len(trials))]
+            if k not in reported:
+                result = failed(e)
+                result.population = len(trials)
+                report(k, result)
 
 
 def _solo(trial: Trial, backend: Any) -> TrialResult:

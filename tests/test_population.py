@@ -213,6 +213,24 @@ def test_an_engine_error_fails_every_unfinished_member(monkeypatch):
     trials = [make_trial("rnn", seed=s, hidden_size=4, max_steps=5, **SMALL) for s in range(2)]
     results = train_population(trials, "torch")
     assert [r.status for r in results] == ["failed", "failed"] and "engine exploded" in results[0].error
+    assert [r.population for r in results] == [2, 2]
+
+
+def test_an_error_of_the_result_callback_reaches_the_caller():
+    """A store that cannot write (a full disk) is the caller's failure, not the trials'."""
+
+    calls = []
+
+    def full_disk(trial, result):
+        calls.append(result.status)
+        raise OSError(28, "No space left on device")
+
+    trials = [make_trial("rnn", seed=s, hidden_size=4, max_steps=3, **SMALL) for s in range(2)]
+    with pytest.raises(OSError, match="No space left"):
+        train_population(trials, "torch", on_result=full_disk)
+    assert calls == ["ok"]  # not retried, and no trial was made "failed" by it
+    with pytest.raises(OSError, match="No space left"):
+        train_population(trials[:1], "torch", on_result=full_disk)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
