@@ -67,3 +67,16 @@ def test_solved_and_diverged_members_leave_and_the_others_are_unchanged(monkeypa
     assert results[0].steps_to_solve is not None and results[0].steps < 10 and results[2].steps == 10
     for member, trial in zip(results, trials):
         assert_same_result(member, solo(trial))
+
+
+def test_cuda_is_refused_cleanly_without_a_visible_gpu():
+    from harness.backends.tf_population import Population
+    from harness.errors import UsageError
+    from harness.model import init_model_params
+    from harness.protocol import check_hparams
+
+    reg = registry()
+    task, variant = reg.task("adding"), reg.variant("rnn")
+    with pytest.raises(UsageError, match="no GPU"):
+        Population(variant, task, [check_hparams({"hidden_size": 3})], [init_model_params(variant, task, 3, 0, lag=4)],
+                   device="cuda")  # fmt: skip
