@@ -95,7 +95,6 @@ class Member:
         count = variant.parameter_count(task.input_size, hp["hidden_size"])
         self.result = TrialResult(status="ok", param_count=count, population=size)
         self.params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
-        self.shapes = {k: tuple(v.shape) for k, v in self.params.items()}
         self.validation = task.fixed_set("validation", T, hp["validation_size"])
         self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
         self.best_params: dict[str, np.ndarray] | None = None

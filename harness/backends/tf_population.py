@@ -80,6 +80,7 @@ class Population:
         self.optimizer = first.get("optimizer", "adam")
         self.momentum = float(first.get("momentum", 0.0))
         self.nesterov = bool(first.get("nesterov", False)) and self.momentum > 0
+        self.xla = bool(first.get("xla", False))  # as TfModel: jit_compile the training step
         self.lr = np.array([float(hp["learning_rate"]) for hp in hparams])
         self.clip = np.array([float(hp["clip_norm"]) for hp in hparams])
         stacked = stack(params)
@@ -98,7 +99,7 @@ class Population:
             self.steps = tf.Variable(steps, dtype=tf.int64, trainable=False)
             self.lr_t = tf.constant(self.lr, dtype=tf.float64)
             self.clip_t = tf.constant(self.clip, dtype=self.dtype)
-        self._train = tf.function(self._train_step)
+        self._train = tf.function(self._train_step, jit_compile=self.xla)
         self._predictors: dict[tuple[int, int], Any] = {}  # (L, I) -> traced forward, any members and batch
 
     # --- the computation -------------------------------------------------------------------------------
