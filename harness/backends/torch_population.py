@@ -32,15 +32,15 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch_backend's Adam
 
 
 class HoistingOps(TorchOps):
-    """The ops namespace, with two products computed in fewer, larger calls (numerically the same
-    products, row by row and column by column):
+    """The ops namespace, with two kinds of products computed in fewer, larger calls (numerically the
+    same products, row by row and column by column):
 
     * ``matmul(x_t, P)`` of the current input and a parameter: ``x P`` for every step at once, on the
       first call, then the step's slice (``unbind``: its backward is one stack, not a full-size zero
       tensor per step);
-    * ``matmul(s, P_1) ... matmul(s, P_k)`` of one state tensor with several parameters (an LSTM's
-      four gates): the step's first such call computes ``s [P_1 ... P_k]`` and hands out the slices.
-      Which parameters each state tensor meets is recorded at t = 0, where every product is plain.
+    * ``matmul(a, P_1) ... matmul(a, P_k)`` of one tensor with several parameters (an LSTM's four gates
+      from h): the first such call of a step computes ``a [P_1 ... P_k]`` and hands out the slices.
+      Which parameters meet one tensor is recorded at t = 0, where every product is plain.
     """
 
     def __init__(self, inputs: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
@@ -48,13 +48,17 @@ class HoistingOps(TorchOps):
         self._steps = inputs.unbind(2)
         self._params = {id(p): p for p in params.values()}
         self._products: dict[int, tuple[torch.Tensor, ...]] = {}
-        self._t, self._state = 0, ()
-        self._partners: dict[int, list[int]] = {}  # state index -> ids of the parameters it multiplies
-        self._joined: dict[int, torch.Tensor] = {}  # state index -> those parameters side by side
-        self._slices: dict[tuple[int, int], torch.Tensor] = {}  # this step's (state index, parameter id)
+        self._t = 0
+        self._seen: dict[int, tuple[torch.Tensor, list[int]]] = {}  # t = 0: id(a) -> (a, its parameters)
+        self._groups: dict[int, list[int]] = {}  # first parameter's id -> the parameters that share an a
+        self._joined: dict[int, torch.Tensor] = {}  # first parameter's id -> those parameters side by side
+        self._slices: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # this step's products
 
-    def _at(self, t: int, state: tuple) -> torch.Tensor:
-        self._t, self._state, self._slices = t, state, {}
+    def _at(self, t: int) -> torch.Tensor:
+        if t == 1:  # what t = 0 recorded becomes the groups
+            self._groups = {ids[0]: ids for _, ids in self._seen.values() if len(ids) > 1}
+            self._seen = {}
+        self._t, self._slices = t, {}  # the slices hold their a: no id is reused within a step
         return self._steps[t]
 
     def matmul(self, a, b):
@@ -62,24 +66,23 @@ class HoistingOps(TorchOps):
             return torch.matmul(a, b)
         if a is self._steps[self._t]:
             return self._input_product(b)
-        k = next((k for k, s in enumerate(self._state) if s is a), None)
-        if k is None:
-            return torch.matmul(a, b)
         if self._t == 0:
-            partners = self._partners.setdefault(k, [])
-            if id(b) not in partners:
-                partners.append(id(b))
+            ids = self._seen.setdefault(id(a), (a, []))[1]  # keeps a alive: its id stays its own
+            if id(b) not in ids:
+                ids.append(id(b))
             return torch.matmul(a, b)
-        partners = self._partners.get(k, [])
-        if len(partners) < 2 or id(b) not in partners:
+        cached = self._slices.get((id(a), id(b)))
+        if cached is not None and cached[0] is a:
+            return cached[1]
+        if id(b) not in self._groups:
             return torch.matmul(a, b)
-        if (k, id(b)) not in self._slices:
-            if k not in self._joined:
-                self._joined[k] = torch.cat([self._params[i] for i in partners], dim=-1)
-            sizes = [int(self._params[i].shape[-1]) for i in partners]
-            for i, part in zip(partners, torch.matmul(a, self._joined[k]).split(sizes, dim=-1)):
-                self._slices[(k, i)] = part
-        return self._slices[(k, id(b))]
+        group = self._groups[id(b)]
+        if id(b) not in self._joined:
+            self._joined[id(b)] = torch.cat([self._params[i] for i in group], dim=-1)
+        sizes = [int(self._params[i].shape[-1]) for i in group]
+        for i, part in zip(group, torch.matmul(a, self._joined[id(b)]).split(sizes, dim=-1)):
+            self._slices[(id(a), i)] = (a, part)
+        return self._slices[(id(a), id(b))][1]
 
     def _input_product(self, b: torch.Tensor) -> torch.Tensor:
         if id(b) not in self._products:
@@ -143,7 +146,7 @@ class Population:
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
         for t in range(length):
-            h, state = call_step(self.variant, ops, layer, ops._at(t, state), state)
+            h, state = call_step(self.variant, ops, layer, ops._at(t), state)
             expected = (members, batch, self.hidden_size)
             if t == 0 and shape_of(h) != expected:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {shape_of(h)}, "
