@@ -68,3 +68,29 @@ def speed_rows(framework: str, variant_ids: list[str], sizes: tuple[int, ...] = 
             ms = step_ms(framework, vid, members, **kw)
             rows.append({"variant": vid, "members": members, "ms": ms, "vs_fused_lstm": ms / reference})
     return rows
+
+
+def best_size(rows: list[dict], tolerance: float = 0.05) -> int:
+    """The population size to use by default: the smallest measured ``members`` whose median cost over
+    the variants is within ``tolerance`` of the cheapest (a smaller population leaves more groups to run
+    in parallel, and pads less)."""
+    sizes = sorted({r["members"] for r in rows if r["members"] > 0})
+    if not sizes:
+        raise ValueError("no population sizes measured (rows with members > 0)")
+    cost = {m: statistics.median(r["ms"] for r in rows if r["members"] == m) for m in sizes}
+    cheapest = min(cost.values())
+    return next(m for m in sizes if cost[m] <= cheapest * (1 + tolerance))
+
+
+def fused_solo(rows: list[dict]) -> set[str]:
+    """Variants whose solo model (``members`` 0, fused where it has a kernel) costs less per trial than
+    every population measured: ``population_groups``'s ``fused_solo``."""
+    from harness.registry import registry
+
+    out = set()
+    for vid in {r["variant"] for r in rows}:
+        solo = [r["ms"] for r in rows if r["variant"] == vid and r["members"] == 0]
+        together = [r["ms"] for r in rows if r["variant"] == vid and r["members"] > 0]
+        if solo and together and registry().variant_class(vid).fused_kernel and min(solo) < min(together):
+            out.add(vid)
+    return out
