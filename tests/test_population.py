@@ -253,3 +253,10 @@ def test_the_default_size_and_the_fused_kernels_come_from_measured_rows():
     assert best_size(rows) == 16  # median costs: 4 -> 4.5, 16 -> 2.5, 32 -> 2.9
     assert best_size(rows, tolerance=1.0) == 4  # within 100% of the cheapest, the smallest wins
     assert fused_solo(rows) == {"np"}  # v has no kernel; gru_ra's population wins
+
+
+def test_one_unit_members_keep_their_matrices_apart_from_vectors():
+    """A (1, 1) recurrent matrix has the stacked shape of a vector, (M, 1, 1): it must stay a matrix."""
+    trials = [make_trial("rnn", seed=s, hidden_size=h, max_steps=3, fused=False, **SMALL) for s, h in enumerate((1, 1))]
+    for member, trial in zip(train_population(trials, "torch"), trials):
+        assert_same_result(member, solo(trial))

@@ -141,7 +141,8 @@ class Population:
         ops = HoistingOps(inputs, params)
         # vectors (M, 1, C) expanded to (M, B, C) once: their gradient is summed over the batch once per
         # forward, not at every use in every step (the values are the same; only the backward changes)
-        layer = {k: v.expand(members, batch, -1) if v.shape[1] == 1 and batch > 1 else v
+        vectors = {k for k, shape in self.shapes[0].items() if len(shape) == 1}  # by the contract: W may be (1, H)
+        layer = {k: v.expand(members, batch, -1) if k in vectors else v
                  for k, v in params.items() if not k.startswith("readout.")}  # fmt: skip
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
