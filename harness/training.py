@@ -44,6 +44,7 @@ class TrialResult:
     param_count: int = 0
     curve: list[tuple[int, str, float, float]] = field(default_factory=list)  # (step, split, loss, metric)
     code: dict[str, str] = field(default_factory=dict)  # {"variant": ..., "task": ...}: harness.fingerprint
+    population: int = 1  # how many trials trained together with it, itself included (harness.population)
 
 
 def evaluate(model: TrainableModel, task: Task, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:

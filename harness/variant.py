@@ -33,7 +33,8 @@ class HyperParameter:
 
     ``check(value)`` returns the normalised value or raises ``UsageError`` naming the value and the
     allowed ones. ``choices`` restricts to a set; ``minimum`` bounds numbers from below; ``kind`` is
-    ``"int"``, ``"float"`` or ``"float_or_choice"`` (a number or one of ``choices``).
+    ``"int"``, ``"float"`` or ``"float_or_choice"`` (a number or one of ``choices``). ``init_only``: it
+    sets only initial values, never the step, so the members of one population may differ in it.
     """
 
     default: Any
@@ -41,6 +42,7 @@ class HyperParameter:
     kind: str = "float"
     minimum: float | None = None
     choices: tuple = ()
+    init_only: bool = False
 
     def check(self, name: str, value: Any, where: str) -> Any:
         if self.kind == "float_or_choice" and isinstance(value, str):
@@ -72,6 +74,7 @@ FORGET_BIAS = HyperParameter(
     default=1.0,
     kind="float_or_choice",
     choices=("chrono",),
+    init_only=True,
     doc="initial forget-gate bias: a number (1.0 after Jozefowicz et al. 2015) or 'chrono' "
     "(Tallec & Ollivier 2018: b_f ~ log U[1, T_max - 1], b_i = -b_f, T_max the task's lag)",
 )

@@ -73,7 +73,7 @@ class Clockwork(Variant):
 
     def step(self, ops: Any, p: dict[str, Any], x: Any, state: tuple) -> tuple[Any, tuple]:
         h, t = state
-        hidden_size = int(p["b"].shape[0])
+        hidden_size = int(p["b"].shape[-1])  # the last axis: a population stacks members in front
         periods = ops.constant(self.periods(hidden_size), like=h)
         mask = ops.constant(self.mask(hidden_size), like=p["R"])
         # t is (B, 1) and periods (H,): broadcasting gives each unit's activity at this step

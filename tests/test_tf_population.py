@@ -1,0 +1,82 @@
+"""Population training in TensorFlow: every member's result is the one its solo TensorFlow run gives."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
+    pytest.skip("TensorFlow (and Keras 3) is not installed: pip install -e '.[tf]'", allow_module_level=True)
+
+from harness.backends import tf_backend  # noqa: E402
+from harness.population import population_groups, train_population  # noqa: E402
+from harness.registry import registry  # noqa: E402
+from harness.training import train  # noqa: E402
+from tests.population_cases import SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
+
+tf_backend.setup("cpu")
+pytestmark = pytest.mark.tf
+
+
+def solo(trial):
+    reg = registry()
+    task, cls = reg.task(trial.task), reg.variant_class(trial.variant)
+    variant = cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
+    return train(trial, task, variant, lambda p: tf_backend.build_model(variant, task, trial.hparams, p))
+
+
+def check_variant(variant_id, task="adding"):
+    """Two members of their own seed, learning rate, hidden size (where padding is exact), forget bias,
+    clipping, schedule and budget, against their solo TensorFlow runs."""
+    from harness.batchable import batchability
+
+    cls = registry().variant_class(variant_id)
+    sizes = (3, 5) if batchability(cls()).pads else (4, 4)
+    bias = [{"forget_bias": b} for b in (1.0, "chrono")] if "forget_bias" in cls.hyperparameters else [{}, {}]
+    trials = [
+        make_trial(variant_id, seed=0, task=task, framework="tf", hidden_size=sizes[0], learning_rate=0.01,
+                   max_steps=6, eval_every=1, **bias[0], **SMALL),
+        make_trial(variant_id, seed=1, task=task, framework="tf", hidden_size=sizes[1], learning_rate=0.05,
+                   max_steps=4, eval_every=2, clip_norm=0.1, **bias[1], **SMALL),
+    ]  # fmt: skip
+    assert [len(g) for g in population_groups(trials, 16)] == [2]
+    for member, trial in zip(train_population(trials, "tf"), trials):
+        assert member.population == 2 and member.path == "generic"
+        assert_same_result(member, solo(trial))
+
+
+def test_a_padded_population_trains_as_its_members_alone():
+    check_variant("v")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant_id", sorted(registry().variants))
+def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):
+    check_variant(variant_id, "adding" if variant_id in ("v", "np", "gru", "clockwork", "mut1") else "delayed_recall")
+
+
+def test_solved_and_diverged_members_leave_and_the_others_are_unchanged(monkeypatch):
+    monkeypatch.setitem(registry().tasks, "adding", EasyAdding)
+    common = dict(framework="tf", optimizer="sgd", hidden_size=4, max_steps=10, eval_every=2, **SMALL)
+    trials = [make_trial("noaf", seed=1, learning_rate=0.05, **common),
+              make_trial("noaf", seed=0, learning_rate=1e6, clip_norm=0.0, **common),
+              make_trial("noaf", seed=2, learning_rate=0.005, **common)]  # fmt: skip
+    results = train_population(trials, "tf")
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    assert results[0].steps_to_solve is not None and results[0].steps < 10 and results[2].steps == 10
+    for member, trial in zip(results, trials):
+        assert_same_result(member, solo(trial))
+
+
+def test_cuda_is_refused_cleanly_without_a_visible_gpu():
+    from harness.backends.tf_population import Population
+    from harness.errors import UsageError
+    from harness.model import init_model_params
+    from harness.protocol import check_hparams
+
+    reg = registry()
+    task, variant = reg.task("adding"), reg.variant("rnn")
+    with pytest.raises(UsageError, match="no GPU"):
+        Population(variant, task, [check_hparams({"hidden_size": 3})], [init_model_params(variant, task, 3, 0, lag=4)],
+                   device="cuda")  # fmt: skip
