@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fused", action="store_true", help="use the generic path even where a fused kernel exists")
     p.add_argument("--xla", action="store_true", help="TensorFlow: compile the training step with XLA (jit_compile)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
+                   "(default: measured per framework and device; 1 trains every trial alone)")
     p.add_argument("--time-limit", type=float, help="seconds per trial before it is killed (default: the suite's)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its size, run nothing")
@@ -172,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     summary = run_suite(
         suite, args.store, args.workers, dry_run=args.dry_run, retry_failed=args.retry_failed,
-        argv=sys.argv, progress=not args.no_progress and not args.dry_run,
+        argv=sys.argv, progress=not args.no_progress and not args.dry_run, population=args.population,
     )  # fmt: skip
     return 130 if summary.interrupted else 0
 

@@ -1,10 +1,13 @@
-"""Executors: run a list of trials and hand back each result as it finishes.
+"""Executors: run jobs and hand back each trial's result as it finishes.
 
-``LocalPool`` runs worker processes on this machine (``harness.worker``), each dedicated to one framework
-and holding one intra-op thread. A free worker takes the next trial of its framework; when its framework
-has nothing left it is replaced by a worker of the other one. A worker that dies costs only its current
-trial (recorded ``failed`` with the exit reason) and is replaced; a trial over its time limit has its
-worker killed and is recorded ``timeout``. A framework that cannot start here (not installed, no GPU
+A job is a list of trials that train together as one population (``harness.population``; a job of one
+trial trains solo). ``LocalPool`` runs worker processes on this machine (``harness.worker``), each
+dedicated to one framework and holding one intra-op thread. A free worker takes the next job of its
+framework; when its framework has nothing left it is replaced by a worker of the other one. A worker
+that dies costs only the members of its job that had not finished (recorded ``failed`` with the exit
+reason) and is replaced; a job still running past the time limit has its worker killed and its
+unfinished members recorded ``timeout`` (the worker times its members out itself between steps; the
+kill is for a step that never returns). A framework that cannot start here (not installed, no GPU
 for ``--device cuda``, workers dying on import) stops the run with ``FrameworkUnavailable``, recording
 nothing for its trials: they were never tried, so a later run must still do them.
 """
@@ -45,8 +48,8 @@ class Slot:
     process: Any
     conn: Any
     ready: bool = False
-    trial: Trial | None = None
-    started: float = 0.0  # when its trial was sent, or (not ready yet) when the process started
+    job: dict[str, Trial] | None = None  # the members of its job that have not finished, by id
+    started: float = 0.0  # when its job was sent, or (not ready yet) when the process started
 
 
 def _exit_reason(process: Any) -> str:
@@ -103,14 +106,14 @@ class LocalPool:
         self.slots = []
 
     # --- scheduling ---------------------------------------------------------------------------------
-    def run(self, trials: list[Trial], on_result: ResultCallback, claim: ClaimCallback | None = None) -> None:
-        """Run every trial; ``on_result`` is called in this process as each one finishes. ``claim``, when
-        given, is asked just before a trial goes to a worker; a trial it refuses (another driver has it)
-        is dropped from this run."""
+    def run(self, jobs: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None = None) -> None:
+        """Run every job (a list of trials of one framework); ``on_result`` is called in this process as each
+        trial finishes. ``claim``, when given, is asked for each trial just before its job goes to a
+        worker; a trial it refuses (another driver has it) is dropped from this run."""
         self.claim = claim
-        pending: dict[str, deque[Trial]] = {}
-        for t in trials:
-            pending.setdefault(t.framework, deque()).append(t)
+        pending: dict[str, deque[list[Trial]]] = {}
+        for job in jobs:
+            pending.setdefault(job[0].framework, deque()).append(job)
         try:
             self._loop(pending, on_result)
         finally:
@@ -125,42 +128,42 @@ class LocalPool:
         return max(candidates, key=lambda f: (len(pending[f]) / (1 + serving[f]), f))
 
     def _assign(self, slot: Slot, pending: dict[str, deque]) -> None:
-        """Send the worker the next trial of its framework that ``claim`` grants."""
+        """Send the worker the next job of its framework, with the members ``claim`` grants."""
         queue = pending[slot.framework]
         while queue:
-            trial = queue.popleft()
-            if self.claim is None or self.claim(trial):
+            job = [t for t in queue.popleft() if self.claim is None or self.claim(t)]
+            if job:
                 break
         else:
             return
         try:
-            slot.conn.send(trial.to_json())
-        except (BrokenPipeError, OSError):  # it died since it said ready: the trial goes back first in line
-            queue.appendleft(trial)  # (still claimed by us: the claim is asked again, and granted)
+            slot.conn.send((self.time_limit, [t.to_json() for t in job]))
+        except (BrokenPipeError, OSError):  # it died since it said ready: the job goes back first in line
+            queue.appendleft(job)  # (still claimed by us: the claims are asked again, and granted)
             return
-        slot.trial, slot.started = trial, time.monotonic()
+        slot.job, slot.started = {t.id: t for t in job}, time.monotonic()
 
     def _fill(self, pending: dict[str, deque]) -> None:
-        """Start workers up to the pool size and give every ready, idle worker a trial of its framework.
+        """Start workers up to the pool size and give every ready, idle worker a job of its framework.
         A ready worker whose framework has nothing left is stopped; the loop below starts one of the
         other framework if there is work for it."""
         for slot in list(self.slots):
-            if slot.trial is None and slot.ready and not pending.get(slot.framework):
+            if slot.job is None and slot.ready and not pending.get(slot.framework):
                 self.slots.remove(slot)
                 self._stop(slot)
         while len(self.slots) < self.workers:
             framework = self._pick_framework(pending)
             queued = sum(len(q) for q in pending.values())
-            busy_or_starting = sum(s.trial is not None or not s.ready for s in self.slots)
+            busy_or_starting = sum(s.job is not None or not s.ready for s in self.slots)
             if framework is None or busy_or_starting >= queued:
                 break
             self.slots.append(self._start(framework))
         for slot in self.slots:
-            if slot.ready and slot.trial is None and pending.get(slot.framework):
+            if slot.ready and slot.job is None and pending.get(slot.framework):
                 self._assign(slot, pending)
 
     def _loop(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
-        while any(pending.values()) or any(s.trial is not None for s in self.slots):
+        while any(pending.values()) or any(s.job is not None for s in self.slots):
             self._fill(pending)
             by_conn = {s.conn: s for s in self.slots}
             by_sentinel = {s.process.sentinel: s for s in self.slots}
@@ -189,15 +192,18 @@ class LocalPool:
             self._stop(slot, kill=True)
             raise FrameworkUnavailable(f"framework {slot.framework!r} cannot run here: {message[1]}")
         elif kind == "result":
-            trial, slot.trial = slot.trial, None
+            trial = slot.job.pop(message[1])
+            if not slot.job:
+                slot.job = None
             on_result(trial, TrialResult(**message[2]))
 
     def _replace_dead(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
         reason = _exit_reason(slot.process)
         self.slots.remove(slot)
         self._stop(slot, kill=True)
-        if slot.trial is not None:
-            on_result(slot.trial, failed(f"{reason} while running this trial"))
+        if slot.job is not None:
+            for trial in slot.job.values():
+                on_result(trial, failed(f"{reason} while running this trial"))
         elif not slot.ready:
             self._start_failed(slot.framework, reason)
 
@@ -218,11 +224,13 @@ class LocalPool:
                 self._stop(slot, kill=True)
                 self._start_failed(slot.framework, f"not ready after {START_TIMEOUT:.0f} s")
                 continue
-            if slot.trial is not None and now - slot.started > self.time_limit:
-                if slot.conn.poll():  # its result arrived just in time: take it, do not kill it
+            if slot.job is not None and now - slot.started > self.time_limit:
+                if slot.conn.poll():  # a result arrived just in time: take it, do not kill it
                     self._receive(slot, pending, on_result)
                     continue
-                trial = slot.trial
+                job = slot.job
                 self.slots.remove(slot)
                 self._stop(slot, kill=True)
-                on_result(trial, failed(f"trial exceeded its time limit of {self.time_limit:.0f} s", status="timeout"))
+                message = f"trial exceeded its time limit of {self.time_limit:.0f} s"
+                for trial in job.values():
+                    on_result(trial, failed(message, status="timeout"))

@@ -102,3 +102,8 @@ def fingerprint_class(cls: type) -> str:
 def forget() -> None:
     """Drop cached file hashes (after a file was edited in this process, e.g. by a test)."""
     _parse.cache_clear()
+
+
+def code_of(variant_cls: type, task_cls: type) -> dict[str, str]:
+    """What a trial of this variant and task records as the code that produced it."""
+    return {"variant": fingerprint_class(variant_cls), "task": fingerprint_class(task_cls)}

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from harness.fingerprint import code_of
 from harness.registry import registry
 
 
 def expected_code(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
     """(variant, task) -> the fingerprints this checkout's code has, for the pairs it knows."""
-    from harness.worker import code_of
-
     reg = registry()
     known = {(v, k) for v, k in pairs if v in reg.variants and k in reg.tasks}
     return {(v, k): code_of(reg.variants[v], reg.tasks[k]) for v, k in known}

@@ -24,6 +24,7 @@ from harness.errors import UsageError
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
 from harness.registry import registry
+from harness.scheduling import make_jobs, population_cap
 from harness.store import LEASE_SECONDS, Store, StoredTrial, StoreError, store_fault
 from harness.suites import Suite, plan
 from harness.training import TrialResult
@@ -99,19 +100,14 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
           f"{', '.join(sorted(suite.search)) or 'nothing'}", file=out)  # fmt: skip
 
 
-def _order_for_throughput(trials: list[Trial]) -> list[Trial]:
-    """Longest-expected first (long sequences, large budgets), so the last trials running are short ones
-    and the workers finish together. Cost ~ sequence length (the task's L, not T) x step budget."""
-    reg = registry()
-    return sorted(trials, key=lambda t: -(reg.task(t.task).seq_len(t.length) * t.hparams["max_steps"]))
-
-
 def run_suite(
     suite: Suite, store_path: str | Path, workers: int, *, dry_run: bool = False, retry_failed: bool = False,
-    argv: list[str] | None = None, progress: bool = True, out: TextIO | None = None,
+    argv: list[str] | None = None, progress: bool = True, out: TextIO | None = None, population: int | None = None,
 ) -> RunSummary:  # fmt: skip
     out = out if out is not None else sys.stdout  # read at call time: honours redirect_stdout
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
+    for framework in suite.frameworks:
+        population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
         return _dry_run(suite, trials, store_path, retry_failed, out)
@@ -123,8 +119,9 @@ def run_suite(
     todo = work.todo
     summary = RunSummary(len(trials), len(trials) - len(todo), len(todo), stale=sum(work.changed.values()))
     describe_changes(work, out)
+    jobs = make_jobs(todo, population)
     print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
-          f"{len(todo)} to run on {workers} worker(s)", file=out)  # fmt: skip
+          f"{len(todo)} to run on {workers} worker(s){_jobs_text(jobs)}", file=out)  # fmt: skip
     if not todo:
         print("Nothing to do: every planned trial is in the store.", file=out)
         return summary
@@ -178,7 +175,7 @@ def run_suite(
     pool = LocalPool(workers, suite.device, suite.time_limit)
     heartbeat = ClaimHeartbeat(store_path, run_id)
     try:
-        pool.run(_order_for_throughput(todo), on_result, claim=claim)
+        pool.run(jobs, on_result, claim=claim)
     except KeyboardInterrupt:
         summary.interrupted = True
     except FrameworkUnavailable as e:
@@ -194,6 +191,12 @@ def run_suite(
         _finish(store, run_id, pool.environments, quiet=summary.store_failed)
     _print_summary(summary, store_path, out)
     return summary
+
+
+def _jobs_text(jobs: list[list[Trial]]) -> str:
+    """' as 12 jobs (populations of up to 10)', or '' when every trial trains alone."""
+    largest = max((len(j) for j in jobs), default=1)
+    return f" as {len(jobs)} job(s) (populations of up to {largest})" if largest > 1 else ""
 
 
 def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO) -> RunSummary:

@@ -20,8 +20,8 @@ Guarantees:
   failure, or a trial whose code changed) moves the old row and curve to ``superseded`` and writes the
   new ones in the same transaction.
 - Every row records the code fingerprints of the variant and task that produced it
-  (``variant_code``, ``task_code``; ``harness.fingerprint``); rows written before fingerprints existed
-  have NULL there.
+  (``variant_code``, ``task_code``; ``harness.fingerprint``) and the size of the population it trained
+  in (``population``, 1 alone; ``harness.population``); rows written before these existed have NULL.
 - Claims: a driver takes a trial with ``claim`` before running it; a second driver on the same store
   gets ``False`` for it while the claim is live. A claim lives while its driver renews it
   (``renew_claims``, every ``LEASE_SECONDS / 4``) and, on the driver's own host, while its process
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS trials (
     baseline_metric REAL, metrics TEXT,
     solved INTEGER, steps INTEGER, best_step INTEGER, steps_to_solve INTEGER,
     wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL,
-    variant_code TEXT, task_code TEXT
+    variant_code TEXT, task_code TEXT, population INTEGER
 );
 CREATE TABLE IF NOT EXISTS curves (
     trial_id TEXT NOT NULL, split TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, metric REAL,
@@ -92,7 +92,7 @@ CREATE INDEX IF NOT EXISTS trials_by_cell ON trials (task, length, variant, fram
 
 
 #: Columns added after schema version 1, with their SQL type: added to older stores when opened.
-ADDED_COLUMNS = {"trials": {"variant_code": "TEXT", "task_code": "TEXT"}}
+ADDED_COLUMNS = {"trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER"}}
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -166,6 +166,7 @@ def _row(run_id: str | None, suite: str | None, trial: Trial, task: Task, result
         "steps_per_second": result.steps_per_second, "param_count": result.param_count,
         "finished_at": time.time(),
         "variant_code": result.code.get("variant"), "task_code": result.code.get("task"),
+        "population": result.population,
     }  # fmt: skip
 
 

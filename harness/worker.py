@@ -1,8 +1,10 @@
-"""One trial in a worker process. A worker serves one framework for its whole life (TensorFlow and
+"""Trials in a worker process. A worker serves one framework for its whole life (TensorFlow and
 PyTorch never share a process) with one intra-op thread; parallelism comes from running several.
 
-Messages over the pipe (parent -> worker): a trial as JSON, or None to stop.
-(worker -> parent): ("ready", environment) once, then ("result", trial_id, TrialResult as dict).
+Messages over the pipe (parent -> worker): a job, ``(time_limit, [trial JSON, ...])`` (one population,
+``harness.population``; one trial trains solo), or None to stop.
+(worker -> parent): ("ready", environment) once, then ("result", trial_id, TrialResult as dict) for each
+member of a job as it finishes.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from types import ModuleType
 
 THREAD_VARIABLES = {
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -22,31 +24,25 @@ THREAD_VARIABLES = {
 }  # fmt: skip
 
 
-def run_trial(trial, backend: ModuleType):
-    """Train one trial with ``backend``; every failure becomes a result, never an exception."""
+def run_job(trials: list, framework: str, device: str, time_limit: float | None, send: Callable) -> None:
+    """Train one job, a population of trials of one cell (``harness.population``; a job of one trains
+    solo), calling ``send(trial, result)`` as each member finishes, its code fingerprints filled in.
+    Every failure of a trial becomes its result; only ``send``'s own failure (the pipe) is raised."""
+    from harness.fingerprint import code_of
+    from harness.population import train_population
     from harness.registry import registry
-    from harness.training import failed, train
 
-    code: dict[str, str] = {}
     try:
         reg = registry()
-        task = reg.task(trial.task)
-        variant_cls = reg.variant_class(trial.variant)
-        code = code_of(variant_cls, type(task))
-        variant = variant_cls(**{k: v for k, v in trial.hparams.items() if k in variant_cls.hyperparameters})
-        build = lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device)  # noqa: E731
-        result = train(trial, task, variant, build)
-    except Exception as e:  # a broken variant or backend must cost one trial, not the run
-        result = failed(e)
-    result.code = code
-    return result
+        code = code_of(reg.variant_class(trials[0].variant), reg.tasks[trials[0].task])
+    except Exception:  # an unknown or broken plugin: train_population reports it as each trial's failure
+        code = {}
 
+    def finished(trial, result) -> None:
+        result.code = code
+        send(trial, result)
 
-def code_of(variant_cls: type, task_cls: type) -> dict[str, str]:
-    """The code fingerprints of what this process runs for a trial (``harness.fingerprint``)."""
-    from harness.fingerprint import fingerprint_class
-
-    return {"variant": fingerprint_class(variant_cls), "task": fingerprint_class(task_cls)}
+    train_population(trials, framework, device, on_result=finished, time_limit=time_limit)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -79,9 +75,13 @@ def worker_main(framework: str, device: str, conn: Connection, parent: int) -> N
             return
         if message is None:
             return
-        trial = Trial.from_json(message)
-        result = run_trial(trial, backend)
-        try:
+        time_limit, texts = message
+        trials = [Trial.from_json(text) for text in texts]
+
+        def send(trial: Trial, result) -> None:
             conn.send(("result", trial.id, asdict(result)))
+
+        try:
+            run_job(trials, framework, device, time_limit, send)
         except (BrokenPipeError, OSError):
             return

@@ -445,7 +445,7 @@ def test_smoke_runs_in_tensorflow(tf_run):
 # --- last, as it may spin until its timeout ---------------------------------------------------------------
 def _pool_whose_workers(tmp_path, monkeypatch, behaviour: str):
     """A LocalPool whose every spawned process runs ``behaviour`` as it starts (as a framework import that
-    segfaults or hangs would), and the smoke trials it is given."""
+    segfaults or hangs would), and the smoke trials it is given, as jobs of one."""
     from harness.executors import LocalPool
 
     (tmp_path / "sitecustomize.py").write_text(
@@ -453,7 +453,7 @@ def _pool_whose_workers(tmp_path, monkeypatch, behaviour: str):
     )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     trials = plan(load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["np"]))
-    return LocalPool(workers=1, time_limit=30), trials
+    return LocalPool(workers=1, time_limit=30), [[t] for t in trials]
 
 
 def test_workers_that_die_before_ready_stop_the_run_instead_of_restarting_for_ever(tmp_path, monkeypatch):

@@ -150,7 +150,7 @@ def test_a_trial_stored_since_the_plan_cannot_be_claimed(tmp_path):
 def test_a_version_1_store_is_migrated_and_its_rows_have_no_fingerprint(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript(store_module.SCHEMA.replace(",\n    variant_code TEXT, task_code TEXT", ""))
+    conn.executescript(store_module.SCHEMA.replace(",\n    variant_code TEXT, task_code TEXT, population INTEGER", ""))
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     conn.execute("INSERT INTO trials (trial_id, task, length, variant, framework, device, seed, hparams, status, "
                  "finished_at) VALUES ('old', 'adding', 10, 'np', 'torch', 'cpu', 0, '{}', 'ok', 1.0)")  # fmt: skip

@@ -1,0 +1,66 @@
+"""How the trials a run must do become jobs for the workers: populations, and their order.
+
+A job is a list of trials trained together as one population (``harness.population``). The runner caps
+a population at ``--population N`` members, or by default at ``DEFAULT_POPULATION`` for the trials'
+framework and device: the sizes ``rnn-bench speed`` measured to give (nearly) the lowest cost per
+trial-step on the reference machine (see the README's speed table). Variants in ``FUSED_SOLO`` train
+solo even so, because their fused library kernel alone was measured to beat every population (only
+trials on the fused path: ``--no-fused`` trials join populations). ``--population 1`` trains every
+trial alone, as before populations existed.
+
+Jobs run longest-expected first (long sequences, large budgets), so that the last ones running are
+short and the workers finish together.
+"""
+
+from __future__ import annotations
+
+from harness.errors import UsageError
+from harness.population import population_groups
+from harness.registry import registry
+from harness.trial import Trial
+
+#: (framework, device) -> population cap when --population is not given (measured: README, "Speed")
+DEFAULT_POPULATION: dict[tuple[str, str], int] = {
+    ("torch", "cpu"): 16,
+    ("tf", "cpu"): 16,
+    ("torch", "cuda"): 64,
+    ("tf", "cuda"): 16,
+}
+#: (framework, device) -> variants whose fused kernel trains a trial faster alone than in any population
+FUSED_SOLO: dict[tuple[str, str], frozenset[str]] = {
+    ("torch", "cpu"): frozenset({"np", "gru_ra", "rnn"}),
+    ("tf", "cpu"): frozenset(),
+    ("torch", "cuda"): frozenset(),
+    ("tf", "cuda"): frozenset(),
+}
+
+
+def population_cap(framework: str, device: str, population: int | None) -> int:
+    """The most members a job of this framework and device may have."""
+    if population is None:
+        return DEFAULT_POPULATION.get((framework, device), 1)
+    if isinstance(population, bool) or not isinstance(population, int) or population < 1:
+        raise UsageError(f"--population {population!r} is impossible; it must be an integer >= 1 (1 trains solo)")
+    return population
+
+
+def make_jobs(trials: list[Trial], population: int | None = None) -> list[list[Trial]]:
+    """``trials`` as jobs: populations per framework and device, longest-expected first."""
+    jobs: list[list[Trial]] = []
+    for (framework, device), group in _by(trials).items():
+        cap = population_cap(framework, device, population)
+        solo = FUSED_SOLO.get((framework, device), frozenset()) if population is None else frozenset()
+        jobs += population_groups(group, cap, fused_solo=solo)
+    return sorted(jobs, key=lambda job: -max(expected_cost(t) for t in job))
+
+
+def expected_cost(trial: Trial) -> int:
+    """A trial's cost up to a constant: sequence length (the task's L, not T) x step budget."""
+    return registry().task(trial.task).seq_len(trial.length) * trial.hparams["max_steps"]
+
+
+def _by(trials: list[Trial]) -> dict[tuple[str, str], list[Trial]]:
+    out: dict[tuple[str, str], list[Trial]] = {}
+    for t in trials:
+        out.setdefault((t.framework, t.device), []).append(t)
+    return out
