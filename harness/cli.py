@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from harness.error_text import headline
 from harness.errors import UsageError
 from harness.store import DEFAULT_PATH, store_fault
 
@@ -42,6 +43,11 @@ VERBS = {
         "check a variant: parameter contract, finite-difference gradients, PyTorch/TensorFlow "
         "parity, fused-kernel parity, parameter transfer and a few training steps; prints a table "
         "and exits 0 only when nothing fails"
+    ),
+    "speed": (
+        "time training steps: ms per trial-step of chosen variants, solo and in populations, with the "
+        "framework's fused solo LSTM measured in the same run as the reference (a benchmark: one thread, "
+        "median after warm-up)"
     ),
     "new-variant": (
         "write variants/NAME.py, a working template (a plain LSTM with the places to change "
@@ -121,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("check")
     p.add_argument("variant", help="variant id or alias")
     p.add_argument("--frameworks", type=_csv, help="frameworks to check (default: those installed)")
+
+    p = verb("speed")
+    p.add_argument("--variants", type=_csv, help="variant ids or aliases (default: every variant)")
+    p.add_argument("--frameworks", type=_csv, help="torch, tf (default: those installed)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--populations", type=_ints, default=[1, 4, 16], help="population sizes (default 1,4,16)")
+    p.add_argument("--hidden-sizes", type=_ints, default=[32], help="hidden sizes H (default 32)")
+    p.add_argument("--length", type=int, default=50, help="dependency length T of the adding task (default 50)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size B (default 32)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per row, after 2 warm-up steps (default 10)")
+    p.add_argument("--steps-per-trial", type=int, default=1000,
+                   help="training steps of one trial, for trials per hour (default 1000)")
+    p.add_argument("--no-fused", action="store_true", help="population-1 rows use the generic path")
+    p.add_argument("--format", choices=["table", "csv"], default="table")
 
     p = verb("new-variant")
     p.add_argument("name", help="the new variant's id (a Python identifier, e.g. mycell)")
@@ -262,6 +282,51 @@ def cmd_check(args: argparse.Namespace) -> int:
     return run_checks(args.variant, args.frameworks)
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from harness.check import installed_frameworks
+    from harness.registry import registry
+    from harness.speed_command import format_rows, measure
+
+    reg = registry()
+    variants = [reg.canonical_variant(v, "--variants") for v in (args.variants or reg.variants)]
+    frameworks = args.frameworks or installed_frameworks()
+    _check_frameworks(frameworks)
+    for flag, values in (("--populations", args.populations), ("--hidden-sizes", args.hidden_sizes),
+                         ("--length", [args.length]), ("--batch-size", [args.batch_size]),
+                         ("--steps", [args.steps]), ("--steps-per-trial", [args.steps_per_trial])):  # fmt: skip
+        bad = [v for v in values if v < 1]
+        if bad or not values:
+            raise UsageError(f"{flag} {','.join(map(str, values))} is impossible; each value must be at least 1")
+    if args.device == "cuda":
+        _check_cuda(frameworks)
+    rows = measure(variants, frameworks, args.device, args.hidden_sizes, args.populations, args.length,
+                   args.batch_size, args.steps, args.steps_per_trial, fused=not args.no_fused)  # fmt: skip
+    print(format_rows(rows, args.format), end="")
+    return 0
+
+
+def _check_frameworks(frameworks: list[str]) -> None:
+    from harness.backends import check_framework
+    from harness.runner import check_installed
+
+    for f in frameworks:
+        check_framework(f, "--frameworks")
+    check_installed(frameworks)
+
+
+def _check_cuda(frameworks: list[str]) -> None:
+    """Refuse --device cuda where no framework asked for sees a GPU (asked in a child: never import a
+    framework into this process)."""
+    from harness.parity import Workers
+
+    for framework in frameworks:
+        try:
+            with Workers((framework,), "cuda") as workers:
+                workers.run({framework: ("speed", [])})
+        except Exception as e:
+            raise UsageError(f"--device cuda: {framework} cannot use a GPU here ({headline(str(e))})") from e
+
+
 def cmd_new_variant(args: argparse.Namespace) -> int:
     from harness.templates import write_new_variant
 
@@ -274,7 +339,7 @@ def cmd_new_variant(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "list": cmd_list, "run": cmd_run, "status": cmd_status, "export": cmd_export, "report": cmd_report,
-    "check": cmd_check, "new-variant": cmd_new_variant,
+    "check": cmd_check, "speed": cmd_speed, "new-variant": cmd_new_variant,
 }  # fmt: skip
 
 

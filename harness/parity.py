@@ -118,7 +118,15 @@ def _transfer_load_job(backend: Any, job: dict, framework: str) -> dict:
     return {"predictions": model.predict(job["probe"]), "path": model.path}
 
 
+def _speed_job(backend: Any, job: dict, framework: str) -> dict:
+    """``harness.speed.step_ms`` in this framework's child (one thread, its framework alone)."""
+    from harness.speed import step_ms
+
+    return {"ms": step_ms(framework, **job)}
+
+
 _JOBS = {
+    "speed": _speed_job,
     "cell": _cell_job,
     "train": _train_job,
     "transfer_train": _transfer_train_job,
