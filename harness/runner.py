@@ -21,6 +21,8 @@ from harness.check import installed_frameworks, preflight
 from harness.environment import environment
 from harness.error_text import headline
 from harness.errors import UsageError
+from harness.estimate import describe as describe_estimate
+from harness.estimate import estimate
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
 from harness.registry import registry
@@ -110,7 +112,7 @@ def run_suite(
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
-        return _dry_run(suite, trials, store_path, retry_failed, out)
+        return _dry_run(suite, trials, store_path, retry_failed, out, workers, population)
 
     check_installed(suite.frameworks)
     store = Store(store_path)
@@ -199,19 +201,27 @@ def _jobs_text(jobs: list[list[Trial]]) -> str:
     return f" as {len(jobs)} job(s) (populations of up to {largest})" if largest > 1 else ""
 
 
-def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO) -> RunSummary:
-    """Print the plan, what the store already has, and what a run would do; write nothing."""
+def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO,
+             workers: int, population: int | None) -> RunSummary:  # fmt: skip
+    """Print the plan, what the store already has, what a run would do and how long it would take; write
+    nothing."""
     describe_plan(suite, trials, out)
-    stored, claimed = {}, {}
+    stored, claimed, frame = {}, {}, None
     if Path(store_path).exists():
         with Store(store_path, read_only=True) as store:
-            stored, claimed = store.stored(), store.live_claims()
+            stored, claimed, frame = store.stored(), store.live_claims(), store.trials_frame(expand_hparams=False)
     work = work_to_do(trials, stored, retry_failed)
     describe_changes(work, out)
     todo = len(work.todo)
     busy = sum(t.id in claimed for t in work.todo)
     running = f", {busy} of them being run by another driver now" if busy else ""
-    print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running})", file=out)
+    jobs = make_jobs(work.todo, population)
+    print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running}"
+          f"{_jobs_text(jobs)})", file=out)  # fmt: skip
+    if jobs:
+        found = estimate(jobs, workers, suite.time_limit, frame)
+        for line in describe_estimate(found, workers, suite.time_limit):
+            print(line, file=out)
     return RunSummary(len(trials), len(trials) - todo, todo, stale=sum(work.changed.values()))
 
 

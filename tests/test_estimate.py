@@ -1,0 +1,68 @@
+"""Plan-time estimates (harness.estimate): the cost model, the schedule, the store as a source of speeds,
+and the dry run's time-limit warning."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from harness.estimate import FORWARD_SHARE, _schedule, estimate
+from harness.protocol import check_hparams
+from harness.trial import Trial
+
+
+def trial(seed: int, length: int = 10, variant: str = "v", **hp) -> Trial:
+    settings = {"max_steps": 100, "eval_every": 50, "batch_size": 32, "validation_size": 64, "test_size": 64, **hp}
+    return Trial("adding", length, variant, "torch", "cpu", check_hparams(settings), seed)
+
+
+def stored(variant: str = "v", population: int = 2, steps_per_second: float = 10.0, length: int = 10):
+    """A trials frame with one trial of ``variant`` that trained at ``steps_per_second`` in a population."""
+    return pd.DataFrame([{"task": "adding", "length": length, "variant": variant, "framework": "torch",
+                          "device": "cpu", "steps_per_second": steps_per_second, "population": population}])
+
+
+def test_list_scheduling_places_the_longest_first_on_the_free_worker():
+    assert _schedule([3, 3, 2, 2, 2], 2) == 7  # 3+2+2 and 3+2: greedy, longest first
+    assert _schedule([5, 1, 1], 2) == 5
+    assert _schedule([1, 1, 1], 1) == 3
+    assert _schedule([], 4) == 0
+
+
+def test_a_job_costs_its_steps_and_evaluations_at_the_stored_speed():
+    """One stored population of 2 at 10 steps/s: 0.05 s per trial-step, per time step 0.05 / L."""
+    job = [trial(0), trial(1)]
+    e = estimate([job], workers=1, time_limit=1e9, stored=stored())
+    step = 1 / 10  # the population's step, two trials at once
+    evals = 100 / 50 * 64 / 32 * FORWARD_SHARE + 2 * 64 / 32 * FORWARD_SHARE
+    assert e.job_seconds == [pytest.approx(step * (100 + evals))]
+    assert e.seconds == pytest.approx(e.job_seconds[0])
+    assert e.source == {("torch", "v"): "store"}
+
+
+def test_cost_grows_with_the_sequence_length_and_the_budget():
+    base = estimate([[trial(0), trial(1)]], 1, 1e9, stored()).seconds
+    longer = estimate([[trial(0, length=40), trial(1, length=40)]], 1, 1e9, stored()).seconds
+    assert longer == pytest.approx(4 * base)
+    bigger = estimate([[trial(0, max_steps=200), trial(1, max_steps=200)]], 1, 1e9, stored()).seconds
+    assert 1.9 * base < bigger < 2 * base  # the test-set evaluation does not double
+
+
+def test_jobs_over_the_time_limit_are_named():
+    short, long = [trial(0), trial(1)], [trial(2, max_steps=10_000), trial(3, max_steps=10_000)]
+    e = estimate([short, long], workers=2, time_limit=60, stored=stored())
+    assert [job for job, _ in e.over_limit] == [long]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_dry_run_estimates_by_calibration_and_warns_of_timeouts(bench, tmp_path):
+    from test_runner import write_suite
+
+    suite = write_suite(tmp_path / "est.toml", ["v"], trials=2)
+    dry = bench.run("run", suite, "--dry-run", "--time-limit", "0.001", "--store", tmp_path / "none.sqlite")
+    assert dry.returncode == 0, dry.stderr
+    assert "estimated time on this machine with" in dry.stdout and "speeds from calibration" in dry.stdout
+    assert "warning: 2 trial(s) of adding T=2 v (torch) would need up to about" in dry.stdout
+    assert not (tmp_path / "none.sqlite").exists()
