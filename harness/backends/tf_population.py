@@ -3,11 +3,12 @@ the same interface and arithmetic as ``torch_population``, in TensorFlow's terms
 
 Parameters are variables stacked along a leading member axis (``harness.stacking``). The training step
 is one ``tf.function``: the variant's unchanged ``step`` runs in a Python loop over time inside the
-graph, the products of x_t with parameters are hoisted out of the loop (``HoistingOps``), each member's
-loss is its own mean over its own batch, and the optimiser is ``tf_backend``'s written out per member
-(its own learning rate, global-norm clipping and state; the same formulas in the same order, so it
-rounds the same). Gradients of padding are multiplied by zero before clipping, so padding never moves.
-A member leaving rebuilds the variables for the remaining ones (the step is traced again, once).
+graph with fewer, larger products (``harness.hoisting``: x_t's for all steps at once, a tensor's with
+several parameters in one call), each member's loss is its own mean over its own batch, and the
+optimiser is ``tf_backend``'s written out per member (its own learning rate, global-norm clipping and
+state; the same formulas in the same order, so it rounds the same). Gradients of padding are
+multiplied by zero before clipping, so padding never moves. Members leaving rebuild the variables for
+the remaining ones (the step is traced again), so they leave once they are half the slots.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from harness.backends.tf_backend import resolve_device
 from harness.backends.tf_ops import TfOps
+from harness.hoisting import Hoisting
 from harness.stacking import masks, region, stack
 from harness.task import Task
 from harness.unroll import call_step
@@ -27,31 +29,27 @@ from harness.variant import StepError, Variant
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # tf_backend's Adam
 
 
-class HoistingOps(TfOps):
-    """The ops namespace, except that ``matmul(x_t, P)`` of the current input and a parameter returns the
-    slice t of ``x P``, computed once for every step (numerically the same product, row by row)."""
+class HoistingOps(Hoisting, TfOps):
+    """The ops namespace with ``harness.hoisting``'s products. Inputs (M, B, L, I), L known."""
 
     def __init__(self, inputs: tf.Tensor, params: dict[str, tf.Tensor]) -> None:
-        self._inputs = inputs  # (M, B, L, I)
-        self._steps = tf.unstack(inputs, axis=2)
-        self._params = {id(p) for p in params.values()}
-        self._products: dict[int, list[tf.Tensor]] = {}
-        self._t = 0
+        super().__init__(tf.unstack(inputs, axis=2), params)
+        self._inputs = inputs
 
-    def _at(self, t: int) -> tf.Tensor:
-        self._t = t
-        return self._steps[t]
+    def _plain(self, a, b):
+        return tf.linalg.matmul(a, b)
 
-    def matmul(self, a, b):
-        if a is not self._steps[self._t] or id(b) not in self._params:
-            return tf.linalg.matmul(a, b)
-        if id(b) not in self._products:
-            shape = tf.shape(self._inputs)
-            length = len(self._steps)
-            flat = tf.reshape(self._inputs, [shape[0], shape[1] * length, shape[3]])
-            product = tf.linalg.matmul(flat, b)
-            self._products[id(b)] = tf.unstack(tf.reshape(product, [shape[0], shape[1], length, -1]), axis=2)
-        return self._products[id(b)][self._t]
+    def _all_steps(self, b):
+        shape, length = tf.shape(self._inputs), len(self._steps)
+        flat = tf.reshape(self._inputs, [shape[0], shape[1] * length, shape[3]])
+        product = tf.linalg.matmul(flat, b)
+        return tf.unstack(tf.reshape(product, [shape[0], shape[1], length, -1]), axis=2)
+
+    def _join(self, tensors):
+        return tf.concat(tensors, axis=-1)
+
+    def _split(self, tensor, sizes):
+        return tf.split(tensor, sizes, axis=-1)
 
 
 def member_losses(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:

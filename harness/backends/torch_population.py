@@ -9,8 +9,8 @@ SGD with (Nesterov) momentum (``add_`` / ``addcmul_``), each member with its own
 global-norm clipping (``min(1, clip / ‖g_m‖)``, skipped when not finite or clip is 0) and its own state.
 Gradients of padding are multiplied by zero before clipping, so padding never moves.
 
-``HoistingOps`` computes the products of x_t with parameters for all time steps at once, and a state
-tensor's products with several parameters in one call: the step itself is not changed.
+``HoistingOps`` computes the products of x_t with parameters for all time steps at once, and a
+tensor's products with several parameters in one call (``harness.hoisting``): the step is unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from harness.backends.torch_backend import resolve_device
 from harness.backends.torch_ops import TorchOps
+from harness.hoisting import Hoisting
 from harness.stacking import masks, region, stack
 from harness.task import Task
 from harness.unroll import call_step, shape_of
@@ -31,65 +32,26 @@ from harness.variant import StepError, Variant
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch_backend's Adam
 
 
-class HoistingOps(TorchOps):
-    """The ops namespace, with two kinds of products computed in fewer, larger calls (numerically the
-    same products, row by row and column by column):
-
-    * ``matmul(x_t, P)`` of the current input and a parameter: ``x P`` for every step at once, on the
-      first call, then the step's slice (``unbind``: its backward is one stack, not a full-size zero
-      tensor per step);
-    * ``matmul(a, P_1) ... matmul(a, P_k)`` of one tensor with several parameters (an LSTM's four gates
-      from h): the first such call of a step computes ``a [P_1 ... P_k]`` and hands out the slices.
-      Which parameters meet one tensor is recorded at t = 0, where every product is plain.
-    """
+class HoistingOps(Hoisting, TorchOps):
+    """The ops namespace with ``harness.hoisting``'s products. Inputs (M, B, L, I)."""
 
     def __init__(self, inputs: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
-        self._inputs = inputs  # (M, B, L, I)
-        self._steps = inputs.unbind(2)
-        self._params = {id(p): p for p in params.values()}
-        self._products: dict[int, tuple[torch.Tensor, ...]] = {}
-        self._t = 0
-        self._seen: dict[int, tuple[torch.Tensor, list[int]]] = {}  # t = 0: id(a) -> (a, its parameters)
-        self._groups: dict[int, list[int]] = {}  # first parameter's id -> the parameters that share an a
-        self._joined: dict[int, torch.Tensor] = {}  # first parameter's id -> those parameters side by side
-        self._slices: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # this step's products
+        super().__init__(list(inputs.unbind(2)), params)
+        self._inputs = inputs
 
-    def _at(self, t: int) -> torch.Tensor:
-        if t == 1:  # what t = 0 recorded becomes the groups
-            self._groups = {ids[0]: ids for _, ids in self._seen.values() if len(ids) > 1}
-            self._seen = {}
-        self._t, self._slices = t, {}  # the slices hold their a: no id is reused within a step
-        return self._steps[t]
+    def _plain(self, a, b):
+        return torch.matmul(a, b)
 
-    def matmul(self, a, b):
-        if id(b) not in self._params:
-            return torch.matmul(a, b)
-        if a is self._steps[self._t]:
-            return self._input_product(b)
-        if self._t == 0:
-            ids = self._seen.setdefault(id(a), (a, []))[1]  # keeps a alive: its id stays its own
-            if id(b) not in ids:
-                ids.append(id(b))
-            return torch.matmul(a, b)
-        cached = self._slices.get((id(a), id(b)))
-        if cached is not None and cached[0] is a:
-            return cached[1]
-        if id(b) not in self._groups:
-            return torch.matmul(a, b)
-        group = self._groups[id(b)]
-        if id(b) not in self._joined:
-            self._joined[id(b)] = torch.cat([self._params[i] for i in group], dim=-1)
-        sizes = [int(self._params[i].shape[-1]) for i in group]
-        for i, part in zip(group, torch.matmul(a, self._joined[id(b)]).split(sizes, dim=-1)):
-            self._slices[(id(a), i)] = (a, part)
-        return self._slices[(id(a), id(b))][1]
+    def _all_steps(self, b):
+        m, batch, length, size = self._inputs.shape
+        product = torch.matmul(self._inputs.reshape(m, batch * length, size), b)
+        return list(product.reshape(m, batch, length, -1).unbind(2))
 
-    def _input_product(self, b: torch.Tensor) -> torch.Tensor:
-        if id(b) not in self._products:
-            m, batch, length, size = self._inputs.shape
-            product = torch.matmul(self._inputs.reshape(m, batch * length, size), b)
-            self._products[id(b)] = product.reshape(m, batch, length, -1).unbind(2)
-        return self._products[id(b)][self._t]
+    def _join(self, tensors):
+        return torch.cat(tensors, dim=-1)
+
+    def _split(self, tensor, sizes):
+        return tensor.split(sizes, dim=-1)
 
 
 def member_losses(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
