@@ -33,7 +33,7 @@ from harness.registry import registry
 from harness.unroll import check_params, unroll_numpy
 from harness.variant import StepError, Variant
 
-CHECKS = ("contract", "gradients", "parity", "fused", "transfer", "training")
+CHECKS = ("contract", "population", "gradients", "parity", "fused", "transfer", "training")
 #: Float32 tolerances from the arithmetic (unit roundoff u = 6e-8): the two frameworks differ only in the
 #: order of their float32 sums, a few ulps per result accumulated over L = 6 steps of H-term sums.
 #: outputs and transfer: magnitudes ≤ ~2 (ulp 2.4e-7), 2e-6 ≈ 8 ulps (measured on the shipped variants:
@@ -205,6 +205,21 @@ def finite_difference_errors(variant: Variant, case: tuple, torch_result: dict, 
     return errors
 
 
+def population_row(variant: Variant) -> CheckRow:
+    """Whether the variant trains in populations (``harness.batchable``'s two rules, checked numerically in
+    float64). Not being batchable is allowed, not a failure: such a variant trains solo, only slower."""
+    from harness.batchable import batchability
+
+    ability = batchability(variant)
+    if ability.pads:
+        detail = "trains in populations, members of any hidden size (rules 1 and 2 of harness/batchable.py hold)"
+    elif ability.batchable:
+        detail = f"trains in populations of one hidden size: {ability.reason}"
+    else:
+        detail = f"trains solo, not in populations: {ability.reason}"
+    return CheckRow("population", "numpy", "pass", detail=detail)
+
+
 def _fmt(x: float) -> str:
     return f"{x:.1e}"
 
@@ -258,6 +273,8 @@ def check_variant(
     if problems:
         rows += [CheckRow(c, "-", "skip", detail="the contract fails") for c in wanted if c != "contract"]
         return rows
+    if "population" in wanted:
+        rows.append(population_row(variant))
 
     def skip(name: str, why: str) -> None:
         rows.append(CheckRow(name, "-", "skip", detail=why))

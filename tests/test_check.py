@@ -145,3 +145,26 @@ def test_shipped_variant_learns_in_the_training_check():
     assert (row.name, row.frameworks, row.status) == ("training", "torch", "pass"), row.detail
     ratio = float(row.measured.split()[0])
     assert ratio <= 0.95 and "40 steps on adding T=10" in row.detail
+
+
+def test_population_row_says_how_a_variant_trains_in_populations():
+    from harness.check import population_row
+    from variants.rnn import SimpleRNN
+
+    class ReadsFirstAxis(SimpleRNN):  # sizes from shape[0]: with a member axis that is M, not H
+        id = ""
+
+        def step(self, ops, p, x, state):
+            (h,) = state
+            scale = 1.0 / p["b"].shape[0]
+            h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"]) * scale + p["b"])
+            return h, (h,)
+
+    from harness.registry import registry
+
+    reg = registry()
+    assert "members of any hidden size" in population_row(reg.variant("v")).detail
+    clockwork = population_row(reg.variant("clockwork"))
+    assert clockwork.status == "pass" and "populations of one hidden size" in clockwork.detail
+    solo = population_row(ReadsFirstAxis())
+    assert solo.status == "pass" and solo.detail.startswith("trains solo, not in populations")
