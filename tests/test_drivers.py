@@ -31,21 +31,37 @@ def stored_by(stdout: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def test_two_drivers_started_together_train_each_trial_once(bench, tmp_path, use_plugins):
-    suite = write_suite(tmp_path / "pair.toml", ["sleepy"], trials=8)
-    store = tmp_path / "pair.sqlite"
-    env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.02")  # about a second per trial: the drivers overlap
+def run_two_drivers(bench, tmp_path, argv: tuple, env: dict) -> list[str]:
+    """Start two ``rnn-bench run`` with the same arguments at once; their standard outputs."""
     drivers = [
-        subprocess.Popen(bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(bench.argv(*argv), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
         for _ in range(2)
     ]  # fmt: skip
     outputs = [d.communicate(timeout=300) for d in drivers]
     for d, (_out, err) in zip(drivers, outputs):
         assert d.returncode == 0, err
+    return [out for out, _ in outputs]
+
+
+def test_two_drivers_on_the_smoke_suite_store_each_trial_once(bench, tmp_path):
+    store = tmp_path / "smoke.sqlite"
+    said = run_two_drivers(bench, tmp_path, ("run", "smoke", "--frameworks", "torch", *ONE_WORKER, "--store", store),
+                           bench.env())  # fmt: skip
+    planned = {t.id for t in plan(load_suite("smoke").narrowed(frameworks=["torch"]))}
+    assert sum(stored_by(out) for out in said) == len(planned), said
+    assert not any("another driver had stored them first" in out for out in said), said
+    assert_exactly(store, planned)
+
+
+def test_two_drivers_started_together_train_each_trial_once(bench, tmp_path, use_plugins):
+    suite = write_suite(tmp_path / "pair.toml", ["sleepy"], trials=8)
+    store = tmp_path / "pair.sqlite"
+    env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.02")  # about a second per trial: the drivers overlap
+    # one trial per job: a population of eight would be one claim, taken whole by whichever driver is first
+    said = run_two_drivers(bench, tmp_path, ("run", suite, *ONE_WORKER, "--population", "1", "--store", store), env)
     use_plugins("runner")
     planned = {t.id for t in plan(load_suite(str(suite)))}
-    said = [out for out, _ in outputs]
     assert sum(stored_by(out) for out in said) == len(planned), said  # the summaries add up to the plan
     assert not any("another driver had stored them first" in out for out in said), said  # none ran twice
     assert_exactly(store, planned)
