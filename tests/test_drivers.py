@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner import ONE_WORKER, assert_exactly, plugin_env, query, stored_count, write_suite
+from test_runner import ONE_WORKER, SOLO, assert_exactly, plugin_env, query, stored_count, write_suite
 
 from harness.suites import load_suite, plan
 
@@ -59,7 +59,7 @@ def test_two_drivers_started_together_train_each_trial_once(bench, tmp_path, use
     store = tmp_path / "pair.sqlite"
     env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.02")  # about a second per trial: the drivers overlap
     # one trial per job: a population of eight would be one claim, taken whole by whichever driver is first
-    said = run_two_drivers(bench, tmp_path, ("run", suite, *ONE_WORKER, "--population", "1", "--store", store), env)
+    said = run_two_drivers(bench, tmp_path, ("run", suite, *ONE_WORKER, *SOLO, "--store", store), env)
     use_plugins("runner")
     planned = {t.id for t in plan(load_suite(str(suite)))}
     assert sum(stored_by(out) for out in said) == len(planned), said  # the summaries add up to the plan
@@ -131,7 +131,7 @@ def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_pat
     suite = write_suite(tmp_path / "killed.toml", ["sleepy"], trials=3)
     store, hold = tmp_path / "killed.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
-        bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
+        bench.argv("run", suite, *ONE_WORKER, *SOLO, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reaso
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 RUN_FLAGS = ("--no-progress", "--workers", "2")
 ONE_WORKER = ("--no-progress", "--workers", "1")
+SOLO = ("--population", "1")  # one trial per job: a kill then falls between trials, as these tests need
 
 
 def write_suite(path: Path, variants: list[str], trials: int = 1, frameworks: tuple = ("torch",)) -> Path:
@@ -229,7 +230,7 @@ def test_killed_run_resumes_without_duplicates_and_orphans_exit(bench, tmp_path,
     suite = write_suite(tmp_path / "killed.toml", ["sleepy"], trials=6)
     store, hold = tmp_path / "killed.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
-        bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
+        bench.argv("run", suite, *ONE_WORKER, *SOLO, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
@@ -357,7 +358,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
     suite = write_suite(tmp_path / "ctrl_c.toml", ["sleepy"], trials=6)
     store, hold = tmp_path / "ctrl_c.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
-        bench.argv("run", suite, *ONE_WORKER, "--store", store), cwd=tmp_path, stdout=subprocess.PIPE,
+        bench.argv("run", suite, *ONE_WORKER, *SOLO, "--store", store), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
         env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
