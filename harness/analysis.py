@@ -205,6 +205,10 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     df["length"] = df["length"].astype(int)
     for col in ("test_metric", "val_metric", "val_loss", "steps_per_second", "steps_to_solve", "param_count"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    # A member of a population stores its computation's steps per second, which advances every member at
+    # once: speeds compare as trial-steps per second (x the population; stores from before populations: 1)
+    members = pd.to_numeric(df["population"], errors="coerce").fillna(1.0) if "population" in df else 1.0
+    df["steps_per_second"] = df["steps_per_second"] * members
     df["solved"] = df["solved"].fillna(0).astype(int).astype(bool)
     df["higher_is_better"] = df["higher_is_better"].fillna(0).astype(int).astype(bool)
     df["finished"] = df["status"].isin(FINISHED)
@@ -631,7 +635,8 @@ def framework_pairs(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_table(trials: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Median training steps per second per task, T, variant and framework."""
+    """Median training trial-steps per second (a population's steps per second x its members) per task,
+    T, variant and framework."""
     cols = [*CELL, "steps_per_second", "n"]
     df = trials.dropna(subset=["steps_per_second"])
     if df.empty:

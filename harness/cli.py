@@ -244,9 +244,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def write_export(df, output: Path, fmt: str) -> None:
-    """Write ``df`` to ``output``; a folder, an unwritable path or a full disk is a UsageError naming it."""
+    """Write ``df`` to ``output``; a folder, an SQLite file, an unwritable path or a full disk is a
+    UsageError naming it."""
+    from harness.store import is_sqlite_file
+
     if output.is_dir():
         raise UsageError(f"-o {output} is a folder; name a file to write, e.g. -o {output / ('trials.' + fmt)}")
+    if output.is_file() and is_sqlite_file(output):
+        raise UsageError(f"-o {output} is an SQLite database (a results store?) or one of its files; "
+                         "export never writes over one: name another file")  # fmt: skip
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":

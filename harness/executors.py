@@ -5,11 +5,14 @@ trial trains solo). ``LocalPool`` runs worker processes on this machine (``harne
 dedicated to one framework and holding one intra-op thread. A free worker takes the next job of its
 framework; when its framework has nothing left it is replaced by a worker of the other one. A worker
 that dies costs only the members of its job that had not finished (recorded ``failed`` with the exit
-reason) and is replaced; a job still running past the time limit has its worker killed and its
-unfinished members recorded ``timeout`` (the worker times its members out itself between steps; the
-kill is for a step that never returns). A framework that cannot start here (not installed, no GPU
-for ``--device cuda``, workers dying on import) stops the run with ``FrameworkUnavailable``, recording
-nothing for its trials: they were never tried, so a later run must still do them.
+reason) and is replaced; results a dying worker sent before it died are kept. The time limit is per
+job: a population times its unfinished members out itself between steps (``timeout``); a job still
+running ``POPULATION_GRACE`` seconds after that (a step that never returns), or a solo trial past the
+limit, has its worker killed and its unfinished members recorded ``timeout``.
+
+A framework that cannot start here (not installed, no GPU for ``--device cuda``, workers dying on
+import) stops the run with ``FrameworkUnavailable``, recording nothing for its trials: they were never
+tried, so a later run must still do them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -33,6 +36,7 @@ ResultCallback = Callable[[Trial, TrialResult], None]
 ClaimCallback = Callable[[Trial], bool]
 MAX_START_FAILURES = 3  # workers of one framework dying in a row before they are ready
 START_TIMEOUT = 300.0  # seconds a worker may take to import its framework and report ready
+POPULATION_GRACE = 30.0  # seconds past the time limit before a population's worker is killed
 
 
 class FrameworkUnavailable(UsageError):
@@ -49,6 +53,7 @@ class Slot:
     conn: Any
     ready: bool = False
     job: dict[str, Trial] | None = None  # the members of its job that have not finished, by id
+    size: int = 1  # how many trials its job had (the population size every member records)
     started: float = 0.0  # when its job was sent, or (not ready yet) when the process started
 
 
@@ -141,7 +146,7 @@ class LocalPool:
         except (BrokenPipeError, OSError):  # it died since it said ready: the job goes back first in line
             queue.appendleft(job)  # (still claimed by us: the claims are asked again, and granted)
             return
-        slot.job, slot.started = {t.id: t for t in job}, time.monotonic()
+        slot.job, slot.size, slot.started = {t.id: t for t in job}, len(job), time.monotonic()
 
     def _fill(self, pending: dict[str, deque]) -> None:
         """Start workers up to the pool size and give every ready, idle worker a job of its framework.
@@ -182,6 +187,20 @@ class LocalPool:
             message = slot.conn.recv()
         except (EOFError, OSError):
             return  # the sentinel tells us it died
+        self._handle(slot, message, on_result)
+
+    def _drain(self, slot: Slot, on_result: ResultCallback) -> None:
+        """Take every result a worker sent before it died or was stopped: members that finished are kept."""
+        while slot.job is not None:
+            try:
+                if not slot.conn.poll():
+                    return
+                message = slot.conn.recv()
+            except (EOFError, OSError):
+                return
+            self._handle(slot, message, on_result)
+
+    def _handle(self, slot: Slot, message: tuple, on_result: ResultCallback) -> None:
         kind = message[0]
         if kind == "ready":
             slot.ready = True
@@ -200,10 +219,10 @@ class LocalPool:
     def _replace_dead(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
         reason = _exit_reason(slot.process)
         self.slots.remove(slot)
+        self._drain(slot, on_result)
         self._stop(slot, kill=True)
         if slot.job is not None:
-            for trial in slot.job.values():
-                on_result(trial, failed(f"{reason} while running this trial"))
+            self._fail_job(slot, failed(f"{reason} while running this trial"), on_result)
         elif not slot.ready:
             self._start_failed(slot.framework, reason)
 
@@ -224,13 +243,26 @@ class LocalPool:
                 self._stop(slot, kill=True)
                 self._start_failed(slot.framework, f"not ready after {START_TIMEOUT:.0f} s")
                 continue
-            if slot.job is not None and now - slot.started > self.time_limit:
+            if slot.job is not None and now - slot.started > self._deadline(slot):
                 if slot.conn.poll():  # a result arrived just in time: take it, do not kill it
                     self._receive(slot, pending, on_result)
                     continue
-                job = slot.job
                 self.slots.remove(slot)
+                self._drain(slot, on_result)
                 self._stop(slot, kill=True)
-                message = f"trial exceeded its time limit of {self.time_limit:.0f} s"
-                for trial in job.values():
-                    on_result(trial, failed(message, status="timeout"))
+                if slot.job is not None:
+                    timeout = failed(f"trial exceeded its time limit of {self.time_limit:.0f} s", status="timeout")
+                    self._fail_job(slot, timeout, on_result)
+
+    def _deadline(self, slot: Slot) -> float:
+        """Seconds a job may run before its worker is killed. A population times its own members out
+        between steps (its clock starts once the worker has set it up), so the kill waits a grace period
+        longer: it is for a step that never returns. A solo trial is killed at the limit."""
+        return self.time_limit + (POPULATION_GRACE if slot.size > 1 else 0.0)
+
+    @staticmethod
+    def _fail_job(slot: Slot, result: TrialResult, on_result: ResultCallback) -> None:
+        """The same failure for every unfinished member of the slot's job, each with the job's size."""
+        for trial in slot.job.values():
+            on_result(trial, replace(result, population=slot.size))
+        slot.job = None

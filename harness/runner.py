@@ -158,8 +158,8 @@ def run_suite(
         replace = work.stored_at[trial.id] is not None
         reason = work.reasons.get(trial.id, "rerun")
         try:
-            stored = store.record(run_id, suite.name, trial, reg.task(trial.task), result, replace=replace,
-                                  reason=reason)  # fmt: skip
+            stored = store.record(run_id, suite.name, trial, reg.task(trial.task), result, reason=reason,
+                                  replaces=work.stored_at[trial.id] if replace else None)  # fmt: skip
         except sqlite3.DatabaseError as e:  # a full disk, most often: stop, keeping what is stored
             raise store_failed(e, f"store {trial.label()}") from e
         if not stored:
@@ -218,19 +218,33 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     jobs = make_jobs(work.todo, population)
     print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running}"
           f"{_jobs_text(jobs)})", file=out)  # fmt: skip
-    if jobs:
-        found = estimate(jobs, workers, suite.time_limit, frame)
-        for line in describe_estimate(found, workers, suite.time_limit):
-            print(line, file=out)
+    for line in _estimate_lines(suite, jobs, workers, frame):
+        print(line, file=out)
     return RunSummary(len(trials), len(trials) - todo, todo, stale=sum(work.changed.values()))
 
 
-class ClaimHeartbeat:
-    """Renews a driver's claims every ``LEASE_SECONDS / 4`` from a thread with its own connection, so
-    that a driver busy with long trials keeps them and a dead one loses them."""
+def _estimate_lines(suite: Suite, jobs: list[list[Trial]], workers: int, stored) -> list[str]:
+    """The dry run's time estimate, or why there is none (a framework missing here, a calibration that
+    failed): a dry run plans, it never fails for want of a framework."""
+    if not jobs:
+        return []
+    missing = [f for f in suite.frameworks if f not in installed_frameworks()]
+    if missing:
+        return [f"no time estimate: not installed here: {', '.join(missing)}"]
+    try:
+        found = estimate(jobs, workers, suite.time_limit, stored)
+    except Exception as e:  # the calibration runs framework code in children: say what failed, go on
+        return [f"no time estimate: the calibration failed ({headline(str(e))})"]
+    return describe_estimate(found, workers, suite.time_limit)
 
-    def __init__(self, store_path: str | Path, run_id: str) -> None:
-        self.store_path, self.run_id = store_path, run_id
+
+class ClaimHeartbeat:
+    """Renews a driver's claims every ``lease / 4`` seconds from a thread with its own connection, so that
+    a driver busy with long trials keeps them and a dead one loses them. A renewal that fails (the store
+    busy past SQLite's timeout) is tried again at the next beat."""
+
+    def __init__(self, store_path: str | Path, run_id: str, lease: float = LEASE_SECONDS) -> None:
+        self.store_path, self.run_id, self.lease = store_path, run_id, lease
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="rnn-bench-claims", daemon=True)
         self.thread.start()
@@ -238,13 +252,16 @@ class ClaimHeartbeat:
     def _beat(self) -> None:
         try:
             store = Store(self.store_path, create=False)
-            try:
-                while not self.stopped.wait(LEASE_SECONDS / 4):
-                    store.renew_claims(self.run_id)
-            finally:
-                store.close()
-        except (sqlite3.Error, UsageError):  # the store failed (a full disk): the driver meets it too, and
-            return  # says so; the claims then lapse as a dead driver's would
+        except UsageError:  # the store failed (a full disk): the driver meets it too, and says so
+            return
+        try:
+            while not self.stopped.wait(self.lease / 4):
+                try:
+                    store.renew_claims(self.run_id, self.lease)
+                except sqlite3.OperationalError:  # busy (locked past the timeout), or full: try again
+                    continue  # at the next beat; three misses in a row still leave the lease alive
+        finally:
+            store.close()
 
     def stop(self) -> None:
         self.stopped.set()

@@ -19,6 +19,8 @@ import csv
 import io
 from typing import Any
 
+from harness.error_text import headline
+from harness.errors import UsageError
 from harness.speed import FUSED_REFERENCE
 
 COLUMNS = ("variant", "framework", "device", "hidden_size", "population", "path", "ms_per_trial_step",
@@ -59,7 +61,8 @@ def _rows(framework: str, device: str, jobs: list[dict], results: list[dict], st
 
     for job, result in zip(jobs, results):
         if "error" in result:
-            raise RuntimeError(f"measuring {job['variant_id']} in {framework} failed:\n{result['error']}")
+            raise UsageError(f"measuring {job['variant_id']} at population {max(job['members'], 1)} and hidden "
+                             f"size {job['hidden']} in {framework} failed: {headline(result['error'])}")  # fmt: skip
     reference = {j["hidden"]: r["ms"] for j, r in zip(jobs, results)
                  if j["variant_id"] == FUSED_REFERENCE and j["members"] == 0 and j["fused"]}  # fmt: skip
     rows = []

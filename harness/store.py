@@ -9,16 +9,16 @@ Tables:
                   error text, validation/test metrics (primary metric flattened, all metrics as JSON),
                   solved, steps run, steps to solve, wall seconds, training steps per second, parameters
     curves        (trial_id, split, step, loss, metric): the learning curve
-    claims        (trial_id, run_id, host, pid, expires_at): trials a running driver has taken
+    claims        (trial_id, run_id, host, pid, claimed_at, expires_at): trials a running driver has taken
     superseded    earlier results of a trial that was run again (retried, or its code changed): the old
                   row and curve as JSON, never read by reports, kept so that no finished trial is lost
 
 Guarantees:
 - A finished trial is written in one transaction (its row, its curve, the release of its claim), so a
   run killed at any moment loses no finished trial and leaves no half-written one.
-- ``trial_id`` is the primary key: a trial is stored once. ``record(..., replace=True)`` (a retried
-  failure, or a trial whose code changed) moves the old row and curve to ``superseded`` and writes the
-  new ones in the same transaction.
+- ``trial_id`` is the primary key: a trial is stored once. ``record(..., replaces=finished_at)`` (a
+  retried failure, or a trial whose code changed) moves that old row and its curve to ``superseded`` and
+  writes the new ones in the same transaction; a row stored since by another driver is never replaced.
 - Every row records the code fingerprints of the variant and task that produced it
   (``variant_code``, ``task_code``; ``harness.fingerprint``) and the size of the population it trained
   in (``population``, 1 alone; ``harness.population``); rows written before these existed have NULL.
@@ -192,6 +192,22 @@ def store_fault(path: str | Path, error: BaseException) -> StoreError | None:
     return StoreError(f"the results store {path} cannot be used (SQLite said: {text})")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """An SQLite database (by its header) or one's -wal/-shm/-journal file: never to be overwritten or
+    removed by a verb that writes files (report, export)."""
+    if path.name.endswith(SQLITE_SIDECARS):
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
@@ -313,22 +329,23 @@ class Store:
 
     # --- writing a trial ----------------------------------------------------------------------------
     def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
-               replace: bool = False, reason: str = "rerun") -> bool:  # fmt: skip
+               replaces: float | None = None, reason: str = "rerun") -> bool:  # fmt: skip
         """Store one finished trial and its learning curve in one transaction, releasing its claim.
 
-        Returns False (and stores nothing) when the trial is already stored and ``replace`` is False:
-        another driver stored it first. With ``replace``, an existing row and its curve move to
-        ``superseded`` (with ``reason``) before the new ones are written.
+        Returns False (and stores nothing) when the trial is already stored and ``replaces`` is None:
+        another driver stored it first. ``replaces``: the ``finished_at`` of the stored row this result
+        replaces (a retry, or changed code); that row and its curve move to ``superseded`` (with
+        ``reason``) first. A row stored since (another driver's fresh result) is not replaced: False.
         """
         row = _row(run_id, suite, trial, task, result)
         cols = ", ".join(row)
         with self.conn:
-            if replace:
-                self._supersede(trial.id, reason)
+            if replaces is not None:
+                self._supersede(trial.id, replaces, reason)
             cur = self.conn.execute(
                 f"INSERT OR IGNORE INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
             )
-            self.conn.execute("DELETE FROM claims WHERE trial_id = ?", (trial.id,))
+            self.conn.execute("DELETE FROM claims WHERE trial_id = ? AND run_id IS ?", (trial.id, run_id))
             if cur.rowcount == 0:  # already stored by another driver: keep the first, add nothing
                 return False
             self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial.id,))
@@ -338,11 +355,13 @@ class Store:
             )
         return True
 
-    def _supersede(self, trial_id: str, reason: str) -> None:
-        """Move a trial's row and curve to ``superseded`` (inside the caller's transaction)."""
+    def _supersede(self, trial_id: str, finished_at: float, reason: str) -> None:
+        """Move a trial's row stored at ``finished_at`` and its curve to ``superseded`` (inside the caller's
+        transaction); a row stored at another time is not the one the caller means, and stays."""
         self.conn.row_factory = sqlite3.Row
         try:
-            old = self.conn.execute("SELECT * FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+            old = self.conn.execute("SELECT * FROM trials WHERE trial_id = ? AND finished_at = ?",
+                                    (trial_id, finished_at)).fetchone()  # fmt: skip
             if old is None:
                 return
             curve = [tuple(r) for r in self.conn.execute(

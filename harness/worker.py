@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from multiprocessing.connection import Connection
 
 THREAD_VARIABLES = {
@@ -31,6 +31,7 @@ def run_job(trials: list, framework: str, device: str, time_limit: float | None,
     from harness.fingerprint import code_of
     from harness.population import train_population
     from harness.registry import registry
+    from harness.training import failed
 
     try:
         reg = registry()
@@ -38,11 +39,21 @@ def run_job(trials: list, framework: str, device: str, time_limit: float | None,
     except Exception:  # an unknown or broken plugin: train_population reports it as each trial's failure
         code = {}
 
+    sent: set[str] = set()
+
     def finished(trial, result) -> None:
         result.code = code
         send(trial, result)
+        sent.add(trial.id)
 
-    train_population(trials, framework, device, on_result=finished, time_limit=time_limit)
+    try:
+        train_population(trials, framework, device, on_result=finished, time_limit=time_limit)
+    except (BrokenPipeError, OSError):  # the pipe: the runner is gone or stopped us
+        raise
+    except Exception as e:  # what the population could not turn into results (a plugin broken only here)
+        for trial in trials:
+            if trial.id not in sent:
+                finished(trial, replace(failed(e), population=len(trials)))
 
 
 def _exit_when_orphaned(parent: int) -> None:

@@ -397,6 +397,16 @@ def test_export_that_cannot_be_written_exits_2_naming_the_file(cli, small_store,
     assert str(target) in err and error.strerror in err
 
 
+def test_export_never_writes_over_a_store(cli, small_store, tmp_path):
+    store, _ = small_store
+    for target in (store, Path(f"{store}-wal")):
+        target.touch()  # the -wal may not exist after a clean close
+        before = target.read_bytes()
+        code, out, err = cli("export", "-o", target, "--store", store)
+        assert code == 2 and f"-o {target} is an SQLite database" in err
+        assert target.read_bytes() == before
+
+
 def test_export_to_a_folder_exits_2_naming_it(cli, small_store, tmp_path):
     store, _ = small_store
     code, out, err = cli("export", "-o", tmp_path, "--store", store)

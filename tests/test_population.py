@@ -242,19 +242,6 @@ def test_cuda_is_refused_cleanly_without_a_gpu():
         Population(variant, task, [hp], [init_model_params(variant, task, 3, 0, lag=4)], device="cuda")
 
 
-def test_the_default_size_and_the_fused_kernels_come_from_measured_rows():
-    from harness.speed import best_size, fused_solo
-
-    rows = [{"variant": "np", "members": 0, "ms": 2.0}, {"variant": "np", "members": 4, "ms": 3.0},
-            {"variant": "np", "members": 16, "ms": 2.5}, {"variant": "v", "members": 0, "ms": 20.0},
-            {"variant": "v", "members": 4, "ms": 6.0}, {"variant": "v", "members": 16, "ms": 3.0},
-            {"variant": "v", "members": 32, "ms": 2.9}, {"variant": "gru_ra", "members": 0, "ms": 5.0},
-            {"variant": "gru_ra", "members": 16, "ms": 2.0}]  # fmt: skip
-    assert best_size(rows) == 16  # median costs: 4 -> 4.5, 16 -> 2.5, 32 -> 2.9
-    assert best_size(rows, tolerance=1.0) == 4  # within 100% of the cheapest, the smallest wins
-    assert fused_solo(rows) == {"np"}  # v has no kernel; gru_ra's population wins
-
-
 def test_one_unit_members_keep_their_matrices_apart_from_vectors():
     """A (1, 1) recurrent matrix has the stacked shape of a vector, (M, 1, 1): it must stay a matrix."""
     trials = [make_trial("rnn", seed=s, hidden_size=h, max_steps=3, fused=False, **SMALL) for s, h in enumerate((1, 1))]

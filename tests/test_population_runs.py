@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from test_runner import ONE_WORKER, plugin_env, query, write_suite
+from test_runner import ONE_WORKER, PLUGINS, plugin_env, query, write_suite
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 
@@ -42,9 +42,10 @@ def test_a_worker_that_dies_in_a_population_fails_each_unfinished_member(bench, 
     store = tmp_path / "dies.sqlite"
     run = bench.run("run", suite, *ONE_WORKER, "--population", "2", "--store", store, env=plugin_env(bench))
     assert run.returncode == 0, run.stderr
-    failed = query(store, "SELECT status, error FROM trials")
+    assert "as 1 job(s) (populations of up to 2)" in run.stdout
+    failed = query(store, "SELECT status, error, population FROM trials")
     assert len(failed) == 2
-    assert all(status == "failed" and "SIGKILL" in error for status, error in failed)
+    assert all(status == "failed" and "SIGKILL" in error and size == 2 for status, error, size in failed)
 
 
 @pytest.mark.parametrize("population", ["0", "-2"])
@@ -53,3 +54,14 @@ def test_an_impossible_population_exits_2(bench, tmp_path, population):
     run = bench.run("run", suite, "--population", population, "--store", tmp_path / "s.sqlite")
     assert run.returncode == 2 and f"--population {population} is impossible" in run.stderr
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_variant_broken_only_in_the_worker_fails_its_trials_with_the_reason(bench, tmp_path):
+    suite = write_suite(tmp_path / "broken.toml", ["breaks_in_workers"], trials=2)
+    store = tmp_path / "broken.sqlite"
+    env = bench.env(RNN_BENCH_PLUGINS=str(PLUGINS / "worker_only"))
+    run = bench.run("run", suite, *ONE_WORKER, "--population", "2", "--store", store, env=env)
+    assert run.returncode == 0, run.stderr
+    rows = query(store, "SELECT status, error FROM trials")
+    assert len(rows) == 2
+    assert all(status == "failed" and "refuses to load in a benchmark worker" in error for status, error in rows)

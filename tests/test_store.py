@@ -64,7 +64,8 @@ def test_a_trial_is_never_stored_twice(tmp_path):
         assert store.count() == 1
         assert store.trials_frame().iloc[0]["test_metric"] == 0.05
         assert len(store.curves_frame()) == 2
-        store.record(None, "t", a_trial(), task, a_result(metric=0.01), replace=True)  # a retry: replaced
+        stored_at = store.stored()[a_trial().id].finished_at
+        store.record(None, "t", a_trial(), task, a_result(metric=0.01), replaces=stored_at)  # a retry: replaced
         assert store.count() == 1 and store.trials_frame().iloc[0]["test_metric"] == 0.01
         assert len(store.curves_frame()) == 2
 
@@ -74,11 +75,34 @@ def test_a_replaced_result_is_kept_as_superseded_not_lost(tmp_path):
     with Store(tmp_path / "s.sqlite") as store:
         assert store.record(None, "t", a_trial(), task, a_result(metric=0.05))
         assert not store.record(None, "t", a_trial(), task, a_result(metric=0.5))  # stored already: False
-        assert store.record(None, "t", a_trial(), task, a_result(metric=0.01), replace=True, reason="code changed")
+        stored_at = store.stored()[a_trial().id].finished_at
+        assert store.record(None, "t", a_trial(), task, a_result(metric=0.01), replaces=stored_at,
+                            reason="code changed")  # fmt: skip
         (trial_id, reason, row, curve), = store.conn.execute("SELECT trial_id, reason, row, curve FROM superseded")
         assert trial_id == a_trial().id and reason == "code changed"
         assert json.loads(row)["test_metric"] == 0.05 and len(json.loads(curve)) == 2
         assert store.trials_frame().iloc[0]["test_metric"] == 0.01  # the current one
+
+
+def test_a_rerun_never_replaces_a_row_another_driver_stored_since_it_planned(tmp_path):
+    """Driver A planned to replace row r0; driver B replaced r0 with a fresh r1 first: A's late result
+    must not supersede r1 (it is B's current, fresh result), and A is told it stored nothing."""
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.record("old", "t", a_trial(), task, a_result(metric=0.5))
+        r0 = store.stored()[a_trial().id].finished_at
+        assert store.record("run-b", "t", a_trial(), task, a_result(metric=0.01), replaces=r0)
+        assert not store.record("run-a", "t", a_trial(), task, a_result(metric=0.02), replaces=r0)
+        assert store.trials_frame().iloc[0]["test_metric"] == 0.01
+        assert store.conn.execute("SELECT COUNT(*) FROM superseded").fetchone()[0] == 1  # r0 only
+
+
+def test_recording_releases_only_the_recording_drivers_claim(tmp_path):
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.claim(a_trial().id, "run-b", None)
+        store.record("run-a", "t", a_trial(), task, a_result())  # a straggler of run-a
+        assert store.conn.execute("SELECT run_id FROM claims").fetchall() == [("run-b",)]
 
 
 def test_a_row_records_the_code_that_produced_it(tmp_path):
@@ -135,7 +159,7 @@ def test_renewing_extends_the_lease_and_recording_releases_the_claim(tmp_path):
         (after,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
         assert after > before + 90
         store.record("run-a", "t", a_trial(), registry().task("adding"), a_result())
-        assert store.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0
+        assert store.conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # its own claim: released
 
 
 def test_a_trial_stored_since_the_plan_cannot_be_claimed(tmp_path):
@@ -295,3 +319,21 @@ def test_full_disk_while_recording_is_a_store_error_and_keeps_what_was_stored(tm
             store.record(None, "t", a_trial(1), task, big)
     with Store(path, read_only=True) as store:
         assert store.count() == 1
+
+
+def test_the_heartbeat_keeps_a_drivers_claims_alive_and_lets_them_lapse_when_stopped(tmp_path):
+    from harness.runner import ClaimHeartbeat
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as store:
+        assert store.claim("t1", "run-a", None, lease=0.6)
+        beat = ClaimHeartbeat(path, "run-a", lease=0.6)
+        try:
+            time.sleep(1.5)  # over twice the lease: only renewals keep it
+            (expires,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
+            assert expires > time.time()
+        finally:
+            beat.stop()
+        time.sleep(0.8)
+        (expires,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
+        assert expires < time.time()  # stopped: the lease ran out (another host would take the trial now)

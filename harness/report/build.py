@@ -21,7 +21,7 @@ from harness.probes import GradientFlow, gradient_flow
 from harness.report.figures import make_figures
 from harness.report.page import Context, findings, suite_lines_from_data, write_html, write_markdown
 from harness.report.tables import build_tables, trials_export, write_tables
-from harness.store import Store
+from harness.store import Store, is_sqlite_file
 
 #: Variants the gradient-flow probe prefers after the baseline: the essay's contrasts.
 PROBE_PREFERENCE = ("rnn", "gru", "np", "nfg", "cifg", "min_gru", "v")
@@ -139,8 +139,6 @@ MANIFEST = ".rnn-bench-report-files"
 #: Where a build writes: these files at the top of the report folder, and anything in these subfolders.
 TOP_FILES = ("index.html", "report.md", MANIFEST)
 SUBFOLDERS = ("figures", "tables")
-SQLITE_MAGIC = b"SQLite format 3\x00"
-SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
 
 
 def _check_out(out: Path, store_path: Path) -> None:
@@ -165,7 +163,7 @@ def _clear_previous(out: Path) -> None:
         return
     for name in manifest.read_text(encoding="utf-8").splitlines():
         path = out / name
-        if _is_report_file(out, name) and path.is_file() and not _is_store_file(path):
+        if _is_report_file(out, name) and path.is_file() and not is_sqlite_file(path):
             path.unlink()
 
 
@@ -174,13 +172,6 @@ def _is_report_file(out: Path, name: str) -> bool:
     inside = (out / name).resolve().is_relative_to(out.resolve())
     mine = (len(parts) == 1 and name in TOP_FILES[:-1]) or (len(parts) == 2 and parts[0] in SUBFOLDERS)
     return bool(name) and inside and mine
-
-
-def _is_store_file(path: Path) -> bool:
-    if path.name.endswith(SQLITE_SIDECARS):
-        return True
-    with path.open("rb") as f:
-        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def _write_manifest(out: Path, written: list[Path]) -> None:

@@ -238,7 +238,8 @@ def framework_sentences(an: Analysis) -> list[str]:
             med = float(ratio.median())
             fast, slow, factor = ("PyTorch", "TensorFlow", med) if med >= 1 else ("TensorFlow", "PyTorch", 1 / med)
             out.append(
-                f"{fast} trains a median {factor:.2f}× as many steps per second as {slow} (over {len(ratio)} "
+                f"{fast} trains a median {factor:.2f}× as many trial-steps per second as {slow} (a population's "
+                f"steps per second times its members; over {len(ratio)} "
                 f"task/length/variant cells; PyTorch/TensorFlow ratio {ratio.min():.2f}–{ratio.max():.2f})."
             )
     return out
