@@ -8,12 +8,10 @@ what is left.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -25,27 +23,11 @@ from harness.estimate import describe as describe_estimate
 from harness.estimate import estimate
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
-from harness.registry import registry
+from harness.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.scheduling import make_jobs, population_cap
-from harness.store import LEASE_SECONDS, Store, StoredTrial, StoreError, store_fault
+from harness.store import Store, StoredTrial
 from harness.suites import Suite, plan
-from harness.training import TrialResult
 from harness.trial import Trial
-
-
-@dataclass
-class RunSummary:
-    planned: int
-    already_done: int
-    to_run: int
-    counts: Counter = field(default_factory=Counter)  # what this driver stored, by status
-    solved: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    stale: int = 0  # stored trials whose code changed: rerun
-    taken_by_others: int = 0  # trials another driver had claimed: not run here
-    stored_by_others: int = 0  # trials run here that another driver had stored first (work done twice)
-    store_failed: bool = False
 
 
 @dataclass
@@ -116,83 +98,47 @@ def run_suite(
 
     check_installed(suite.frameworks)
     store = Store(store_path)
-    store.add_plan(suite.name, trials)
-    work = work_to_do(trials, store.stored(), retry_failed)
-    todo = work.todo
-    summary = RunSummary(len(trials), len(trials) - len(todo), len(todo), stale=sum(work.changed.values()))
-    describe_changes(work, out)
-    jobs = make_jobs(todo, population)
-    print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
-          f"{len(todo)} to run on {workers} worker(s){_jobs_text(jobs)}", file=out)  # fmt: skip
-    if not todo:
-        print("Nothing to do: every planned trial is in the store.", file=out)
-        return summary
-
-    run_id = store.start_run(suite.name, argv or [], environment())
-    reg = registry()
-    code = expected_code({(t.variant, t.task) for t in todo})
-    bar = _progress_bar(len(todo), suite.name, progress)
-    started = time.monotonic()
-
-    def store_failed(e: sqlite3.DatabaseError, what: str) -> StoreError:
-        """The store cannot be written (a full disk, most often): the run stops, keeping what is stored."""
-        summary.store_failed = True
-        return StoreError(f"{store_fault(store_path, e)}. Could not {what}; the {sum(summary.counts.values())} "
-                          f"trial(s) this run finished before are kept in {store_path}. Run the same command "
-                          "again to resume.")  # fmt: skip
-
-    def claim(trial: Trial) -> bool:
-        try:
-            granted = store.claim(trial.id, run_id, work.stored_at[trial.id])
-        except sqlite3.DatabaseError as e:  # a full disk: the claim is a write too
-            raise store_failed(e, f"claim {trial.label()}") from e
-        if granted:
-            return True
-        summary.taken_by_others += 1
-        if bar is not None:
-            bar.update(1)
-        return False
-
-    def on_result(trial: Trial, result: TrialResult) -> None:
-        result.code = result.code or code[(trial.variant, trial.task)]  # a worker that died reported none
-        replace = work.stored_at[trial.id] is not None
-        reason = work.reasons.get(trial.id, "rerun")
-        try:
-            stored = store.record(run_id, suite.name, trial, reg.task(trial.task), result, reason=reason,
-                                  replaces=work.stored_at[trial.id] if replace else None)  # fmt: skip
-        except sqlite3.DatabaseError as e:  # a full disk, most often: stop, keeping what is stored
-            raise store_failed(e, f"store {trial.label()}") from e
-        if not stored:
-            summary.stored_by_others += 1  # another driver stored it first (a lease ran out): its result stays
-        else:
-            summary.counts[result.status] += 1
-            summary.solved += int(result.solved)
-        if bar is not None:
-            bar.set_postfix_str(f"solved {summary.solved}, diverged {summary.counts['diverged']}, "
-                                f"failed {summary.counts['failed'] + summary.counts['timeout']}")  # fmt: skip
-            bar.update(1)
-        if result.status == "failed" and result.error:
-            _tell(bar, out, f"failed: {trial.label()}: {headline(result.error)}")
-
-    pool = LocalPool(workers, suite.device, suite.time_limit)
-    heartbeat = ClaimHeartbeat(store_path, run_id)
     try:
-        pool.run(jobs, on_result, claim=claim)
+        store.add_plan(suite.name, trials)
+        work = work_to_do(trials, store.stored(), retry_failed)
+        summary = RunSummary(len(trials), len(trials) - len(work.todo), len(work.todo),
+                             stale=sum(work.changed.values()))  # fmt: skip
+        describe_changes(work, out)
+        jobs = make_jobs(work.todo, population)
+        print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
+              f"{len(work.todo)} to run on {workers} worker(s){_jobs_text(jobs)}", file=out)  # fmt: skip
+        if not jobs:
+            print("Nothing to do: every planned trial is in the store.", file=out)
+            return summary
+        _run_jobs(suite, store, work, jobs, summary, workers, argv or [], progress, out)
+    finally:
+        store.close()
+    _print_summary(summary, store_path, out)
+    return summary
+
+
+def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary, workers: int,
+              argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
+    """Run the jobs in a local pool, claiming and storing through a ``Recorder``, and close the run."""
+    run_id = store.start_run(suite.name, argv, environment())
+    bar = _progress_bar(len(work.todo), suite.name, progress)
+    recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
+    pool = LocalPool(workers, suite.device, suite.time_limit)
+    heartbeat = ClaimHeartbeat(store.path, run_id)
+    started = time.monotonic()
+    try:
+        pool.run(jobs, recorder.on_result, claim=recorder.claim)
     except KeyboardInterrupt:
         summary.interrupted = True
     except FrameworkUnavailable as e:
-        done = sum(summary.counts.values())
-        raise FrameworkUnavailable(
-            f"{e}. The {done} trial(s) that finished are kept in {store_path}; nothing was recorded for the others."
-        ) from e
+        raise FrameworkUnavailable(f"{e}. The {sum(summary.counts.values())} trial(s) that finished are kept in "
+                                   f"{store.path}; nothing was recorded for the others.") from e  # fmt: skip
     finally:
         heartbeat.stop()
         if bar is not None:
             bar.close()
         summary.seconds = time.monotonic() - started
-        _finish(store, run_id, pool.environments, quiet=summary.store_failed)
-    _print_summary(summary, store_path, out)
-    return summary
+        recorder.close_run(pool.environments)
 
 
 def _jobs_text(jobs: list[list[Trial]]) -> str:
@@ -238,49 +184,6 @@ def _estimate_lines(suite: Suite, jobs: list[list[Trial]], workers: int, stored)
     return describe_estimate(found, workers, suite.time_limit)
 
 
-class ClaimHeartbeat:
-    """Renews a driver's claims every ``lease / 4`` seconds from a thread with its own connection, so that
-    a driver busy with long trials keeps them and a dead one loses them. A renewal that fails (the store
-    busy past SQLite's timeout) is tried again at the next beat."""
-
-    def __init__(self, store_path: str | Path, run_id: str, lease: float = LEASE_SECONDS) -> None:
-        self.store_path, self.run_id, self.lease = store_path, run_id, lease
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name="rnn-bench-claims", daemon=True)
-        self.thread.start()
-
-    def _beat(self) -> None:
-        try:
-            store = Store(self.store_path, create=False)
-        except UsageError:  # the store failed (a full disk): the driver meets it too, and says so
-            return
-        try:
-            while not self.stopped.wait(self.lease / 4):
-                try:
-                    store.renew_claims(self.run_id, self.lease)
-                except sqlite3.OperationalError:  # busy (locked past the timeout), or full: try again
-                    continue  # at the next beat; three misses in a row still leave the lease alive
-        finally:
-            store.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=10)
-
-
-def _finish(store: Store, run_id: str, environments: dict, quiet: bool) -> None:
-    """Release the run's claims, close its row and the store; ``quiet``: the store already failed and that
-    error is on its way to the user, so a second failure here must not replace it."""
-    try:
-        store.release_claims(run_id)
-        store.finish_run(run_id, environments)
-    except sqlite3.DatabaseError:
-        if not quiet:
-            raise
-    finally:
-        store.close()
-
-
 def check_installed(frameworks: list[str]) -> None:
     """Refuse, before any work, a framework whose package is not installed here."""
     from harness.backends import PACKAGES
@@ -300,13 +203,6 @@ def _progress_bar(total: int, name: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=name, unit="trial", dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
-
-
-def _tell(bar, out: TextIO, text: str) -> None:
-    if bar is not None:
-        bar.write(text, file=sys.stderr)
-    else:
-        print(text, file=out)
 
 
 def _print_summary(s: RunSummary, store_path: str | Path, out: TextIO) -> None:

@@ -322,7 +322,7 @@ def test_full_disk_while_recording_is_a_store_error_and_keeps_what_was_stored(tm
 
 
 def test_the_heartbeat_keeps_a_drivers_claims_alive_and_lets_them_lapse_when_stopped(tmp_path):
-    from harness.runner import ClaimHeartbeat
+    from harness.recorder import ClaimHeartbeat
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
