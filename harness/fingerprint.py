@@ -45,7 +45,8 @@ def _parse(path: Path) -> tuple[str, tuple[Path, ...]]:
     """(hash of the file's docstring-free syntax tree, the files of ours it imports)."""
     source = path.read_text(encoding="utf-8")
     tree = ast.parse(source, filename=str(path))
-    imports = tuple(sorted({p for name in _imported_names(tree) for p in _files_of(name)}))
+    absolute = {p for name in _imported_names(tree) for p in _files_of(name)}
+    imports = tuple(sorted(absolute | set(_relative_files(tree, path))))
     digest = hashlib.sha256(ast.dump(_strip_docstrings(tree)).encode()).hexdigest()
     return digest, imports
 
@@ -60,6 +61,19 @@ def _imported_names(tree: ast.AST) -> list[str]:
             names.append(node.module)
             names += [f"{node.module}.{a.name}" for a in node.names]
     return [n for n in names if n.split(".")[0] in OUR_PACKAGES]
+
+
+def _relative_files(tree: ast.AST, path: Path) -> list[Path]:
+    """Files a relative import (``from .helpers import x``, ``from .. import y``) of ``path`` names."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = path.resolve().parents[node.level - 1]
+            stems = [node.module] if node.module else [a.name for a in node.names]
+            for stem in stems:
+                target = base.joinpath(*stem.split("."))
+                found += [c for c in (target.with_suffix(".py"), target / "__init__.py") if c.is_file()]
+    return found
 
 
 def _files_of(module: str) -> list[Path]:

@@ -310,13 +310,6 @@ class Store:
                 [(suite, t.id, t.to_json(), now) for t in trials],
             )
 
-    def finished(self, statuses: Iterable[str] = STATUSES) -> dict[str, str]:
-        """trial_id -> status of every stored trial whose status is among ``statuses``."""
-        statuses = tuple(statuses)
-        marks = ",".join("?" * len(statuses))
-        rows = self.conn.execute(f"SELECT trial_id, status FROM trials WHERE status IN ({marks})", statuses)
-        return dict(rows.fetchall())
-
     def stored(self) -> dict[str, StoredTrial]:
         """trial_id -> what a driver needs to know of each stored trial to decide whether to run it."""
         have = self._columns("trials")  # a read-only store of an older version lacks the code columns

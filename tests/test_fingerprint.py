@@ -86,3 +86,12 @@ def test_shipped_variants_and_tasks_have_distinct_stable_fingerprints():
     assert copy_hash in fingerprint._closure(ROOT / "tasks" / "variable_copy.py")
     fingerprint.forget()
     assert fingerprint_class(reg.variants["rnn"]) == rnn
+
+
+def test_a_relative_import_counts_too(tmp_path):
+    (tmp_path / "helpers.py").write_text("SCALE = 1.0\n")
+    text = PLUGIN.replace("from harness.variant import Variant",
+                          "from harness.variant import Variant\n\nfrom .helpers import SCALE")  # fmt: skip
+    before = fp(tmp_path, text)
+    (tmp_path / "helpers.py").write_text("SCALE = 2.0\n")
+    assert fp(tmp_path, text) != before
