@@ -246,8 +246,9 @@ class FusingOps(HoistingOps):
             plan["joined"] = self._join([self._params[i] for i in group])
         sizes = [int(self._params[i].shape[-1]) for i in group]
         # per step, not for all steps at once: a product for every t is larger than the caches
-        inputs = torch.baddbmm(plan["b"], self._steps[self._t], plan["w"])
-        parts = torch.baddbmm(inputs, a, plan["joined"]).split(sizes, dim=-1)
+        # in place into the first product: an out-of-place baddbmm would copy it into a new tensor first
+        gates = torch.baddbmm(plan["b"], self._steps[self._t], plan["w"]).baddbmm_(a, plan["joined"])
+        parts = gates.split(sizes, dim=-1)
         for i, part in zip(group, parts):
             self._fused[(id(a), i)] = (a, part)
 
