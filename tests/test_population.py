@@ -308,3 +308,16 @@ def test_a_pending_sum_is_its_value_for_every_other_use():
     ]  # fmt: skip
     for got, want in pairs:
         assert torch.equal(got, want)
+
+
+def test_a_gate_with_other_terms_than_at_the_first_step_is_the_plain_sum():
+    """R_z met W_z and b_z at t = 0; x W_i + h R_z + b_z at t = 1 is not that gate: it is computed in the
+    step's order, bit for bit."""
+    ops, p = _fusing_ops()
+    h = torch.rand(2, 4, 5)
+    for t in range(2):
+        x = ops._at(t)
+        w = p["W_z"] if t == 0 else p["W_i"]
+        got = (ops.matmul(x, w) + ops.matmul(h, p["R_z"]) + p["b_z"]).value()
+        assert torch.equal(got, torch.matmul(x, w) + torch.matmul(h, p["R_z"]) + p["b_z"])
+    assert ops._plans and not ops._fused

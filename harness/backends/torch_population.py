@@ -230,8 +230,11 @@ class FusingOps(HoistingOps):
             return None
         a, r = gate["a"][1], gate["a"][2]
         plan = self._plans.get(id(r))
-        if plan is None or self._recorded[id(r)] != (gate["x"][1], gate["v"][1]):
+        if plan is None:
             return None
+        w, b = self._recorded[id(r)]
+        if gate["x"][1] is not w or gate["v"][1] is not b:
+            return None  # R with another W or b than at t = 0: computed as the step wrote it
         cached = self._fused.get((id(a), id(r)))
         if cached is None or cached[0] is not a:
             self._fuse(plan, a)
