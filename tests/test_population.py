@@ -247,3 +247,64 @@ def test_one_unit_members_keep_their_matrices_apart_from_vectors():
     trials = [make_trial("rnn", seed=s, hidden_size=h, max_steps=3, fused=False, **SMALL) for s, h in enumerate((1, 1))]
     for member, trial in zip(train_population(trials, "torch"), trials):
         assert_same_result(member, solo(trial))
+
+
+def _fusing_ops(steps=3, members=2, batch=4, size=3, hidden=5):
+    """FusingOps on random inputs (M, B, L, I) with LSTM-like gates z, i: W, R, b (b expanded as the
+    engine expands vectors)."""
+    from harness.backends.torch_population import FusingOps
+
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.rand(members, batch, steps, size, generator=gen)
+    params = {f"{k}_{g}": torch.randn(members, rows, hidden, generator=gen)
+              for g in "zi" for k, rows in (("W", size), ("R", hidden), ("b", 1))}  # fmt: skip
+    layer = {k: v.expand(members, batch, -1) if k.startswith("b_") else v for k, v in params.items()}
+    ops = FusingOps(inputs, params, {id(layer[k]): params[k] for k in layer if k.startswith("b_")})
+    return ops, layer
+
+
+def test_gates_are_fused_from_the_second_step_on_and_equal_the_plain_sums():
+    """x_t W + h R + b of both gates is one product from t = 1 on (and a reordered sum too); the value is
+    the plain sum's up to float32 rounding."""
+    ops, p = _fusing_ops()
+    h = torch.zeros(2, 4, 5)
+    for t in range(3):
+        x = ops._at(t)
+        z = ops.matmul(x, p["W_z"]) + ops.matmul(h, p["R_z"]) + p["b_z"]
+        i = p["b_i"] + (ops.matmul(h, p["R_i"]) + ops.matmul(x, p["W_i"]))  # the tensor on the left
+        for gate, value in (("z", z), ("i", i)):
+            plain = x @ p[f"W_{gate}"] + h @ p[f"R_{gate}"] + p[f"b_{gate}"]
+            torch.testing.assert_close(ops.tanh(value), torch.tanh(plain), rtol=1e-6, atol=1e-6)
+        if t > 0:
+            assert len(ops._fused) == 2 and ops._plans[id(p["R_z"])] is ops._plans[id(p["R_i"])]
+        h = ops.tanh(z) * ops.sigmoid(i)
+
+
+def test_a_pending_sum_is_its_value_for_every_other_use():
+    """Operators, torch functions, ops and attributes see the computed sum; a sum that is not a gate
+    (here x W + b) is computed term by term in the step's order, bit for bit."""
+    ops, p = _fusing_ops()
+    x = ops._at(0)
+    s = ops.matmul(x, p["W_z"]) + p["b_z"]
+    value = torch.matmul(x, p["W_z"]) + p["b_z"]
+    assert s.shape == value.shape and s.dtype == value.dtype
+    pairs = [
+        (1.0 - s, 1.0 - value), (s * 2.0, value * 2.0), (value * s, value * value), (-s, -value), (s[0], value[0]),
+        (torch.tanh(s), torch.tanh(value)), (ops.where(s > 0, s, 0.0), torch.where(value > 0, value, 0.0)),
+        (ops.concat([s, s]), torch.cat([value, value], dim=-1)),
+    ]  # fmt: skip
+    for got, want in pairs:
+        assert torch.equal(got, want)
+
+
+def test_a_gate_with_other_terms_than_at_the_first_step_is_the_plain_sum():
+    """R_z met W_z and b_z at t = 0; x W_i + h R_z + b_z at t = 1 is not that gate: it is computed in the
+    step's order, bit for bit."""
+    ops, p = _fusing_ops()
+    h = torch.rand(2, 4, 5)
+    for t in range(2):
+        x = ops._at(t)
+        w = p["W_z"] if t == 0 else p["W_i"]
+        got = (ops.matmul(x, w) + ops.matmul(h, p["R_z"]) + p["b_z"]).value()
+        assert torch.equal(got, torch.matmul(x, w) + torch.matmul(h, p["R_z"]) + p["b_z"])
+    assert ops._plans and not ops._fused

@@ -11,6 +11,8 @@ Gradients of padding are multiplied by zero before clipping, so padding never mo
 
 ``HoistingOps`` computes the products of x_t with parameters for all time steps at once, and a
 tensor's products with several parameters in one call (``harness.hoisting``): the step is unchanged.
+``FusingOps`` (the engine's namespace) goes further for gates ``x_t W + h R + b``: their sums are
+left pending and computed as fused multiply-adds, the step still unchanged.
 """
 
 from __future__ import annotations
@@ -52,6 +54,206 @@ class HoistingOps(Hoisting, TorchOps):
 
     def _split(self, tensor, sizes):
         return tensor.split(sizes, dim=-1)
+
+
+def computed(value: Any) -> Any:
+    """``value`` with every ``PendingSum`` in it (also inside lists, tuples and dicts) computed."""
+    if isinstance(value, PendingSum):
+        return value.value()
+    if isinstance(value, (list, tuple)):
+        return type(value)(computed(v) for v in value)
+    if isinstance(value, dict):
+        return {k: computed(v) for k, v in value.items()}
+    return value
+
+
+class PendingSum:
+    """A sum the step builds of products with parameters (``x_t W``, ``a R``) and parameter vectors,
+    not computed yet: ``FusingOps`` computes it when the step uses it for anything but ``+`` (an op, a
+    torch function, another operator, an attribute such as ``shape``), and only then. Terms are
+    ``("x", W, t)``, ``("a", a, R)`` and ``("v", b)``, in the step's order."""
+
+    __slots__ = ("ops", "terms", "_value")
+
+    def __init__(self, ops: FusingOps, terms: tuple) -> None:
+        self.ops, self.terms, self._value = ops, terms, None
+
+    def value(self) -> torch.Tensor:
+        if self._value is None:
+            self._value = self.ops._compute(self.terms)
+        return self._value
+
+    def __add__(self, other: Any) -> Any:
+        return self.ops._add(self, other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self.ops._add(other, self)
+
+    def __getattr__(self, name: str) -> Any:  # shape, dtype, tensor methods: the computed tensor's
+        return getattr(self.value(), name)
+
+    __hash__ = object.__hash__
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # torch.f(pending), tensor + pending
+        if func in _ADDS and not kwargs and len(args) == 2:
+            pending = args[0] if isinstance(args[0], PendingSum) else args[1]
+            return pending.ops._add(*args)
+        return func(*computed(args), **computed(kwargs or {}))
+
+
+_ADDS = (torch.Tensor.__add__, torch.Tensor.__radd__, torch.Tensor.add, torch.add)
+
+
+def _computing(name: str):
+    def method(self, *args):
+        return getattr(self.value(), name)(*computed(args))
+
+    method.__name__ = name
+    return method
+
+
+for _name in ("__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__pow__", "__rpow__",
+              "__matmul__", "__rmatmul__", "__neg__", "__pos__", "__abs__", "__getitem__", "__lt__", "__le__",
+              "__gt__", "__ge__", "__eq__", "__ne__", "__bool__", "__float__", "__int__", "__len__", "__iter__",
+              "__array__"):  # fmt: skip
+    setattr(PendingSum, _name, _computing(_name))
+
+
+def _computing_op(op):
+    """``op`` (a ``TorchOps`` op written in Python, which may look at its arguments) on computed ones."""
+
+    def wrapped(*args, **kwargs):
+        return op(*computed(args), **computed(kwargs))
+
+    return staticmethod(wrapped)
+
+
+class FusingOps(HoistingOps):
+    """``HoistingOps`` whose gates are two products per time step: a step's ``x_t W + a R + b`` (the
+    three terms in any order, found at t = 0) is computed from t = 1 on as ``baddbmm(baddbmm([b_1..b_k],
+    x_t, [W_1..W_k]), a, [R_1..R_k])`` and sliced, for all the gates whose ``R`` meet one ``a``
+    (``Hoisting``'s groups), or for a lone gate. That drops two additions per gate and time step and
+    their backward nodes (LSTM and GRU populations ~20% faster); the numbers differ from the plain sum only in
+    the order of the float32 additions. Any other sum is computed term by term in the step's order, as
+    ``HoistingOps`` computes it; every other use of a ``PendingSum`` computes it first (``computed``).
+    ``matmul`` returns a ``PendingSum`` for every product with a parameter."""
+
+    def __init__(self, inputs: torch.Tensor, params: dict[str, torch.Tensor], vectors: dict[int, torch.Tensor]) -> None:
+        super().__init__(inputs, params)
+        self._vectors = vectors  # id(the (M, B, C) vector the step adds) -> its (M, 1, C) parameter
+        self._recorded: dict[int, tuple[Any, Any]] = {}  # t = 0: id(R) -> (W, b) of a sum x_t W + a R + b
+        self._plans: dict[int, dict[str, Any]] = {}  # id(R) -> its fused group (shared by the group's R)
+        self._fused: dict[tuple[int, int], tuple[Any, Any]] = {}  # this step's (id(a), id(R)) -> (a, slice)
+
+    # torch's own functions compute a PendingSum through __torch_function__; these look at it first
+    where, equal, floormod = (_computing_op(op) for op in (TorchOps.where, TorchOps.equal, TorchOps.floormod))
+    concat, split, constant = (_computing_op(op) for op in (TorchOps.concat, TorchOps.split, TorchOps.constant))
+    softplus = _computing_op(TorchOps.softplus)
+
+    def _at(self, t: int) -> Any:
+        x = super()._at(t)  # at t = 1 this forms Hoisting's groups, which the plans use
+        self._fused = {}
+        if t == 1:
+            self._plan()
+        return x
+
+    def matmul(self, a, b):
+        a = computed(a)
+        if id(b) not in self._params:
+            return self._plain(a, b)
+        if a is self._steps[self._t]:
+            return PendingSum(self, (("x", b, self._t),))
+        return PendingSum(self, (("a", a, b),))
+
+    def _add(self, left: Any, right: Any) -> Any:
+        terms = (self._terms(left), self._terms(right))
+        if None in terms:
+            return computed(left) + computed(right)
+        return PendingSum(self, terms[0] + terms[1])
+
+    def _terms(self, value: Any) -> tuple | None:
+        if isinstance(value, PendingSum):
+            return value.terms if value._value is None else None  # a used sum stays computed once
+        if torch.is_tensor(value) and id(value) in self._vectors:
+            return (("v", value),)
+        return None
+
+    def _compute(self, terms: tuple) -> torch.Tensor:
+        fused = self._fused_gate(terms)
+        if fused is not None:
+            return fused
+        if self._t == 0:
+            self._record(terms)
+        value = None
+        for term in terms:
+            part = self._term(term)
+            value = part if value is None else value + part
+        return value
+
+    def _term(self, term: tuple) -> torch.Tensor:
+        if term[0] == "v":
+            return term[1]
+        if term[0] == "a":
+            return Hoisting.matmul(self, term[1], term[2])
+        b, t = term[1], term[2]
+        if t == 0:  # plain at t = 0: a gate fused from t = 1 on never needs x W alone
+            return self._plain(self._steps[0], b)
+        if id(b) not in self._products:
+            self._products[id(b)] = self._all_steps(b)
+        return self._products[id(b)][t]
+
+    @staticmethod
+    def _gate(terms: tuple) -> dict[str, tuple] | None:
+        """The terms by kind when they are one x_t W, one a R and one b, else None."""
+        kinds = {term[0]: term for term in terms}
+        return kinds if len(terms) == 3 and len(kinds) == 3 else None
+
+    def _record(self, terms: tuple) -> None:
+        gate = self._gate(terms)
+        if gate is not None:
+            self._recorded[id(gate["a"][2])] = (gate["x"][1], gate["v"][1])
+
+    def _plan(self) -> None:
+        """At t = 1: a fused group for each of Hoisting's groups whose every R was a gate at t = 0, and
+        for each lone R that was."""
+        member_of = {i: ids for ids in self._groups.values() for i in ids}
+        for rid in self._recorded:
+            group = member_of.get(rid, [rid])
+            if rid not in self._plans and all(i in self._recorded for i in group):
+                plan = {"group": group, "joined": None}
+                self._plans.update({i: plan for i in group})
+
+    def _fused_gate(self, terms: tuple) -> torch.Tensor | None:
+        gate = self._gate(terms) if self._t > 0 else None
+        if gate is None or gate["x"][2] != self._t:
+            return None
+        a, r = gate["a"][1], gate["a"][2]
+        plan = self._plans.get(id(r))
+        if plan is None:
+            return None
+        w, b = self._recorded[id(r)]
+        if gate["x"][1] is not w or gate["v"][1] is not b:
+            return None  # R with another W or b than at t = 0: computed as the step wrote it
+        cached = self._fused.get((id(a), id(r)))
+        if cached is None or cached[0] is not a:
+            self._fuse(plan, a)
+            cached = self._fused[(id(a), id(r))]
+        return cached[1]
+
+    def _fuse(self, plan: dict[str, Any], a: torch.Tensor) -> None:
+        group = plan["group"]
+        if plan["joined"] is None:  # once per forward: the group's W, b and R side by side
+            plan["w"] = self._join([self._recorded[i][0] for i in group])
+            plan["b"] = self._join([self._vectors[id(self._recorded[i][1])] for i in group])
+            plan["joined"] = self._join([self._params[i] for i in group])
+        sizes = [int(self._params[i].shape[-1]) for i in group]
+        # per step, not for all steps at once: a product for every t is larger than the caches
+        # in place into the first product: an out-of-place baddbmm would copy it into a new tensor first
+        gates = torch.baddbmm(plan["b"], self._steps[self._t], plan["w"]).baddbmm_(a, plan["joined"])
+        parts = gates.split(sizes, dim=-1)
+        for i, part in zip(group, parts):
+            self._fused[(id(a), i)] = (a, part)
 
 
 def member_losses(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -100,16 +302,16 @@ class Population:
     def forward(self, params: dict[str, torch.Tensor], inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Inputs (M, B, L, I) -> readout outputs (M, B, L, O), or (M, B, 1, O) for the last step only."""
         members, batch, length = (int(d) for d in inputs.shape[:3])
-        ops = HoistingOps(inputs, params)
         # vectors (M, 1, C) expanded to (M, B, C) once: their gradient is summed over the batch once per
         # forward, not at every use in every step (the values are the same; only the backward changes)
         vectors = {k for k, shape in self.shapes[0].items() if len(shape) == 1}  # by the contract: W may be (1, H)
         layer = {k: v.expand(members, batch, -1) if k in vectors else v
                  for k, v in params.items() if not k.startswith("readout.")}  # fmt: skip
+        ops = FusingOps(inputs, params, {id(layer[k]): params[k] for k in vectors if k in layer})
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
         for t in range(length):
-            h, state = call_step(self.variant, ops, layer, ops._at(t), state)
+            h, state = computed(call_step(self.variant, ops, layer, ops._at(t), state))
             expected = (members, batch, self.hidden_size)
             if t == 0 and shape_of(h) != expected:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {shape_of(h)}, "
