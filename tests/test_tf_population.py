@@ -138,3 +138,19 @@ def test_keep_shrinks_every_member_variable_in_place_and_keeps_the_predictor_tra
     b = next(batch)
     assert model.train_step(np.stack([b.inputs] * 2), np.stack([b.targets] * 2)).shape == (2,)
     assert model._train.experimental_get_tracing_count() == 2  # one trace per member count
+
+
+def test_members_leave_once_the_steps_left_repay_a_new_member_count():
+    model, task = make_population()  # max_steps 1000 (the default) for all three
+    assert model.leave_at == 1.0  # nothing measured: stay
+    batch = next(task.training_stream(4, 2, 0))
+    for _ in range(2):
+        model.train_step(np.stack([batch.inputs] * 3), np.stack([batch.targets] * 3))
+    assert model.traced == {3} and model.new_count_seconds > 0 and model.step_seconds > 0
+    model.new_count_seconds, model.step_seconds = 3.0, 0.03  # a trace costs 100 steps
+    assert model.leave_at == pytest.approx(2 * 100 / 998)  # each step saves half a member's share
+    model.steps_done = 900
+    assert model.leave_at > 1  # too few steps left: never leave
+    model.keep([1])
+    model.max_steps[:] = 900
+    assert model.leave_at == 1.0  # no step left

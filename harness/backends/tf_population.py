@@ -11,11 +11,13 @@ multiplied by zero before clipping, so padding never moves. Functions are traced
 (the loop over time is plain Python; a step has no tensor-dependent control flow): half the cost.
 Every per-member variable has a dynamic leading dimension, so members leave by keeping the others'
 rows in place: the predictors (any member count) stay traced; the training step is traced once per
-member count (static shapes run faster, see ``_build``), so members leave once they are half the slots.
+member count (static shapes run faster, see ``_build``), so members leave only when the steps left
+repay that trace (``leave_at``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -69,7 +71,6 @@ class Population:
     """M members' variables, optimiser state and per-member settings; slots index the members."""
 
     path = "generic"  # the variant's own step, batched (never a fused kernel)
-    leave_at = 0.5  # finished members leave once they are half the slots: a new member count traces the step
 
     def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
@@ -83,6 +84,11 @@ class Population:
         self.nesterov = bool(first.get("nesterov", False)) and self.momentum > 0
         self.xla = bool(first.get("xla", False))  # as TfModel: jit_compile the training step
         self.lr = np.array([float(hp["learning_rate"]) for hp in hparams])
+        self.max_steps = np.array([int(hp["max_steps"]) for hp in hparams])
+        self.steps_done = 0
+        self.traced: set[int] = set()  # member counts the step is traced (with XLA: compiled) for
+        self.new_count_seconds: float | None = None  # what a new member count costs beyond a step
+        self.step_seconds: float | None = None  # the latest step that traced nothing
         self.clip = np.array([float(hp["clip_norm"]) for hp in hparams])
         stacked = stack(params)
         mask = masks(params, stacked)
@@ -188,8 +194,33 @@ class Population:
         """One optimiser step of every member on its own batch (inputs (M, B, L, I)); the losses (M,)
         before the update."""
         inputs, targets = self._tensor(inputs), self._tensor(targets)
+        members, started = int(inputs.shape[0]), time.perf_counter()
         with tf.device(self.device):
-            return self._train(inputs, targets).numpy()
+            losses = self._train(inputs, targets).numpy()
+        self._timed(members, time.perf_counter() - started)
+        return losses
+
+    def _timed(self, members: int, seconds: float) -> None:
+        """Record a step's time: the first one of a member count measures the cost of a new count."""
+        self.steps_done += 1
+        if members in self.traced:
+            self.step_seconds = seconds
+            return
+        self.traced.add(members)
+        self.new_count_seconds = seconds - (self.step_seconds or 0.0)
+
+    @property
+    def leave_at(self) -> float:
+        """The fraction of slots that must be finished before the finished members leave
+        (``harness.population.leave``): leaving pays once the steps still to run, each saving a
+        finished member's share of a step, repay the measured cost of the new member count (a trace,
+        with XLA a compile: ~3 s at T = 50, which a few hundred steps of half the members repay).
+        A member's share of a step is taken as half of step/M (the rest is per-op overhead: ``speed``
+        rows of M = 10 and 16). 1.0 (stay) until both costs are measured or when no step remains."""
+        remaining = int(self.max_steps.max()) - self.steps_done
+        if self.new_count_seconds is None or not self.step_seconds or remaining <= 0:
+            return 1.0
+        return 2.0 * self.new_count_seconds / (self.step_seconds * remaining)
 
     def _tensor(self, a: np.ndarray) -> tf.Tensor:
         a = np.asarray(a)
@@ -231,7 +262,7 @@ class Population:
         with tf.device(self.device):
             for var in self._member_variables():
                 var.assign(tf.gather(var, index))
-        self.lr, self.clip = self.lr[slots], self.clip[slots]
+        self.lr, self.clip, self.max_steps = self.lr[slots], self.clip[slots], self.max_steps[slots]
         self.shapes = [self.shapes[s] for s in slots]
 
     def _member_variables(self) -> list[tf.Variable]:
