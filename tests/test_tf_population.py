@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
@@ -80,3 +81,76 @@ def test_cuda_is_refused_cleanly_without_a_visible_gpu():
     with pytest.raises(UsageError, match="no GPU"):
         Population(variant, task, [check_hparams({"hidden_size": 3})], [init_model_params(variant, task, 3, 0, lag=4)],
                    device="cuda")  # fmt: skip
+
+
+@pytest.mark.parametrize("leave_at", [0.0, 1.0])  # finished members leave the model at once, or stay in it
+def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch, leave_at):
+    from harness.backends.tf_population import Population
+
+    monkeypatch.setitem(registry().tasks, "adding", EasyAdding)
+    monkeypatch.setattr(Population, "leave_at", leave_at)
+    trials = [make_trial("np", seed=1, framework="tf", hidden_size=h, learning_rate=lr, max_steps=16, eval_every=2,
+                         **SMALL) for h, lr in ((4, 0.003), (3, 0.1), (4, 0.03))]  # fmt: skip
+    results = train_population(trials, "tf")
+    for member, trial in zip(results, trials):
+        assert_same_result(member, solo(trial))
+    assert results[1].steps_to_solve is not None and results[1].steps < results[0].steps
+
+
+def make_population(sizes=(3, 5, 4), lrs=(0.01, 0.05, 0.002), clips=(1.0, 0.1, 0.0), length=4):
+    from harness.backends.tf_population import Population
+    from harness.model import init_model_params
+    from harness.protocol import check_hparams
+
+    reg = registry()
+    task, variant = reg.task("adding"), reg.variant("v")
+    hparams = [check_hparams({"hidden_size": h, "learning_rate": lr, "clip_norm": c})
+               for h, lr, c in zip(sizes, lrs, clips)]  # fmt: skip
+    params = [init_model_params(variant, task, h, seed, lag=length) for seed, h in enumerate(sizes)]
+    return Population(variant, task, hparams, params), task
+
+
+def test_keep_shrinks_every_member_variable_in_place_and_keeps_the_predictor_traced():
+    model, task = make_population()
+    batch = task.training_stream(4, 2, 0)
+    for _ in range(2):
+        b = next(batch)
+        model.train_step(np.stack([b.inputs] * 3), np.stack([b.targets] * 3))
+    inputs = task.fixed_set("validation", 4, 8).inputs
+    before = model.predict([2, 0], inputs)
+    params = {slot: model.get_params(slot) for slot in (0, 2)}
+    state = {k: v.numpy() for k, v in model.slots["m"].items()}
+    variables = dict(model.params)
+    predictor = model._predictors[tuple(inputs.shape[1:])]
+    traces = predictor.experimental_get_tracing_count()
+
+    model.keep([2, 0])
+    assert all(model.params[k] is v for k, v in variables.items())  # the same variables, fewer rows
+    assert model.lr_t.numpy().tolist() == [0.002, 0.01] and model.clip_t.numpy().tolist() == [0.0, 1.0]
+    for k, v in model.slots["m"].items():
+        np.testing.assert_array_equal(v.numpy(), state[k][[2, 0]])
+    for new, old in ((0, 2), (1, 0)):
+        assert set(model.get_params(new)) == set(params[old])
+        for k, value in params[old].items():
+            np.testing.assert_array_equal(model.get_params(new)[k], value)
+    np.testing.assert_array_equal(model.predict([0, 1], inputs), before)
+    assert predictor.experimental_get_tracing_count() == traces
+    b = next(batch)
+    assert model.train_step(np.stack([b.inputs] * 2), np.stack([b.targets] * 2)).shape == (2,)
+    assert model._train.experimental_get_tracing_count() == 2  # one trace per member count
+
+
+def test_members_leave_once_the_steps_left_repay_a_new_member_count():
+    model, task = make_population()  # max_steps 1000 (the default) for all three
+    assert model.leave_at == 1.0  # nothing measured: stay
+    batch = next(task.training_stream(4, 2, 0))
+    for _ in range(2):
+        model.train_step(np.stack([batch.inputs] * 3), np.stack([batch.targets] * 3))
+    assert model.traced == {3} and model.new_count_seconds > 0 and model.step_seconds > 0
+    model.new_count_seconds, model.step_seconds = 3.0, 0.03  # a trace costs 100 steps
+    assert model.leave_at == pytest.approx(2 * 100 / 998)  # each step saves half a member's share
+    model.steps_done = 900
+    assert model.leave_at > 1  # too few steps left: never leave
+    model.keep([1])
+    model.max_steps[:] = 900
+    assert model.leave_at == 1.0  # no step left

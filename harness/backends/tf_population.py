@@ -7,12 +7,17 @@ graph with fewer, larger products (``harness.hoisting``: x_t's for all steps at 
 several parameters in one call), each member's loss is its own mean over its own batch, and the
 optimiser is ``tf_backend``'s written out per member (its own learning rate, global-norm clipping and
 state; the same formulas in the same order, so it rounds the same). Gradients of padding are
-multiplied by zero before clipping, so padding never moves. Members leaving rebuild the variables for
-the remaining ones (the step is traced again), so they leave once they are half the slots.
+multiplied by zero before clipping, so padding never moves. Functions are traced without autograph
+(the loop over time is plain Python; a step has no tensor-dependent control flow): half the cost.
+Every per-member variable has a dynamic leading dimension, so members leave by keeping the others'
+rows in place: the predictors (any member count) stay traced; the training step is traced once per
+member count (static shapes run faster, see ``_build``), so members leave only when the steps left
+repay that trace (``leave_at``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -66,7 +71,6 @@ class Population:
     """M members' variables, optimiser state and per-member settings; slots index the members."""
 
     path = "generic"  # the variant's own step, batched (never a fused kernel)
-    leave_at = 0.5  # finished members leave once they are half the slots: each rebuild traces the step again
 
     def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
@@ -81,23 +85,31 @@ class Population:
         self.xla = bool(first.get("xla", False))  # as TfModel: jit_compile the training step
         self.lr = np.array([float(hp["learning_rate"]) for hp in hparams])
         self.clip = np.array([float(hp["clip_norm"]) for hp in hparams])
+        self.max_steps = np.array([int(hp["max_steps"]) for hp in hparams])
+        self.steps_done = 0
+        self.traced: set[int] = set()  # member counts the step is traced (with XLA: compiled) for
+        self.new_count_seconds: float | None = None  # what a new member count costs beyond a step
+        self.step_seconds: float | None = None  # the latest step that traced nothing
         stacked = stack(params)
         mask = masks(params, stacked)
         zeros = {k: np.zeros_like(v) for k, v in stacked.items()}
-        self._build(stacked, mask, {"m": zeros, "v": zeros} if self.optimizer == "adam" else {"b": zeros}, 0)
+        self._build(stacked, mask, {"m": zeros, "v": zeros} if self.optimizer == "adam" else {"b": zeros})
 
-    def _build(self, values: dict, mask: dict | None, slots: dict[str, dict], steps: int) -> None:
-        """(Re)create the variables and the traced functions for the current members."""
+    def _build(self, values: dict, mask: dict | None, slots: dict[str, dict]) -> None:
+        """Create the variables, each of any number of members (leading dimension ``None``), so that
+        ``keep`` shrinks them in place and the predictors serve every member count."""
         with tf.device(self.device):
-            self.params = {k: tf.Variable(v, dtype=self.dtype) for k, v in values.items()}
+            self.params = {k: _members_variable(v, self.dtype, trainable=True) for k, v in values.items()}
             self.names = list(self.params)
-            self.masks = None if mask is None else {k: tf.constant(v, dtype=self.dtype) for k, v in mask.items()}
-            self.slots = {s: {k: tf.Variable(v, dtype=self.dtype, trainable=False) for k, v in d.items()}
-                          for s, d in slots.items()}  # fmt: skip
-            self.steps = tf.Variable(steps, dtype=tf.int64, trainable=False)
-            self.lr_t = tf.constant(self.lr, dtype=tf.float64)
-            self.clip_t = tf.constant(self.clip, dtype=self.dtype)
-        self._train = tf.function(self._train_step, jit_compile=self.xla)
+            self.masks = None if mask is None else {k: _members_variable(v, self.dtype) for k, v in mask.items()}
+            self.slots = {s: {k: _members_variable(v, self.dtype) for k, v in d.items()} for s, d in slots.items()}
+            self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.lr_t = _members_variable(self.lr, tf.float64)
+            self.clip_t = _members_variable(self.clip, self.dtype)
+        # Traced once per member count (static shapes): with a dynamic one, every gradient of an
+        # elementwise op reduces over broadcast axes found at run time (measured: steps ~20% slower,
+        # the trace twice as long).
+        self._train = tf.function(self._train_step, jit_compile=self.xla, autograph=False)
         self._predictors: dict[tuple[int, int], Any] = {}  # (L, I) -> traced forward, any members and batch
 
     # --- the computation -------------------------------------------------------------------------------
@@ -122,60 +134,94 @@ class Population:
         return tf.reshape(y, [shape[0], shape[1], -1, tf.shape(y)[-1]])
 
     def _train_step(self, inputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        members = int(inputs.shape[0])  # traced once per member count, so every shape below is static
         variables = [self.params[k] for k in self.names]
         with tf.GradientTape() as tape:
-            outputs = self.forward(self.params, inputs, self.task.loss_at == "last")
+            params = {k: _fixed(v, members) for k, v in self.params.items()}
+            outputs = self.forward(params, inputs, self.task.loss_at == "last")
             losses = member_losses(self.task, outputs, targets)
             total = tf.reduce_sum(losses)
         grads = tape.gradient(total, variables)
-        grads = [tf.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
+        grads = [tf.zeros_like(params[k]) if g is None else g for k, g in zip(self.names, grads)]
         if self.masks is not None:
-            grads = [g * self.masks[k] for k, g in zip(self.names, grads)]
-        grads = self._clip(grads)
+            grads = [g * _fixed(self.masks[k], members) for k, g in zip(self.names, grads)]
+        grads = self._clip(grads, _fixed(self.clip_t, members))
         t = tf.cast(self.steps.assign_add(1), tf.float64)
+        lr = _fixed(self.lr_t, members)
         for k, g in zip(self.names, grads):
             if self.optimizer == "adam":
-                self._adam(k, g, t)
+                self._adam(k, g, t, lr)
             else:
-                self._sgd(k, g)
+                self._sgd(k, g, lr)
         return losses
 
     def _per_member(self, values: tf.Tensor) -> tf.Tensor:
         return tf.reshape(values, [-1, 1, 1])
 
-    def _clip(self, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+    def _clip(self, grads: list[tf.Tensor], clip: tf.Tensor) -> list[tf.Tensor]:
         """g_m ← g_m · min(1, clip_m / ‖g_m‖), ‖g_m‖ over all of member m's gradients."""
         members = tf.shape(grads[0])[0]
         norms = tf.stack([tf.norm(tf.reshape(g, [members, -1]), axis=1) for g in grads])
         norm = tf.norm(norms, axis=0)
-        scale = tf.minimum(self.clip_t / norm, tf.ones_like(norm))
-        scale = tf.where(tf.math.is_finite(scale) & (self.clip_t > 0), scale, tf.ones_like(scale))
+        scale = tf.minimum(clip / norm, tf.ones_like(norm))
+        scale = tf.where(tf.math.is_finite(scale) & (clip > 0), scale, tf.ones_like(scale))
         return [g * self._per_member(scale) for g in grads]
 
-    def _adam(self, name: str, g: tf.Tensor, t: tf.Tensor) -> None:
-        var, m, v = self.params[name], self.slots["m"][name], self.slots["v"][name]
+    def _adam(self, name: str, g: tf.Tensor, t: tf.Tensor, lr: tf.Tensor) -> None:
+        """``tf_backend``'s Adam; the new m and v are used as computed (the values assigned)."""
+        members = int(g.shape[0])
+        var, m, v = self.params[name], _fixed(self.slots["m"][name], members), _fixed(self.slots["v"][name], members)
         correction_1 = 1.0 - tf.pow(tf.constant(BETA1, tf.float64), t)
         correction_2 = 1.0 - tf.pow(tf.constant(BETA2, tf.float64), t)
-        m.assign(m + (1.0 - BETA1) * (g - m))
-        v.assign(v * BETA2 + (1.0 - BETA2) * (g * g))
+        m = m + (1.0 - BETA1) * (g - m)
+        v = v * BETA2 + (1.0 - BETA2) * (g * g)
+        self.slots["m"][name].assign(m)
+        self.slots["v"][name].assign(v)
         denom = tf.sqrt(v) / tf.cast(tf.sqrt(correction_2), var.dtype) + tf.constant(EPS, var.dtype)
-        step_size = self._per_member(tf.cast(self.lr_t / correction_1, var.dtype))
+        step_size = self._per_member(tf.cast(lr / correction_1, var.dtype))
         var.assign_sub(step_size * m / denom)
 
-    def _sgd(self, name: str, g: tf.Tensor) -> None:
-        var, b = self.params[name], self.slots["b"][name]
-        lr = self._per_member(tf.cast(self.lr_t, var.dtype))
+    def _sgd(self, name: str, g: tf.Tensor, lr: tf.Tensor) -> None:
+        var = self.params[name]
+        lr = self._per_member(tf.cast(lr, var.dtype))
         if self.momentum == 0:
             var.assign_sub(lr * g)
             return
-        b.assign(b * self.momentum + g)
+        b = _fixed(self.slots["b"][name], int(g.shape[0])) * self.momentum + g
+        self.slots["b"][name].assign(b)
         var.assign_sub(lr * (g + self.momentum * b if self.nesterov else b))
 
     def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """One optimiser step of every member on its own batch (inputs (M, B, L, I)); the losses (M,)
         before the update."""
+        inputs, targets = self._tensor(inputs), self._tensor(targets)
+        members, started = int(inputs.shape[0]), time.perf_counter()
         with tf.device(self.device):
-            return self._train(self._tensor(inputs), self._tensor(targets)).numpy()
+            losses = self._train(inputs, targets).numpy()
+        self._timed(members, time.perf_counter() - started)
+        return losses
+
+    def _timed(self, members: int, seconds: float) -> None:
+        """Record a step's time: the first one of a member count measures the cost of a new count."""
+        self.steps_done += 1
+        if members in self.traced:
+            self.step_seconds = seconds
+            return
+        self.traced.add(members)
+        self.new_count_seconds = seconds - (self.step_seconds or 0.0)
+
+    @property
+    def leave_at(self) -> float:
+        """The fraction of slots that must be finished before the finished members leave
+        (``harness.population.leave``): leaving pays once the steps still to run, each saving a
+        finished member's share of a step, repay the measured cost of the new member count (a trace,
+        with XLA a compile: ~3 s at T = 50, which a few hundred steps of half the members repay).
+        A member's share of a step is taken as half of step/M (the rest is per-op overhead: ``speed``
+        rows of M = 10 and 16). 1.0 (stay) until both costs are measured or when no step remains."""
+        remaining = int(self.max_steps.max()) - self.steps_done
+        if self.new_count_seconds is None or not self.step_seconds or remaining <= 0:
+            return 1.0
+        return 2.0 * self.new_count_seconds / (self.step_seconds * remaining)
 
     def _tensor(self, a: np.ndarray) -> tf.Tensor:
         a = np.asarray(a)
@@ -192,7 +238,7 @@ class Population:
         key = tuple(int(d) for d in np.shape(inputs)[1:])
         if key not in self._predictors:  # traced once per sequence length, for any members and batch
             spec = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, *key], tf.as_dtype(self.dtype))]
-            self._predictors[key] = tf.function(self._forward_slots, input_signature=spec)
+            self._predictors[key] = tf.function(self._forward_slots, input_signature=spec, autograph=False)
         with tf.device(self.device):
             return self._predictors[key](tf.constant(slots, dtype=tf.int32), self._tensor(inputs)).numpy()
 
@@ -211,10 +257,29 @@ class Population:
             self.params[k].assign(value)
 
     def keep(self, slots: list[int]) -> None:
-        """Keep only the members in ``slots`` (in that order): finished members leave the computation."""
-        values = {k: v.numpy()[slots] for k, v in self.params.items()}
-        mask = None if self.masks is None else {k: v.numpy()[slots] for k, v in self.masks.items()}
-        state = {s: {k: v.numpy()[slots] for k, v in d.items()} for s, d in self.slots.items()}
-        self.lr, self.clip = self.lr[slots], self.clip[slots]
+        """Keep only the members in ``slots`` (in that order): finished members leave the computation.
+        Every per-member variable keeps those rows in place; the traced step and predictors stay valid."""
+        index = tf.constant(slots, dtype=tf.int32)
+        with tf.device(self.device):
+            for var in self._member_variables():
+                var.assign(tf.gather(var, index))
+        self.lr, self.clip, self.max_steps = self.lr[slots], self.clip[slots], self.max_steps[slots]
         self.shapes = [self.shapes[s] for s in slots]
-        self._build(values, mask, state, int(self.steps.numpy()))
+
+    def _member_variables(self) -> list[tf.Variable]:
+        """Every variable with a leading member axis: parameters, masks, optimiser state, settings."""
+        groups = [self.params, self.masks or {}, *self.slots.values()]
+        return [v for g in groups for v in g.values()] + [self.lr_t, self.clip_t]
+
+
+def _members_variable(value: np.ndarray, dtype: Any, trainable: bool = False) -> tf.Variable:
+    """A variable holding ``value`` whose leading (member) dimension may change: ``assign`` of fewer rows
+    is allowed, and functions traced on it hold for any member count."""
+    value = np.asarray(value)
+    shape = tf.TensorShape([None, *value.shape[1:]])
+    return tf.Variable(tf.constant(value, dtype=dtype), shape=shape, trainable=trainable)
+
+
+def _fixed(var: tf.Variable, members: int) -> tf.Tensor:
+    """``var``'s value with its member count made static (inside a step traced for ``members``)."""
+    return tf.ensure_shape(var, [members, *var.shape[1:]])
