@@ -297,8 +297,9 @@ def retire(model: Any, members: list[Member], slots: list[int | None],
 
 def leave(model: Any, slots: list[int | None]) -> bool:
     """Drop the finished members' slots from the model when that pays: once they are at least the
-    engine's ``leave_at`` fraction of its slots (0 in PyTorch, where rebuilding costs nothing; more
-    where it retraces). True when the model was rebuilt."""
+    engine's ``leave_at`` fraction of its slots (0 in PyTorch, where shrinking costs nothing; in
+    TensorFlow a fraction computed from the measured cost of retracing for a new member count against
+    the steps left). True when the model shrank."""
     dead = sum(k is None for k in slots)
     if not dead or dead < getattr(model, "leave_at", 0.0) * len(slots):
         return False
