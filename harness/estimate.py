@@ -126,18 +126,33 @@ def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str
     return [r["ms"] for r in results]
 
 
-def describe(e: Estimate, workers: int, time_limit: float) -> list[str]:
-    """Lines for the dry run: the total, where the speeds came from, and the jobs over the time limit."""
-    hours = e.seconds / 3600
-    when = f"{hours:.1f} h" if hours >= 1 else f"{e.seconds / 60:.1f} min"
+def describe(e: Estimate, workers: int, time_limit: float, most: int = 10) -> list[str]:
+    """Lines for the dry run: the total, where the speeds came from, and the cells (task, T, variant,
+    framework) with jobs over the time limit, the ``most`` longest of them."""
     sources = sorted(set(e.source.values()))
-    lines = [f"estimated time on this machine with {workers} worker(s): at most about {when} if every trial "
-             f"uses its whole step budget (speeds from {' and '.join(sources) or 'nothing'}; early stopping "
-             "shortens it)"]  # fmt: skip
+    lines = [f"estimated time on this machine with {workers} worker(s): at most about {_duration(e.seconds)} if "
+             f"every trial uses its whole step budget (speeds from {' and '.join(sources) or 'nothing'}; early "
+             "stopping shortens it)"]  # fmt: skip
+    cells: dict[tuple, list] = {}
     for job, seconds in e.over_limit:
         t = job[0]
-        lines.append(f"warning: {len(job)} trial(s) of {t.task} T={t.length} {t.variant} ({t.framework}) would "
-                     f"need up to about {seconds:.0f} s, over the time limit of {time_limit:.0f} s: they would be "
-                     "stored as timeout. Raise time_limit (--time-limit) or lower max_steps, or use a smaller "
-                     "--population.")  # fmt: skip
+        cell = cells.setdefault((t.task, t.length, t.variant, t.framework), [0, 0.0, 1])
+        cell[0], cell[1], cell[2] = cell[0] + len(job), max(cell[1], seconds), max(cell[2], len(job))
+    ranked = sorted(cells.items(), key=lambda kv: -kv[1][1])
+    for (task, length, variant, framework), (n, seconds, largest) in ranked[:most]:
+        smaller = ", or a smaller --population" if largest > 1 else ""
+        lines.append(f"warning: {n} trial(s) of {task} T={length} {variant} ({framework}) would need up to about "
+                     f"{seconds:.0f} s, over the time limit of {time_limit:.0f} s: they would be stored as timeout. "
+                     f"Raise time_limit (--time-limit) or lower max_steps{smaller}.")  # fmt: skip
+    if len(ranked) > most:
+        rest = sum(n for _, (n, _, _) in ranked[most:])
+        lines.append(f"warning: and {rest} trial(s) of {len(ranked) - most} more cell(s) over the time limit")
     return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 48 * 3600:
+        return f"{seconds / 86400:.0f} days ({seconds / 3600:.0f} h)"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min"

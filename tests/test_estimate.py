@@ -66,3 +66,15 @@ def test_dry_run_estimates_by_calibration_and_warns_of_timeouts(bench, tmp_path)
     assert "estimated time on this machine with" in dry.stdout and "speeds from calibration" in dry.stdout
     assert "warning: 2 trial(s) of adding T=2 v (torch) would need up to about" in dry.stdout
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_warnings_name_each_cell_once_the_longest_first_and_count_the_rest():
+    from harness.estimate import Estimate, describe
+
+    over = [([trial(s, length=length)], 100.0 + length) for length in range(2, 14) for s in range(3)]
+    lines = describe(Estimate(1e6, [], {("torch", "v"): "store"}, over), workers=2, time_limit=60, most=10)
+    assert "at most about 12 days (278 h)" in lines[0]
+    warnings = lines[1:]
+    assert warnings[0].startswith("warning: 3 trial(s) of adding T=13 v (torch) would need up to about 113 s")
+    assert "smaller --population" not in warnings[0]  # jobs of one trial: a smaller population cannot help
+    assert len(warnings) == 11 and warnings[-1] == "warning: and 6 trial(s) of 2 more cell(s) over the time limit"
