@@ -11,7 +11,7 @@ trials (same suite, same trial ids).
     trials = 3                                 # random-search configurations per (task, T)
     seeds = 1                                  # seeds per configuration
     device = "cpu"
-    time_limit = 600                           # seconds per trial
+    time_limit = 600                           # seconds per job (a trial, or a population of trials)
     search_seed = 0
 
     [lengths]                                  # dependency lengths per task
