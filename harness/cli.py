@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
                    "(default: measured per framework and device; 1 trains every trial alone)")
-    p.add_argument("--time-limit", type=float, help="seconds per job (a trial, or a population) before its unfinished trials time out (default: the suite's)")
+    p.add_argument("--time-limit", type=float, help="seconds per job (a trial, or a population) before its "
+                   "unfinished trials time out (default: the suite's)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
     p.add_argument("--dry-run", action="store_true", help="print the plan and its size, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
