@@ -14,8 +14,11 @@ Bad input exits with code 2 and a message naming the bad value and the valid one
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from harness.error_text import headline
@@ -352,6 +355,9 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+        # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a run that seems stuck is
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     try:
         return COMMANDS[args.verb](args)
     except UsageError as e:

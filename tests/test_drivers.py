@@ -132,7 +132,7 @@ def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_pat
     store, hold = tmp_path / "killed.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
         bench.argv("run", suite, *ONE_WORKER, *SOLO, "--store", store), cwd=tmp_path, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_HOLD=hold),
+        stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -141,6 +141,7 @@ def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_pat
             time.sleep(0.05)
         hold.touch()  # the next trial waits in its step
         while not query(store, "SELECT COUNT(*) FROM claims")[0][0]:
+            assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "the driver claimed nothing"
             time.sleep(0.05)
     finally:

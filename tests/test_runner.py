@@ -371,7 +371,14 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
         hold.touch()  # the worker waits inside its next trial
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:  # stuck: its threads' stacks (rnn-bench prints them on SIGUSR1)
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"the run did not stop within 90 s of Ctrl-C; its stacks:\n{err}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
