@@ -351,6 +351,12 @@ def test_retry_failed_reruns_failed_and_timeout_trials_in_place(mixed_run, mixed
     assert curve[0][0] > 0  # the replacement brought its learning curve
 
 
+def _default_sigint() -> None:
+    """A terminal's run takes Ctrl-C; a test run started in the background (`make test &`) inherits SIGINT
+    ignored, and Python then never turns it into KeyboardInterrupt: give the child the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
 def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugins):
     """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the runner says what it kept
@@ -359,7 +365,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
     store, hold = tmp_path / "ctrl_c.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
         bench.argv("run", suite, *ONE_WORKER, *SOLO, "--store", store), cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_default_sigint,
         env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
