@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner import ONE_WORKER, SOLO, assert_exactly, plugin_env, query, stored_count, write_suite
+from test_runner import ONE_WORKER, SOLO, assert_exactly, hold_after_first_trial, plugin_env, query, write_suite
 
 from harness.suites import load_suite, plan
 
@@ -135,11 +135,8 @@ def test_a_killed_drivers_claimed_trial_is_run_by_the_next_driver(bench, tmp_pat
         stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
+        hold_after_first_trial(proc, store, hold)
         deadline = time.monotonic() + 120
-        while stored_count(store) < 1:
-            assert proc.poll() is None and time.monotonic() < deadline, "no trial stored in time"
-            time.sleep(0.05)
-        hold.touch()  # the next trial waits in its step
         while not query(store, "SELECT COUNT(*) FROM claims")[0][0]:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "the driver claimed nothing"

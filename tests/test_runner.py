@@ -79,6 +79,17 @@ def stored_count(store: Path) -> int:
         return 0
 
 
+def hold_after_first_trial(proc: subprocess.Popen, store: Path, hold: Path, timeout: float = 120) -> None:
+    """Wait until ``proc`` (a run of the sleepy plugin) has stored a trial, then create ``hold``: its worker
+    then waits inside its next trial, as if that were a long one."""
+    deadline = time.monotonic() + timeout
+    while stored_count(store) < 1:
+        assert proc.poll() is None, "the run ended before its first trial was stored"
+        assert time.monotonic() < deadline, f"no trial was stored in {timeout:.0f} s"
+        time.sleep(0.05)
+    hold.touch()
+
+
 def assert_exactly(store: Path, planned_ids: set[str]) -> None:
     """The store holds each planned trial, and nothing else. (trial_id is the store's primary key, so
     no id can be stored twice: counting distinct ids against rows would test SQLite, not the runner.)"""
@@ -234,12 +245,7 @@ def test_killed_run_resumes_without_duplicates_and_orphans_exit(bench, tmp_path,
         stderr=subprocess.DEVNULL, env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while stored_count(store) < 1:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no trial was stored in 120 s"
-            time.sleep(0.05)
-        hold.touch()  # the worker now waits in the middle of its next trial, as if it were a long one
+        hold_after_first_trial(proc, store, hold)
         time.sleep(0.3)
         workers = _children(proc.pid)
         assert workers, "the runner has no worker processes"
@@ -369,12 +375,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
         env=plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.05", RNN_BENCH_TEST_HOLD=hold),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while stored_count(store) < 1:
-            assert proc.poll() is None, "the run ended before Ctrl-C"
-            assert time.monotonic() < deadline, "no trial was stored in 120 s"
-            time.sleep(0.05)
-        hold.touch()  # the worker waits inside its next trial
+        hold_after_first_trial(proc, store, hold)
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
         try:
