@@ -22,8 +22,7 @@ from harness.trial import Trial
 #: (framework, device) -> population cap when --population is not given. CPU: measured with
 #: ``rnn-bench speed`` (README, "Speed"): the cost per trial-step falls steeply up to 16 members and
 #: barely after (PyTorch ``v``, T = 50, H = 32, before the gate fusion: 13.5 ms alone, 5.4 at 4, 2.9 at 16,
-#: 2.8 at 64), and a
-#: smaller cap leaves more jobs to spread over the workers. GPU: not measured here (no GPU was lent);
+#: 2.8 at 64), and a smaller cap leaves more jobs to spread over the workers. GPU: not measured here (no GPU was lent);
 #: a small step there is launch latency, nearly flat in the number of members, so a cell's
 #: configurations go together up to 256 (`rnn-bench speed --device cuda` measures it on your GPU).
 DEFAULT_POPULATION: dict[tuple[str, str], int] = {
