@@ -23,6 +23,7 @@ from harness.estimate import describe as describe_estimate
 from harness.estimate import estimate
 from harness.executors import FrameworkUnavailable, LocalPool
 from harness.freshness import expected_code
+from harness.metadata import for_suite
 from harness.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.scheduling import make_jobs, population_cap
 from harness.store import Store, StoredTrial
@@ -120,7 +121,8 @@ def run_suite(
 def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary, workers: int,
               argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
     """Run the jobs in a local pool, claiming and storing through a ``Recorder``, and close the run."""
-    run_id = store.start_run(suite.name, argv, environment())
+    # what the report needs besides the trials, recorded before any: the suite as run, names, thresholds
+    run_id = store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite))
     bar = _progress_bar(len(work.todo), suite.name, progress)
     recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
     pool = LocalPool(workers, suite.device, suite.time_limit)
