@@ -3,7 +3,8 @@ for status, export, analysis and reports.
 
 Tables:
     runs          one row per ``rnn-bench run``: suite, command line, environment (JSON: Python, numpy,
-                  framework versions, CPU, GPU, git commit), start and end times
+                  framework versions, CPU, GPU, git commit), start and end times, and the TOML text of
+                  the suite file it ran (``suite_text``)
     plans         (suite, trial_id, trial JSON): which trials a suite planned, for status and resume
     trials        one row per finished trial: every trial field, status ok | diverged | failed | timeout,
                   error text, validation/test metrics (primary metric flattened, all metrics as JSON),
