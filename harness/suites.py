@@ -65,6 +65,15 @@ TOP_KEYS = {
 }  # fmt: skip
 
 
+def split_seed(seed: int) -> tuple[int, int]:
+    """(k, r) of a planned trial's seed ``k + r * SEED_STRIDE``: k is the index of its configuration in
+    its (task, T)'s random search (the same k-th configuration for every variant and framework), r its
+    replicate (0 for a suite's first seed). A seed set by hand reads as (seed mod SEED_STRIDE, seed div
+    SEED_STRIDE)."""
+    r, k = divmod(int(seed), SEED_STRIDE)
+    return k, r
+
+
 @dataclass
 class Suite:
     name: str

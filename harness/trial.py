@@ -3,6 +3,10 @@
 The id is the first 16 hex digits of the SHA-256 of exactly those fields (variant aliases resolved,
 hyperparameters complete with defaults) plus ``PROTOCOL_VERSION``, as canonical JSON: same id, same
 work. The suite a trial was planned by is not part of it, so two suites share finished trials.
+
+A configuration id (``configuration_id``) hashes the same fields less those that choose how a trial is
+computed rather than what (``EXECUTION_FIELDS``, ``EXECUTION_HPARAMS``): the PyTorch and the TensorFlow
+trial of one configuration and seed share it, so it pairs the two frameworks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from harness.protocol import PROTOCOL_VERSION
+
+#: Trial fields that choose how a configuration is computed, not what it is: both frameworks build
+#: their weights from one seeded parameter dict and train on one seeded data stream, on either device.
+EXECUTION_FIELDS = ("framework", "device")
+#: Settings of the same kind: a fused library kernel computes the generic step's function (``rnn-bench
+#: check`` tests their parity), and ``xla`` exists in TensorFlow's trials only.
+EXECUTION_HPARAMS = ("fused", "xla")
 
 
 def canonical(value: Any) -> Any:
@@ -40,6 +51,10 @@ class Trial:
     def id(self) -> str:
         return trial_id(self)
 
+    @property
+    def configuration_id(self) -> str:
+        return configuration_id(self)
+
     def key(self) -> dict[str, Any]:
         """Exactly what the id hashes."""
         d = asdict(self)
@@ -60,4 +75,14 @@ class Trial:
 
 def trial_id(trial: Trial) -> str:
     blob = json.dumps(trial.key(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def configuration_id(trial: Trial) -> str:
+    """16 hex digits of the SHA-256 of ``trial.key()`` less ``EXECUTION_FIELDS`` and
+    ``EXECUTION_HPARAMS``: task, T, variant, the other hyperparameters, seed and ``PROTOCOL_VERSION``.
+    Equal for the PyTorch and TensorFlow trials of one configuration and seed; different for two seeds."""
+    key = {k: v for k, v in trial.key().items() if k not in EXECUTION_FIELDS}
+    key["hparams"] = {k: v for k, v in key["hparams"].items() if k not in EXECUTION_HPARAMS}
+    blob = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
