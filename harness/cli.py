@@ -3,7 +3,7 @@
     rnn-bench list tasks|variants|suites      what there is
     rnn-bench run SUITE [narrowing]           run a benchmark (resumes; Ctrl-C keeps finished trials)
     rnn-bench status                          finished / remaining / failed per suite
-    rnn-bench export --format csv|parquet     one row per trial, for pandas and friends
+    rnn-bench export -o FILE [--curves]       one row per trial (or curve point), typed, for pandas and friends
     rnn-bench report                          the Greff-style report (HTML + Markdown + tables)
     rnn-bench check VARIANT                   contract, gradients, cross-framework and fused parity
     rnn-bench new-variant NAME                a working template for a new cell, with its test
@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from harness.error_text import headline
 from harness.errors import UsageError
@@ -37,7 +36,11 @@ VERBS = {
         "command resumes)"
     ),
     "status": ("finished / remaining / failed trials per suite in a store"),
-    "export": ("export one row per trial (every field, hyperparameters as hp.* columns) as CSV or Parquet"),
+    "export": (
+        "export one row per trial (every field, a configuration id pairing PyTorch with TensorFlow, "
+        "hyperparameters as typed hp.* columns), or with --curves one row per learning-curve point, as CSV "
+        "or Parquet: typed columns, described in docs/export.md"
+    ),
     "report": (
         "write the Greff-style report of a store: reports/<suite>/index.html (self-contained), "
         "report.md, tables/ and figures/"
@@ -117,8 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
 
     p = verb("export")
-    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--format", choices=["csv", "parquet"], help="csv or parquet (default: by -o's suffix, "
+                   ".parquet or .pq for Parquet, else CSV)")
     p.add_argument("-o", "--output", required=True, help="file to write ('-' writes CSV to stdout)")
+    p.add_argument("--curves", action="store_true", help="the learning curves: one row per trial, split and "
+                   "step, with the trial's identifying columns")
     _store_arg(p)
 
     p = verb("report")
@@ -256,51 +262,17 @@ def _metric_text(value) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import curves_table, export_format, trials_table, write_table
     from harness.store import Store
 
+    fmt = export_format(args.output, args.format)
     with Store(args.store, read_only=True) as store:
-        df = store.trials_frame()
-    if args.format == "parquet":
-        df = parquet_safe(df)
-    if args.output == "-":
-        if args.format != "csv":
-            raise UsageError("-o - writes CSV to stdout; use a file name for parquet")
-        df.to_csv(sys.stdout, index=False)
-        return 0
-    write_export(df, Path(args.output), args.format)
-    print(f"wrote {len(df)} trials to {args.output}", file=sys.stderr)
+        df = curves_table(store) if args.curves else trials_table(store)
+    write_table(df, args.output, fmt)
+    if args.output != "-":
+        what = f"{len(df)} curve points of {df['trial_id'].nunique()} trials" if args.curves else f"{len(df)} trials"
+        print(f"wrote {what} to {args.output}", file=sys.stderr)
     return 0
-
-
-def write_export(df, output: Path, fmt: str) -> None:
-    """Write ``df`` to ``output``; a folder, an SQLite file, an unwritable path or a full disk is a
-    UsageError naming it."""
-    from harness.store import is_sqlite_file
-
-    if output.is_dir():
-        raise UsageError(f"-o {output} is a folder; name a file to write, e.g. -o {output / ('trials.' + fmt)}")
-    if output.is_file() and is_sqlite_file(output):
-        raise UsageError(f"-o {output} is an SQLite database (a results store?) or one of its files; "
-                         "export never writes over one: name another file")  # fmt: skip
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "csv":
-            df.to_csv(output, index=False)
-        else:
-            df.to_parquet(output, index=False)
-    except OSError as e:
-        raise UsageError(f"cannot write -o {output}: {e.strerror or e}") from e
-
-
-def parquet_safe(df):
-    """Parquet needs one type per column: a column mixing numbers and words (forget_bias 1.0 and
-    "chrono") is written as text."""
-    for col in df.columns:
-        if df[col].dtype == object:
-            kinds = {type(v) for v in df[col].dropna()}
-            if len(kinds) > 1:
-                df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))
-    return df
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -412,6 +412,10 @@ class Store:
     def _columns(self, table: str) -> set[str]:
         return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name -> declared SQL type (``TEXT``, ``INTEGER``, ``REAL``) of ``table``, in its order."""
+        return {r[1]: r[2].upper() for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
     # --- writing a trial ----------------------------------------------------------------------------
     def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
                replaces: float | None = None, reason: str = "rerun") -> bool:  # fmt: skip
