@@ -7,10 +7,11 @@ On top of the stored columns (``Store.trials_frame``, ``Store.curves_frame``) a 
   trials of one configuration and seed, so ``pivot(index="configuration_id", columns="framework")``
   pairs them; ``search_index`` k and ``replicate`` r, read from the seed ``k + r * SEED_STRIDE``
   (``harness.suites.split_seed``);
-- types: ``solved`` and ``higher_is_better`` boolean, ``finished_at`` a UTC timestamp, integer columns
-  that may be missing as nullable integers, each ``hp.*`` column of one type: a hyperparameter that
-  mixes numbers and words (``forget_bias``: 1.0 or "chrono") is split into a number column (missing
-  where a word) and a word column (``hp.forget_bias_init``: "constant" or "chrono").
+- types: every stored column by its SQL type (integers nullable, since a failed trial has no
+  best_step), but ``solved`` and ``higher_is_better`` boolean and ``finished_at`` a UTC timestamp; each
+  ``hp.*`` column of one type: ``forget_bias`` (1.0 or "chrono"), and any hyperparameter that mixes
+  numbers and words, is split into a number column (missing where a word) and a word column
+  (``hp.forget_bias_init``: "constant" or "chrono").
 
 CSV keeps the values, not the types: ``pd.read_csv(path, parse_dates=["finished_at"])`` reads them back
 typed (booleans as True/False, the time as ISO 8601 in UTC); Parquet keeps the types themselves.
@@ -47,8 +48,9 @@ TIMES = ("finished_at",)
 #: Each declared SQL type's column type (pandas dtype); integers are nullable: a failed trial has no
 #: best_step, an older row no population
 SQL_TYPES = {"TEXT": "string", "INTEGER": "Int64", "REAL": "float64"}
-#: A hyperparameter mixing numbers and words -> (its word column, the word of a number). Another one is
-#: split likewise into ``hp.<name>_choice``, a number reading "number".
+#: A hyperparameter split into a number and a word column -> (its word column, the word of a number);
+#: always, so that the columns exist whatever values a store holds. Any other one that mixes numbers and
+#: words is split likewise into ``hp.<name>`` and ``hp.<name>_choice``, a number reading "number".
 WORD_COLUMNS = {"forget_bias": ("hp.forget_bias_init", "constant")}
 
 
