@@ -686,3 +686,17 @@ def test_a_read_only_version_2_store_still_reports(cli, tmp_path, monkeypatch):
     assert sorted(p.name for p in store.parent.iterdir()) == ["s.sqlite"]
     tables = {r[0] for r in sqlite3.connect(store).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "variants" not in tables  # a read-only open adds nothing
+
+
+def test_gradient_finding_phrases_the_probes_own_ratios():
+    """The probe computes ‖∂loss/∂h_0‖ / ‖∂loss/∂h_(L-1)‖ per variant; the finding only words it."""
+    from harness.probes import GradientFlow
+    from harness.report.page import gradient_sentences
+
+    rows = [{"variant": v, "phase": "init", "t": t, "grad_norm": g}
+            for v, norms in (("v", (0.5, 1.0)), ("rnn", (0.001, 1.0)), ("dead", (1.0, 0.0)))
+            for t, g in enumerate(norms)]  # fmt: skip
+    flow = GradientFlow("adding", 2, ["v", "rnn", "dead"], 8, 4, 0, 0.01, 0, rows=rows)
+    assert flow.reach_ratios() == {"rnn": 0.001, "v": 0.5}  # increasing; "dead" has no last-step gradient
+    (sentence,) = gradient_sentences(flow)
+    assert "rnn 0.001, v 0.5" in sentence and "(rnn loses the most)" in sentence

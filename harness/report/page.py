@@ -337,22 +337,14 @@ def forget_bias_sentences(an: Analysis) -> list[str]:
 def gradient_sentences(gradient: GradientFlow | None) -> list[str]:
     if gradient is None or not gradient.ok:
         return []
-    df = gradient.frame()
-    d = df[df["phase"] == "init"]
-    last = int(d["t"].max())
-    ratios = {}
-    for v, dv in d.groupby("variant", sort=False):
-        first, end = dv.loc[dv["t"] == 0, "grad_norm"], dv.loc[dv["t"] == last, "grad_norm"]
-        if len(first) and len(end) and float(end.iloc[0]) > 0:
-            ratios[v] = float(first.iloc[0]) / float(end.iloc[0])
+    ratios = gradient.reach_ratios("init")
     if not ratios:
         return []
-    order = sorted(ratios, key=ratios.get)
-    items = [f"{v} {num(ratios[v], 2)}" for v in order]
+    items = [f"{v} {num(r, 2)}" for v, r in ratios.items()]
     return [
         f"At initialisation on {gradient.task}, T = {gradient.length}, the gradient that reaches the first step is, "
         f"relative to the one at the last step: {', '.join(items)}; the smaller the ratio, the more the gradient "
-        f"vanishes before it can teach the early steps ({order[0]} loses the most)."
+        f"vanishes before it can teach the early steps ({next(iter(ratios))} loses the most)."
     ]
 
 
