@@ -298,7 +298,7 @@ def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
     r = analysis.ranking
     t = r.table
     if len(t) < 2:
-        figs.skip("Ranking", "a ranking needs two variants with results in the same task, T and framework")
+        figs.skip("Ranking", "a ranking needs two variants with results in the same task and T")
         return
     fig = Figure(figsize=(8.0, 1.6 + 0.36 * len(t)), layout="constrained")
     ax = fig.subplots()

@@ -29,7 +29,7 @@ SECTIONS = (
         "Variants compared",
         "Greff et al. (2015), Fig. 3: the test metric of every variant per task and length.",
     ),
-    ("ranking", "Ranking across tasks", "Which variants do best over every task, length and framework."),
+    ("ranking", "Ranking across tasks", "Which variants do best over every task and length (both frameworks pooled)."),
     ("dependency", "Dependency length", "How long a lag each variant bridges: solved rate and best result against T."),
     ("learning", "Learning curves", "Validation metric against training step for each variant's best trials."),
     ("importance", "Hyperparameters", "Greff et al. Figs. 4–5: which hyperparameters matter, and how."),
