@@ -1,32 +1,41 @@
-"""From the store's trials to the numbers of a Greff et al. (2015) style comparison (pandas and scipy;
-never a framework).
+"""From the store's trials to the numbers of a Greff et al. (2015) style comparison: the tables the report
+shows and the numbers its findings phrase (pandas; the tests, intervals and ranking are in
+``harness.statistics``, the hyperparameter importance in ``harness.importance``; never a framework).
 
 Definitions used throughout (the report's "Method" section repeats them):
 
+* a **configuration** is (task, T, variant, hyperparameters without run-only settings, seed); its trials
+  in PyTorch and TensorFlow start from the same weights and see the same data: they are **replicates**
+  of one configuration, not independent samples. A configuration's test metric is the mean of its
+  replicates' (those that have one); it is solved when every replicate that trained to an outcome solved;
 * a **cell** is (task, T, variant, framework); a **block** is (task, T, framework): the variants of a
-  block are compared with each other;
+  block are compared with each other. Within a cell every trial is its own configuration;
 * the **test metric** of a trial is the task's primary metric on the test set at the best validation
   checkpoint (``trials.test_metric``). A trial that diverged after a finite checkpoint still has one;
   failed and timed-out trials have none and are only counted;
-* **solved rate** = solved trials / trials that trained to an outcome (status ok or diverged); failed
-  and timed-out trials say nothing about the variant and are excluded from the denominator (and counted);
+* **solved rate** = solved trials / trials that trained to an outcome (status ok or diverged), with its
+  exact (Clopper-Pearson) 95 % interval; failed and timed-out trials say nothing about the variant and
+  are excluded from the denominator (and counted);
 * **top 10 %**: per cell, the ``ceil(0.1 · n)`` trials (at least one) with the best *validation* metric
   in the metric's direction among the n with a validation and a test metric; ties go to the lower
-  validation loss, then to the trial id (deterministic);
+  validation loss, then to the trial id (deterministic). It is shown and tested only where it holds at
+  least ``MIN_SELECTION`` (3) trials, that is from 21 trials per cell;
 * **significance**: Welch's t-test of each variant's test metrics against the baseline variant's in the
   same block, two-sided; the p-values of one block (and one selection: all trials, or top 10 %) are
-  Holm-corrected across the variants compared; α = 0.05. When both samples have zero variance the
-  t statistic is undefined: p = 0 if the means differ, 1 if they are equal (the test's limit);
-* **ranking**: per block, variants are ranked by their top-10 % mean test metric (1 = best, ties
-  averaged); the mean rank is over the blocks a variant appears in. Friedman's test and the Nemenyi
-  critical difference (Demšar 2006) use the blocks in which every ranked variant appears.
+  Holm-corrected across the variants compared; α = 0.05;
+* **frameworks**: the Wilcoxon signed-rank test of the configurations that have a test metric in both
+  frameworks, per task and T, Holm-corrected across them;
+* **ranking**: per (task, T), each configuration counted once: the variants are ranked by the top-10 %
+  mean test metric of their configurations where every such selection holds at least 3, else by the
+  median over all configurations (1 = best, ties averaged). Friedman's test and the Nemenyi critical
+  difference use the (task, T) blocks in which every ranked variant appears.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,21 +43,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import statistics as S
+from harness.importance import importance as hyperparameter_importance
+from harness.importance import importance_by_task
 from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
+from harness.statistics import ALPHA, MIN_SELECTION, Ranking
 
-ALPHA = 0.05
 TOP_FRACTION = 0.10
 CELL = ["task", "length", "variant", "framework"]
 BLOCK = ["task", "length", "framework"]
+GROUP = ["task", "length", "variant"]  # a cell without its framework: where configurations are pooled
 FINISHED = ("ok", "diverged")  # trained to an outcome: the solved rate's denominator
+RUN_ONLY = ("fused", "xla")  # hyperparameters that change how a trial runs, not what it computes
 
 FRAMEWORK_ORDER = ("torch", "tf")
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
-#: Protocol settings that change how a trial runs, not what it learns: never "hyperparameters" of fANOVA.
-NOT_SEARCHED = ("fused", "xla", "eval_every", "validation_size", "test_size", "time_limit")
-MIN_TRIALS_FOR_IMPORTANCE = 10
-VARIANT_FACTOR = "hp.variant"  # the pseudo-hyperparameter "variant" in a family's importance
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -181,7 +191,8 @@ def task_info(trials: pd.DataFrame, metadata: Metadata) -> dict[str, TaskInfo]:
 # preparing the trials
 # ------------------------------------------------------------------------------------------------------
 def prepare(trials: pd.DataFrame) -> pd.DataFrame:
-    """The store's trials frame with the derived columns the analysis uses (a copy)."""
+    """The store's trials frame with the derived columns the analysis uses (a copy): ``finished``,
+    ``has_metric`` and ``configuration`` (``configuration_ids``)."""
     df = trials.copy()
     if df.empty:
         return df
@@ -196,19 +207,71 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     df["higher_is_better"] = df["higher_is_better"].fillna(0).astype(int).astype(bool)
     df["finished"] = df["status"].isin(FINISHED)
     df["has_metric"] = np.isfinite(df["test_metric"].to_numpy(dtype=float))
+    df["configuration"] = configuration_ids(df)
     return df.sort_values([*CELL, "trial_id"], kind="stable").reset_index(drop=True)
 
 
-def select_top(trials: pd.DataFrame, fraction: float = TOP_FRACTION) -> pd.DataFrame:
-    """Per cell, the best ``ceil(fraction · n)`` trials (at least 1) by validation metric in the metric's
-    direction, among the n trials that have both a validation and a test metric."""
+def hparam_key(hparams: str) -> str:
+    """The hyperparameters of a trial without run-only settings (``RUN_ONLY``), as canonical JSON."""
+    hp = json.loads(hparams)
+    return json.dumps({k: v for k, v in hp.items() if k not in RUN_ONLY}, sort_keys=True)
+
+
+def configuration_ids(trials: pd.DataFrame) -> pd.Series:
+    """Per trial, the id of its configuration: the first 12 hex digits of the SHA-256 of (task, T,
+    variant, hyperparameters without run-only settings, seed), the same for its PyTorch and TensorFlow
+    trials. A frame without ``hparams`` or ``seed`` (hand-made) makes every trial its own configuration."""
+    if "hparams" not in trials or "seed" not in trials:
+        return trials["trial_id"].astype(str)
+    keys = [
+        json.dumps([str(task), int(length), str(variant), hparam_key(hp), int(seed)])
+        for task, length, variant, hp, seed in trials[["task", "length", "variant", "hparams", "seed"]].itertuples(
+            index=False
+        )
+    ]
+    return pd.Series([hashlib.sha256(k.encode()).hexdigest()[:12] for k in keys], index=trials.index, dtype=object)
+
+
+CONFIGURATION_COLUMNS = [*GROUP, "configuration", "trial_id", "higher_is_better", "test_metric", "val_metric",
+                         "val_loss", "runs", "replicates", "frameworks", "finished", "solved", "split"]  # fmt: skip
+
+
+def configurations(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (``prepare``'s frame in, its replicates pooled): the mean test and
+    validation metric and validation loss of the replicates that have one (NaN if none), ``runs``
+    (trials), ``replicates`` (trials with a test metric), ``frameworks`` (comma-separated), ``finished``
+    (some replicate trained to an outcome), ``solved`` (every replicate that trained to an outcome solved),
+    ``split`` (replicates that trained to an outcome disagree on solved), ``trial_id`` (the smallest, for
+    deterministic ties), ``seed`` and the ``hp.*`` columns (of the first replicate: they differ only in
+    run-only settings)."""
+    if trials.empty:
+        return pd.DataFrame(columns=CONFIGURATION_COLUMNS)
+    df = trials.assign(_fail=trials["finished"] & ~trials["solved"], _win=trials["finished"] & trials["solved"])
+    agg = {
+        "trial_id": ("trial_id", "min"), "higher_is_better": ("higher_is_better", "first"),
+        "test_metric": ("test_metric", "mean"), "val_metric": ("val_metric", "mean"), "val_loss": ("val_loss", "mean"),
+        "runs": ("trial_id", "size"), "replicates": ("has_metric", "sum"),
+        "frameworks": ("framework", lambda f: ",".join(framework_order(f))), "finished": ("finished", "any"),
+        "_fail": ("_fail", "any"), "_win": ("_win", "any"),
+        **{c: (c, "first") for c in df.columns if c.startswith("hp.") or c == "seed"},
+    }  # fmt: skip
+    out = df.groupby([*GROUP, "configuration"], sort=True).agg(**agg).reset_index()
+    out["solved"] = out["finished"] & ~out["_fail"]
+    out["split"] = out["_fail"] & out["_win"]
+    out["replicates"] = out["replicates"].astype(int)
+    return out.drop(columns=["_fail", "_win"])
+
+
+def select_top(trials: pd.DataFrame, fraction: float = TOP_FRACTION, by: Sequence[str] = tuple(CELL)) -> pd.DataFrame:
+    """Per group ``by`` (a cell), the best ``ceil(fraction · n)`` rows (at least 1) by validation metric in
+    the metric's direction, among the n rows that have both a validation and a test metric."""
     if trials.empty:
         return trials.copy()
     usable = trials[
         np.isfinite(trials["val_metric"].to_numpy(float)) & np.isfinite(trials["test_metric"].to_numpy(float))
     ]
     picked = []
-    for _, cell in usable.groupby(CELL, sort=True):
+    for _, cell in usable.groupby(list(by), sort=True):
         n_top = top_count(len(cell), fraction)
         hib = bool(cell["higher_is_better"].iloc[0])
         key = -cell["val_metric"] if hib else cell["val_metric"]
@@ -219,7 +282,25 @@ def select_top(trials: pd.DataFrame, fraction: float = TOP_FRACTION) -> pd.DataF
         picked.append(ordered.head(n_top).drop(columns=["_key", "_loss"]))
     if not picked:
         return trials.iloc[0:0].copy()
-    return pd.concat(picked).sort_values([*CELL, "trial_id"], kind="stable").reset_index(drop=True)
+    return pd.concat(picked).sort_values([*by, "trial_id"], kind="stable").reset_index(drop=True)
+
+
+def shown_selection(selected: pd.DataFrame, by: Sequence[str] = tuple(CELL),
+                    min_selection: int = MIN_SELECTION) -> pd.DataFrame:  # fmt: skip
+    """The rows of ``selected`` (``select_top``) in the groups ``by`` whose selection holds at least
+    ``min_selection`` rows: the top 10 % the report shows and tests."""
+    if selected.empty:
+        return selected
+    size = selected.groupby(list(by), sort=False)["trial_id"].transform("size")
+    return selected[size >= min_selection].reset_index(drop=True)
+
+
+def trials_for_top(min_selection: int = MIN_SELECTION, fraction: float = TOP_FRACTION) -> int:
+    """The fewest trials per cell whose top ``fraction`` holds ``min_selection`` (21 for 3 of 10 %)."""
+    n = 1
+    while top_count(n, fraction) < min_selection:
+        n += 1
+    return n
 
 
 def top_count(n: int, fraction: float = TOP_FRACTION) -> int:
@@ -230,132 +311,8 @@ def top_count(n: int, fraction: float = TOP_FRACTION) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------
-# statistics
+# helpers
 # ------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class WelchResult:
-    t: float
-    df: float
-    p: float
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> WelchResult:
-    """Welch's unequal-variances t-test (two-sided) of mean(a) against mean(b).
-
-    NaN when either sample has fewer than two values. Both variances zero: p = 0 if the means differ,
-    else 1 (t = ±inf or 0).
-    """
-    from scipy import stats
-
-    x = np.asarray(a, dtype=float)
-    y = np.asarray(b, dtype=float)
-    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-    if len(x) < 2 or len(y) < 2:
-        return WelchResult(float("nan"), float("nan"), float("nan"))
-    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
-    diff = float(x.mean() - y.mean())
-    if vx + vy == 0:
-        if diff == 0:
-            return WelchResult(0.0, float("nan"), 1.0)
-        return WelchResult(math.copysign(math.inf, diff), float("nan"), 0.0)
-    t = diff / math.sqrt(vx + vy)
-    dof = (vx + vy) ** 2 / ((vx**2 / (len(x) - 1) if vx else 0.0) + (vy**2 / (len(y) - 1) if vy else 0.0))
-    p = float(2 * stats.t.sf(abs(t), dof))
-    return WelchResult(float(t), float(dof), min(1.0, p))
-
-
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values, in the input's order; NaNs stay NaN and do not count in m."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[idx]))
-        out[idx] = running
-    return out
-
-
-def direction(diff_in_metric_direction: float, p_adjusted: float, alpha: float = ALPHA) -> str:
-    """ "better" / "worse" (significant) / "no significant difference" / "not tested" (too few trials)."""
-    if not math.isfinite(p_adjusted):
-        return "not tested"
-    if p_adjusted < alpha and diff_in_metric_direction != 0:
-        return "better" if diff_in_metric_direction > 0 else "worse"
-    return "no significant difference"
-
-
-def compare_with_baseline(
-    trials: pd.DataFrame, top: pd.DataFrame, baseline: str | None, alpha: float = ALPHA,
-    ranks: Mapping[str, int] | None = None,
-) -> pd.DataFrame:  # fmt: skip
-    """Welch tests of every variant against the baseline, per block and selection ("all" | "top"),
-    Holm-corrected within each (block, selection)."""
-    cols = [
-        *BLOCK,
-        "selection",
-        "variant",
-        "baseline",
-        "n",
-        "n_baseline",
-        "mean",
-        "mean_baseline",
-        "median",
-        "median_baseline",
-        "t",
-        "df",
-        "p",
-        "p_holm",
-        "direction",
-    ]
-    rows: list[dict[str, Any]] = []
-    if baseline is None or trials.empty:
-        return pd.DataFrame(columns=cols)
-    for selection, frame in (("all", trials[trials["has_metric"]]), ("top", top)):
-        if frame.empty:
-            continue
-        for (task, length, framework), block in frame.groupby(BLOCK, sort=True):
-            base = block.loc[block["variant"] == baseline, "test_metric"].to_numpy(float)
-            sign = 1 if bool(block["higher_is_better"].iloc[0]) else -1
-            block_rows = []
-            for variant in variant_order(block["variant"].unique(), baseline, ranks):
-                if variant == baseline:
-                    continue
-                x = block.loc[block["variant"] == variant, "test_metric"].to_numpy(float)
-                res = welch(x, base)
-                block_rows.append(
-                    {
-                        "task": task,
-                        "length": int(length),
-                        "framework": framework,
-                        "selection": selection,
-                        "variant": variant,
-                        "baseline": baseline,
-                        "n": len(x),
-                        "n_baseline": len(base),
-                        "mean": _mean(x),
-                        "mean_baseline": _mean(base),
-                        "median": _median(x),
-                        "median_baseline": _median(base),
-                        "t": res.t,
-                        "df": res.df,
-                        "p": res.p,
-                        "_sign": sign,
-                    }
-                )
-            adjusted = holm([r["p"] for r in block_rows])
-            for r, p_adj in zip(block_rows, adjusted):
-                r["p_holm"] = float(p_adj)
-                diff = (r["mean"] - r["mean_baseline"]) * r.pop("_sign") if len(base) and r["n"] else 0.0
-                r["direction"] = direction(diff if math.isfinite(diff) else 0.0, r["p_holm"], alpha)
-            rows.extend(block_rows)
-    return pd.DataFrame(rows, columns=cols)
-
-
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else float("nan")
 
@@ -385,12 +342,25 @@ def solved_rate(statuses: Sequence[str], solved: Sequence[bool]) -> float:
     return float(sv[finished].sum() / finished.sum()) if finished.sum() else float("nan")
 
 
+def solved_counts(solved: Sequence[bool], finished: Sequence[bool]) -> dict[str, Any]:
+    """``solved`` (count), ``finished`` (the denominator), ``solved_rate`` and its exact 95 % interval
+    (``solved_low``, ``solved_high``; ``statistics.solved_interval``) of the units (trials or
+    configurations) that trained to an outcome."""
+    done = np.asarray(finished, dtype=bool)
+    k, n = int(np.asarray(solved, dtype=bool)[done].sum()), int(done.sum())
+    low, high = S.solved_interval(k, n)
+    return {"solved": k, "finished": n, "solved_rate": k / n if n else float("nan"), "solved_low": low,
+            "solved_high": high}  # fmt: skip
+
+
 def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[str, Any]:
-    """The summary of one cell's finished trials (``top``: its top 10 %)."""
+    """The summary of one cell's finished trials (``top``: its top 10 %, whose statistics are NaN when it
+    holds fewer than ``MIN_SELECTION`` trials; ``top_n`` counts it all the same)."""
     task, length, variant, framework = key
     hib = bool(cell["higher_is_better"].iloc[0])
     x = cell.loc[cell["has_metric"], "test_metric"].to_numpy(float)
-    tx = top["test_metric"].to_numpy(float) if top is not None else np.array([])
+    top_n = len(top) if top is not None else 0
+    tx = top["test_metric"].to_numpy(float) if top is not None and top_n >= MIN_SELECTION else np.array([])
     params = cell.loc[cell["param_count"] > 0, "param_count"]
     sps = cell["steps_per_second"].dropna()
     # steps to solve: of the trials that solved (on test), not every trial that met the rule on validation
@@ -412,13 +382,12 @@ def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[
         "failed": int(status.get("failed", 0)),
         "timeout": int(status.get("timeout", 0)),
         "with_metric": len(x),
-        "solved": int(cell.loc[cell["finished"], "solved"].sum()),
-        "solved_rate": solved_rate(cell["status"], cell["solved"]),
+        **solved_counts(cell["solved"], cell["finished"]),
         "mean": _mean(x),
         "std": _std(x),
         "median": _median(x),
         "best": _best(x, hib),
-        "top_n": len(tx),
+        "top_n": top_n,
         "top_mean": _mean(tx),
         "top_std": _std(tx),
         "top_median": _median(tx),
@@ -438,9 +407,11 @@ def _running_only_row(key: tuple, metadata: Metadata | None) -> dict[str, Any]:
         "task": task, "length": int(length), "variant": variant, "framework": framework,
         "metric": record.metric if record else "metric", "higher_is_better": bool(record and record.higher_is_better),
         "baseline_metric": record.baseline if record and record.baseline is not None else nan,
-        **dict.fromkeys(("trials", "ok", "diverged", "failed", "timeout", "with_metric", "solved", "top_n"), 0),
-        **dict.fromkeys(("solved_rate", "mean", "std", "median", "best", "top_mean", "top_std", "top_median",
-                         "top_best", "median_steps_to_solve", "params", "steps_per_second"), nan),
+        **dict.fromkeys(("trials", "ok", "diverged", "failed", "timeout", "with_metric", "solved", "finished",
+                         "top_n"), 0),
+        **dict.fromkeys(("solved_rate", "solved_low", "solved_high", "mean", "std", "median", "best", "top_mean",
+                         "top_std", "top_median", "top_best", "median_steps_to_solve", "params",
+                         "steps_per_second"), nan),
     }  # fmt: skip
 
 
@@ -454,10 +425,12 @@ def summarise(
     running: pd.DataFrame | None = None,
     metadata: Metadata | None = None,
 ) -> pd.DataFrame:
-    """One row per cell: counts, solved rate, test-metric statistics over all trials and the top 10 %,
-    steps to solve, parameters, speed, and the Holm-adjusted comparison with the baseline. ``running``
-    (``Store.running``): trials being trained, counted per cell in ``running`` and in no statistic; a
-    cell with running trials only gets a row of counts (its metric from ``metadata``)."""
+    """One row per cell: counts, solved rate with its exact interval, test-metric statistics over all
+    trials and over the top 10 % (``top``: ``select_top``'s, of any size; its statistics only where it
+    holds at least ``MIN_SELECTION``), steps to solve, parameters, speed, and the Holm-adjusted comparison
+    with the baseline. ``running`` (``Store.running``): trials being trained, counted per cell in
+    ``running`` and in no statistic; a cell with running trials only gets a row of counts (its metric
+    from ``metadata``)."""
     top_groups = {k: g for k, g in top.groupby(CELL, sort=True)} if not top.empty else {}
     rows = [_cell_row(key, cell, top_groups.get(key)) for key, cell in trials.groupby(CELL, sort=True)]
     busy = running.groupby(CELL).size() if running is not None and len(running) else pd.Series(dtype=int)
@@ -504,144 +477,93 @@ def sort_cells(frame: pd.DataFrame, baseline: str | None, ranks: Mapping[str, in
 
 
 # ------------------------------------------------------------------------------------------------------
-# ranking across tasks
-# ------------------------------------------------------------------------------------------------------
-@dataclass
-class Ranking:
-    table: pd.DataFrame  # variant, mean_rank, blocks, wins
-    ranks: pd.DataFrame  # block x variant ranks (NaN where absent)
-    complete_blocks: int = 0
-    friedman_p: float = float("nan")
-    critical_difference: float = float("nan")
-
-
-def rank_variants(
-    summary: pd.DataFrame, baseline: str | None = None, score: str = "top_mean", alpha: float = ALPHA,
-    ranks: Mapping[str, int] | None = None,
-) -> Ranking:  # fmt: skip
-    """Mean rank per variant over the blocks (task, T, framework), by ``score`` in the metric's direction."""
-    empty = Ranking(pd.DataFrame(columns=["variant", "mean_rank", "blocks", "wins"]), pd.DataFrame())
-    if summary.empty:
-        return empty
-    from scipy import stats
-
-    rank_rows = {}
-    for key, block in summary.groupby(BLOCK, sort=True):
-        block = block[np.isfinite(block[score].to_numpy(float))]
-        if len(block) < 2:
-            continue
-        sign = 1 if bool(block["higher_is_better"].iloc[0]) else -1
-        rank_rows[key] = dict(zip(block["variant"], stats.rankdata(-sign * block[score].to_numpy(float),
-                                                                  method="average")))  # fmt: skip
-    if not rank_rows:
-        return empty
-    wide = pd.DataFrame.from_dict(rank_rows, orient="index")
-    wide = wide[variant_order(wide.columns, baseline, ranks)]
-    wide.index = pd.MultiIndex.from_tuples(wide.index, names=BLOCK)
-    table = (
-        pd.DataFrame(
-            {
-                "variant": wide.columns,
-                "mean_rank": wide.mean(axis=0).to_numpy(),
-                "blocks": wide.notna().sum(axis=0).to_numpy(),
-                "wins": (wide == 1).sum(axis=0).to_numpy(),
-            }
-        )
-        .sort_values(["mean_rank", "variant"], kind="stable")
-        .reset_index(drop=True)
-    )
-    complete = wide.dropna(axis=0, how="any")
-    result = Ranking(table, wide, len(complete))
-    k = wide.shape[1]
-    if k >= 3 and len(complete) >= 2:
-        # re-rank within complete blocks only (they already are complete, so the ranks stand)
-        try:
-            result.friedman_p = float(stats.friedmanchisquare(*[complete[c].to_numpy() for c in complete]).pvalue)
-        except ValueError:
-            pass
-    if k >= 2 and len(complete) >= 1:
-        q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / math.sqrt(2)
-        result.critical_difference = float(q * math.sqrt(k * (k + 1) / (6 * len(complete))))
-    return result
-
-
-# ------------------------------------------------------------------------------------------------------
 # dependency length, learning curves, frameworks
 # ------------------------------------------------------------------------------------------------------
 def dependency_curves(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: solved rate, best and median test metric (for plotting against T)."""
+    """Per cell: solved rate with its exact interval (``solved_counts``), best and median test metric
+    (for plotting against T); ``trials``: every trial of the cell, ``finished``: the solved rate's
+    denominator."""
+    cols = [*CELL, "solved", "finished", "solved_rate", "solved_low", "solved_high", "best", "median", "trials"]
     rows = []
     for (task, length, variant, framework), cell in trials.groupby(CELL, sort=True):
         x = cell.loc[cell["has_metric"], "test_metric"].to_numpy(float)
-        rows.append(
-            {
-                "task": task,
-                "length": int(length),
-                "variant": variant,
-                "framework": framework,
-                "solved_rate": solved_rate(cell["status"], cell["solved"]),
-                "best": _best(x, bool(cell["higher_is_better"].iloc[0])),
-                "median": _median(x),
-                "n": len(cell),
-            }
-        )
-    return pd.DataFrame(rows, columns=[*CELL, "solved_rate", "best", "median", "n"])
+        rows.append({"task": task, "length": int(length), "variant": variant, "framework": framework,
+                     **solved_counts(cell["solved"], cell["finished"]),
+                     "best": _best(x, bool(cell["higher_is_better"].iloc[0])), "median": _median(x),
+                     "trials": len(cell)})  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
 
 
-def learning_curves(curves: pd.DataFrame, top: pd.DataFrame) -> pd.DataFrame:
-    """Median and interquartile range of the validation metric against the step, per (task, T, variant),
-    over the top-10 % trials of both frameworks. A trial that stopped early (solved) keeps its last
-    value for the later steps of its group (last observation carried forward)."""
-    cols = ["task", "length", "variant", "step", "median", "q25", "q75", "n"]
-    if curves.empty or top.empty:
+def longest_solved(dependency: pd.DataFrame) -> pd.DataFrame:
+    """Per task and variant: the longest T at which some framework's trials solved at least once
+    (``reach``, NaN if at none) and the lengths tried."""
+    cols = ["task", "variant", "reach", "lengths"]
+    if dependency.empty:
         return pd.DataFrame(columns=cols)
-    val = curves[(curves["split"] == "validation") & curves["trial_id"].isin(top["trial_id"])]
-    val = val.merge(top[["trial_id", "task", "length", "variant"]], on="trial_id")
     rows = []
-    for (task, length, variant), group in val.groupby(["task", "length", "variant"], sort=True):
+    for (task, variant), d in dependency.groupby(["task", "variant"], sort=True):
+        solved = d.loc[d["solved"] > 0, "length"]
+        rows.append({"task": task, "variant": variant, "reach": float(solved.max()) if len(solved) else np.nan,
+                     "lengths": sorted(int(T) for T in d["length"].unique())})  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def outcomes(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials per status and variant (a row per pair that occurs): status, variant, trials."""
+    if trials.empty:
+        return pd.DataFrame(columns=["status", "variant", "trials"])
+    return trials.groupby(["status", "variant"], sort=True).size().rename("trials").reset_index()
+
+
+def learning_curves(curves: pd.DataFrame, top: pd.DataFrame, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median and interquartile range of the validation metric against the step, per (task, T, variant),
+    over the trials of both frameworks in ``top`` (the shown top 10 %); a (task, T, variant) without any
+    there uses all its trials with a test metric in ``trials`` (``selection`` says which: "top" or "all").
+    A trial that stopped early (solved) keeps its last value for the later steps of its group (last
+    observation carried forward); ``n`` counts trials."""
+    cols = ["task", "length", "variant", "selection", "step", "median", "q25", "q75", "n"]
+    parts = [top.assign(selection="top")] if len(top) else []
+    if trials is not None and len(trials):
+        have = set(top[GROUP].itertuples(index=False, name=None)) if len(top) else set()
+        rest = trials[trials["has_metric"]]
+        rest = rest[[key not in have for key in rest[GROUP].itertuples(index=False, name=None)]]
+        parts += [rest.assign(selection="all")] if len(rest) else []
+    if curves.empty or not parts:
+        return pd.DataFrame(columns=cols)
+    chosen = pd.concat(parts, ignore_index=True)
+    val = curves[(curves["split"] == "validation") & curves["trial_id"].isin(chosen["trial_id"])]
+    val = val.merge(chosen[["trial_id", *GROUP, "selection"]], on="trial_id")
+    rows = []
+    for (task, length, variant, selection), group in val.groupby([*GROUP, "selection"], sort=True):
         wide = group.pivot_table(index="step", columns="trial_id", values="metric", aggfunc="first").sort_index()
         wide = wide.ffill()
-        values = wide.to_numpy(float)
-        for step, row in zip(wide.index, values):
+        for step, row in zip(wide.index, wide.to_numpy(float)):
             finite = row[np.isfinite(row)]
             if not len(finite):
                 continue
             q25, med, q75 = np.percentile(finite, [25, 50, 75])
-            rows.append(
-                {
-                    "task": task,
-                    "length": int(length),
-                    "variant": variant,
-                    "step": int(step),
-                    "median": float(med),
-                    "q25": float(q25),
-                    "q75": float(q75),
-                    "n": len(finite),
-                }
-            )
+            rows.append({"task": task, "length": int(length), "variant": variant, "selection": selection,
+                         "step": int(step), "median": float(med), "q25": float(q25), "q75": float(q75),
+                         "n": len(finite)})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
-
-
-def hparam_key(hparams: str) -> str:
-    """The hyperparameters of a trial without run-only settings (for pairing across frameworks)."""
-    hp = json.loads(hparams)
-    return json.dumps({k: v for k, v in hp.items() if k not in ("fused", "xla")}, sort_keys=True)
 
 
 def framework_pairs(trials: pd.DataFrame) -> pd.DataFrame:
     """The same configuration (task, T, variant, hyperparameters, seed) run in PyTorch and in TensorFlow:
-    one row per pair with both test metrics."""
-    cols = ["task", "length", "variant", "seed", "torch", "tf"]
+    one row per configuration with a test metric in both."""
+    cols = ["task", "length", "variant", "configuration", "seed", "torch", "tf"]
     if trials.empty or not {"torch", "tf"} <= set(trials["framework"]):
         return pd.DataFrame(columns=cols)
-    df = trials[trials["has_metric"]].assign(_hp=trials["hparams"].map(hparam_key))
-    wide = df.pivot_table(
-        index=["task", "length", "variant", "seed", "_hp"], columns="framework", values="test_metric", aggfunc="first"
-    )
+    df = trials[trials["has_metric"]]
+    if "seed" not in df:
+        df = df.assign(seed=-1)
+    wide = df.pivot_table(index=["task", "length", "variant", "configuration", "seed"], columns="framework",
+                          values="test_metric", aggfunc="first")  # fmt: skip
     if not {"torch", "tf"} <= set(wide.columns):
         return pd.DataFrame(columns=cols)
     wide = wide.dropna(subset=["torch", "tf"]).reset_index()
-    return wide[cols].sort_values(cols[:4], kind="stable").reset_index(drop=True)
+    return wide[cols].sort_values(["task", "length", "variant", "seed", "configuration"],
+                                  kind="stable").reset_index(drop=True)  # fmt: skip
 
 
 def speed_table(trials: pd.DataFrame, baseline: str | None = None, ranks: Mapping[str, int] | None = None
@@ -657,157 +579,74 @@ def speed_table(trials: pd.DataFrame, baseline: str | None = None, ranks: Mappin
     return sort_cells(out, baseline, ranks)
 
 
-# ------------------------------------------------------------------------------------------------------
-# hyperparameter importance
-# ------------------------------------------------------------------------------------------------------
-def searched_hparams(frame: pd.DataFrame) -> list[str]:
-    """The ``hp.*`` columns that vary within ``frame`` (the searched hyperparameters)."""
-    out = []
-    for col in sorted(c for c in frame.columns if c.startswith("hp.")):
-        name = col[3:]
-        if name in NOT_SEARCHED:
-            continue
-        values = frame[col].dropna().map(_hashable)
-        if values.nunique() > 1:
-            out.append(col)
-    return out
-
-
-def _hashable(v: Any) -> Any:
-    return json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
-
-
-def fanova_available() -> bool:
-    try:
-        import sklearn  # noqa: F401  (optuna's fANOVA needs it)
-    except ImportError:
-        return False
-    return True
-
-
-def importance(
-    trials: pd.DataFrame,
-    families: dict[str, str],
-    min_trials: int = MIN_TRIALS_FOR_IMPORTANCE,
-    method: str | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """Fraction of the test metric's variance explained by each searched hyperparameter, per task, T
-    and variant family. ``method`` "fanova" (Optuna's ``FanovaImportanceEvaluator``, seeded; needs
-    scikit-learn) or "eta2" (one-way ANOVA η² per hyperparameter, numbers binned by quartiles, the
-    fallback); None picks fANOVA when scikit-learn is installed. Returns (rows, method used).
-
-    Where a family has several variants, "variant" is one of the factors; a hyperparameter that some of
-    them lack (nfg has no forget-gate bias) takes the category "n/a" there."""
-    method = method or ("fanova" if fanova_available() else "eta2")
-    cols = ["task", "length", "family", "hyperparameter", "importance", "trials"]
-    rows = []
-    if trials.empty:
-        return pd.DataFrame(columns=cols), method
-    df = trials[trials["has_metric"]].assign(family=trials["variant"].map(lambda v: families.get(v, "other")))
-    for (task, length, family), group in df.groupby(["task", "length", "family"], sort=True):
-        if len(group) < min_trials:
-            continue
-        params = searched_hparams(group)
-        if not params:
-            continue
-        if group["variant"].nunique() > 1:  # the variant itself is a factor of a family's variance
-            group = group.assign(**{VARIANT_FACTOR: group["variant"].astype(str)})
-            params = [VARIANT_FACTOR, *params]
-        group = group.sort_values("trial_id", kind="stable")
-        y = group["test_metric"].to_numpy(float)
-        if np.var(y) == 0:
-            continue
-        scores = _fanova(group, params, y) if method == "fanova" else _eta_squared(group, params, y)
-        for name, value in scores.items():
-            rows.append(
-                {
-                    "task": task,
-                    "length": int(length),
-                    "family": family,
-                    "hyperparameter": name[3:],
-                    "importance": float(value),
-                    "trials": len(group),
-                }
-            )
-    return pd.DataFrame(rows, columns=cols), method
-
-
-MISSING = "n/a"  # a hyperparameter that some variants of a family do not have (nfg has no forget bias)
-
-
-def _column(raw: pd.Series) -> tuple[list[Any], bool]:
-    """(values, numeric): a column with a missing or non-numeric value becomes categories (strings)."""
-    values = raw.tolist()
-    if all(_present(v) and _is_number(v) for v in values):
-        return values, True
-    return [str(v) if _present(v) else MISSING for v in values], False
-
-
-def _distribution(values: list[Any], numeric: bool):
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if numeric:
-        lo, hi = float(min(values)), float(max(values))
-        if all(isinstance(v, (int, np.integer)) for v in values):
-            return IntDistribution(int(lo), int(hi), log=lo > 0 and hi / lo >= 8), int
-        return FloatDistribution(lo, hi, log=lo > 0 and hi / lo >= 8), float
-    return CategoricalDistribution(sorted(set(values))), str
-
-
-def _fanova(group: pd.DataFrame, params: list[str], y: np.ndarray) -> dict[str, float]:
-    import optuna
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    columns, dists = {}, {}
-    for col in params:
-        values, numeric = _column(group[col])
-        columns[col] = values
-        dists[col] = _distribution(values, numeric)
-    study = optuna.create_study(direction="minimize")
-    made = [
-        optuna.trial.create_trial(
-            params={c: dists[c][1](columns[c][i]) for c in params},
-            distributions={c: dists[c][0] for c in params},
-            value=float(value),
-        )
-        for i, value in enumerate(y)
-    ]
-    if len(made) < 2:
+def speed_ratio(speed: pd.DataFrame) -> dict[str, float]:
+    """PyTorch's median trial-steps per second over TensorFlow's, per task, T and variant (``speed_table``'s
+    rows): the median ratio, its smallest and largest, and the cells compared; {} without both."""
+    if speed.empty or not {"torch", "tf"} <= set(speed["framework"]):
         return {}
-    study.add_trials(made)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "normalize is experimental": we want raw fractions of variance
-        scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=False)
-    return {c: float(scores.get(c, 0.0)) for c in params}
+    wide = speed.pivot_table(index=GROUP, columns="framework", values="steps_per_second")
+    ratio = (wide["torch"] / wide["tf"]).dropna()
+    if ratio.empty:
+        return {}
+    return {"median": float(ratio.median()), "min": float(ratio.min()), "max": float(ratio.max()),
+            "cells": len(ratio)}  # fmt: skip
+
+
+def ranking_scores(configs: pd.DataFrame, fraction: float = TOP_FRACTION,
+                   min_selection: int = MIN_SELECTION) -> tuple[pd.DataFrame, str]:  # fmt: skip
+    """What the ranking ranks, per (task, T, variant), each configuration counted once (``configs``: one
+    row per configuration): the mean test metric of the top ``fraction`` of its configurations by
+    validation metric where every such selection holds at least ``min_selection``, else the median test
+    metric of all its configurations. Returns (task, length, variant, score, higher_is_better,
+    configurations; the score in words)."""
+    cols = [*GROUP, "score", "higher_is_better", "configurations"]
+    usable = configs[np.isfinite(configs["test_metric"].to_numpy(float))] if len(configs) else configs
+    if usable.empty:
+        return pd.DataFrame(columns=cols), ""
+    groups = usable.groupby(GROUP, sort=True)
+    out = groups.agg(higher_is_better=("higher_is_better", "first"), configurations=("test_metric", "size"),
+                     score=("test_metric", "median"))  # fmt: skip
+    top = select_top(usable, fraction, by=GROUP)
+    sizes = top.groupby(GROUP).size() if len(top) else pd.Series(dtype=int)
+    if len(sizes) == len(out) and (sizes >= min_selection).all():
+        out["score"] = top.groupby(GROUP)["test_metric"].mean()
+        words = "top-10 % mean test metric of the configurations"
+    else:
+        words = "median test metric of the configurations"
+    return out.reset_index()[cols], words
+
+
+FORGET_BIAS = "hp.forget_bias"
+
+
+def _setting_order(setting: Any) -> tuple[bool, Any]:
+    """Numbers first, in increasing order, then named schemes ("chrono") alphabetically."""
+    return (isinstance(setting, str), setting if isinstance(setting, str) else float(setting))
+
+
+def forget_bias_rates(configs: pd.DataFrame) -> pd.DataFrame:
+    """Per task and T where the search varied the initial forget-gate bias, per setting: the solved rate
+    of the configurations that have it (variants with a forget gate), pooled over those variants, each
+    configuration counted once (solved when every framework replicate that trained to an outcome solved),
+    with its exact interval; ``split``: configurations whose replicates disagree."""
+    cols = ["task", "length", "setting", "solved", "finished", "solved_rate", "solved_low", "solved_high", "split"]
+    if configs.empty or FORGET_BIAS not in configs:
+        return pd.DataFrame(columns=cols)
+    df = configs[configs[FORGET_BIAS].map(_present) & configs["finished"]]
+    rows = []
+    for (task, T), group in df.groupby(["task", "length"], sort=True):
+        settings = group[FORGET_BIAS].map(lambda v: v if isinstance(v, str) else float(v))
+        if settings.nunique() < 2:
+            continue  # not varied here: nothing to compare
+        for setting in sorted(settings.unique(), key=_setting_order):
+            g = group[settings == setting]
+            rows.append({"task": task, "length": int(T), "setting": setting,
+                         **solved_counts(g["solved"], g["finished"]), "split": int(g["split"].sum())})  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def _eta_squared(group: pd.DataFrame, params: list[str], y: np.ndarray) -> dict[str, float]:
-    total = float(np.sum((y - y.mean()) ** 2))
-    out = {}
-    for col in params:
-        values, numeric = _column(group[col])
-        if numeric and len(set(values)) > 4:
-            x = np.asarray(values, dtype=float)
-            x = np.log(x) if (x > 0).all() else x
-            labels = pd.qcut(x, 4, labels=False, duplicates="drop")
-            labels = np.asarray(labels)
-        else:
-            labels = np.array([str(v) for v in values], dtype=object)
-        between = 0.0
-        for lab in pd.unique(labels):
-            yy = y[labels == lab]
-            between += len(yy) * (yy.mean() - y.mean()) ** 2
-        out[col] = between / total if total > 0 else 0.0
-    return out
 
 
 def binned_median(x: np.ndarray, y: np.ndarray, bins: int = 8, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -856,6 +695,14 @@ class Analysis:
     importance: pd.DataFrame
     importance_method: str
     notes: list[str] = field(default_factory=list)
+    # one row per configuration, its framework replicates pooled (``configurations``)
+    configs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    framework_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``statistics.framework_tests``
+    forget_bias: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``forget_bias_rates``
+    reach: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``longest_solved``
+    outcomes: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``outcomes``
+    speed_ratio: dict[str, float] = field(default_factory=dict)  # ``speed_ratio``
+    importance_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``importance.importance_by_task``
     # trials being trained when the analysis was made (``Store.running``) and their curves so far: shown
     # as running, never in a statistic
     running: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -895,33 +742,47 @@ def analyse(
     ranks = metadata.ranks()
     base, note = choose_baseline(df["variant"].unique() if len(df) else [], baseline, ranks, metadata.aliases())
     notes = [note] if note else []
-    top = select_top(df, top_fraction)
-    comparisons = compare_with_baseline(df, top, base, alpha, ranks)
-    summary = summarise(df, top, comparisons, planned, base, ranks, running, metadata)
     variants = variant_order(df["variant"].unique(), base, ranks) if len(df) else []
+    selected = select_top(df, top_fraction)
+    top = shown_selection(selected)
+    comparisons = S.compare_with_baseline(df, selected, base, variants, alpha)
+    summary = summarise(df, selected, comparisons, planned, base, ranks, running, metadata)
     info = variant_info(variant_order(set(variants) | set(running["variant"]), base, ranks), metadata)
-    imp, method = importance(df, {v: i.family for v, i in info.items()})
+    configs = configurations(df)
+    scores, score_words = ranking_scores(configs, top_fraction)
+    imp, method = hyperparameter_importance(configs, {v: i.family for v, i in info.items()})
+    tasks = task_info(df, metadata) if len(df) else {}
+    pairs = framework_pairs(df)
+    speed = speed_table(df, base, ranks)
+    dependency = dependency_curves(df)
     return Analysis(
         trials=df,
         top=top,
         baseline=base,
         variants=variants,
         frameworks=framework_order(df["framework"].unique()) if len(df) else [],
-        tasks=task_info(df, metadata) if len(df) else {},
+        tasks=tasks,
         info=info,
         comparisons=comparisons,
         summary=summary,
-        ranking=rank_variants(summary, base, ranks=ranks),
-        dependency=dependency_curves(df),
-        learning=learning_curves(curves if curves is not None else pd.DataFrame(), top),
-        pairs=framework_pairs(df),
-        speed=speed_table(df, base, ranks),
+        ranking=S.rank_variants(scores, ["task", "length"], variants, alpha, score_words),
+        dependency=dependency,
+        learning=learning_curves(curves if curves is not None else pd.DataFrame(), top, df),
+        pairs=pairs,
+        speed=speed,
         importance=imp,
         importance_method=method,
         notes=notes,
         running=running,
         running_curves=running_curves if running_curves is not None else pd.DataFrame(),
         ranks=ranks,
+        configs=configs,
+        framework_tests=S.framework_tests(pairs, {t: i.higher_is_better for t, i in tasks.items()}, alpha),
+        forget_bias=forget_bias_rates(configs),
+        reach=longest_solved(dependency),
+        outcomes=outcomes(df),
+        speed_ratio=speed_ratio(speed),
+        importance_summary=importance_by_task(imp),
     )
 
 

@@ -51,6 +51,22 @@ class GradientFlow:
 
         return pd.DataFrame(self.rows, columns=["variant", "phase", "t", "grad_norm"])
 
+    def reach_ratios(self, phase: str = "init") -> dict[str, float]:
+        """Per variant, ‖∂loss/∂h_0‖ / ‖∂loss/∂h_(L-1)‖ in ``phase``: the share of the gradient at the last
+        step that reaches the first (small: vanishing), in increasing order; variants whose last-step
+        gradient is 0 are left out."""
+        d = self.frame()
+        d = d[d["phase"] == phase]
+        if d.empty:
+            return {}
+        last = int(d["t"].max())
+        ratios = {}
+        for v, dv in d.groupby("variant", sort=False):
+            first, end = dv.loc[dv["t"] == 0, "grad_norm"], dv.loc[dv["t"] == last, "grad_norm"]
+            if len(first) and len(end) and float(end.iloc[0]) > 0:
+                ratios[str(v)] = float(first.iloc[0]) / float(end.iloc[0])
+        return dict(sorted(ratios.items(), key=lambda kv: kv[1]))
+
     def describe(self) -> str:
         trained = f"after {self.train_steps} seeded Adam steps (learning rate {self.learning_rate:g})"
         return (

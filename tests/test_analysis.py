@@ -1,5 +1,7 @@
-"""The report's statistics against hand-computed references: Welch's t-test, Holm's correction, the
-top-10 % selection, solved rates, verdicts, ranking, learning-curve aggregation and importance."""
+"""The analysis's tables against hand-computed references: configurations and their replicates, the
+top-10 % selection and when it is shown, solved rates with their intervals, the summary, learning-curve
+aggregation, framework pairs, the forget-gate-bias rates and speeds (the tests themselves:
+test_statistics.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 
 from harness import analysis as A
+from harness import statistics as S
 
 
 def trials(rows: list[dict]) -> pd.DataFrame:
@@ -41,39 +44,6 @@ def trials(rows: list[dict]) -> pd.DataFrame:
         row.setdefault("hparams", json.dumps({"learning_rate": 1e-3, "hidden_size": 32, "seed_tag": i}))
         out.append(row)
     return A.prepare(pd.DataFrame(out))
-
-
-# ------------------------------------------------------------------------------------------------------
-# Welch and Holm
-# ------------------------------------------------------------------------------------------------------
-def test_welch_matches_the_hand_computed_statistic():
-    # a: mean 3, sample variance 2.5, n 5; b: mean 7, sample variance 14, n 6
-    res = A.welch([1, 2, 3, 4, 5], [2, 4, 6, 8, 10, 12])
-    se2 = 2.5 / 5 + 14 / 6  # 17/6
-    assert res.t == pytest.approx(-4 / math.sqrt(se2), rel=1e-12)
-    assert res.df == pytest.approx(se2**2 / ((2.5 / 5) ** 2 / 4 + (14 / 6) ** 2 / 5), rel=1e-12)  # 6.97226
-    assert res.p == pytest.approx(0.0492843, rel=1e-5)  # two-sided, t = -2.37635 on 6.97226 df
-
-
-def test_welch_is_symmetric_and_handles_degenerate_samples():
-    a, b = [0.1, 0.4, 0.35, 0.2], [0.5, 0.55, 0.7]
-    assert A.welch(a, b).p == pytest.approx(A.welch(b, a).p)
-    assert A.welch(a, b).t == pytest.approx(-A.welch(b, a).t)
-    assert math.isnan(A.welch([1.0], [1.0, 2.0]).p)  # too few values
-    assert A.welch([1, 1, 1], [2, 2, 2]).p == 0.0  # zero variance, different means
-    assert A.welch([1, 1], [1, 1, 1]).p == 1.0  # zero variance, equal means
-    assert math.isnan(A.welch([1.0, np.nan], [1.0, 2.0]).p)  # NaNs are dropped before counting
-
-
-def test_holm_by_hand():
-    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max(0.06, 0.04) = 0.06
-    np.testing.assert_allclose(A.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(A.holm([0.001, 0.2]), [0.002, 0.2])
-    np.testing.assert_allclose(A.holm([0.5, 0.6]), [1.0, 1.0])  # capped at 1
-    out = A.holm([0.02, np.nan, 0.04])  # NaN does not count in m = 2
-    assert math.isnan(out[1])
-    np.testing.assert_allclose(out[[0, 2]], [0.04, 0.04])
-    assert A.holm([]).shape == (0,)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -114,53 +84,6 @@ def test_solved_rate_counts_only_trials_that_trained():
     assert A.solved_rate(["ok", "ok"], [True, True]) == 1.0
 
 
-def test_direction():
-    assert A.direction(+0.3, 0.01) == "better"
-    assert A.direction(-0.3, 0.01) == "worse"
-    assert A.direction(-0.3, 0.2) == "no significant difference"
-    assert A.direction(0.0, 0.0) == "no significant difference"
-    assert A.direction(1.0, float("nan")) == "not tested"
-
-
-def test_comparisons_apply_holm_across_the_variants_of_a_block():
-    base = [1, 2, 3, 4, 5]
-    worse = [2, 4, 6, 8, 10, 12]  # p = 0.0493 alone
-    rows = [{"variant": "v", "test_metric": x, "val_metric": x} for x in base]
-    rows += [{"variant": "nfg", "test_metric": x, "val_metric": x} for x in worse]
-    df = trials(rows)
-    comp = A.compare_with_baseline(df, A.select_top(df), "v")
-    alone = comp[comp["selection"] == "all"].iloc[0]
-    assert alone["p_holm"] == pytest.approx(0.0492843, rel=1e-5)
-    assert alone["direction"] == "worse"  # MSE: higher is worse
-    # a second variant equal to the baseline (p = 1) doubles the smaller p: 0.0986 > 0.05
-    df2 = trials(rows + [{"variant": "cifg", "test_metric": x, "val_metric": x} for x in base])
-    comp2 = A.compare_with_baseline(df2, A.select_top(df2), "v")
-    nfg = comp2[(comp2["selection"] == "all") & (comp2["variant"] == "nfg")].iloc[0]
-    assert nfg["p_holm"] == pytest.approx(2 * 0.0492843, rel=1e-5)
-    assert nfg["direction"] == "no significant difference"
-    # accuracy (higher is better): the same numbers make nfg better
-    df3 = trials([{**r, "higher_is_better": 1, "metric": "accuracy"} for r in rows])
-    comp3 = A.compare_with_baseline(df3, A.select_top(df3), "v")
-    assert comp3[comp3["selection"] == "all"].iloc[0]["direction"] == "better"
-
-
-def test_holm_corrects_within_each_block_not_across_tasks_lengths_and_frameworks():
-    """One comparison per (task, T, framework) block: each is its own family of m = 1, so Holm leaves its
-    p unchanged; pooling the three blocks would triple it (0.148) and hide the difference."""
-    base, worse = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10, 12]  # p = 0.0493
-    rows = []
-    for length, framework in ((10, "torch"), (20, "torch"), (10, "tf")):
-        at = {"length": length, "framework": framework}
-        rows += [{**at, "variant": "v", "test_metric": x, "val_metric": x} for x in base]
-        rows += [{**at, "variant": "nfg", "test_metric": x, "val_metric": x} for x in worse]
-    df = trials(rows)
-    comp = A.compare_with_baseline(df, A.select_top(df), "v")
-    tested = comp[comp["selection"] == "all"]
-    assert len(tested) == 3
-    assert tested["p_holm"].to_numpy() == pytest.approx([0.0492843] * 3, rel=1e-5)
-    assert list(tested["direction"]) == ["worse"] * 3
-
-
 def test_summary_counts_every_status():
     rows = [
         {"variant": "v", "test_metric": 0.005, "val_metric": 0.004, "solved": 1, "steps_to_solve": 300},
@@ -174,13 +97,115 @@ def test_summary_counts_every_status():
     s = an.summary.iloc[0]
     assert (s["trials"], s["ok"], s["diverged"], s["failed"], s["timeout"]) == (5, 2, 1, 1, 1)
     assert s["with_metric"] == 3 and s["solved"] == 2
-    assert s["solved_rate"] == pytest.approx(2 / 3)
+    assert s["solved_rate"] == pytest.approx(2 / 3) and s["finished"] == 3
+    assert (s["solved_low"], s["solved_high"]) == pytest.approx(S.solved_interval(2, 3))
     assert s["mean"] == pytest.approx(np.mean([0.005, 0.007, 0.1]))
     assert s["median"] == pytest.approx(0.007) and s["best"] == pytest.approx(0.005)
-    assert s["top_n"] == 1 and s["top_best"] == pytest.approx(0.005)
+    assert s["top_n"] == 1 and math.isnan(s["top_best"])  # a top 10 % of one trial is counted, not shown
     assert s["median_steps_to_solve"] == 400
     assert s["params"] == 100  # failed trials (0 parameters recorded) do not pull the mean down
     assert s["direction"] == "baseline"
+
+
+def test_the_top_10_percent_is_shown_only_where_it_holds_three_trials():
+    """21 trials make a top 10 % of 3 (shown, with statistics); 20 make 2 (counted, not shown)."""
+    assert A.trials_for_top() == 21
+    rows = [{"variant": "v", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 21)]
+    rows += [{"variant": "nfg", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 20)]
+    an = A.analyse(trials(rows), baseline="v")
+    s = an.summary.set_index("variant")
+    assert (s.loc["v", "top_n"], s.loc["nfg", "top_n"]) == (3, 2)
+    assert s.loc["v", "top_mean"] == pytest.approx(np.mean(np.linspace(0.1, 1.0, 21)[:3]))
+    assert math.isnan(s.loc["nfg", "top_mean"])
+    assert set(an.top["variant"]) == {"v"} and len(an.top) == 3
+    assert s.loc["nfg", "direction_top"] == S.TOO_FEW_SELECTED
+
+
+# ------------------------------------------------------------------------------------------------------
+# configurations: the frameworks' paired replicates
+# ------------------------------------------------------------------------------------------------------
+def test_configuration_ids_pair_the_frameworks_and_ignore_run_only_settings():
+    hp = {"learning_rate": 0.01, "hidden_size": 32}
+    rows = [
+        {"framework": "torch", "seed": 3, "hparams": json.dumps({**hp, "fused": True})},
+        {"framework": "tf", "seed": 3, "hparams": json.dumps({**hp, "fused": False, "xla": True})},
+        {"framework": "tf", "seed": 4, "hparams": json.dumps(hp)},  # another seed
+        {"framework": "tf", "seed": 3, "hparams": json.dumps({**hp, "hidden_size": 64})},  # other hyperparameters
+        {"framework": "tf", "seed": 3, "hparams": json.dumps(hp), "length": 20},  # another length
+    ]
+    ids = trials(rows).set_index("trial_id")["configuration"]
+    assert ids["t000"] == ids["t001"]
+    assert len({ids["t001"], ids["t002"], ids["t003"], ids["t004"]}) == 4
+
+
+def test_configurations_pool_replicates_once():
+    hp = json.dumps({"learning_rate": 0.01})
+    rows = [
+        # configuration 0: both frameworks solve; metrics averaged
+        {"framework": "torch", "seed": 0, "hparams": hp, "test_metric": 0.01, "val_metric": 0.02, "solved": 1},
+        {"framework": "tf", "seed": 0, "hparams": hp, "test_metric": 0.03, "val_metric": 0.04, "solved": 1},
+        # configuration 1: the frameworks disagree on solved
+        {"framework": "torch", "seed": 1, "hparams": hp, "test_metric": 0.01, "val_metric": 0.01, "solved": 1},
+        {"framework": "tf", "seed": 1, "hparams": hp, "test_metric": 0.2, "val_metric": 0.2, "solved": 0},
+        # configuration 2: TensorFlow failed; PyTorch's run alone decides
+        {"framework": "torch", "seed": 2, "hparams": hp, "test_metric": 0.005, "val_metric": 0.01, "solved": 1},
+        {"framework": "tf", "seed": 2, "hparams": hp, "status": "failed"},
+    ]
+    c = A.configurations(trials(rows)).sort_values("seed")
+    assert len(c) == 3
+    first, second, third = (c.iloc[i] for i in range(3))
+    assert first["test_metric"] == pytest.approx(0.02) and first["val_metric"] == pytest.approx(0.03)
+    assert (first["runs"], first["replicates"], first["frameworks"]) == (2, 2, "torch,tf")
+    assert first["solved"] and not first["split"]
+    assert not second["solved"] and second["split"]
+    assert third["solved"] and third["replicates"] == 1 and third["test_metric"] == pytest.approx(0.005)
+
+
+def test_ranking_scores_use_the_top_10_percent_only_where_it_holds_three_configurations():
+    def rows(n: int) -> list[dict]:
+        return [{"variant": v, "seed": k, "test_metric": level + k, "val_metric": level + k}
+                for v, level in (("v", 0.0), ("gru", 0.5)) for k in range(n)]  # fmt: skip
+
+    scores, words = A.ranking_scores(A.configurations(trials(rows(30))))
+    assert words.startswith("top-10 % mean") and scores.set_index("variant")["score"].to_dict() == {"v": 1.0,
+                                                                                                     "gru": 1.5}
+    scores, words = A.ranking_scores(A.configurations(trials(rows(10))))
+    assert words.startswith("median") and scores.set_index("variant")["score"]["v"] == pytest.approx(4.5)
+    assert set(scores["configurations"]) == {10}
+
+
+def test_forget_bias_rates_count_configurations_with_exact_intervals():
+    rows = []
+    for k, (setting, solved_torch, solved_tf) in enumerate(
+        [(1.0, 1, 1), (1.0, 0, 0), (1.0, 1, 0), ("chrono", 1, 1), ("chrono", 1, 1)]
+    ):
+        hp = json.dumps({"forget_bias": setting})
+        for framework, solved in (("torch", solved_torch), ("tf", solved_tf)):
+            rows.append({"framework": framework, "seed": k, "hparams": hp, "hp.forget_bias": setting,
+                         "test_metric": 0.1, "solved": solved})  # fmt: skip
+    rows.append({"variant": "gru", "seed": 9, "test_metric": 0.1, "solved": 1})  # no forget gate: not counted
+    fb = A.forget_bias_rates(A.configurations(trials(rows))).set_index("setting")
+    assert list(fb.index) == [1.0, "chrono"]  # numbers first
+    assert (fb.loc[1.0, "solved"], fb.loc[1.0, "finished"], fb.loc[1.0, "split"]) == (1, 3, 1)
+    assert (fb.loc["chrono", "solved"], fb.loc["chrono", "finished"]) == (2, 2)
+    assert (fb.loc[1.0, "solved_low"], fb.loc[1.0, "solved_high"]) == pytest.approx(S.solved_interval(1, 3))
+
+
+def test_learning_curves_use_all_trials_where_the_top_10_percent_is_not_shown():
+    df = trials([{"trial_id": t, "val_metric": m, "test_metric": m} for t, m in (("a", 0.1), ("b", 0.2))])
+    curves = pd.DataFrame([(t, "validation", 0, 1.0, m) for t, m in (("a", 0.4), ("b", 0.6))],
+                          columns=["trial_id", "split", "step", "loss", "metric"])  # fmt: skip
+    lc = A.learning_curves(curves, df.iloc[0:0], df)
+    assert list(lc["selection"]) == ["all"] and lc.iloc[0]["n"] == 2 and lc.iloc[0]["median"] == pytest.approx(0.5)
+    lc = A.learning_curves(curves, df.iloc[:1], df)
+    assert list(lc["selection"]) == ["top"] and lc.iloc[0]["n"] == 1
+
+
+def test_dependency_gives_every_solved_rate_its_interval():
+    rows = [{"test_metric": 0.1, "solved": int(i < 2)} for i in range(5)] + [{"status": "failed"}]
+    d = A.dependency_curves(trials(rows)).iloc[0]
+    assert (d["solved"], d["finished"], d["trials"]) == (2, 5, 6)
+    assert (d["solved_low"], d["solved_high"]) == pytest.approx((0.05274, 0.85336), abs=1e-5)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -201,27 +226,6 @@ def test_variant_order_and_baseline():
     assert A.choose_baseline(["v", "gru"], "peephole", ranks, aliases={"peephole": "v"}) == ("v", None)
     base, note = A.choose_baseline(["rnn", "gru"], "v", ranks)
     assert base == "gru" and "no trials" in note
-
-
-def test_ranking_mean_ranks_and_critical_difference():
-    # three blocks; lower is better; means per variant
-    blocks = {
-        ("adding", 10): {"v": 0.1, "gru": 0.2, "rnn": 0.3},
-        ("adding", 20): {"v": 0.2, "gru": 0.1, "rnn": 0.3},
-        ("adding", 40): {"v": 0.1, "gru": 0.1, "rnn": 0.5},
-    }
-    rows = [
-        {"task": t, "length": T, "framework": "torch", "variant": v, "top_mean": m, "higher_is_better": False}
-        for (t, T), ms in blocks.items()
-        for v, m in ms.items()
-    ]
-    r = A.rank_variants(pd.DataFrame(rows), "v")
-    ranks = dict(zip(r.table["variant"], r.table["mean_rank"]))
-    assert ranks == pytest.approx({"v": (1 + 2 + 1.5) / 3, "gru": (2 + 1 + 1.5) / 3, "rnn": 3.0})
-    assert r.complete_blocks == 3
-    # Nemenyi: q_0.05(k=3) = 2.343 (Demšar 2006, Table 5), CD = q sqrt(k(k+1)/(6N))
-    assert r.critical_difference == pytest.approx(2.343 * math.sqrt(3 * 4 / (6 * 3)), rel=1e-3)
-    assert 0 < r.friedman_p < 1
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -246,6 +250,7 @@ def test_learning_curves_carry_early_stopped_trials_forward():
         columns=["trial_id", "split", "step", "loss", "metric"],
     )
     lc = A.learning_curves(curves, top).set_index("step")
+    assert set(lc["selection"]) == {"top"}
     assert lc.loc[0, "median"] == pytest.approx(0.9)
     assert lc.loc[200, "median"] == pytest.approx((0.5 + 0.3) / 2)  # a keeps 0.5
     assert lc.loc[200, "q25"] == pytest.approx(0.35) and lc.loc[200, "q75"] == pytest.approx(0.45)
@@ -261,48 +266,8 @@ def test_framework_pairs_match_configurations():
     ]
     pairs = A.framework_pairs(trials(rows))
     assert len(pairs) == 1 and pairs.iloc[0]["torch"] == 0.1 and pairs.iloc[0]["tf"] == 0.12
+    assert pairs.iloc[0]["configuration"] == trials(rows).iloc[0]["configuration"]
     assert A.framework_pairs(trials(rows[:1])).empty
-
-
-def _importance_rows(n: int = 40) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    rows = []
-    for _ in range(n):
-        lr = float(10 ** rng.uniform(-4, -1))
-        hidden = int(rng.choice([16, 32, 64]))
-        metric = (math.log10(lr) + 2.5) ** 2 + rng.normal(0, 0.01)  # only the learning rate matters
-        rows.append(
-            {
-                "test_metric": metric,
-                "val_metric": metric,
-                "hparams": json.dumps({"learning_rate": lr, "hidden_size": hidden, "fused": True}),
-            }
-        )
-    df = pd.DataFrame(rows)
-    hp = pd.json_normalize([json.loads(h) for h in df["hparams"]]).add_prefix("hp.")
-    return trials(pd.concat([df, hp], axis=1).to_dict("records"))
-
-
-def test_importance_fallback_finds_the_hyperparameter_that_matters():
-    imp, method = A.importance(_importance_rows(), {"v": "lstm"}, method="eta2")
-    assert method == "eta2"
-    got = dict(zip(imp["hyperparameter"], imp["importance"]))
-    assert set(got) == {"learning_rate", "hidden_size"}  # "fused" is a run setting, not searched
-    assert got["learning_rate"] > 0.6 and got["hidden_size"] < 0.2
-
-
-@pytest.mark.skipif(not A.fanova_available(), reason="Optuna's fANOVA needs scikit-learn, which is not installed")
-def test_importance_fanova_finds_the_hyperparameter_that_matters():
-    imp, method = A.importance(_importance_rows(), {"v": "lstm"}, method="fanova")
-    got = dict(zip(imp["hyperparameter"], imp["importance"]))
-    assert method == "fanova" and got["learning_rate"] > 0.7 and got["hidden_size"] < 0.2
-    again, _ = A.importance(_importance_rows(), {"v": "lstm"}, method="fanova")
-    pd.testing.assert_frame_equal(imp, again)  # seeded
-
-
-def test_importance_needs_enough_trials():
-    imp, _ = A.importance(_importance_rows(5), {"v": "lstm"}, method="eta2")
-    assert imp.empty
 
 
 def test_binned_median():

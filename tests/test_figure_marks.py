@@ -48,3 +48,20 @@ def test_better_is_up_and_worse_is_down(tmp_path):
     legend = {h.get_label(): h.get_marker() for h in fig.legends[0].legend_handles if hasattr(h, "get_marker")}
     assert legend["better than v*"] == "$▲$" and legend["worse than v*"] == "$▼$"
 
+
+
+def test_box_labels_count_the_trials_in_each_box(tmp_path):
+    """Each configuration run in both frameworks: two boxes of 5 trials per variant, labelled n = 5 (not
+    10); with a top 10 % of one trial per cell the best-10 % panel is left out and the caption says why."""
+    one = trials_frame()
+    both = pd.concat([one, one.assign(framework="tf", trial_id=one["trial_id"] + "tf")], ignore_index=True)
+    an = A.analyse(both, baseline="v")
+    figs = Captured(tmp_path)
+    captions = {}
+    figs.save = lambda fig, key, section, title, caption: captions.update({key: (fig, caption)})
+    figures.variant_boxes(an, figs, Palette(an.variants), "adding", an.tasks["adding"], 10)
+    fig, caption = captions["box_adding_T10"]
+    labels = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
+    assert all("n = 5 per box" in label for label in labels), labels
+    assert len(fig.axes) == 1  # no best-10 % panel
+    assert "The best-10 % panel is left out" in caption and "holds 1 trial(s)" in caption

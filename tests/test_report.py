@@ -118,7 +118,8 @@ def test_report_files(report):
         assert p.read_bytes()[:8] == PNG_MAGIC
     for p in (out / "figures").glob("*.pdf"):
         assert p.read_bytes()[:5] == b"%PDF-"
-    for key in ("summary", "ranking", "comparisons", "dependency", "importance", "speed", "framework_pairs"):
+    for key in ("summary", "ranking", "comparisons", "dependency", "importance", "speed", "framework_pairs",
+                "framework_tests"):
         for ext in ("csv", "md", "tex", "html"):
             assert (out / "tables" / f"{key}.{ext}").stat().st_size > 0, f"{key}.{ext}"
     assert (out / "tables" / "trials.csv").is_file()
@@ -191,20 +192,27 @@ def test_summary_matches_the_store(report):
 
 def test_forget_bias_finding_matches_the_store(report):
     """The findings give, per task and T, the solved rate at each forget-gate bias the search tried,
-    counted here straight from the store: trials that have the setting and trained to an outcome."""
+    counted here straight from the store: configurations (a task, T, variant, hyperparameters and seed,
+    whatever the framework) that have the setting and trained to an outcome, solved when every framework
+    run of theirs that trained to an outcome solved."""
     import sqlite3
 
     conn = sqlite3.connect(report["store"])
     rows = conn.execute(
-        "SELECT task, length, json_extract(hparams, '$.forget_bias'), SUM(solved), COUNT(*) FROM trials "
-        "WHERE status IN ('ok', 'diverged') AND json_extract(hparams, '$.forget_bias') IS NOT NULL "
-        "GROUP BY 1, 2, 3"
+        "WITH c AS (SELECT task, length, json_extract(hparams, '$.forget_bias') AS fb, MIN(solved) AS solved "
+        "  FROM trials WHERE status IN ('ok', 'diverged') AND json_extract(hparams, '$.forget_bias') IS NOT NULL "
+        "  GROUP BY task, length, variant, seed, json_extract(hparams, '$.learning_rate'), "
+        "           json_extract(hparams, '$.hidden_size'), fb) "
+        "SELECT task, length, fb, SUM(solved), COUNT(*) FROM c GROUP BY 1, 2, 3"
     ).fetchall()
+    trials = conn.execute("SELECT COUNT(*) FROM trials WHERE status IN ('ok', 'diverged') "
+                          "AND json_extract(hparams, '$.forget_bias') IS NOT NULL").fetchone()[0]  # fmt: skip
     conn.close()
+    assert sum(r[4] for r in rows) < trials  # configurations, not trials: the frameworks count once
     expected: dict[tuple, list[str]] = {}
     for task, length, setting, solved, n in rows:
         name = setting if isinstance(setting, str) else f"{setting:g}"
-        expected.setdefault((task, length), []).append(f"{name}: {100 * solved / n:.0f} % ({solved} of {n})")
+        expected.setdefault((task, length), []).append(f"{name}: {100 * solved / n:.0f} % ({solved} of {n}; 95 % CI ")
     assert len(expected) == 4 and all(len(parts) == 3 for parts in expected.values())  # 1, 3 and chrono
     md = (report["out"] / "report.md").read_text(encoding="utf-8")
     page = html.unescape(report["index"].read_text(encoding="utf-8"))
@@ -213,9 +221,49 @@ def test_forget_bias_finding_matches_the_store(report):
         for text in (md, page):
             assert sentence in text
             start = text.index(sentence)
-            line = text[start : text.index("pooled over variants and frameworks", start)]
+            line = text[start : text.index("a configuration counts once", start)]
             for part in parts:
                 assert part in line, (part, line)
+
+
+def test_frameworks_are_compared_with_a_paired_test(report):
+    """The synthetic store runs every configuration in both frameworks with a little noise between them:
+    the framework table pairs them (n = configurations) and the findings and the figure report the test."""
+    tests = pd.read_csv(report["out"] / "tables" / "framework_tests.csv")
+    pairs = pd.read_csv(report["out"] / "tables" / "framework_pairs.csv")
+    assert len(tests) == 4  # 2 tasks x 2 lengths
+    counts = pairs.groupby(["task", "length"]).size()
+    assert tests.set_index(["task", "length"])["pairs"].to_dict() == counts.to_dict()
+    assert tests["p_holm"].between(0, 1).all() and (tests["p_holm"] >= tests["p"]).all()
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    assert "Wilcoxon signed-rank test of the pairs" in md and "### Frameworks compared (paired)" in md
+
+
+def test_intervals_and_counts_in_the_tables(report):
+    s = pd.read_csv(report["out"] / "tables" / "summary.csv")
+    done = s[s["finished"] > 0]
+    assert (done["solved_low"] <= done["solved_rate"]).all() and (done["solved_rate"] <= done["solved_high"]).all()
+    assert (done["solved"] <= done["finished"]).all() and (done["finished"] <= done["trials"]).all()
+    d = pd.read_csv(report["out"] / "tables" / "dependency.csv")
+    assert {"solved_low", "solved_high", "finished", "trials"} <= set(d.columns)
+    imp = pd.read_csv(report["out"] / "tables" / "importance.csv")
+    assert (imp["low"] <= imp["importance"] + 1e-9).all() and (imp["importance"] <= imp["high"] + 1e-9).all()
+    configs_per_cell = 10  # the fixture's trials per cell: one configuration each, run in both frameworks
+    lstm = imp[imp["family"] == imp["family"].iloc[0]]
+    assert (lstm["configurations"] % configs_per_cell == 0).all()
+    assert imp["configurations"].max() <= 3 * configs_per_cell  # never the 60 trials of 3 variants x 2 frameworks
+
+
+def test_a_too_small_top_10_percent_is_explained_not_left_untested(report):
+    """10 trials per cell: each top 10 % holds 1 trial. The report says why it shows and tests none."""
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    assert "In every task/length/variant/framework cell the best 10 % holds 1 trial, fewer than the 3" in md
+    s = pd.read_csv(report["out"] / "tables" / "summary.csv")
+    tested = s[s["variant"] != "v"]
+    assert set(tested["direction_top"].dropna()) == {"top 10 % under 3 trials"}
+    assert "not tested" not in set(tested["direction_top"].dropna())
+    ranking = pd.read_csv(report["out"] / "tables" / "ranking.csv")
+    assert set(ranking["blocks"]) == {4}  # 2 tasks x 2 lengths; the frameworks are not blocks of their own
 
 
 def test_same_store_same_numbers(report, tmp_path):
@@ -638,3 +686,17 @@ def test_a_read_only_version_2_store_still_reports(cli, tmp_path, monkeypatch):
     assert sorted(p.name for p in store.parent.iterdir()) == ["s.sqlite"]
     tables = {r[0] for r in sqlite3.connect(store).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "variants" not in tables  # a read-only open adds nothing
+
+
+def test_gradient_finding_phrases_the_probes_own_ratios():
+    """The probe computes ‖∂loss/∂h_0‖ / ‖∂loss/∂h_(L-1)‖ per variant; the finding only words it."""
+    from harness.probes import GradientFlow
+    from harness.report.page import gradient_sentences
+
+    rows = [{"variant": v, "phase": "init", "t": t, "grad_norm": g}
+            for v, norms in (("v", (0.5, 1.0)), ("rnn", (0.001, 1.0)), ("dead", (1.0, 0.0)))
+            for t, g in enumerate(norms)]  # fmt: skip
+    flow = GradientFlow("adding", 2, ["v", "rnn", "dead"], 8, 4, 0, 0.01, 0, rows=rows)
+    assert flow.reach_ratios() == {"rnn": 0.001, "v": 0.5}  # increasing; "dead" has no last-step gradient
+    (sentence,) = gradient_sentences(flow)
+    assert "rnn 0.001, v 0.5" in sentence and "(rnn loses the most)" in sentence

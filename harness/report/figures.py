@@ -22,9 +22,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from harness.analysis import Analysis, TaskInfo, binned_median, framework_name
+from harness.analysis import Analysis, TaskInfo, binned_median, framework_name, trials_for_top
 from harness.probes import GradientFlow
 from harness.report.palette import REFERENCE_LINE, Palette, hatch, linestyle
+from harness.statistics import MIN_SELECTION
 
 DPI = 110
 SIG_MARK = {"better": "▲", "worse": "▼"}
@@ -166,13 +167,14 @@ def variant_boxes(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, 
     log = _log_scale(info, values)
     n_fw = len(frameworks)
     width = max(6.0, len(variants) * (0.55 + 0.35 * n_fw) + 2.0)
-    fig = Figure(figsize=(width, 7.6), layout="constrained")
-    axes = fig.subplots(2, 1, sharex=True, sharey=True)
+    panels = [("all", df[df["has_metric"]], "all trials")]
+    if len(top):  # only cells whose top 10 % holds MIN_SELECTION trials are in ``analysis.top``
+        panels.append(("top", top, "best 10 % of trials by validation metric"))
+    fig = Figure(figsize=(width, 3.8 * len(panels)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True, sharey=True, squeeze=False)).ravel()
     offsets = {f: (i - (n_fw - 1) / 2) * (0.8 / max(n_fw, 1)) for i, f in enumerate(frameworks)}
     box_w = 0.7 / max(n_fw, 1)
-    for ax, (selection, frame, title) in zip(
-        axes, (("all", df[df["has_metric"]], "all trials"), ("top", top, "best 10 % of trials by validation metric"))
-    ):
+    for ax, (selection, frame, title) in zip(axes, panels):
         drawn = 0
         for i, v in enumerate(variants):
             for f in frameworks:
@@ -228,23 +230,11 @@ def variant_boxes(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, 
         ax.set_ylabel(info.metric_label("test") + (" (log)" if log else ""))
         if not drawn:
             _no_data(ax)
-    labels = []
-    for v in variants:
-        sub = df[df["variant"] == v]
-        params = sub.loc[sub["param_count"] > 0, "param_count"]
-        extra = []
-        div, fail = int((sub["status"] == "diverged").sum()), int(sub["status"].isin(["failed", "timeout"]).sum())
-        if div:
-            extra.append(f"{div} div.")
-        if fail:
-            extra.append(f"{fail} failed")
-        name = f"{v} (ref.)" if v == analysis.baseline else v
-        text = f"{name}\n{_short(params.mean()) if len(params) else '?'} params\nn = {len(sub)}"
-        labels.append(text + ("\n" + ", ".join(extra) if extra else ""))
-    axes[1].set_xticks(range(len(variants)))
+    labels = [_box_label(analysis, df, v, frameworks) for v in variants]
+    axes[-1].set_xticks(range(len(variants)))
     # the figure is ~1 inch wider per variant, so the three-line labels fit unrotated at any count
-    axes[1].set_xticklabels(labels, fontsize=8)
-    axes[1].set_xlim(-0.6, len(variants) - 0.4)
+    axes[-1].set_xticklabels(labels, fontsize=8)
+    axes[-1].set_xlim(-0.6, len(variants) - 0.4)
     handles = _framework_handles(frameworks, "patch") + [
         Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor="black", label="mean"),
         Line2D([], [], **REFERENCE_LINE, label="trivial baseline"),
@@ -262,16 +252,53 @@ def variant_boxes(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, 
         f"on {task}, T = {T}. Boxes: quartiles; whiskers: full range; ◆: mean; dots: trials. "
         f"Hatched boxes are TensorFlow, plain ones PyTorch. * Welch's t-test against {analysis.baseline}, "
         "Holm-corrected across the variants of the panel, α = 0.05: significant differences are marked ▲/▼ and "
-        "drawn opaque. Parameter counts are means over the trials' hidden sizes."
+        "drawn opaque. n: the trials with a test metric in each box (one framework each). Parameter counts are "
+        "means over the trials' hidden sizes." + _selection_note(analysis, task, T, len(panels) > 1)
     )
+    if len(panels) == 1:
+        caption = caption.replace(f" (top) and of the best 10 % chosen by validation {info.metric} (bottom)", "")
     figs.save(fig, f"box_{task}_T{T}", "variants", f"{task}, T = {T}", caption)
+
+
+def _box_label(analysis: Analysis, df: pd.DataFrame, v: str, frameworks: list[str]) -> str:
+    """The tick label under a variant's boxes: name, parameters, n per box (trials with a test metric in
+    one framework), and the diverged and failed trials."""
+    sub = df[df["variant"] == v]
+    params = sub.loc[sub["param_count"] > 0, "param_count"]
+    counts = [int((sub["has_metric"] & (sub["framework"] == f)).sum()) for f in frameworks]
+    if len(set(counts)) <= 1:
+        n = f"n = {counts[0] if counts else 0}" + (" per box" if len(frameworks) > 1 else "")
+    else:
+        n = "n = " + " / ".join(str(c) for c in counts)
+    extra = []
+    div, fail = int((sub["status"] == "diverged").sum()), int(sub["status"].isin(["failed", "timeout"]).sum())
+    if div:
+        extra.append(f"{div} div.")
+    if fail:
+        extra.append(f"{fail} failed")
+    name = f"{v} (ref.)" if v == analysis.baseline else v
+    text = f"{name}\n{_short(params.mean()) if len(params) else '?'} params\n{n}"
+    return text + ("\n" + ", ".join(extra) if extra else "")
+
+
+def _selection_note(analysis: Analysis, task: str, T: int, drawn: bool) -> str:
+    """What the caption says about cells whose top 10 % holds too few trials to be shown."""
+    s = analysis.summary
+    cells = s[(s["task"] == task) & (s["length"] == T) & (s["with_metric"] > 0)] if len(s) else s
+    small = cells[cells["top_n"] < MIN_SELECTION] if len(cells) else cells
+    if small.empty:
+        return ""
+    sizes = ", ".join(str(n) for n in sorted({int(n) for n in small["top_n"]}))
+    what = "The best-10 % panel is left out" if not drawn else f"{len(small)} of its {len(cells)} boxes are left out"
+    return (f" {what}: the best 10 % of a cell holds {sizes} trial(s) here, fewer than the {MIN_SELECTION} a box or "
+            f"a test needs ({trials_for_top()} trials per cell give {MIN_SELECTION}).")  # fmt: skip
 
 
 def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
     r = analysis.ranking
     t = r.table
     if len(t) < 2:
-        figs.skip("Ranking", "a ranking needs two variants with results in the same task, T and framework")
+        figs.skip("Ranking", "a ranking needs two variants with results in the same task and T")
         return
     fig = Figure(figsize=(8.0, 1.6 + 0.36 * len(t)), layout="constrained")
     ax = fig.subplots()
@@ -285,7 +312,7 @@ def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
                 markeredgecolor="black")  # fmt: skip
     ax.set_yticks(y)
     ax.set_yticklabels([f"{row.variant}  ({row.blocks} blocks)" for row in t.itertuples(index=False)])
-    ax.set_xlabel("mean rank over task/T/framework blocks (lower is better ↓)")
+    ax.set_xlabel("mean rank over task/T blocks (lower is better ↓)")
     half = cd / 2 if math.isfinite(cd) else 0.0
     ax.set_xlim(
         min(0.5, float(t["mean_rank"].min()) - half - 0.1), max(len(t) + 0.5, float(t["mean_rank"].max()) + half + 0.1)
@@ -298,10 +325,10 @@ def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
         title += f", Friedman p = {r.friedman_p:.2g}"
     fig.suptitle(title, fontsize=12)
     caption = (
-        "Mean rank of each variant (1 = best in a block), ranking the variants of every task, T and framework by "
-        "their top-10 % mean test metric. Bars span the mean rank ± half the Nemenyi critical difference (α = 0.05, "
-        f"over the {r.complete_blocks} blocks in which every variant has results): two variants whose bars do not "
-        "overlap differ significantly in rank."
+        f"Mean rank of each variant (1 = best in a block), ranking the variants of every task and T by the {r.score} "
+        "(a configuration counted once: its PyTorch and TensorFlow runs are paired replicates, averaged). Bars span "
+        f"the mean rank ± half the Nemenyi critical difference (α = 0.05, over the {r.complete_blocks} blocks in "
+        "which every variant has results): two variants whose bars do not overlap differ significantly in rank."
     )
     figs.save(fig, "ranking", "ranking", "ranking across tasks", caption)
 
@@ -322,14 +349,19 @@ def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: s
     frameworks = [f for f in analysis.frameworks if f in set(dep["framework"])]
     fig = Figure(figsize=(11.5, 4.2), layout="constrained")
     ax_s, ax_m = fig.subplots(1, 2)
-    for v in variants:
-        for f in frameworks:
-            d = dep[(dep["variant"] == v) & (dep["framework"] == f)].sort_values("length")
-            if d.empty:
-                continue
-            style = {"color": pal.color(v), "marker": pal.marker(v), "linestyle": linestyle(f), "markersize": 5}
-            ax_s.plot(d["length"], d["solved_rate"], **style)
-            ax_m.plot(d["length"], d["best"], **style)
+    lines = [(v, f) for v in variants for f in frameworks]
+    for j, (v, f) in enumerate(lines):
+        d = dep[(dep["variant"] == v) & (dep["framework"] == f)].sort_values("length")
+        if d.empty:
+            continue
+        style = {"color": pal.color(v), "marker": pal.marker(v), "linestyle": linestyle(f), "markersize": 5}
+        # dodge the lines a little along T so that their interval bars do not hide one another
+        x = d["length"].to_numpy(float) * 1.015 ** (j - (len(lines) - 1) / 2)
+        rate = d["solved_rate"].to_numpy(float)
+        spread = np.vstack([rate - d["solved_low"].to_numpy(float), d["solved_high"].to_numpy(float) - rate])
+        ax_s.plot(x, rate, **style)
+        ax_s.errorbar(x, rate, yerr=spread, fmt="none", ecolor=pal.color(v), elinewidth=0.9, capsize=2, alpha=0.55)
+        ax_m.plot(d["length"], d["best"], **style)
     base = [(T, info.baseline(T)) for T in lengths if info.baseline(T) is not None]
     if base:
         ax_m.plot([b[0] for b in base], [b[1] for b in base], **REFERENCE_LINE)
@@ -338,7 +370,7 @@ def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: s
         ax.set_xlabel("dependency length T")
     ax_s.set_ylim(-0.03, 1.03)
     ax_s.set_ylabel("solved rate (higher is better ↑)")
-    ax_s.set_title("share of trials that solve the task", loc="left", fontsize=10)
+    ax_s.set_title("share of trials that solve the task (bars: exact 95 % interval)", loc="left", fontsize=10)
     if _log_scale(info, dep["best"].to_numpy(float)):
         ax_m.set_yscale("log")
     ax_m.set_ylabel(info.metric_label("best test"))
@@ -351,8 +383,9 @@ def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: s
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle(f"{info.name or task}: how long a lag each variant bridges", fontsize=12)
     caption = (
-        f"Solved rate (solved / trials that trained to an outcome) and best test {info.metric} against the "
-        f"dependency length T on {task}; solid lines PyTorch, dashed TensorFlow."
+        f"Solved rate (solved / trials that trained to an outcome; bars: exact Clopper-Pearson 95 % interval) and "
+        f"best test {info.metric} against the dependency length T on {task}; solid lines PyTorch, dashed TensorFlow "
+        "(drawn slightly apart along T so that the bars stay apart)."
     )
     figs.save(fig, f"dependency_{task}", "dependency", f"{task}: dependency length", caption)
 
@@ -421,12 +454,16 @@ def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str
     if len(busy):
         handles.append(Line2D([], [], color="#333333", **RUNNING_LINE, label="running (curve so far)"))
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle(f"{info.name or task}: learning curves of the best 10 % of trials", fontsize=12)
+    fig.suptitle(f"{info.name or task}: learning curves", fontsize=12)
     caption = (
         f"Median (line) and interquartile range (band) of the validation {info.metric} against the training "
         f"step, over each variant's best 10 % of trials on {task} (both frameworks). A trial that stopped "
         "early because it solved the task keeps its last value."
     )
+    if len(lc) and (lc["selection"] == "all").any():
+        whole = sorted({f"{r.variant} (T = {r.length})" for r in lc[lc["selection"] == "all"].itertuples()})
+        caption += (f" Where the best 10 % holds fewer than {MIN_SELECTION} trials per framework the curves are "
+                    f"over all trials: {', '.join(whole[:12])}{' …' if len(whole) > 12 else ''}.")  # fmt: skip
     if len(busy):
         n = busy["trial_id"].nunique()
         caption += (f" Thin dashed lines ending in an open marker: the curve so far of {n} trial"
@@ -449,15 +486,21 @@ def importance_figure(analysis: Analysis, figs: FigureSet) -> None:
     imp = imp.assign(row=imp["task"] + ", T = " + imp["length"].astype(str) + " · " + imp["family"])
     table = imp.pivot_table(index="row", columns="hyperparameter", values="importance", aggfunc="first", sort=False)
     table = table[sorted(table.columns, key=lambda c: (c != "variant", c))]
+    # each cell: the importance and, below it, its bootstrap interval
+    text = imp.assign(text=[f"{100 * r.importance:.0f}" + (f"\n{100 * r.low:.0f}–{100 * r.high:.0f}" if
+                                                           math.isfinite(r.low) else "") for r in imp.itertuples()])
+    annot = text.pivot_table(index="row", columns="hyperparameter", values="text", aggfunc="first", sort=False)
+    annot = annot.reindex(index=table.index, columns=table.columns).fillna("")
     import seaborn as sns
 
-    fig = Figure(figsize=(3.5 + 1.3 * table.shape[1], max(3.2, 1.4 + 0.42 * table.shape[0])), layout="constrained")
+    fig = Figure(figsize=(3.5 + 1.3 * table.shape[1], max(3.2, 1.4 + 0.62 * table.shape[0])), layout="constrained")
     ax = fig.subplots()
     sns.heatmap(
         table * 100,
         ax=ax,
-        annot=True,
-        fmt=".0f",
+        annot=annot.to_numpy(),
+        annot_kws={"fontsize": 8},
+        fmt="",
         cmap="viridis",
         vmin=0,
         vmax=100,
@@ -478,8 +521,9 @@ def importance_figure(analysis: Analysis, figs: FigureSet) -> None:
     fig.suptitle("Hyperparameter importance: share of the test-metric variance", fontsize=12)
     caption = (
         f"Fraction of the variance of the test metric explained by each hyperparameter alone, per task, T and "
-        f"variant family (the variant itself is a factor where a family has several); method: {method}. "
-        "Empty cells: the hyperparameter was not searched there."
+        f"variant family (the variant itself is a factor where a family has several), over configurations (a "
+        f"configuration's PyTorch and TensorFlow runs averaged); method: {method}. Under each number: its interval, "
+        "± 1.96 bootstrap standard errors over configurations. Empty cells: the hyperparameter was not searched there."
     )
     figs.save(fig, "importance", "importance", "hyperparameter importance", caption)
 
@@ -574,8 +618,7 @@ def framework_metric_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -
         for b in sorted(baselines):
             _reference(ax, b, "h")
             _reference(ax, b, "v")
-        diff = np.median(np.abs(d["torch"] - d["tf"]))
-        ax.set_title(f"{task} ({len(d)} pairs, median |Δ| = {diff:.3g})", loc="left", fontsize=10)
+        ax.set_title(f"{task} ({len(d)} pairs)\n" + _paired_tests(analysis, task), loc="left", fontsize=9)
         arrow = "↑" if info.higher_is_better else "↓"
         ax.set_xlabel(f"PyTorch test {info.metric} {arrow}")
         ax.set_ylabel(f"TensorFlow test {info.metric} {arrow}")
@@ -589,9 +632,19 @@ def framework_metric_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -
     fig.suptitle("The same configurations in PyTorch and TensorFlow", fontsize=12)
     caption = (
         "Test metric of each configuration (task, T, variant, hyperparameters, seed) run in both frameworks: "
-        "PyTorch on x, TensorFlow on y; points on the grey diagonal agree exactly. ↑/↓: higher/lower is better."
+        "PyTorch on x, TensorFlow on y; points on the grey diagonal agree exactly. ↑/↓: higher/lower is better. "
+        "Panel titles: per T, the median |Δ| of the pairs and the Wilcoxon signed-rank test's p of the paired "
+        "metrics (Holm-adjusted across tasks and lengths; the frameworks-compared table has the details)."
     )
     figs.save(fig, "frameworks_metric", "frameworks", "metrics in both frameworks", caption)
+
+
+def _paired_tests(analysis: Analysis, task: str) -> str:
+    """One line per T, 'T = 20: median |Δ| 0.002, p = 0.41', from the paired framework tests of ``task``."""
+    ft = analysis.framework_tests
+    rows = ft[ft["task"] == task] if len(ft) else ft
+    return "\n".join(f"T = {r.length}: median |Δ| {r.median_abs_difference:.2g}, p = {r.p_holm:.2g}"
+                     for r in rows.itertuples(index=False))  # fmt: skip
 
 
 def speed_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from harness.analysis import ALPHA, Analysis, framework_name, solved_rate
+from harness.analysis import Analysis, framework_name, trials_for_top
+from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
 from harness.report.figures import FigureFile
 from harness.report.palette import Palette
 from harness.report.tables import Table, num, pct, pval, to_html, to_markdown
+from harness.statistics import ALPHA, MIN_SELECTION, NOT_TESTED, SAME
 
 SECTIONS = (
     (
@@ -28,7 +29,7 @@ SECTIONS = (
         "Variants compared",
         "Greff et al. (2015), Fig. 3: the test metric of every variant per task and length.",
     ),
-    ("ranking", "Ranking across tasks", "Which variants do best over every task, length and framework."),
+    ("ranking", "Ranking across tasks", "Which variants do best over every task and length (both frameworks pooled)."),
     ("dependency", "Dependency length", "How long a lag each variant bridges: solved rate and best result against T."),
     ("learning", "Learning curves", "Validation metric against training step for each variant's best trials."),
     ("importance", "Hyperparameters", "Greff et al. Figs. 4–5: which hyperparameters matter, and how."),
@@ -36,6 +37,7 @@ SECTIONS = (
     ("gradient", "Gradient flow", "How far back in time the training signal reaches, per variant."),
 )
 MAX_FINDINGS_PER_KIND = 12
+SHOWN_TABLES = ("summary", "ranking", "framework_tests")  # open on the page and written into report.md
 
 
 @dataclass
@@ -68,9 +70,10 @@ def _fw_list(frameworks: list[str]) -> str:
 
 
 def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[str]:
-    """Plain sentences, each computed from the data."""
+    """Plain sentences that phrase the numbers the analysis computed (``harness.analysis``)."""
     out = [coverage_sentence(an, ctx)]
     out += significance_sentences(an)
+    out += selection_sentences(an)
     out += ranking_sentences(an)
     out += dependency_sentences(an)
     out += failure_sentences(an)
@@ -81,15 +84,23 @@ def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[
     return [s for s in out if s]
 
 
+def _status_counts(an: Analysis) -> dict[str, int]:
+    o = an.outcomes
+    return {str(k): int(v) for k, v in o.groupby("status")["trials"].sum().items()} if len(o) else {}
+
+
 def coverage_sentence(an: Analysis, ctx: Context) -> str:
-    st = an.trials["status"].value_counts()
+    st = _status_counts(an)
     words = {"ok": "ok", "diverged": "diverged", "failed": "failed", "timeout": "timed out"}
-    counts = ", ".join(f"{int(st.get(k, 0))} {w}" for k, w in words.items() if st.get(k, 0))
+    counts = ", ".join(f"{st[k]} {w}" for k, w in words.items() if st.get(k, 0))
     tasks = "; ".join(f"{t} (T = {', '.join(map(str, an.lengths(t)))})" for t in an.tasks)
     text = (
         f"This report covers {len(an.trials)} trials ({counts}) of {len(an.variants)} variant"
         f"{'s' if len(an.variants) != 1 else ''} ({', '.join(an.variants)}) in {_fw_list(an.frameworks)} on {tasks}."
     )
+    if len(an.configs) < len(an.trials):
+        text += (f" They are {len(an.configs)} configurations: a configuration's runs in different frameworks are "
+                 "paired replicates and count once wherever trials are pooled.")  # fmt: skip
     remaining, running = ctx.progress.get("remaining", 0), len(an.running)
     busy = f" ({running} of them running as this report was built)" if running else ""
     if remaining:
@@ -106,19 +117,17 @@ def significance_sentences(an: Analysis) -> list[str]:
     c = an.comparisons
     if len(an.variants) < 2:
         return [f"Only one variant ({an.variants[0]}) has trials, so there is nothing to compare it with."]
+    untested = (
+        f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a test "
+        "metric on each side)."
+    )
     if c.empty:
-        return [
-            f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a test "
-            "metric on each side)."
-        ]
+        return [untested]
     sig = c[(c["selection"] == "all") & c["direction"].isin(["better", "worse"])]
-    tested = c[(c["selection"] == "all") & (c["direction"] != "not tested")]
+    tested = c[(c["selection"] == "all") & (c["direction"] != NOT_TESTED)]
     if sig.empty:
         if tested.empty:
-            return [
-                f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a "
-                "test metric on each side)."
-            ]
+            return [untested]
         return [
             f"No variant differs significantly from {an.baseline} on any task and length (Welch's t-test, Holm "
             f"correction, α = {ALPHA:g}, all trials; {len(tested)} tests)."
@@ -132,7 +141,7 @@ def significance_sentences(an: Analysis) -> list[str]:
         metric = an.tasks[task].metric if task in an.tasks else "metric"
         parts = [
             f"{num(r.median, 3)} vs {num(r.median_baseline, 3)} in {framework_name(r.framework)} "
-            f"(p = {pval(r.p_holm)}, n = {r.n} vs {r.n_baseline})"
+            f"(p = {pval(r.p_holm)}, n = {r.n} vs {r.n_baseline} trials)"
             for r in sorted(rows, key=lambda r: r.framework != "torch")
         ]
         sentences.append(
@@ -143,13 +152,33 @@ def significance_sentences(an: Analysis) -> list[str]:
         sentences.append(
             f"… and {len(keyed) - MAX_FINDINGS_PER_KIND} more significant differences (see the comparisons table)."
         )
-    n_same = int((tested["direction"] == "no significant difference").sum())
+    n_same = int((tested["direction"] == SAME).sum())
     if n_same:
         sentences.append(
             f"{n_same} of {len(tested)} tests against {an.baseline} find no significant difference "
             f"(Welch's t-test on all trials, Holm-adjusted, α = {ALPHA:g})."
         )
     return sentences
+
+
+def selection_sentences(an: Analysis) -> list[str]:
+    """Where the top 10 % is too small to show or test, say so (and how many trials it would take)."""
+    s = an.summary
+    if s.empty or "top_n" not in s:
+        return []
+    done = s[s["with_metric"] > 0]
+    small = done[done["top_n"] < MIN_SELECTION]
+    if small.empty:
+        return []
+    sizes = sorted({int(n) for n in small["top_n"]})
+    held = _join([str(n) for n in sizes]) + f" trial{'s' if sizes != [1] else ''}"
+    where = "every task/length/variant/framework cell" if len(small) == len(done) else (
+        f"{len(small)} of {len(done)} task/length/variant/framework cells")
+    return [
+        f"In {where} the best 10 % holds {held}, fewer than the {MIN_SELECTION} a box or a test needs, so the "
+        f"report shows and tests it only where it holds {MIN_SELECTION} or more (from {trials_for_top()} trials "
+        "per cell); the ranking says what it ranks instead."
+    ]
 
 
 def ranking_sentences(an: Analysis) -> list[str]:
@@ -161,9 +190,9 @@ def ranking_sentences(an: Analysis) -> list[str]:
     best = t.iloc[0]
     rest = [f"{row.variant} ({row.mean_rank:.2f})" for row in t.iloc[1:4].itertuples(index=False)]
     text = (
-        f"Ranked by their top-10 % mean test metric over {blocks} task/length/framework block"
-        f"{'s' if blocks != 1 else ''}, {best.variant} has the best mean rank ({best.mean_rank:.2f}), then "
-        f"{_join(rest)}; the last is {t.iloc[-1].variant} ({t.iloc[-1].mean_rank:.2f})."
+        f"Ranked by the {r.score} over {blocks} task/length block{'s' if blocks != 1 else ''} (a configuration "
+        f"counted once, its frameworks' metrics averaged), {best.variant} has the best mean rank "
+        f"({best.mean_rank:.2f}), then {_join(rest)}; the last is {t.iloc[-1].variant} ({t.iloc[-1].mean_rank:.2f})."
     )
     if math.isfinite(r.friedman_p):
         text += f" Friedman's test over the {r.complete_blocks} complete blocks gives p = {pval(r.friedman_p)}"
@@ -180,16 +209,16 @@ def dependency_sentences(an: Analysis) -> list[str]:
     """Per task: the longest T at which each variant has at least one solved trial."""
     out = []
     for task in an.tasks:
-        lengths = an.lengths(task)
-        d = an.dependency[an.dependency["task"] == task]
+        d = an.reach[an.reach["task"] == task] if len(an.reach) else an.reach
         if d.empty:
             continue
+        lengths = an.lengths(task)
         by_reach: dict[Any, list[str]] = defaultdict(list)
         for v in an.variants:
-            if v not in set(d["variant"]):
-                continue
-            dv = d[(d["variant"] == v) & (d["solved_rate"] > 0)]
-            by_reach[int(dv["length"].max()) if len(dv) else None].append(v)
+            row = d[d["variant"] == v]
+            if len(row):
+                reach = row["reach"].iloc[0]
+                by_reach[int(reach) if math.isfinite(reach) else None].append(v)
         parts = []
         for reach in sorted((k for k in by_reach if k is not None), reverse=True):
             longer = [T for T in lengths if T > reach]
@@ -207,14 +236,15 @@ def dependency_sentences(an: Analysis) -> list[str]:
 
 
 def failure_sentences(an: Analysis) -> list[str]:
-    df = an.trials
+    o = an.outcomes
     parts = []
     for status, word in (("diverged", "diverged"), ("failed", "failed"), ("timeout", "timed out")):
-        sub = df[df["status"] == status]
+        sub = o[o["status"] == status] if len(o) else o
         if len(sub):
-            per = sub["variant"].value_counts()
+            per = dict(zip(sub["variant"], sub["trials"]))
+            n = int(sub["trials"].sum())
             detail = ", ".join(f"{v}: {int(per[v])}" for v in an.variants if v in per)
-            parts.append(f"{len(sub)} trial{'s' if len(sub) != 1 else ''} {word} ({detail})")
+            parts.append(f"{n} trial{'s' if n != 1 else ''} {word} ({detail})")
     if not parts:
         return ["No trial diverged, failed or timed out."]
     return [
@@ -224,116 +254,97 @@ def failure_sentences(an: Analysis) -> list[str]:
 
 
 def framework_sentences(an: Analysis) -> list[str]:
+    """Per task: the paired test of PyTorch against TensorFlow at each T; then the speed ratio."""
     out = []
-    p = an.pairs
-    for task, d in p.groupby("task", sort=True):
-        diff = np.abs(d["torch"] - d["tf"]).to_numpy(float)
+    ft = an.framework_tests
+    for task, d in (ft.groupby("task", sort=True) if len(ft) else []):
         metric = an.tasks[task].metric if task in an.tasks else "metric"
+        parts = [
+            f"T = {r.length}: {r.pairs} pairs, median |Δ| {num(r.median_abs_difference, 3)} (largest "
+            f"{num(r.max_abs_difference, 3)}), TensorFlow better in {r.tf_better} and PyTorch in {r.torch_better}, "
+            f"p = {pval(r.p_holm)}, {r.direction}"
+            for r in d.itertuples(index=False)
+        ]
         out.append(
-            f"On {task}, {len(d)} configurations ran in both frameworks; their test {metric} in PyTorch and in "
-            f"TensorFlow differ by a median of {num(float(np.median(diff)), 3)} (largest "
-            f"{num(float(diff.max()), 3)})."
+            f"On {task}, the configurations that ran in both frameworks compare as follows (test {metric}, "
+            f"Wilcoxon signed-rank test of the pairs, Holm-adjusted across tasks and lengths): {'; '.join(parts)}."
         )
-    s = an.speed
-    if len(s) and {"torch", "tf"} <= set(s["framework"]):
-        wide = s.pivot_table(index=["task", "length", "variant"], columns="framework", values="steps_per_second")
-        ratio = (wide["torch"] / wide["tf"]).dropna()
-        if len(ratio):
-            med = float(ratio.median())
-            fast, slow, factor = ("PyTorch", "TensorFlow", med) if med >= 1 else ("TensorFlow", "PyTorch", 1 / med)
-            out.append(
-                f"{fast} trains a median {factor:.2f}× as many trial-steps per second as {slow} (a population's "
-                f"steps per second times its members; over {len(ratio)} "
-                f"task/length/variant cells; PyTorch/TensorFlow ratio {ratio.min():.2f}–{ratio.max():.2f})."
-            )
+    ratio = an.speed_ratio
+    if ratio:
+        med = ratio["median"]
+        fast, slow, factor = ("PyTorch", "TensorFlow", med) if med >= 1 else ("TensorFlow", "PyTorch", 1 / med)
+        out.append(
+            f"{fast} trains a median {factor:.2f}× as many trial-steps per second as {slow} (a population's "
+            f"steps per second times its members; over {ratio['cells']} "
+            f"task/length/variant cells; PyTorch/TensorFlow ratio {ratio['min']:.2f}–{ratio['max']:.2f})."
+        )
     return out
 
 
 def importance_sentences(an: Analysis) -> list[str]:
-    imp = an.importance
-    if imp.empty:
+    summary = an.importance_summary
+    if summary.empty:
         return []
     out = []
     method = "fANOVA" if an.importance_method == "fanova" else "one-way ANOVA η²"
-    for task, d in imp.groupby("task", sort=True):
+    for task, d in summary.groupby("task", sort=True):
         hps = d[d["hyperparameter"] != "variant"]
         if hps.empty:
             continue
-        mean = hps.groupby("hyperparameter")["importance"].mean().sort_values(ascending=False)
-        top = [f"{h.replace('_', ' ')} ({pct(v)})" for h, v in mean.iloc[:3].items()]
+        top = [f"{r.hyperparameter.replace('_', ' ')} ({pct(r.importance)})" for r in hps.iloc[:3].itertuples()]
         text = (
             f"On {task}, the hyperparameter that explains most of the test metric's variance is {top[0]}"
             + (f", then {_join(top[1:])}" if len(top) > 1 else "")
-            + f" (mean over lengths and variant families; {method})"
+            + f" (mean over lengths and variant families; {method} over configurations; the importance table "
+            "gives each one's bootstrap interval)"
         )
         variant = d.loc[d["hyperparameter"] == "variant", "importance"]
         if len(variant):
-            text += f"; within a family, the choice of variant explains {pct(variant.mean())}"
+            text += f"; within a family, the choice of variant explains {pct(variant.iloc[0])}"
         out.append(text + ".")
     return out
 
 
-FORGET_BIAS = "hp.forget_bias"
+def _setting_name(setting: Any) -> str:
+    return setting if isinstance(setting, str) else f"{setting:g}"
 
 
-def _setting_order(setting: Any) -> tuple[bool, Any]:
-    """Numbers first, in increasing order, then named schemes ("chrono") alphabetically."""
-    return (isinstance(setting, str), setting if isinstance(setting, str) else float(setting))
-
-
-def forget_bias_rates(an: Analysis) -> dict[tuple[str, int], list[tuple[Any, float, int, int]]]:
-    """Per (task, T) where the search varied the initial forget-gate bias: ``(setting, solved rate,
-    solved, trials that trained to an outcome)`` per setting, over the trials that have the
-    hyperparameter (variants with a forget gate), pooled over those variants and the frameworks."""
-    df = an.trials
-    if df.empty or FORGET_BIAS not in df:
-        return {}
-    has = df[FORGET_BIAS].map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v)))
-    out = {}
-    for (task, T), group in df[has & df["finished"]].groupby(["task", "length"], sort=True):
-        by_setting = group.groupby(group[FORGET_BIAS].map(lambda v: v if isinstance(v, str) else float(v)))
-        if len(by_setting) < 2:
-            continue  # not varied here: nothing to compare
-        rows = [
-            (setting, solved_rate(g["status"], g["solved"]), int(g["solved"].sum()), len(g))
-            for setting, g in by_setting
-        ]
-        out[(task, int(T))] = sorted(rows, key=lambda r: _setting_order(r[0]))
-    return out
+def _interval(low: float, high: float) -> str:
+    return f"95 % CI {100 * low:.0f}–{100 * high:.0f} %"
 
 
 def forget_bias_sentences(an: Analysis) -> list[str]:
     """One sentence per (task, T) where the search varied the forget-gate bias: its solved rate per setting."""
     out = []
-    for (task, T), rows in forget_bias_rates(an).items():
-        parts = [f"{setting:g}" if not isinstance(setting, str) else setting for setting, *_ in rows]
-        rates = [f"{name}: {pct(rate)} ({solved} of {n})" for name, (_, rate, solved, n) in zip(parts, rows)]
-        out.append(
-            f"On {task}, T = {T}, the solved rate by initial forget-gate bias is {'; '.join(rates)} (trials of "
-            "the variants with a forget gate that trained to an outcome, pooled over variants and frameworks)."
+    fb = an.forget_bias
+    for (task, T), rows in (fb.groupby(["task", "length"], sort=True) if len(fb) else []):
+        rates = [
+            f"{_setting_name(r.setting)}: {pct(r.solved_rate)} ({r.solved} of {r.finished}; "
+            f"{_interval(r.solved_low, r.solved_high)})"
+            for r in rows.itertuples(index=False)
+        ]
+        split = int(rows["split"].sum())
+        text = (
+            f"On {task}, T = {T}, the solved rate by initial forget-gate bias is {'; '.join(rates)} (configurations "
+            "of the variants with a forget gate that trained to an outcome, pooled over variants; a configuration "
+            "counts once, as solved when it solved in every framework it ran in"
         )
+        text += f"; the frameworks disagree on {split})." if split else ")."
+        out.append(text)
     return out
 
 
 def gradient_sentences(gradient: GradientFlow | None) -> list[str]:
     if gradient is None or not gradient.ok:
         return []
-    df = gradient.frame()
-    d = df[df["phase"] == "init"]
-    last = int(d["t"].max())
-    ratios = {}
-    for v, dv in d.groupby("variant", sort=False):
-        first, end = dv.loc[dv["t"] == 0, "grad_norm"], dv.loc[dv["t"] == last, "grad_norm"]
-        if len(first) and len(end) and float(end.iloc[0]) > 0:
-            ratios[v] = float(first.iloc[0]) / float(end.iloc[0])
+    ratios = gradient.reach_ratios("init")
     if not ratios:
         return []
-    order = sorted(ratios, key=ratios.get)
-    items = [f"{v} {num(ratios[v], 2)}" for v in order]
+    items = [f"{v} {num(r, 2)}" for v, r in ratios.items()]
     return [
         f"At initialisation on {gradient.task}, T = {gradient.length}, the gradient that reaches the first step is, "
         f"relative to the one at the last step: {', '.join(items)}; the smaller the ratio, the more the gradient "
-        f"vanishes before it can teach the early steps ({order[0]} loses the most)."
+        f"vanishes before it can teach the early steps ({next(iter(ratios))} loses the most)."
     ]
 
 
@@ -458,7 +469,7 @@ def write_html(
         parts.append("</section>")
     parts.append("<section id='tables'><h2>Tables</h2>")
     for t in tables:
-        open_attr = " open" if t.key in ("summary", "ranking") else ""
+        open_attr = " open" if t.key in SHOWN_TABLES else ""
         parts.append(
             f"<details id='table-{_e(t.key)}'{open_attr}><summary>{_e(t.title)} ({len(t.display)} rows)</summary>"
             f"<p>{_e(t.caption)}</p>{to_html(t.display)}</details>"
@@ -518,28 +529,42 @@ def method_paragraphs(an: Analysis, gradient: GradientFlow | None) -> list[str]:
         "task's primary metric on the fixed test set at the checkpoint with the best validation metric. Diverged "
         "trials keep the metric of their last finite best checkpoint; failed and timed-out trials have none and are "
         "only counted.",
-        "Solved rate: solved trials divided by the trials that trained to an outcome (ok or diverged). Top 10 %: per "
-        "task, T, variant and framework, the ceil(0.1·n) trials (at least one) with the best validation metric, ties "
-        "broken by validation loss and then trial id.",
+        "Configurations: a configuration is a task, T, variant, hyperparameters and seed. Its PyTorch and TensorFlow "
+        "trials start from the same weights and see the same data, so they are paired replicates, not independent "
+        "samples. Within one framework every trial is its own configuration; wherever the frameworks are pooled "
+        "(ranking, importance, the forget-gate-bias finding) a configuration counts once: its test metric is the "
+        "mean of its replicates', and it counts as solved when it solved in every framework it ran in. Every n says "
+        "what it counts: trials (one framework) or configurations.",
+        "Solved rate: solved trials divided by the trials that trained to an outcome (ok or diverged), with its exact "
+        "(Clopper-Pearson) 95 % binomial interval. Top 10 %: per task, T, variant and framework, the ceil(0.1·n) "
+        "trials (at least one) with the best validation metric, ties broken by validation loss and then trial id; it "
+        f"is shown and tested only where it holds at least {MIN_SELECTION} trials (from {trials_for_top()} trials "
+        "per cell).",
         f"Significance: Welch's unequal-variances t-test (two-sided) of each variant's test metrics against those of "
         f"the baseline {an.baseline!r} in the same task, T and framework; the p-values of the variants compared there "
         f"are Holm-corrected, α = {ALPHA:g}. When both samples have zero variance, p is 0 if the means differ and 1 "
         "otherwise.",
-        "Ranking: per task, T and framework the variants are ranked by their top-10 % mean test metric in the "
-        "metric's direction; the Friedman test and the Nemenyi critical difference (Demšar 2006) use the blocks in "
-        "which every ranked variant has a result.",
+        "Frameworks: per task and T, the Wilcoxon signed-rank test (two-sided, scipy) of the differences between "
+        "the TensorFlow and PyTorch test metrics of the configurations that have one in both, Holm-corrected across "
+        "tasks and lengths; pairs that agree exactly are left out of the ranks, and p = 1 when all agree.",
+        f"Ranking: per task and T, each configuration counted once, the variants are ranked by the {an.ranking.score} "
+        "in the metric's direction (the top-10 % mean where every variant's top 10 % of configurations holds at "
+        f"least {MIN_SELECTION}, else the median); the Friedman test and the Nemenyi critical difference (Demšar "
+        "2006) use the task/length blocks in which every ranked variant has a result.",
         "Hyperparameter importance: "
         + (
-            "fANOVA (Hutter et al. 2014) through Optuna's FanovaImportanceEvaluator (seed 0) on the trials of each "
-            "task, T and variant family, as the fraction of the test metric's variance that each hyperparameter "
-            "explains alone; "
-            "the rest is interactions and noise."
+            "fANOVA (Hutter et al. 2014) through Optuna's FanovaImportanceEvaluator (seed 0) on the configurations of "
+            "each task, T and variant family, as the fraction of the test metric's variance that each hyperparameter "
+            "explains alone; the rest is interactions and noise."
             if an.importance_method == "fanova"
             else "scikit-learn is not installed, so Optuna's fANOVA could not run; the fallback is each "
-            "hyperparameter's "
-            "one-way ANOVA η² (numeric values binned by quartiles), a main-effect fraction of the variance."
+            "hyperparameter's one-way ANOVA η² (numeric values binned by quartiles) over the configurations, a "
+            "main-effect fraction of the variance."
         )
-        + " Learning curves pool both frameworks' top-10 % trials; a trial that stopped early keeps its last value.",
+        + f" Its interval is ± 1.96 bootstrap standard errors over configurations ({RESAMPLES} seeded resamples, "
+        "with smaller forests: a guide to how much the number moves with the sample, not a precise interval)."
+        + " Learning curves pool both frameworks' top-10 % trials where it is shown, else all trials; a trial that "
+        "stopped early keeps its last value.",
     ]
     if gradient is not None and gradient.ok:
         paras.append(
@@ -582,7 +607,7 @@ def write_markdown(
             lines += [f"![{f.title}]({rel})", "", f"*{f.caption}* ([PDF]({f.pdf.relative_to(out_dir).as_posix()}))", ""]
     lines += ["## Tables", ""]
     for t in tables:
-        if t.key in ("ranking", "summary"):
+        if t.key in SHOWN_TABLES:
             lines += [f"### {t.title}", "", t.caption, "", to_markdown(t.display), ""]
     lines += ["Every table as CSV, Markdown, LaTeX and HTML:", ""]
     for t in tables:

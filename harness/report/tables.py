@@ -8,12 +8,15 @@ import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.analysis import Analysis, framework_name
+from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
+from harness.statistics import MIN_SELECTION
 
 
 @dataclass
@@ -61,6 +64,20 @@ def integer(x: float) -> str:
     return "–" if pd.isna(x) else f"{float(x):.0f}"
 
 
+def rate(r: Any) -> str:
+    """A solved rate with its count and exact interval: '40 % (2 of 5; 5–85 %)'; '–' with no denominator."""
+    if not r.finished:
+        return "–"
+    return f"{pct(r.solved_rate)} ({r.solved} of {r.finished}; {100 * r.solved_low:.0f}–{100 * r.solved_high:.0f} %)"
+
+
+def top_stat(text: str, top_n: int) -> str:
+    """A top-10 % statistic, or why there is none: the selection holds fewer than ``MIN_SELECTION``."""
+    if 0 < top_n < MIN_SELECTION:
+        return f"– ({top_n} < {MIN_SELECTION})"
+    return text
+
+
 # ------------------------------------------------------------------------------------------------------
 # the tables
 # ------------------------------------------------------------------------------------------------------
@@ -81,13 +98,14 @@ def summary_table(an: Analysis) -> Table:
                 "diverged": r.diverged,
                 "failed": r.failed + r.timeout,
                 "metric": f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
-                "solved": pct(r.solved_rate),
+                "solved (95 % CI)": rate(r),
                 "mean ± std": pm(r.mean, r.std),
                 "median": num(r.median),
                 "best": num(r.best),
-                "top 10 % mean ± std": pm(r.top_mean, r.top_std) + (f" (n={r.top_n})" if r.top_n else ""),
-                "top median": num(r.top_median),
-                "top best": num(r.top_best),
+                "top 10 % mean ± std": top_stat(pm(r.top_mean, r.top_std) + (f" (n = {r.top_n})" if r.top_n else ""),
+                                                r.top_n),
+                "top median": top_stat(num(r.top_median), r.top_n),
+                "top best": top_stat(num(r.top_best), r.top_n),
                 "steps to solve": integer(r.median_steps_to_solve),
                 "params": integer(r.params),
                 "p (Holm)": pval(r.p_holm),
@@ -100,10 +118,12 @@ def summary_table(an: Analysis) -> Table:
     caption = (
         "Per task, length T, variant and framework: trials run (/ planned, while a benchmark is running), "
         + ("trials still running (in no statistic), " if busy else "")
-        + "diverged, failed (incl. timeouts); solved rate (of trials that trained to an outcome); test metric over "
-        "all trials with one and over the top 10 % chosen by validation metric (↑ higher / ↓ lower is better); "
-        "median steps to solve (solved trials); mean parameter count; Welch's t-test against the baseline "
-        f"{an.baseline!r}, Holm-adjusted across the variants of each task, T and framework, α = 0.05."
+        + "diverged, failed (incl. timeouts); solved rate (solved of the trials that trained to an outcome, with its "
+        "exact Clopper-Pearson 95 % interval); test metric over all trials with one and over the top 10 % chosen by "
+        f"validation metric, shown where it holds at least {MIN_SELECTION} trials ('– (1 < 3)': it holds 1) "
+        "(↑ higher / ↓ lower is better); median steps to solve (solved trials); mean parameter count; Welch's "
+        f"t-test against the baseline {an.baseline!r}, Holm-adjusted across the variants of each task, T and "
+        "framework, α = 0.05. Every count here is of trials in one framework."
     )
     return Table("summary", "Summary per task, length, variant and framework", caption, s, display)
 
@@ -135,7 +155,8 @@ def comparisons_table(an: Analysis) -> Table:
     )
     caption = (
         f"Welch's t-tests of each variant's test metric against the baseline {an.baseline!r}, per task, T, "
-        "framework and selection; p-values Holm-adjusted across the variants of each test family."
+        "framework and selection; n counts trials; p-values Holm-adjusted across the variants of each test family. "
+        f"A top-10 % selection under {MIN_SELECTION} trials on either side is not tested and says so."
     )
     return Table("comparisons", "Tests against the baseline", caption, c, display)
 
@@ -150,7 +171,7 @@ def ranking_table(an: Analysis) -> Table:
                 "variant": row.variant,
                 "name": an.info[row.variant].name if row.variant in an.info else "",
                 "mean rank": f"{row.mean_rank:.2f}",
-                "blocks": row.blocks,
+                "task/length blocks": row.blocks,
                 "best in": row.wins,
             }
             for i, row in enumerate(data.itertuples(index=False))
@@ -164,8 +185,9 @@ def ranking_table(an: Analysis) -> Table:
     if math.isfinite(r.critical_difference):
         extra.append(f"Nemenyi critical difference (α = 0.05) = {r.critical_difference:.2f}")
     caption = (
-        "Mean rank per variant over the blocks (task, T, framework), ranking each block's variants by their "
-        "top-10 % mean test metric (1 = best; ties share the average rank). " + "; ".join(extra)
+        f"Mean rank per variant over the blocks (task, T), ranking each block's variants by the {r.score} "
+        "(1 = best; ties share the average rank). A configuration counts once: its PyTorch and TensorFlow runs are "
+        "paired replicates, whose test metrics are averaged. " + "; ".join(extra)
     )
     return Table("ranking", "Ranking across tasks", caption.strip(), data, display)
 
@@ -180,7 +202,8 @@ def importance_table(an: Analysis) -> Table:
                 "family": r.family,
                 "hyperparameter": r.hyperparameter,
                 "variance explained": pct(r.importance),
-                "trials": r.trials,
+                "± 1.96 bootstrap SE": f"{pct(r.low)}–{pct(r.high)}" if pd.notna(r.low) else "–",
+                "configurations": r.configurations,
             }
             for r in imp.itertuples(index=False)
         ]
@@ -189,7 +212,9 @@ def importance_table(an: Analysis) -> Table:
     return Table(
         "importance",
         "Hyperparameter importance",
-        f"Fraction of the test metric's variance explained by each hyperparameter; method: {method}.",
+        f"Fraction of the test metric's variance explained by each hyperparameter, over configurations (a "
+        f"configuration's framework replicates averaged); method: {method}; interval: ± 1.96 bootstrap standard "
+        f"errors over configurations ({RESAMPLES} seeded resamples), within 0–100 %.",
         imp,
         display,
     )
@@ -204,15 +229,17 @@ def dependency_table(an: Analysis) -> Table:
                 "T": r.length,
                 "variant": r.variant,
                 "framework": framework_name(r.framework),
-                "solved": pct(r.solved_rate),
+                "solved (95 % CI)": rate(r),
                 "best": num(r.best),
                 "median": num(r.median),
-                "trials": r.n,
+                "trials": r.trials,
             }
             for r in d.itertuples(index=False)
         ]
     )
-    return Table("dependency", "Dependency length", "Solved rate and best/median test metric per T.", d, display)
+    caption = ("Solved rate (of the trials that trained to an outcome, with its exact Clopper-Pearson 95 % "
+               "interval) and best/median test metric per T; trials: every trial of the cell.")  # fmt: skip
+    return Table("dependency", "Dependency length", caption, d, display)
 
 
 def speed_table(an: Analysis) -> Table:
@@ -241,6 +268,7 @@ def pairs_table(an: Analysis) -> Table:
                 "task": r.task,
                 "T": r.length,
                 "variant": r.variant,
+                "configuration": r.configuration,
                 "seed": r.seed,
                 "PyTorch": num(r.torch),
                 "TensorFlow": num(r.tf),
@@ -251,10 +279,40 @@ def pairs_table(an: Analysis) -> Table:
     return Table(
         "framework_pairs",
         "Paired configurations",
-        "Test metric of the same configuration in PyTorch and TensorFlow.",
+        "Test metric of the same configuration (task, T, variant, hyperparameters, seed) in PyTorch and TensorFlow.",
         p,
         display,
     )
+
+
+def framework_tests_table(an: Analysis) -> Table:
+    t = an.framework_tests
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "pairs": r.pairs,
+                "median Δ (TF − PT)": num(r.median_difference, 3),
+                "median |Δ|": num(r.median_abs_difference, 3),
+                "largest |Δ|": num(r.max_abs_difference, 3),
+                "TensorFlow better": r.tf_better,
+                "PyTorch better": r.torch_better,
+                "W": num(r.statistic, 4),
+                "p": pval(r.p),
+                "p (Holm)": pval(r.p_holm),
+                "verdict": r.direction,
+            }
+            for r in t.itertuples(index=False)
+        ]
+    )
+    caption = (
+        "PyTorch against TensorFlow on the same configurations, per task and T: the Wilcoxon signed-rank test "
+        "(two-sided) of the paired test metrics, Holm-adjusted across tasks and lengths, α = 0.05; pairs count "
+        "configurations with a test metric in both; 'better' is in the metric's direction; equal pairs are left "
+        "out of the test."
+    )
+    return Table("framework_tests", "Frameworks compared (paired)", caption, t, display)
 
 
 def gradient_table(gradient: GradientFlow) -> Table:
@@ -281,6 +339,7 @@ def build_tables(an: Analysis, gradient: GradientFlow | None = None) -> list[Tab
         dependency_table(an),
         importance_table(an),
         speed_table(an),
+        framework_tests_table(an),
         pairs_table(an),
     ]
     if gradient is not None and gradient.ok:
