@@ -33,7 +33,6 @@ Definitions used throughout (the report's "Method" section repeats them):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,13 +48,14 @@ from harness.importance import importance_by_task
 from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
 from harness.statistics import ALPHA, MIN_SELECTION, Ranking
+from harness.trial import EXECUTION_HPARAMS, Trial, configuration_id
 
 TOP_FRACTION = 0.10
 CELL = ["task", "length", "variant", "framework"]
 BLOCK = ["task", "length", "framework"]
 GROUP = ["task", "length", "variant"]  # a cell without its framework: where configurations are pooled
 FINISHED = ("ok", "diverged")  # trained to an outcome: the solved rate's denominator
-RUN_ONLY = ("fused", "xla")  # hyperparameters that change how a trial runs, not what it computes
+RUN_ONLY = EXECUTION_HPARAMS  # hyperparameters that change how a trial runs, not what it computes
 
 FRAMEWORK_ORDER = ("torch", "tf")
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
@@ -218,18 +218,17 @@ def hparam_key(hparams: str) -> str:
 
 
 def configuration_ids(trials: pd.DataFrame) -> pd.Series:
-    """Per trial, the id of its configuration: the first 12 hex digits of the SHA-256 of (task, T,
-    variant, hyperparameters without run-only settings, seed), the same for its PyTorch and TensorFlow
-    trials. A frame without ``hparams`` or ``seed`` (hand-made) makes every trial its own configuration."""
+    """Per trial, the id of its configuration (``harness.trial.configuration_id``: task, T, variant, the
+    hyperparameters without run-only settings, seed), the same for its PyTorch and TensorFlow trials. A
+    frame without ``hparams`` or ``seed`` (hand-made) makes every trial its own configuration."""
     if "hparams" not in trials or "seed" not in trials:
         return trials["trial_id"].astype(str)
-    keys = [
-        json.dumps([str(task), int(length), str(variant), hparam_key(hp), int(seed)])
-        for task, length, variant, hp, seed in trials[["task", "length", "variant", "hparams", "seed"]].itertuples(
-            index=False
-        )
-    ]
-    return pd.Series([hashlib.sha256(k.encode()).hexdigest()[:12] for k in keys], index=trials.index, dtype=object)
+    columns = ["task", "length", "variant", "framework", "device", "hparams", "seed"]
+    rows = trials.reindex(columns=columns).itertuples(index=False)
+    ids = [configuration_id(Trial(str(task), int(length), str(variant), str(fw), str(device) if device == device
+                                  else "cpu", json.loads(hp), int(seed)))
+           for task, length, variant, fw, device, hp, seed in rows]  # fmt: skip
+    return pd.Series(ids, index=trials.index, dtype=object)
 
 
 CONFIGURATION_COLUMNS = [*GROUP, "configuration", "trial_id", "higher_is_better", "test_metric", "val_metric",
