@@ -327,12 +327,13 @@ def _check_frameworks(frameworks: list[str]) -> None:
 def _check_cuda(frameworks: list[str]) -> None:
     """Refuse --device cuda where no framework asked for sees a GPU (asked in a child: never import a
     framework into this process)."""
-    from harness.parity import Workers
+    from harness.jobs import SpeedJob
+    from harness.worker import Workers
 
     for framework in frameworks:
         try:
             with Workers((framework,), "cuda") as workers:
-                workers.run({framework: ("speed", [])})
+                workers.run({framework: SpeedJob(framework, ())})
         except Exception as e:
             raise UsageError(f"--device cuda: {framework} cannot use a GPU here ({headline(str(e))})") from e
 

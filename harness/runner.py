@@ -121,9 +121,11 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
               argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
     """Run the jobs in a local pool, claiming and storing through a ``Recorder``, and close the run."""
     run_id = store.start_run(suite.name, argv, environment())
+    logs = worker_logs(store.path, run_id)
+    print(f"worker output goes to {logs}/", file=out)
     bar = _progress_bar(len(work.todo), suite.name, progress)
     recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
-    pool = LocalPool(workers, suite.device, suite.time_limit)
+    pool = LocalPool(workers, suite.device, suite.time_limit, logs=logs)
     heartbeat = ClaimHeartbeat(store.path, run_id)
     started = time.monotonic()
     try:
@@ -139,6 +141,12 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
             bar.close()
         summary.seconds = time.monotonic() - started
         recorder.close_run(pool.environments)
+
+
+def worker_logs(store_path: str | Path, run_id: str) -> Path:
+    """The folder of a run's worker logs: ``logs/<run id>/`` next to the store (each worker's stdout and
+    stderr, so framework start-up lines do not break into the progress bar)."""
+    return Path(store_path).parent / "logs" / run_id
 
 
 def _jobs_text(jobs: list[list[Trial]]) -> str:

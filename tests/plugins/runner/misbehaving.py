@@ -20,8 +20,10 @@ from variants.rnn import SimpleRNN
 
 
 def in_worker(ops) -> bool:
-    """In a benchmark worker (named rnn-bench-<framework> by the pool), not in run's contract preflight."""
-    return ops.backend in ("torch", "tf") and multiprocessing.current_process().name.startswith("rnn-bench-")
+    """In a benchmark worker (named rnn-bench-<framework> by harness.worker), not in run's contract preflight
+    (a worker of no framework, rnn-bench-harness)."""
+    return ops.backend in ("torch", "tf") and multiprocessing.current_process().name in ("rnn-bench-torch",
+                                                                                          "rnn-bench-tf")
 
 
 class _TanhRNN(SimpleRNN):
