@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -q
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[torch,tf,test]'
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[torch,tf,dask,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)

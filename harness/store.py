@@ -281,8 +281,13 @@ class Store:
             raise fault from error
 
     # --- runs and plans -----------------------------------------------------------------------------
-    def start_run(self, suite: str, argv: list[str], environment: dict[str, Any]) -> str:
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    @staticmethod
+    def new_run_id() -> str:
+        """A run's id: its start time and a random suffix (``20261130-041414-c60288``)."""
+        return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+    def start_run(self, suite: str, argv: list[str], environment: dict[str, Any], run_id: str | None = None) -> str:
+        run_id = run_id or self.new_run_id()
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (run_id, suite, argv, environment, started_at) VALUES (?, ?, ?, ?, ?)",

@@ -42,7 +42,12 @@ LOG_TAIL = 1500  # characters of a dead worker's log quoted in the reason
 
 
 class WorkerError(RuntimeError):
-    """A worker died, could not start, or overran its time: the message says which, and why."""
+    """A worker could not start (``kind`` "unavailable": its framework cannot load, or it was not ready in
+    time), overran a job's time ("timeout"), or died ("died"); the message says why."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # --- the child side -----------------------------------------------------------------------------------------
@@ -171,25 +176,26 @@ class WorkerProcess:
         """Run ``job`` and return its answer, passing its events to ``on_event``. Raises ``WorkerError`` when
         the framework cannot load, the process dies, or (then it is killed) the job overruns ``timeout``
         seconds (the start-up has ``START_TIMEOUT`` of its own)."""
-        self._wait_ready()
+        self.wait_ready()
         self.send(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            message = self._next(deadline, f"the job did not finish within {timeout} s")
+            message = self._next(deadline, f"the job did not finish within {timeout} s", "timeout")
             if message[0] == "event" and on_event is not None:
                 on_event(message[1])
             elif message[0] == "done":
                 return message[1]
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
+        """Wait for the ``ready`` handshake (``environment`` is then set). Raises ``WorkerError``."""
         deadline = self.started + START_TIMEOUT
         while not self.ready:
-            message = self._next(deadline, f"the worker was not ready after {START_TIMEOUT:.0f} s")
+            message = self._next(deadline, f"the worker was not ready after {START_TIMEOUT:.0f} s", "unavailable")
             if message[0] == "broken":
                 self.stop(kill=True)
-                raise WorkerError(f"framework {self.framework!r} cannot run here: {message[1]}")
+                raise WorkerError(f"framework {self.framework!r} cannot run here: {message[1]}", "unavailable")
 
-    def _next(self, deadline: float | None, overrun: str) -> tuple:
+    def _next(self, deadline: float | None, overrun: str, kind: str) -> tuple:
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = wait([self.conn, self.sentinel], timeout=left)
@@ -200,10 +206,10 @@ class WorkerProcess:
                     pass  # it died: the sentinel says so
             if not ready:
                 self.stop(kill=True)
-                raise WorkerError(overrun)
+                raise WorkerError(overrun, kind)
             if not self.process.is_alive() and not self.conn.poll():
                 self.process.join()
-                raise WorkerError(self.reason())
+                raise WorkerError(self.reason(), "died" if self.ready else "unavailable")
 
     def stop(self, kill: bool = False) -> None:
         """Ask it to stop (or kill it); wait for it to exit."""
@@ -238,7 +244,7 @@ class Workers:
         if missing:
             raise ValueError(f"these workers run {sorted(self.processes)}, not {missing}")
         for fw in jobs:
-            self.processes[fw]._wait_ready()
+            self.processes[fw].wait_ready()
         for fw, job in jobs.items():
             self.processes[fw].send(job)
         return {fw: self._answer(self.processes[fw]) for fw in jobs}
@@ -246,7 +252,7 @@ class Workers:
     @staticmethod
     def _answer(process: WorkerProcess) -> Any:
         while True:
-            message = process._next(None, "")
+            message = process._next(None, "", "")
             if message[0] == "done":
                 return message[1]
 

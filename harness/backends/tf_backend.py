@@ -111,6 +111,7 @@ def environment() -> dict[str, Any]:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         env["gpu"] = details.get("device_name", gpus[0].name)
+        env["gpus"] = len(gpus)
         build = tf.sysconfig.get_build_info()
         if "cuda_version" in build:
             env["cuda"] = build["cuda_version"]

@@ -6,6 +6,8 @@ process. Environment variables tune them from the test:
 
     RNN_BENCH_TEST_SLEEP   seconds ``sleepy`` sleeps in every step call (default 0)
     RNN_BENCH_TEST_HOLD    a file: while it exists, ``sleepy`` waits in its step
+    RNN_BENCH_TEST_PARENTS a file: ``sleepy`` appends its worker's parent pid (the driver, or the Dask worker
+                           that started it) at its first step in each worker
     RNN_BENCH_TEST_HEAL    when set, ``exits`` and ``killed`` behave (to test --retry-failed)
     RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded" lines to
 """
@@ -37,8 +39,15 @@ class Sleepy(_TanhRNN):
     id = "sleepy"
     name = "sleeps in its step"
 
+    told = False
+
     def step(self, ops, p, x, state):
         if in_worker(ops):
+            parents = os.environ.get("RNN_BENCH_TEST_PARENTS")
+            if parents and not Sleepy.told:
+                Sleepy.told = True
+                with open(parents, "a") as f:
+                    f.write(f"{os.getppid()}\n")
             time.sleep(float(os.environ.get("RNN_BENCH_TEST_SLEEP", "0")))
             hold = os.environ.get("RNN_BENCH_TEST_HOLD")
             while hold and os.path.exists(hold):

@@ -1,0 +1,134 @@
+"""``--executor dask``: a real ``dask.distributed.LocalCluster`` of process workers (never a mock).
+
+What it must guarantee (harness/dask_executor.py): the same trials and, on CPU, the same numbers as the
+local executor; a lost Dask worker costs its job one attempt, then the trial is recorded failed and the
+run goes on; a driver killed at any moment leaves a store that the same command completes, every trial
+exactly once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_runner import assert_exactly, plugin_env, query, rows_by_variant, stored_count, write_suite
+
+from harness.suites import load_suite, plan
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="Dask is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch"),
+]
+QUIET = ("--no-progress",)
+
+
+def _metrics(store: Path) -> dict[str, tuple]:
+    sql = "SELECT trial_id, status, test_metric, val_metric, steps, best_step FROM trials"
+    return {r[0]: r[1:] for r in query(store, sql)}
+
+
+def test_a_local_dask_cluster_stores_what_the_local_executor_stores(bench, tmp_path):
+    """Both frameworks, so the Dask workers' framework processes are tested too (TF where installed)."""
+    frameworks = "torch,tf" if importlib.util.find_spec("tensorflow") else "torch"
+    args = ("run", "smoke", "--tasks", "adding", "--frameworks", frameworks, "--workers", "2", *QUIET)
+    local = bench.run(*args, "--store", tmp_path / "local.sqlite", timeout=300)
+    dask = bench.run(*args, "--executor", "dask", "--store", tmp_path / "dask.sqlite", timeout=300)
+    assert local.returncode == 0, local.stderr
+    assert dask.returncode == 0, dask.stderr
+    assert "a local Dask cluster of 2 worker(s)" in dask.stdout
+    a, b = _metrics(tmp_path / "local.sqlite"), _metrics(tmp_path / "dask.sqlite")
+    planned = {t.id for t in plan(load_suite("smoke").narrowed(tasks=["adding"], frameworks=frameworks.split(",")))}
+    assert set(a) == set(b) == planned
+    assert a == b  # CPU, one thread, the same seeds: the same numbers to the last bit
+    environments = query(tmp_path / "dask.sqlite", "SELECT workers FROM runs")
+    assert "torch" in environments[0][0]  # the run records its workers' environment, as locally
+
+
+def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = path.read_text().split() if path.exists() else []
+        if len(lines) >= count:
+            return lines
+        assert proc.poll() is None, f"the run ended early: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no attempt {count} within {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+def test_a_lost_dask_worker_is_retried_then_its_trial_is_recorded_failed(bench, tmp_path):
+    """``sleepy`` waits in its step (the hold file stays); its Dask worker is SIGKILLed twice: the job is
+    resubmitted once (--retries 1), then recorded failed with the reason; ``rnn`` is stored ok."""
+    suite = write_suite(tmp_path / "lost.toml", ["sleepy", "rnn"])
+    store, hold, parents = tmp_path / "lost.sqlite", tmp_path / "hold", tmp_path / "parents"
+    hold.touch()
+    env = plugin_env(bench, RNN_BENCH_TEST_HOLD=hold, RNN_BENCH_TEST_PARENTS=parents)
+    proc = subprocess.Popen(
+        bench.argv("run", suite, "--executor", "dask", "--workers", "1", "--retries", "1", "--population", "1",
+                   *QUIET, "--store", store), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        for attempt in (1, 2):
+            dask_worker = int(_wait_for_lines(parents, attempt, proc)[-1])
+            os.kill(dask_worker, signal.SIGKILL)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    rows = rows_by_variant(store)
+    assert rows["rnn"]["status"] == "ok"
+    assert rows["sleepy"]["status"] == "failed"
+    assert "lost 2 time(s) (--retries 1)" in rows["sleepy"]["error"]
+    assert "KilledWorker" in rows["sleepy"]["error"]
+
+
+def test_a_driver_killed_three_times_then_completes_every_trial_exactly_once(bench, tmp_path, use_plugins):
+    """SIGKILL the driver at seeded random moments three times; the same command then completes the plan."""
+    suite = write_suite(tmp_path / "killed.toml", ["sleepy", "rnn"], trials=3)
+    store = tmp_path / "killed.sqlite"
+    argv = bench.argv("run", suite, "--executor", "dask", "--workers", "2", "--population", "1", *QUIET,
+                      "--store", store)  # fmt: skip
+    env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.02")
+    moments = random.Random(7)
+    for _ in range(3):
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = stored_count(store)
+        deadline = time.monotonic() + 120
+        while stored_count(store) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # wait for the cluster to start and a trial to land, then kill at a random moment
+        time.sleep(moments.uniform(0.0, 1.5))
+        proc.kill()
+        proc.wait()
+    final = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    use_plugins("runner")
+    ids = {t.id for t in plan(load_suite(str(suite)))}
+    assert_exactly(store, ids)
+    assert {r[0] for r in query(store, "SELECT status FROM trials")} == {"ok"}
+    assert query(store, "SELECT COUNT(*) FROM superseded")[0][0] == 0  # nothing stored twice and replaced
+
+
+def test_dask_flags_are_checked_before_anything_runs(cli, tmp_path):
+    code, _, err = cli("run", "smoke", "--scheduler", "tcp://nowhere:8786", "--store", tmp_path / "s.sqlite")
+    assert code == 2 and "--scheduler applies to --executor dask" in err
+    code, _, err = cli("run", "smoke", "--executor", "dask", "--resources", "GPU", "--store", tmp_path / "s.sqlite")
+    assert code == 2 and "'GPU' is not NAME=AMOUNT" in err
+    code, _, err = cli("run", "smoke", "--executor", "dask", "--retries", "-1", "--store", tmp_path / "s.sqlite")
+    assert code == 2 and "--retries -1 is impossible" in err
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_no_scheduler_at_the_address_is_a_usage_error(bench, tmp_path):
+    result = bench.run("run", "smoke", "--tasks", "adding", "--frameworks", "torch", "--executor", "dask",
+                       "--scheduler", "tcp://127.0.0.1:9", *QUIET, "--store", tmp_path / "s.sqlite")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "no Dask scheduler answers there" in result.stderr
+    assert "Traceback" not in result.stderr
+
