@@ -27,12 +27,15 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from harness.metadata import Metadata, from_registry
+from harness.metadata import variant_order as metadata_order
 
 ALPHA = 0.05
 TOP_FRACTION = 0.10
@@ -40,28 +43,6 @@ CELL = ["task", "length", "variant", "framework"]
 BLOCK = ["task", "length", "framework"]
 FINISHED = ("ok", "diverged")  # trained to an outcome: the solved rate's denominator
 
-#: The catalogue's order (docs/variants.md); variants outside it follow alphabetically.
-CANONICAL_ORDER = (
-    "v",
-    "nig",
-    "nfg",
-    "nog",
-    "niaf",
-    "noaf",
-    "np",
-    "cifg",
-    "fgr",
-    "gru",
-    "gru_ra",
-    "mut1",
-    "mut2",
-    "mut3",
-    "rnn",
-    "clockwork",
-    "depth_gated",
-    "min_gru",
-    "min_lstm",
-)
 FRAMEWORK_ORDER = ("torch", "tf")
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
 #: Protocol settings that change how a trial runs, not what it learns: never "hyperparameters" of fANOVA.
@@ -73,12 +54,12 @@ VARIANT_FACTOR = "hp.variant"  # the pseudo-hyperparameter "variant" in a family
 # ------------------------------------------------------------------------------------------------------
 # orders, names, metadata
 # ------------------------------------------------------------------------------------------------------
-def variant_order(variants: Iterable[str], baseline: str | None = None) -> list[str]:
-    """The variants in the catalogue's order, the baseline first; unknown ones after, alphabetically."""
-    present = set(variants)
-    rank = {v: i for i, v in enumerate(CANONICAL_ORDER)}
-    ordered = sorted(present, key=lambda v: (rank.get(v, len(rank)), v))
-    if baseline in present:
+def variant_order(variants: Iterable[str], baseline: str | None = None,
+                  ranks: Mapping[str, int] | None = None) -> list[str]:  # fmt: skip
+    """The variants by their catalogue rank (``ranks``, as the store records it; unranked ones after, by id),
+    the baseline first."""
+    ordered = metadata_order(variants, dict(ranks or {}))
+    if baseline in ordered:
         ordered.remove(baseline)
         ordered.insert(0, baseline)
     return ordered
@@ -93,22 +74,19 @@ def framework_name(framework: str) -> str:
     return FRAMEWORK_NAMES.get(framework, framework)
 
 
-def choose_baseline(variants: Iterable[str], requested: str | None = None) -> tuple[str | None, str | None]:
-    """(baseline, note). The requested one if it has trials, else ``v`` if present, else the first in
-    the catalogue's order; the note says why when the requested one could not be used."""
+def choose_baseline(variants: Iterable[str], requested: str | None = None, ranks: Mapping[str, int] | None = None,
+                    aliases: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:  # fmt: skip
+    """(baseline, note). The requested one (an id, or an alias in ``aliases``) if it has trials, else ``v``
+    if present, else the first in the variant order; the note says why when the requested one could not
+    be used."""
     present = set(variants)
     if not present:
         return None, None
     if requested is not None:
-        try:
-            from harness.registry import registry
-
-            requested = registry().aliases.get(requested, requested)
-        except Exception:  # a broken plugin folder must not stop a report
-            pass
+        requested = (aliases or {}).get(requested, requested)
         if requested in present:
             return requested, None
-    default = "v" if "v" in present else variant_order(present)[0]
+    default = "v" if "v" in present else variant_order(present, ranks=ranks)[0]
     note = None
     if requested is not None:
         note = f"The requested baseline {requested!r} has no trials in this store yet; {default!r} is used instead."
@@ -123,23 +101,13 @@ class VariantInfo:
     reference: str = ""
 
 
-def variant_info(variant_ids: Iterable[str]) -> dict[str, VariantInfo]:
-    """Name, family and reference of each variant from the registry (plain defaults if it is unknown)."""
-    try:
-        from harness.registry import registry
-
-        known = registry().variants
-    except Exception:
-        known = {}
+def variant_info(variant_ids: Iterable[str], metadata: Metadata) -> dict[str, VariantInfo]:
+    """Name, family and reference of each variant from its record (plain defaults where there is none)."""
     out = {}
     for vid in variant_ids:
-        cls = known.get(vid)
-        out[vid] = VariantInfo(
-            vid,
-            getattr(cls, "name", "") or vid,
-            getattr(cls, "family", "other") or "other",
-            getattr(cls, "reference", "") or "",
-        )
+        m = metadata.variants.get(vid)
+        out[vid] = VariantInfo(vid, (m.name if m else "") or vid, (m.family if m else "") or "other",
+                               m.reference if m else "")  # fmt: skip
     return out
 
 
@@ -149,8 +117,9 @@ class TaskInfo:
     metric: str
     higher_is_better: bool
     name: str = ""
-    solved_threshold: float | None = None
+    solved_threshold: float | None = None  # the same at every length (else see ``thresholds``)
     baselines: dict[int, float] = field(default_factory=dict)  # T -> trivial baseline of the metric
+    thresholds: dict[int, float] = field(default_factory=dict)  # T -> success threshold of the metric
 
     @property
     def sign(self) -> int:
@@ -165,31 +134,45 @@ class TaskInfo:
         value = self.baselines.get(int(T))
         return None if value is None or not math.isfinite(value) else float(value)
 
+    def solved_rule(self) -> str:
+        """When a trial counts as solved: 'mse < 0.05', 'mse < 0.05 (T = 10), 0.1 (T = 20)', or ''."""
+        if not self.thresholds:
+            return ""
+        op = "≥" if self.higher_is_better else "<"
+        if len(set(self.thresholds.values())) == 1:
+            return f"{self.metric} {op} {next(iter(self.thresholds.values())):g}"
+        parts = ", ".join(f"{v:g} (T = {T})" for T, v in sorted(self.thresholds.items()))
+        return f"{self.metric} {op} {parts}"
 
-def task_info(trials: pd.DataFrame) -> dict[str, TaskInfo]:
-    """Metric, direction and trivial baseline per task, read from the stored trials (the store records
-    them with every trial); the name and success threshold come from the registry when it knows the task."""
+
+def task_info(trials: pd.DataFrame, metadata: Metadata) -> dict[str, TaskInfo]:
+    """Metric, direction, trivial baseline, name and success threshold per task: the metric, direction
+    and baseline as stored with the trials (the task's record where the trials lack them), the name and
+    thresholds from the task's records."""
     out = {}
     for task, frame in trials.groupby("task", sort=True):
-        metric = str(frame["metric"].dropna().iloc[0]) if frame["metric"].notna().any() else "metric"
-        hib = bool(frame["higher_is_better"].dropna().iloc[0]) if frame["higher_is_better"].notna().any() else False
+        records = {m.length: m for m in metadata.task(str(task))}
+        known = next(iter(records.values()), None)
+        metric = str(frame["metric"].dropna().iloc[0]) if frame["metric"].notna().any() else None
+        hib = bool(frame["higher_is_better"].dropna().iloc[0]) if frame["higher_is_better"].notna().any() else None
         baselines = {}
         for length, sub in frame.groupby("length"):
             values = sub["baseline_metric"].dropna()
             if len(values):
                 baselines[int(length)] = float(values.iloc[0])
-        info = TaskInfo(str(task), metric, hib, str(task), None, baselines)
-        try:
-            from harness.registry import registry
-
-            t = registry().task(str(task))
-            info.name, info.solved_threshold = t.name or str(task), float(t.solved_threshold)
-            if not baselines:  # fall back to the task's declared baseline
-                info.baselines = {
-                    int(T): t.baseline(int(T)).get(metric, float("nan")) for T in frame["length"].unique()
-                }
-        except Exception:
-            pass
+            elif int(length) in records and records[int(length)].baseline is not None:
+                baselines[int(length)] = float(records[int(length)].baseline)
+        thresholds = {T: float(m.threshold) for T, m in records.items() if m.threshold is not None}
+        thresholds = {T: v for T, v in thresholds.items() if T in set(frame["length"].astype(int))}
+        info = TaskInfo(
+            str(task),
+            metric or (known.metric if known else "metric"),
+            hib if hib is not None else bool(known and known.higher_is_better),
+            (known.name if known else "") or str(task),
+            next(iter(thresholds.values())) if len(set(thresholds.values())) == 1 else None,
+            baselines,
+            thresholds,
+        )
         out[str(task)] = info
     return out
 
@@ -307,8 +290,9 @@ def direction(diff_in_metric_direction: float, p_adjusted: float, alpha: float =
 
 
 def compare_with_baseline(
-    trials: pd.DataFrame, top: pd.DataFrame, baseline: str | None, alpha: float = ALPHA
-) -> pd.DataFrame:
+    trials: pd.DataFrame, top: pd.DataFrame, baseline: str | None, alpha: float = ALPHA,
+    ranks: Mapping[str, int] | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Welch tests of every variant against the baseline, per block and selection ("all" | "top"),
     Holm-corrected within each (block, selection)."""
     cols = [
@@ -338,7 +322,7 @@ def compare_with_baseline(
             base = block.loc[block["variant"] == baseline, "test_metric"].to_numpy(float)
             sign = 1 if bool(block["higher_is_better"].iloc[0]) else -1
             block_rows = []
-            for variant in variant_order(block["variant"].unique(), baseline):
+            for variant in variant_order(block["variant"].unique(), baseline, ranks):
                 if variant == baseline:
                     continue
                 x = block.loc[block["variant"] == variant, "test_metric"].to_numpy(float)
@@ -401,61 +385,86 @@ def solved_rate(statuses: Sequence[str], solved: Sequence[bool]) -> float:
     return float(sv[finished].sum() / finished.sum()) if finished.sum() else float("nan")
 
 
+def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[str, Any]:
+    """The summary of one cell's finished trials (``top``: its top 10 %)."""
+    task, length, variant, framework = key
+    hib = bool(cell["higher_is_better"].iloc[0])
+    x = cell.loc[cell["has_metric"], "test_metric"].to_numpy(float)
+    tx = top["test_metric"].to_numpy(float) if top is not None else np.array([])
+    params = cell.loc[cell["param_count"] > 0, "param_count"]
+    sps = cell["steps_per_second"].dropna()
+    # steps to solve: of the trials that solved (on test), not every trial that met the rule on validation
+    steps_to_solve = cell.loc[cell["solved"].astype(bool), "steps_to_solve"].dropna()
+    status = cell["status"].value_counts()
+    return {
+        "task": task,
+        "length": int(length),
+        "variant": variant,
+        "framework": framework,
+        "metric": cell["metric"].iloc[0],
+        "higher_is_better": hib,
+        "baseline_metric": float(cell["baseline_metric"].dropna().iloc[0])
+        if cell["baseline_metric"].notna().any()
+        else np.nan,
+        "trials": len(cell),
+        "ok": int(status.get("ok", 0)),
+        "diverged": int(status.get("diverged", 0)),
+        "failed": int(status.get("failed", 0)),
+        "timeout": int(status.get("timeout", 0)),
+        "with_metric": len(x),
+        "solved": int(cell.loc[cell["finished"], "solved"].sum()),
+        "solved_rate": solved_rate(cell["status"], cell["solved"]),
+        "mean": _mean(x),
+        "std": _std(x),
+        "median": _median(x),
+        "best": _best(x, hib),
+        "top_n": len(tx),
+        "top_mean": _mean(tx),
+        "top_std": _std(tx),
+        "top_median": _median(tx),
+        "top_best": _best(tx, hib),
+        "median_steps_to_solve": float(steps_to_solve.median()) if len(steps_to_solve) else np.nan,
+        "params": float(params.mean()) if len(params) else np.nan,
+        "steps_per_second": float(sps.median()) if len(sps) else np.nan,
+    }
+
+
+def _running_only_row(key: tuple, metadata: Metadata | None) -> dict[str, Any]:
+    """The summary of a cell whose trials are all still running: counts of zero, no statistic."""
+    task, length, variant, framework = key
+    record = (metadata.tasks.get((task, int(length))) if metadata else None)
+    nan = float("nan")
+    return {
+        "task": task, "length": int(length), "variant": variant, "framework": framework,
+        "metric": record.metric if record else "metric", "higher_is_better": bool(record and record.higher_is_better),
+        "baseline_metric": record.baseline if record and record.baseline is not None else nan,
+        **dict.fromkeys(("trials", "ok", "diverged", "failed", "timeout", "with_metric", "solved", "top_n"), 0),
+        **dict.fromkeys(("solved_rate", "mean", "std", "median", "best", "top_mean", "top_std", "top_median",
+                         "top_best", "median_steps_to_solve", "params", "steps_per_second"), nan),
+    }  # fmt: skip
+
+
 def summarise(
     trials: pd.DataFrame,
     top: pd.DataFrame,
     comparisons: pd.DataFrame,
     planned: pd.DataFrame | None = None,
     baseline: str | None = None,
+    ranks: Mapping[str, int] | None = None,
+    running: pd.DataFrame | None = None,
+    metadata: Metadata | None = None,
 ) -> pd.DataFrame:
     """One row per cell: counts, solved rate, test-metric statistics over all trials and the top 10 %,
-    steps to solve, parameters, speed, and the Holm-adjusted comparison with the baseline."""
-    rows = []
+    steps to solve, parameters, speed, and the Holm-adjusted comparison with the baseline. ``running``
+    (``Store.running``): trials being trained, counted per cell in ``running`` and in no statistic; a
+    cell with running trials only gets a row of counts (its metric from ``metadata``)."""
     top_groups = {k: g for k, g in top.groupby(CELL, sort=True)} if not top.empty else {}
-    for key, cell in trials.groupby(CELL, sort=True):
-        task, length, variant, framework = key
-        hib = bool(cell["higher_is_better"].iloc[0])
-        x = cell.loc[cell["has_metric"], "test_metric"].to_numpy(float)
-        t = top_groups.get(key)
-        tx = t["test_metric"].to_numpy(float) if t is not None else np.array([])
-        params = cell.loc[cell["param_count"] > 0, "param_count"]
-        sps = cell["steps_per_second"].dropna()
-        # steps to solve: of the trials that solved (on test), not every trial that met the rule on validation
-        steps_to_solve = cell.loc[cell["solved"].astype(bool), "steps_to_solve"].dropna()
-        status = cell["status"].value_counts()
-        rows.append(
-            {
-                "task": task,
-                "length": int(length),
-                "variant": variant,
-                "framework": framework,
-                "metric": cell["metric"].iloc[0],
-                "higher_is_better": hib,
-                "baseline_metric": float(cell["baseline_metric"].dropna().iloc[0])
-                if cell["baseline_metric"].notna().any()
-                else np.nan,
-                "trials": len(cell),
-                "ok": int(status.get("ok", 0)),
-                "diverged": int(status.get("diverged", 0)),
-                "failed": int(status.get("failed", 0)),
-                "timeout": int(status.get("timeout", 0)),
-                "with_metric": len(x),
-                "solved": int(cell.loc[cell["finished"], "solved"].sum()),
-                "solved_rate": solved_rate(cell["status"], cell["solved"]),
-                "mean": _mean(x),
-                "std": _std(x),
-                "median": _median(x),
-                "best": _best(x, hib),
-                "top_n": len(tx),
-                "top_mean": _mean(tx),
-                "top_std": _std(tx),
-                "top_median": _median(tx),
-                "top_best": _best(tx, hib),
-                "median_steps_to_solve": float(steps_to_solve.median()) if len(steps_to_solve) else np.nan,
-                "params": float(params.mean()) if len(params) else np.nan,
-                "steps_per_second": float(sps.median()) if len(sps) else np.nan,
-            }
-        )
+    rows = [_cell_row(key, cell, top_groups.get(key)) for key, cell in trials.groupby(CELL, sort=True)]
+    busy = running.groupby(CELL).size() if running is not None and len(running) else pd.Series(dtype=int)
+    have = {(r["task"], r["length"], r["variant"], r["framework"]) for r in rows}
+    rows += [_running_only_row(key, metadata) for key in busy.index if (key[0], int(key[1]), *key[2:]) not in have]
+    for r in rows:
+        r["running"] = int(busy.get((r["task"], r["length"], r["variant"], r["framework"]), 0))
     summary = pd.DataFrame(rows)
     if summary.empty:
         return summary
@@ -477,14 +486,14 @@ def summarise(
         summary[c] = summary[c].astype(object).where(summary[c].notna(), "")
         if baseline is not None:
             summary.loc[summary["variant"] == baseline, c] = "baseline"
-    return sort_cells(summary, baseline)
+    return sort_cells(summary, baseline, ranks)
 
 
-def sort_cells(frame: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+def sort_cells(frame: pd.DataFrame, baseline: str | None, ranks: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Task, T, then the variant order (baseline first), then the framework order."""
     if frame.empty:
         return frame
-    vrank = {v: i for i, v in enumerate(variant_order(frame["variant"].unique(), baseline))}
+    vrank = {v: i for i, v in enumerate(variant_order(frame["variant"].unique(), baseline, ranks))}
     frank = {f: i for i, f in enumerate(framework_order(frame["framework"].unique()))}
     keyed = frame.assign(_v=frame["variant"].map(vrank), _f=frame["framework"].map(frank))
     return (
@@ -507,8 +516,9 @@ class Ranking:
 
 
 def rank_variants(
-    summary: pd.DataFrame, baseline: str | None = None, score: str = "top_mean", alpha: float = ALPHA
-) -> Ranking:
+    summary: pd.DataFrame, baseline: str | None = None, score: str = "top_mean", alpha: float = ALPHA,
+    ranks: Mapping[str, int] | None = None,
+) -> Ranking:  # fmt: skip
     """Mean rank per variant over the blocks (task, T, framework), by ``score`` in the metric's direction."""
     empty = Ranking(pd.DataFrame(columns=["variant", "mean_rank", "blocks", "wins"]), pd.DataFrame())
     if summary.empty:
@@ -521,28 +531,28 @@ def rank_variants(
         if len(block) < 2:
             continue
         sign = 1 if bool(block["higher_is_better"].iloc[0]) else -1
-        ranks = stats.rankdata(-sign * block[score].to_numpy(float), method="average")
-        rank_rows[key] = dict(zip(block["variant"], ranks))
+        rank_rows[key] = dict(zip(block["variant"], stats.rankdata(-sign * block[score].to_numpy(float),
+                                                                  method="average")))  # fmt: skip
     if not rank_rows:
         return empty
-    ranks = pd.DataFrame.from_dict(rank_rows, orient="index")
-    ranks = ranks[variant_order(ranks.columns, baseline)]
-    ranks.index = pd.MultiIndex.from_tuples(ranks.index, names=BLOCK)
+    wide = pd.DataFrame.from_dict(rank_rows, orient="index")
+    wide = wide[variant_order(wide.columns, baseline, ranks)]
+    wide.index = pd.MultiIndex.from_tuples(wide.index, names=BLOCK)
     table = (
         pd.DataFrame(
             {
-                "variant": ranks.columns,
-                "mean_rank": ranks.mean(axis=0).to_numpy(),
-                "blocks": ranks.notna().sum(axis=0).to_numpy(),
-                "wins": (ranks == 1).sum(axis=0).to_numpy(),
+                "variant": wide.columns,
+                "mean_rank": wide.mean(axis=0).to_numpy(),
+                "blocks": wide.notna().sum(axis=0).to_numpy(),
+                "wins": (wide == 1).sum(axis=0).to_numpy(),
             }
         )
         .sort_values(["mean_rank", "variant"], kind="stable")
         .reset_index(drop=True)
     )
-    complete = ranks.dropna(axis=0, how="any")
-    result = Ranking(table, ranks, len(complete))
-    k = ranks.shape[1]
+    complete = wide.dropna(axis=0, how="any")
+    result = Ranking(table, wide, len(complete))
+    k = wide.shape[1]
     if k >= 3 and len(complete) >= 2:
         # re-rank within complete blocks only (they already are complete, so the ranks stand)
         try:
@@ -634,7 +644,8 @@ def framework_pairs(trials: pd.DataFrame) -> pd.DataFrame:
     return wide[cols].sort_values(cols[:4], kind="stable").reset_index(drop=True)
 
 
-def speed_table(trials: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+def speed_table(trials: pd.DataFrame, baseline: str | None = None, ranks: Mapping[str, int] | None = None
+                ) -> pd.DataFrame:  # fmt: skip
     """Median training trial-steps per second (a population's steps per second x its members) per task,
     T, variant and framework."""
     cols = [*CELL, "steps_per_second", "n"]
@@ -643,7 +654,7 @@ def speed_table(trials: pd.DataFrame, baseline: str | None = None) -> pd.DataFra
         return pd.DataFrame(columns=cols)
     out = df.groupby(CELL, sort=True)["steps_per_second"].agg(["median", "size"]).reset_index()
     out = out.rename(columns={"median": "steps_per_second", "size": "n"})
-    return sort_cells(out, baseline)
+    return sort_cells(out, baseline, ranks)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -845,9 +856,19 @@ class Analysis:
     importance: pd.DataFrame
     importance_method: str
     notes: list[str] = field(default_factory=list)
+    # trials being trained when the analysis was made (``Store.running``) and their curves so far: shown
+    # as running, never in a statistic
+    running: pd.DataFrame = field(default_factory=pd.DataFrame)
+    running_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ranks: dict[str, int] = field(default_factory=dict)  # variant -> catalogue rank, as recorded
 
     def lengths(self, task: str) -> list[int]:
         return sorted(int(t) for t in self.trials.loc[self.trials["task"] == task, "length"].unique())
+
+    @property
+    def drawn_variants(self) -> list[str]:
+        """The variants with finished trials, then those with running trials only (colours follow this)."""
+        return self.variants + [v for v in self.info if v not in self.variants]
 
 
 def analyse(
@@ -857,16 +878,28 @@ def analyse(
     planned: pd.DataFrame | None = None,
     alpha: float = ALPHA,
     top_fraction: float = TOP_FRACTION,
+    metadata: Metadata | None = None,
+    running: pd.DataFrame | None = None,
+    running_curves: pd.DataFrame | None = None,
 ) -> Analysis:
-    """All the numbers of the report from the store's trials (and learning curves)."""
+    """All the numbers of the report from the store's trials (and learning curves). ``metadata``: the
+    variant and task records (``Store.metadata``) that give names, order and thresholds; None takes
+    them from the code here (``harness.metadata.from_registry``). ``running`` (``Store.running``) and
+    ``running_curves``: trials still being trained, counted as running and drawn, never in a statistic."""
     df = prepare(trials)
-    base, note = choose_baseline(df["variant"].unique() if len(df) else [], baseline)
+    running = running if running is not None else pd.DataFrame(columns=CELL)
+    if metadata is None:
+        cells = pd.concat([df[["task", "length"]], running[["task", "length"]]]) if len(df) else running
+        metadata = from_registry(set(df.get("variant", [])) | set(running["variant"]),
+                                 set(zip(cells["task"], cells["length"].astype(int))))  # fmt: skip
+    ranks = metadata.ranks()
+    base, note = choose_baseline(df["variant"].unique() if len(df) else [], baseline, ranks, metadata.aliases())
     notes = [note] if note else []
     top = select_top(df, top_fraction)
-    comparisons = compare_with_baseline(df, top, base, alpha)
-    summary = summarise(df, top, comparisons, planned, base)
-    variants = variant_order(df["variant"].unique(), base) if len(df) else []
-    info = variant_info(variants)
+    comparisons = compare_with_baseline(df, top, base, alpha, ranks)
+    summary = summarise(df, top, comparisons, planned, base, ranks, running, metadata)
+    variants = variant_order(df["variant"].unique(), base, ranks) if len(df) else []
+    info = variant_info(variant_order(set(variants) | set(running["variant"]), base, ranks), metadata)
     imp, method = importance(df, {v: i.family for v, i in info.items()})
     return Analysis(
         trials=df,
@@ -874,18 +907,21 @@ def analyse(
         baseline=base,
         variants=variants,
         frameworks=framework_order(df["framework"].unique()) if len(df) else [],
-        tasks=task_info(df) if len(df) else {},
+        tasks=task_info(df, metadata) if len(df) else {},
         info=info,
         comparisons=comparisons,
         summary=summary,
-        ranking=rank_variants(summary, base),
+        ranking=rank_variants(summary, base, ranks=ranks),
         dependency=dependency_curves(df),
         learning=learning_curves(curves if curves is not None else pd.DataFrame(), top),
         pairs=framework_pairs(df),
-        speed=speed_table(df, base),
+        speed=speed_table(df, base, ranks),
         importance=imp,
         importance_method=method,
         notes=notes,
+        running=running,
+        running_curves=running_curves if running_curves is not None else pd.DataFrame(),
+        ranks=ranks,
     )
 
 

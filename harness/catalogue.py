@@ -1,8 +1,29 @@
-"""The variant catalogue as a table (``rnn-bench list variants``)."""
+"""The variant catalogue: its order (``CATALOGUE_ORDER``, the order of docs/variants.md) and its table
+(``rnn-bench list variants``).
+
+The order decides where a variant stands in a report. It is read here only when a run writes its
+variants' metadata into the store (``harness.metadata``): a report takes each variant's rank from the
+store, so a store reports in the order it was written with, whatever this tuple says later.
+"""
 
 from __future__ import annotations
 
 from harness.registry import Registry
+
+#: The catalogue's order (docs/variants.md). A variant outside it (a plugin) ranks after all of them.
+CATALOGUE_ORDER = (
+    "v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "gru_ra", "mut1", "mut2", "mut3",
+    "rnn", "clockwork", "depth_gated", "min_gru", "min_lstm",
+)  # fmt: skip
+
+
+def catalogue_rank(variant_id: str) -> int:
+    """The variant's position in ``CATALOGUE_ORDER``; ``len(CATALOGUE_ORDER)`` for one outside it (variants
+    of equal rank are ordered by id)."""
+    try:
+        return CATALOGUE_ORDER.index(variant_id)
+    except ValueError:
+        return len(CATALOGUE_ORDER)
 
 #: What each framework runs for a variant with a fused kernel.
 FUSED_KERNELS = {

@@ -232,16 +232,41 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_freshness(store) -> None:
-    """Trials other drivers are running now, and stored trials whose code has changed since."""
+    """Trials being run now (with their latest point), and stored trials whose code has changed since."""
     from harness.freshness import changed_code, describe
 
-    running = store.live_claims()
-    if running:
-        print(f"{len(running)} trial(s) being run now by {', '.join(sorted(set(running.values())))}")
+    drivers = store.live_claims()
+    if drivers:
+        print(f"{len(drivers)} trial(s) being run now by {', '.join(sorted(set(drivers.values())))}")
+        print(running_table(store.running()))
     stale, changed = changed_code(store.trials_frame(expand_hparams=False))
     if stale.any():
         print(f"{int(stale.sum())} stored trial(s) were produced by code that has changed since: "
               f"{describe(changed)}. 'rnn-bench run' with their suite reruns them.")  # fmt: skip
+
+
+def running_table(running, now: float | None = None) -> str:
+    """'running: N trials' and one line per trial (``Store.running``): task, T, variant, framework, the
+    latest step, the latest validation metric and the seconds since the latest point ('-' before the first)."""
+    import math
+    import time
+
+    now = time.time() if now is None else now
+    rows = [("task", "T", "variant", "framework", "step", "validation metric", "seconds since last point")]
+    for r in running.itertuples(index=False):
+        seen = isinstance(r.at, float) and math.isfinite(r.at)
+        rows.append((str(r.task), str(r.length), str(r.variant), str(r.framework),
+                     "-" if not seen else str(int(r.step)), _metric_text(r.metric),
+                     "-" if not seen else f"{max(0.0, now - r.at):.0f}"))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([f"\nrunning: {len(running)} trial{'s' if len(running) != 1 else ''}", *lines])
+
+
+def _metric_text(value) -> str:
+    import math
+
+    return f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else "-"
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -81,9 +81,22 @@ class Recorder:
         if result.status == "failed" and result.error:
             self._tell(f"failed: {trial.label()}: {headline(result.error)}")
 
+    def on_progress(self, trial: Trial, step: int, split: str, loss: float, metric: float) -> None:
+        """Store one evaluation point of a trial being trained (``split`` "train" or "validation"; ``metric``
+        may be NaN for "train"), so that ``status`` and ``report`` show its curve so far. Called in the driver
+        process, as each point arrives; the rows go when the trial's result is stored or the run ends."""
+        try:
+            self.store.record_progress(self.run_id, trial, step, split, loss, metric)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):  # busy past SQLite's timeout: a point can be missed,
+                return  # the next one or the result will do; a run is not stopped for it
+            raise self._store_failed(e, f"record the progress of {trial.label()}") from e
+        except sqlite3.DatabaseError as e:  # a damaged store
+            raise self._store_failed(e, f"record the progress of {trial.label()}") from e
+
     def close_run(self, environments: dict) -> None:
-        """Release this run's claims and close its row. After a store failure, whose message is on its way
-        to the user, a second failure here is not raised over it."""
+        """Release this run's claims, delete its leftover progress rows and close its row. After a store
+        failure, whose message is on its way to the user, a second failure here is not raised over it."""
         try:
             self.store.release_claims(self.run_id)
             self.store.finish_run(self.run_id, environments)

@@ -23,6 +23,7 @@ from harness.estimate import describe as describe_estimate
 from harness.estimate import estimate
 from harness.executors import FrameworkUnavailable
 from harness.freshness import expected_code
+from harness.metadata import for_suite
 from harness.placement import Placement, make_executor
 from harness.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.scheduling import make_jobs, population_cap
@@ -127,15 +128,16 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
     """Run the jobs on the chosen executor, claiming and storing through a ``Recorder``, and close the run."""
     run_id = store.new_run_id()
     logs = worker_logs(store.path, run_id)
-    pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs)
-    store.start_run(suite.name, argv, environment(), run_id)
+    pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs)  # before the run's row
+    # what the report needs besides the trials, recorded before any: the suite as run, names, thresholds
+    store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite), run_id=run_id)
     print(f"worker output goes to {logs}/", file=out)
     bar = _progress_bar(len(work.todo), suite.name, progress)
     recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
     heartbeat = ClaimHeartbeat(store.path, run_id)
     started = time.monotonic()
     try:
-        pool.run(jobs, recorder.on_result, claim=recorder.claim)
+        pool.run(jobs, recorder.on_result, claim=recorder.claim, on_progress=recorder.on_progress)
     except KeyboardInterrupt:
         summary.interrupted = True
     except FrameworkUnavailable as e:

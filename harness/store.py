@@ -3,7 +3,8 @@ for status, export, analysis and reports.
 
 Tables:
     runs          one row per ``rnn-bench run``: suite, command line, environment (JSON: Python, numpy,
-                  framework versions, CPU, GPU, git commit), start and end times
+                  framework versions, CPU, GPU, git commit), start and end times, and the TOML text of
+                  the suite file it ran (``suite_text``)
     plans         (suite, trial_id, trial JSON): which trials a suite planned, for status and resume
     trials        one row per finished trial: every trial field, status ok | diverged | failed | timeout,
                   error text, validation/test metrics (primary metric flattened, all metrics as JSON),
@@ -12,6 +13,14 @@ Tables:
     claims        (trial_id, run_id, host, pid, claimed_at, expires_at): trials a running driver has taken
     superseded    earlier results of a trial that was run again (retried, or its code changed): the old
                   row and curve as JSON, never read by reports, kept so that no finished trial is lost
+    variants      (variant, name, reference, family, aliases, catalogue_rank, ...): what a report shows of
+                  each variant, as the newest run that ran it recorded it (``harness.metadata``)
+    tasks         (task, length, name, metric, higher_is_better, baseline, threshold, ...): each task's
+                  metric, direction, trivial baseline and success threshold at each length, likewise
+    progress      (trial_id, run_id, suite, task, length, variant, framework, split, step, loss, metric, at):
+                  the curve so far of each trial being trained; deleted when its result is stored
+
+The full data dictionary is docs/store.md.
 
 Guarantees:
 - A finished trial is written in one transaction (its row, its curve, the release of its claim), so a
@@ -22,6 +31,13 @@ Guarantees:
 - Every row records the code fingerprints of the variant and task that produced it
   (``variant_code``, ``task_code``; ``harness.fingerprint``) and the size of the population it trained
   in (``population``, 1 alone; ``harness.population``); rows written before these existed have NULL.
+- The report needs nothing but the store: each run records the text of its suite file (``runs.suite_text``)
+  and the metadata of its variants and tasks (``variants``, ``tasks``) when it starts, before any trial.
+  These tables are upserted: the newest run's metadata of a variant or task wins.
+- Progress rows belong to trials being trained: ``record`` deletes a trial's rows in the transaction that
+  stores its result, ``finish_run`` deletes its run's leftovers, and ``start_run`` deletes those of
+  trials no live driver holds (a driver that died). ``running`` shows only trials with a live claim, so
+  no trial shows as running for ever.
 - Claims: a driver takes a trial with ``claim`` before running it; a second driver on the same store
   gets ``False`` for it while the claim is live. A claim lives while its driver renews it
   (``renew_claims``, every ``LEASE_SECONDS / 4``) and, on the driver's own host, while its process
@@ -44,11 +60,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
+from harness.metadata import Metadata, TaskMeta, VariantMeta
 from harness.task import Task
 from harness.training import TrialResult
 from harness.trial import Trial, canonical
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEASE_SECONDS = 60.0
 HOST = socket.gethostname()
 DEFAULT_PATH = Path("results") / "rnn-bench.sqlite"
@@ -58,7 +75,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, suite TEXT, argv TEXT, environment TEXT,
-    started_at REAL NOT NULL, finished_at REAL
+    started_at REAL NOT NULL, finished_at REAL, suite_text TEXT
 );
 CREATE TABLE IF NOT EXISTS plans (
     suite TEXT NOT NULL, trial_id TEXT NOT NULL, trial TEXT NOT NULL, planned_at REAL NOT NULL,
@@ -87,22 +104,86 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE TABLE IF NOT EXISTS superseded (
     trial_id TEXT NOT NULL, superseded_at REAL NOT NULL, reason TEXT NOT NULL, row TEXT NOT NULL, curve TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS variants (
+    variant TEXT PRIMARY KEY, name TEXT NOT NULL, reference TEXT NOT NULL, family TEXT NOT NULL,
+    aliases TEXT NOT NULL, catalogue_rank INTEGER, run_id TEXT, recorded_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    task TEXT NOT NULL, length INTEGER NOT NULL, name TEXT NOT NULL, reference TEXT NOT NULL,
+    metric TEXT NOT NULL, higher_is_better INTEGER NOT NULL, baseline REAL, threshold REAL,
+    run_id TEXT, recorded_at REAL NOT NULL,
+    PRIMARY KEY (task, length)
+);
+CREATE TABLE IF NOT EXISTS progress (
+    trial_id TEXT NOT NULL, run_id TEXT NOT NULL, suite TEXT,
+    task TEXT NOT NULL, length INTEGER NOT NULL, variant TEXT NOT NULL, framework TEXT NOT NULL,
+    split TEXT NOT NULL CHECK (split IN ('train', 'validation')), step INTEGER NOT NULL,
+    loss REAL, metric REAL, at REAL NOT NULL,
+    PRIMARY KEY (trial_id, split, step)
+);
 CREATE INDEX IF NOT EXISTS trials_by_cell ON trials (task, length, variant, framework);
+CREATE INDEX IF NOT EXISTS progress_by_run ON progress (run_id);
 """
 
 
 #: Columns added after schema version 1, with their SQL type: added to older stores when opened.
-ADDED_COLUMNS = {"trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER"}}
+ADDED_COLUMNS = {
+    "trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER"},  # version 2
+    "runs": {"suite_text": "TEXT"},  # version 3
+}
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an older version to this schema (inside the caller's transaction)."""
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The version a store was written with; None for a new, empty file."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 1
+
+
+def _migrate(conn: sqlite3.Connection, version: int | None) -> None:
+    """Bring a store written by an older version (``version``) to this schema, inside the caller's
+    transaction (the new tables exist already). A store from before version 3 gets the metadata of the
+    variants and tasks it holds from the code here, where the code knows them: the best there is, as
+    its runs recorded none."""
     for table, columns in ADDED_COLUMNS.items():
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         for name, kind in columns.items():
             if name not in have:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+    if version is not None and version < 3:
+        _write_metadata(conn, None, _held_metadata(conn), replace=False)
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _held_metadata(conn: sqlite3.Connection) -> Metadata:
+    """The code's metadata of the variants and (task, T) the store holds (stored or planned)."""
+    from harness.metadata import from_registry
+
+    variants = [r[0] for r in conn.execute(
+        "SELECT variant FROM trials UNION SELECT json_extract(trial, '$.variant') FROM plans") if r[0]]
+    cells = [(t, int(T)) for t, T in conn.execute(
+        "SELECT task, length FROM trials UNION "
+        "SELECT json_extract(trial, '$.task'), json_extract(trial, '$.length') FROM plans") if t and T is not None]
+    return from_registry(variants, cells)  # fmt: skip
+
+
+def _write_metadata(conn: sqlite3.Connection, run_id: str | None, meta: Metadata, replace: bool = True) -> None:
+    """Upsert the variant and task records (inside the caller's transaction); ``replace=False`` keeps
+    records already there."""
+    verb, now = ("INSERT OR REPLACE" if replace else "INSERT OR IGNORE"), time.time()
+    conn.executemany(
+        f"{verb} INTO variants (variant, name, reference, family, aliases, catalogue_rank, run_id, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(v.id, v.name, v.reference, v.family, json.dumps(list(v.aliases)), v.catalogue_rank, run_id, now)
+         for v in meta.variants.values()],
+    )  # fmt: skip
+    conn.executemany(
+        f"{verb} INTO tasks (task, length, name, reference, metric, higher_is_better, baseline, threshold, "
+        "run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(t.task, t.length, t.name, t.reference, t.metric, int(t.higher_is_better), _finite(t.baseline),
+          _finite(t.threshold), run_id, now) for t in meta.tasks.values()],
+    )  # fmt: skip
 
 
 def _alive(host: str, pid: int, expires_at: float, now: float) -> bool:
@@ -265,8 +346,9 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         with self.conn:
+            version = _schema_version(self.conn)
             self.conn.executescript(SCHEMA)
-            _migrate(self.conn)
+            _migrate(self.conn, version)
 
     def close(self) -> None:
         self.conn.close()
@@ -286,18 +368,28 @@ class Store:
         """A run's id: its start time and a random suffix (``20261130-041414-c60288``)."""
         return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
-    def start_run(self, suite: str, argv: list[str], environment: dict[str, Any], run_id: str | None = None) -> str:
+    def start_run(self, suite: str, argv: list[str], environment: dict[str, Any], suite_text: str | None = None,
+                  metadata: Metadata | None = None, run_id: str | None = None) -> str:  # fmt: skip
+        """Open a run and return its id (``run_id``, or a new one), in one transaction: its row (with
+        ``suite_text``, the TOML text of the suite file it runs, None when it has none), the ``metadata`` of
+        its variants and tasks (upserted: the newest run's wins), and the removal of progress rows that no
+        live driver holds any more (a driver that died mid-trial)."""
         run_id = run_id or self.new_run_id()
         with self.conn:
             self.conn.execute(
-                "INSERT INTO runs (run_id, suite, argv, environment, started_at) VALUES (?, ?, ?, ?, ?)",
-                (run_id, suite, json.dumps(argv), json.dumps(environment, sort_keys=True), time.time()),
+                "INSERT INTO runs (run_id, suite, argv, environment, started_at, suite_text) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, suite, json.dumps(argv), json.dumps(environment, sort_keys=True), time.time(), suite_text),
             )
+            if metadata is not None:
+                _write_metadata(self.conn, run_id, metadata)
+            self._clear_dead_progress()
         return run_id
 
     def finish_run(self, run_id: str, workers: dict[str, dict] | None = None) -> None:
-        """Close a run; ``workers`` adds what each framework's workers reported (versions, GPU)."""
+        """Close a run and delete its leftover progress rows (trials it did not finish: interrupted);
+        ``workers`` adds what each framework's workers reported (versions, GPU)."""
         with self.conn:
+            self.conn.execute("DELETE FROM progress WHERE run_id = ?", (run_id,))
             if workers:
                 row = self.conn.execute("SELECT environment FROM runs WHERE run_id = ?", (run_id,)).fetchone()
                 env = json.loads(row[0]) if row and row[0] else {}
@@ -328,7 +420,8 @@ class Store:
     # --- writing a trial ----------------------------------------------------------------------------
     def record(self, run_id: str | None, suite: str | None, trial: Trial, task: Task, result: TrialResult,
                replaces: float | None = None, reason: str = "rerun") -> bool:  # fmt: skip
-        """Store one finished trial and its learning curve in one transaction, releasing its claim.
+        """Store one finished trial and its learning curve in one transaction, releasing its claim and
+        deleting its progress rows.
 
         Returns False (and stores nothing) when the trial is already stored and ``replaces`` is None:
         another driver stored it first. ``replaces``: the ``finished_at`` of the stored row this result
@@ -344,6 +437,7 @@ class Store:
                 f"INSERT OR IGNORE INTO trials ({cols}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
             )
             self.conn.execute("DELETE FROM claims WHERE trial_id = ? AND run_id IS ?", (trial.id, run_id))
+            self.conn.execute("DELETE FROM progress WHERE trial_id = ?", (trial.id,))  # its final curve: curves
             if cur.rowcount == 0:  # already stored by another driver: keep the first, add nothing
                 return False
             self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial.id,))
@@ -372,6 +466,86 @@ class Store:
         )
         self.conn.execute("DELETE FROM trials WHERE trial_id = ?", (trial_id,))
         self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial_id,))
+
+    # --- progress: the curves of trials being trained ---------------------------------------------------
+    def record_progress(self, run_id: str, trial: Trial, step: int, split: str, loss: float, metric: float) -> None:
+        """Add one evaluation point of a trial being trained by ``run_id`` (its own transaction). ``split``
+        is "train" or "validation"; a non-finite loss or metric (NaN for "train") is stored NULL. The same
+        (trial, split, step) again replaces the earlier point (a trial started again)."""
+        if split not in ("train", "validation"):
+            raise ValueError(f"progress split {split!r} is not allowed; allowed: 'train', 'validation'")
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO progress (trial_id, run_id, suite, task, length, variant, framework, split, "
+                "step, loss, metric, at) VALUES (?, ?, (SELECT suite FROM runs WHERE run_id = ?), ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?)",
+                (trial.id, run_id, run_id, trial.task, trial.length, trial.variant, trial.framework, split, int(step),
+                 _finite(loss), _finite(metric), time.time()),
+            )  # fmt: skip
+
+    def _clear_dead_progress(self) -> None:
+        """Delete the progress rows of trials without a live claim (inside the caller's transaction)."""
+        live = set(self._live_claims())
+        dead = [(t,) for (t,) in self.conn.execute("SELECT DISTINCT trial_id FROM progress") if t not in live]
+        self.conn.executemany("DELETE FROM progress WHERE trial_id = ?", dead)
+
+    def running(self):
+        """The trials being trained now, one row each: those with a live claim. Columns: trial_id, run_id,
+        suite, task, length, variant, framework, step (the latest point's), metric (the latest validation
+        metric; NaN before the first), at (time of the latest point; NaN before the first). A trial whose
+        driver died has no live claim, so it is never shown as running, whatever rows it left."""
+        import pandas as pd
+
+        cols = ["trial_id", "run_id", "suite", "task", "length", "variant", "framework", "step", "metric", "at"]
+        claims = self._live_claims()
+        if not claims:
+            return pd.DataFrame(columns=cols)
+        points = self._progress_rows(list(claims)) if self._columns("progress") else pd.DataFrame()
+        rows = [self._running_row(tid, run, points) for tid, run in sorted(claims.items())]
+        frame = pd.DataFrame([r for r in rows if r is not None], columns=cols)
+        return frame.sort_values(["task", "length", "variant", "framework", "trial_id"]).reset_index(drop=True)
+
+    def _running_row(self, trial_id: str, run_id: str, points) -> dict[str, Any] | None:
+        """One running trial: its fields and latest point from its progress rows, else from its plan."""
+        mine = points[points["trial_id"] == trial_id] if len(points) else points
+        if len(mine):
+            first, val = mine.iloc[0], mine[mine["split"] == "validation"]
+            return {"trial_id": trial_id, "run_id": run_id, "suite": first["suite"],
+                    **{k: first[k] for k in ("task", "length", "variant", "framework")},
+                    "step": int(mine["step"].max()), "metric": val["metric"].iloc[-1] if len(val) else math.nan,
+                    "at": float(mine["at"].max())}  # fmt: skip
+        planned = self.conn.execute("SELECT suite, trial FROM plans WHERE trial_id = ? LIMIT 1", (trial_id,)).fetchone()
+        if planned is None:  # claimed but planned nowhere: nothing to show it by
+            return None
+        t = json.loads(planned[1])
+        return {"trial_id": trial_id, "run_id": run_id, "suite": planned[0],
+                **{k: t[k] for k in ("task", "length", "variant", "framework")},
+                "step": math.nan, "metric": math.nan, "at": math.nan}  # fmt: skip
+
+    def _progress_rows(self, trial_ids: list[str]):
+        """The progress rows of these trials, by trial, split and step."""
+        import pandas as pd
+
+        frames = [
+            pd.read_sql_query(
+                f"SELECT * FROM progress WHERE trial_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY trial_id, split, step",
+                self.conn, params=chunk,
+            )
+            for chunk in (trial_ids[i : i + 500] for i in range(0, len(trial_ids), 500))
+        ]  # fmt: skip
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def progress_frame(self, trial_ids: Iterable[str]):
+        """The curves so far of these trials, with the columns of ``curves_frame``."""
+        import pandas as pd
+
+        cols = ["trial_id", "split", "step", "loss", "metric"]
+        ids = list(trial_ids)
+        if not ids or not self._columns("progress"):
+            return pd.DataFrame(columns=cols)
+        rows = self._progress_rows(ids)
+        return rows[cols] if len(rows) else pd.DataFrame(columns=cols)
 
     # --- claims: several drivers on one store --------------------------------------------------------
     def claim(self, trial_id: str, run_id: str, stored_at: float | None, lease: float = LEASE_SECONDS) -> bool:
@@ -406,11 +580,15 @@ class Store:
 
     def live_claims(self, exclude_run: str | None = None) -> dict[str, str]:
         """trial_id -> "host pid N" of every live claim (of drivers other than ``exclude_run``)."""
+        return {t: f"{h} pid {p}" for t, (r, h, p) in self._live_claims(with_driver=True).items() if r != exclude_run}
+
+    def _live_claims(self, with_driver: bool = False) -> dict[str, Any]:
+        """trial_id -> run_id (or (run_id, host, pid) ``with_driver``) of every live claim."""
         if not self._columns("claims"):  # a read-only store of an older version
             return {}
         now = time.time()
         rows = self.conn.execute("SELECT trial_id, run_id, host, pid, expires_at FROM claims").fetchall()
-        return {t: f"{h} pid {p}" for t, r, h, p, e in rows if r != exclude_run and _alive(h, p, e, now)}
+        return {t: (r, h, p) if with_driver else r for t, r, h, p, e in rows if _alive(h, p, e, now)}
 
     # --- reading ------------------------------------------------------------------------------------
     def count(self) -> int:
@@ -467,6 +645,32 @@ class Store:
         """
         df = pd.read_sql_query(q, self.conn)
         return df.fillna(0).astype({c: int for c in df.columns if c != "suite"})
+
+    def metadata(self) -> Metadata:
+        """The variant and task records the runs wrote (``harness.metadata``); empty for a store written
+        before stores recorded them and opened read-only (``harness.metadata.complete`` fills the gaps)."""
+        meta = Metadata()
+        if self._columns("variants"):
+            for v, name, ref, family, aliases, rank in self.conn.execute(
+                "SELECT variant, name, reference, family, aliases, catalogue_rank FROM variants"
+            ):
+                meta.variants[v] = VariantMeta(v, name, ref, family, rank, tuple(json.loads(aliases or "[]")))
+        if self._columns("tasks"):
+            for task, T, name, ref, metric, hib, base, threshold in self.conn.execute(
+                "SELECT task, length, name, reference, metric, higher_is_better, baseline, threshold FROM tasks"
+            ):
+                meta.tasks[(task, int(T))] = TaskMeta(task, int(T), name, metric, bool(hib), base, threshold, ref)
+        return meta
+
+    def suite_text(self, suite: str) -> str | None:
+        """The TOML text of the suite file the latest run of ``suite`` ran (None when no run recorded one)."""
+        if "suite_text" not in self._columns("runs"):
+            return None
+        row = self.conn.execute(
+            "SELECT suite_text FROM runs WHERE suite = ? AND suite_text IS NOT NULL ORDER BY started_at DESC LIMIT 1",
+            (suite,),
+        ).fetchone()
+        return row[0] if row else None
 
     def latest_environment(self) -> dict[str, Any]:
         row = self.conn.execute("SELECT environment FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()

@@ -83,6 +83,7 @@ class Suite:
     training: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    text: str = ""  # the suite file's TOML text as read (recorded with each run); "" when built otherwise
 
     def narrowed(self, **changes: Any) -> Suite:
         """A copy with command-line narrowing applied (None means: keep the suite's value), re-validated."""
@@ -115,11 +116,14 @@ def load_suite(name_or_path: str) -> Suite:
         if name_or_path not in list_suites():
             raise unknown_name("suite", name_or_path, list_suites())
         path = SUITES_DIR / f"{name_or_path}.toml"
+    text = path.read_text()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"suite file {path} is not valid TOML: {e}") from e
-    return parse_suite(data, str(path))
+    suite = parse_suite(data, str(path))
+    suite.text = text
+    return suite
 
 
 def _names(data: dict, key: str, where: str, default: list[str] | None = None) -> list[str]:

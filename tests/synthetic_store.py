@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.metadata import from_registry
 from harness.protocol import check_hparams
 from harness.registry import registry
 from harness.store import Store
@@ -68,9 +69,11 @@ def write_synthetic_store(
     seed: int = 0,
     failures: bool = True,
     hidden_sizes: Sequence[int] = (16, 32, 64),
+    metadata: bool = True,
 ) -> Path:
     """Write the store; ``remaining`` extra trials per cell are planned but not recorded (a benchmark
-    still running); ``hidden_sizes`` is the hidden-size grid of the search. Returns the path."""
+    still running); ``hidden_sizes`` is the hidden-size grid of the search; ``metadata=False`` records no
+    variant and task metadata at the run's start (as stores written before they did). Returns the path."""
     path = Path(path)
     tasks = DEFAULT_TASKS if tasks is None else tasks
     rng = np.random.default_rng(seed)
@@ -86,7 +89,9 @@ def write_synthetic_store(
             "platform": "Linux",
             "git_commit": "synthetic",
         }
-        run_id = store.start_run(suite, ["rnn-bench", "run", suite], env)
+        cells = [(t, T) for t, lengths in tasks.items() for T in lengths]
+        meta = from_registry(variants, cells) if metadata else None
+        run_id = store.start_run(suite, ["rnn-bench", "run", suite], env, metadata=meta)
         planned: list[Trial] = []
         k = 0
         for task_id, lengths in tasks.items():

@@ -187,13 +187,19 @@ def test_summary_counts_every_status():
 # orders, ranking
 # ------------------------------------------------------------------------------------------------------
 def test_variant_order_and_baseline():
-    assert A.variant_order(["rnn", "gru", "v", "nfg", "zzz", "aaa"], "v") == ["v", "nfg", "gru", "rnn", "aaa", "zzz"]
-    assert A.variant_order(["rnn", "gru", "v"], "rnn") == ["rnn", "v", "gru"]
-    assert A.choose_baseline(["gru", "v"]) == ("v", None)
-    assert A.choose_baseline(["rnn", "gru"]) == ("gru", None)
-    assert A.choose_baseline(["rnn", "gru"], "rnn") == ("rnn", None)
-    assert A.choose_baseline(["v", "gru"], "peephole") == ("v", None)  # alias of v
-    base, note = A.choose_baseline(["rnn", "gru"], "v")
+    from harness.catalogue import catalogue_rank
+
+    ranks = {v: catalogue_rank(v) for v in ("rnn", "gru", "v", "nfg", "zzz", "aaa")}  # as a run records them
+    assert A.variant_order(["rnn", "gru", "v", "nfg", "zzz", "aaa"], "v", ranks) == ["v", "nfg", "gru", "rnn", "aaa",
+                                                                                      "zzz"]  # fmt: skip
+    assert A.variant_order(["rnn", "gru", "v"], "rnn", ranks) == ["rnn", "v", "gru"]
+    assert A.variant_order(["rnn", "gru", "v"], None, {"rnn": 0, "gru": 5}) == ["rnn", "gru", "v"]  # the ranks given
+    assert A.choose_baseline(["gru", "v"], ranks=ranks) == ("v", None)
+    assert A.choose_baseline(["rnn", "gru"], ranks=ranks) == ("gru", None)
+    assert A.choose_baseline(["rnn", "gru"], ranks={"rnn": 0, "gru": 1}) == ("rnn", None)
+    assert A.choose_baseline(["rnn", "gru"], "rnn", ranks) == ("rnn", None)
+    assert A.choose_baseline(["v", "gru"], "peephole", ranks, aliases={"peephole": "v"}) == ("v", None)
+    base, note = A.choose_baseline(["rnn", "gru"], "v", ranks)
     assert base == "gru" and "no trials" in note
 
 

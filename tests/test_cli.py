@@ -327,6 +327,37 @@ def test_status_counts_planned_finished_and_remaining(cli, small_store):
         str(planned), "1", "1", "1", str(planned - 3))
 
 
+def test_status_lists_the_running_trials_with_their_latest_point(cli, small_store):
+    store, _ = small_store
+    waiting, training, dead = plan(load_suite("smoke").narrowed(frameworks=["torch"]))[3:6]
+    with Store(store) as s:
+        run = s.start_run("smoke", [], {})
+        for trial in (waiting, training):
+            assert s.claim(trial.id, run, None)
+        s.record_progress(run, training, 10, "validation", 0.5, 0.25)
+        s.record_progress(run, training, 15, "train", 0.4, float("nan"))
+        s.record_progress("a-dead-run", dead, 10, "validation", 0.5, 0.5)  # no claim: not running
+    code, out, err = cli("status", "--store", store)
+    assert code == 0, err
+    lines = out.splitlines()
+    at = lines.index("running: 2 trials")
+    assert lines[at + 1].split()[:4] == ["task", "T", "variant", "framework"]
+    rows = {tuple(line.split()[:4]): line.split()[4:] for line in lines[at + 2 : at + 4]}
+    assert rows[(training.task, str(training.length), training.variant, "torch")][:2] == ["15", "0.25"]
+    assert rows[(waiting.task, str(waiting.length), waiting.variant, "torch")] == ["-", "-", "-"]  # no point yet
+    assert int(rows[(training.task, str(training.length), training.variant, "torch")][2]) < 60
+
+
+def test_the_running_table_says_how_long_since_the_last_point():
+    from harness.cli import running_table
+
+    running = pd.DataFrame([{"trial_id": "x", "run_id": "r", "suite": "s", "task": "adding", "length": 50,
+                             "variant": "v", "framework": "tf", "step": 400, "metric": 0.012345,
+                             "at": 100.0}])  # fmt: skip
+    last = running_table(running, now=142.4).splitlines()[-1]
+    assert last.split() == ["adding", "50", "v", "tf", "400", "0.01235", "42"]
+
+
 # ------------------------------------------------------------------------------------------------------
 # faults: a clear message naming the path and exit 2, never a traceback
 # ------------------------------------------------------------------------------------------------------

@@ -563,3 +563,78 @@ def test_unknown_baseline_is_a_usage_error(tmp_path):
     store = write_synthetic_store(tmp_path / "s.sqlite")
     with pytest.raises(UsageError, match=r"unknown variant 'nope' \(from --baseline\)"):
         build_report(store, out_dir=tmp_path / "r", baseline="nope", probe=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# trials still running, and stores that do not record metadata
+# ------------------------------------------------------------------------------------------------------
+def start_running(path: Path, seeds_by_variant: dict[str, list[int]]) -> list[str]:
+    """Claim trials of adding T=10 in PyTorch (as this process: a live driver) and give each two
+    evaluation points, through the Store API as a run does. Returns their ids."""
+    from harness.metadata import from_registry
+    from harness.protocol import check_hparams
+    from harness.trial import Trial
+
+    ids = []
+    with Store(path) as store:
+        run = store.start_run("synthetic", ["rnn-bench", "run"], {}, metadata=from_registry(seeds_by_variant, []))
+        for variant, seeds in seeds_by_variant.items():
+            for seed in seeds:
+                trial = Trial("adding", 10, variant, "torch", "cpu", check_hparams({"max_steps": 1000}), seed)
+                assert store.claim(trial.id, run, None)
+                store.record_progress(run, trial, 100, "validation", 0.15, 0.15)
+                store.record_progress(run, trial, 200, "validation", 0.12, 0.12)
+                ids.append(trial.id)
+    return ids
+
+
+def test_running_trials_are_counted_and_drawn_as_running_and_in_no_statistic(tmp_path):
+    store = write_synthetic_store(tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"),
+                                  frameworks=("torch",), trials_per_cell=4, failures=False)  # fmt: skip
+    before = build_report(store, tmp_path / "before", probe=False).parent
+    start_running(store, {"rnn": [100], "v": [100, 101], "gru": [100]})  # gru: a cell with no finished trial
+    index = build_report(store, tmp_path / "after", probe=False)
+    md = (index.parent / "report.md").read_text(encoding="utf-8")
+    assert "4 trials were still running when this report was built" in md
+    after = pd.read_csv(index.parent / "tables" / "summary.csv").set_index("variant")
+    assert dict(after["running"]) == {"v": 2, "rnn": 1, "gru": 1}
+    assert after.loc["gru", "trials"] == 0 and after.loc["gru", "failed"] == 0 and after.loc["gru", "solved"] == 0
+    assert np.isnan(after.loc["gru", "solved_rate"])  # running: not unsolved
+    old = pd.read_csv(before / "tables" / "summary.csv").set_index("variant")
+    for col in ("trials", "failed", "solved", "solved_rate", "mean", "top_mean", "p_holm"):
+        assert after.loc[["v", "rnn"], col].equals(old.loc[["v", "rnn"], col]), col  # finished trials only
+    assert (index.parent / "tables" / "ranking.csv").read_bytes() == (before / "tables" / "ranking.csv").read_bytes()
+    assert "running" in (index.parent / "tables" / "summary.md").read_text(encoding="utf-8")
+    assert "still running when the report was built" in md  # the learning curves' caption
+    assert "gru" in index.read_text(encoding="utf-8")  # its curve so far is drawn: a colour in the legend
+
+
+def test_a_store_without_metadata_reports_with_the_codes_and_says_so(tmp_path):
+    store = write_synthetic_store(tmp_path / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"),
+                                  frameworks=("torch",), trials_per_cell=3, metadata=False)  # fmt: skip
+    index = build_report(store, tmp_path / "out", probe=False)
+    md = (index.parent / "report.md").read_text(encoding="utf-8")
+    assert "metadata of variant 'rnn', variant 'v', task 'adding' (T = 10)" in md
+    assert "come from the current code" in md
+    assert "solved when mse < 0.01" in md and "vanilla (peephole) LSTM" in index.read_text(encoding="utf-8")
+
+
+def test_a_read_only_version_2_store_still_reports(cli, tmp_path, monkeypatch):
+    store = write_synthetic_store(tmp_path / "ro" / "s.sqlite", tasks={"adding": (10,)}, variants=("v", "rnn"),
+                                  frameworks=("torch",), trials_per_cell=3, metadata=False)  # fmt: skip
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:  # back to schema version 2
+        conn.executescript("DROP TABLE variants; DROP TABLE tasks; DROP TABLE progress; "
+                           "ALTER TABLE runs DROP COLUMN suite_text; "
+                           "UPDATE meta SET value = '2' WHERE key = 'schema_version';")  # fmt: skip
+    conn.close()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode & os.W_OK else real_access(p, mode, **kw))
+    code, out, err = cli("report", "--store", store, "--out", tmp_path / "out", "--no-probe", "--suite", "synthetic")
+    assert code == 0, err
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "come from the current code" in md and "solved when mse < 0.01" in md
+    assert sorted(p.name for p in store.parent.iterdir()) == ["s.sqlite"]
+    tables = {r[0] for r in sqlite3.connect(store).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "variants" not in tables  # a read-only open adds nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -185,7 +186,7 @@ def test_a_version_1_store_is_migrated_and_its_rows_have_no_fingerprint(tmp_path
         old = store.stored()["old"]
         assert (old.variant_code, old.task_code) == (None, None)
         assert old.code_changed("x", "y") == []  # nothing known against it
-        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
 
 
 def test_failed_trial_keeps_its_reason_and_nan_becomes_null(tmp_path):
@@ -337,3 +338,161 @@ def test_the_heartbeat_keeps_a_drivers_claims_alive_and_lets_them_lapse_when_sto
         time.sleep(0.8)
         (expires,), = store.conn.execute("SELECT expires_at FROM claims").fetchall()
         assert expires < time.time()  # stopped: the lease ran out (another host would take the trial now)
+
+
+# --- what a report needs: the suite as run, variant and task metadata (schema version 3) ------------------
+def some_metadata(name="Vanilla LSTM", threshold=0.04, rank=0):
+    from harness.metadata import Metadata, TaskMeta, VariantMeta
+
+    return Metadata(
+        {"v": VariantMeta("v", name, "Greff et al. 2015", "lstm", rank, ("lstm", "peephole"))},
+        {("adding", 10): TaskMeta("adding", 10, "Adding problem", "mse", False, 1 / 6, threshold, "Hochreiter 1997")},
+    )
+
+
+def test_a_run_records_its_suite_text_and_metadata_and_the_newest_run_wins(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        store.start_run("mine", ["rnn-bench"], {}, 'name = "mine"\n', some_metadata())
+        assert store.suite_text("mine") == 'name = "mine"\n'
+        assert store.suite_text("other") is None
+        meta = store.metadata()
+        assert meta.variants["v"].name == "Vanilla LSTM" and meta.variants["v"].aliases == ("lstm", "peephole")
+        assert meta.tasks[("adding", 10)].threshold == 0.04 and meta.tasks[("adding", 10)].baseline == 1 / 6
+        time.sleep(0.01)  # a later start
+        store.start_run("mine", ["rnn-bench"], {}, 'name = "mine"\n# edited\n', some_metadata("LSTM", 0.01, 3))
+        meta = store.metadata()
+        assert store.suite_text("mine").endswith("# edited\n")
+        assert (meta.variants["v"].name, meta.variants["v"].catalogue_rank) == ("LSTM", 3)
+        assert meta.tasks[("adding", 10)].threshold == 0.01
+        assert store.conn.execute("SELECT COUNT(*) FROM variants").fetchone()[0] == 1  # upserted, not added
+
+
+def v2_store(path) -> None:
+    """A store as schema version 2 wrote it (no suite_text, no variants, tasks or progress tables), with one
+    trial of np on adding T=10 and a plan of gru there."""
+    import re
+
+    schema = store_module.SCHEMA.replace(", suite_text TEXT", "")
+    schema = re.sub(r"CREATE TABLE IF NOT EXISTS (variants|tasks|progress) \(.*?\);\n", "", schema, flags=re.S)
+    schema = schema.replace("CREATE INDEX IF NOT EXISTS progress_by_run ON progress (run_id);\n", "")
+    conn = sqlite3.connect(path)
+    conn.executescript(schema)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"meta", "runs", "plans", "trials", "curves", "claims", "superseded"}
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn.execute("INSERT INTO trials (trial_id, task, length, variant, framework, device, seed, hparams, status, "
+                 "finished_at) VALUES ('old', 'adding', 10, 'np', 'torch', 'cpu', 0, '{}', 'ok', 1.0)")  # fmt: skip
+    conn.execute("INSERT INTO plans VALUES ('s', 'p1', ?, 1.0)", (a_trial(variant="gru").to_json(),))
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_2_store_opened_for_writing_gets_the_metadata_of_what_it_holds(tmp_path):
+    from harness.catalogue import catalogue_rank
+
+    path = tmp_path / "v2.sqlite"
+    v2_store(path)
+    with Store(path) as store:
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        meta = store.metadata()
+        assert set(meta.variants) == {"np", "gru"}  # stored and planned
+        np_cls = registry().variants["np"]
+        assert meta.variants["np"].name == np_cls.name and meta.variants["np"].catalogue_rank == catalogue_rank("np")
+        task = registry().task("adding")
+        assert set(meta.tasks) == {("adding", 10)}
+        assert meta.tasks[("adding", 10)].threshold == task.solved_threshold
+        assert meta.tasks[("adding", 10)].baseline == pytest.approx(task.baseline(10)["mse"])
+        assert "suite_text" in {r[1] for r in store.conn.execute("PRAGMA table_info(runs)")}
+        assert store.running().empty
+
+
+def test_a_version_2_store_opened_read_only_stays_as_it_is_and_has_no_metadata(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    v2_store(path)
+    with Store(path, read_only=True) as store:
+        meta = store.metadata()
+        assert not meta.variants and not meta.tasks
+        assert store.suite_text("s") is None and store.running().empty
+        assert store.progress_frame(["old"]).empty
+    assert "variants" not in {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+
+
+# --- progress: the curves of trials being trained ---------------------------------------------------------
+def test_recording_a_result_deletes_the_trials_progress_rows(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("t", [], {})
+        assert store.claim(a_trial(0).id, run, None) and store.claim(a_trial(1).id, run, None)
+        for step in (0, 5):
+            store.record_progress(run, a_trial(0), step, "validation", 0.2, 0.2)
+            store.record_progress(run, a_trial(1), step, "validation", 0.3, 0.3)
+        store.record_progress(run, a_trial(0), 5, "train", 0.25, float("nan"))
+        assert len(store.progress_frame([a_trial(0).id])) == 3
+        store.record(run, "t", a_trial(0), registry().task("adding"), a_result())
+        assert store.progress_frame([a_trial(0).id]).empty  # its final curve is in curves now
+        assert len(store.progress_frame([a_trial(1).id])) == 2  # another trial's rows stay
+        assert list(store.running()["trial_id"]) == [a_trial(1).id]
+
+
+def test_running_shows_each_live_claim_with_its_latest_point(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("t", [], {})
+        store.add_plan("t", [a_trial(0), a_trial(1)])
+        for seed in (0, 1):
+            assert store.claim(a_trial(seed).id, run, None)
+        store.record_progress(run, a_trial(0), 0, "validation", 0.2, 0.21)
+        store.record_progress(run, a_trial(0), 10, "validation", 0.1, 0.11)
+        store.record_progress(run, a_trial(0), 15, "train", 0.09, float("nan"))
+        running = store.running().set_index("trial_id")
+        first, second = running.loc[a_trial(0).id], running.loc[a_trial(1).id]
+        assert (first["suite"], first["task"], first["length"], first["variant"]) == ("t", "adding", 10, "np")
+        assert (first["step"], first["metric"]) == (15, 0.11)  # the latest step; the latest validation metric
+        assert first["at"] == pytest.approx(time.time(), abs=10)
+        assert second["task"] == "adding" and math.isnan(second["step"]) and math.isnan(second["at"])  # no point yet
+        curve = store.progress_frame([a_trial(0).id])
+        assert list(curve.columns) == ["trial_id", "split", "step", "loss", "metric"]
+        assert curve["metric"].isna().sum() == 1  # the train point's NaN metric: NULL
+    with pytest.raises(ValueError, match="'test'"):
+        Store(tmp_path / "s.sqlite").record_progress(run, a_trial(0), 20, "test", 0.1, 0.1)
+
+
+def test_a_runs_leftover_progress_goes_when_it_finishes(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        run, other = store.start_run("t", [], {}), store.start_run("t", [], {})
+        store.record_progress(run, a_trial(0), 5, "validation", 0.2, 0.2)
+        store.record_progress(other, a_trial(1), 5, "validation", 0.2, 0.2)
+        store.finish_run(run)
+        assert store.progress_frame([a_trial(0).id]).empty
+        assert len(store.progress_frame([a_trial(1).id])) == 1
+
+
+def test_a_dead_drivers_progress_never_shows_as_running_and_the_next_run_clears_it(tmp_path):
+    with Store(tmp_path / "s.sqlite") as store:
+        dead = store.start_run("t", [], {})
+        store.record_progress(dead, a_trial(0), 5, "validation", 0.2, 0.2)
+        store.record_progress(dead, a_trial(1), 5, "validation", 0.2, 0.2)
+        now = time.time()
+        store.conn.execute("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                           (a_trial(0).id, dead, store_module.HOST, dead_pid(), now, now + 3600))  # fmt: skip
+        store.conn.commit()  # the driver was SIGKILLed holding trial 0 (trial 1's claim is long gone)
+        live = store.start_run("t", [], {})
+        assert store.claim(a_trial(2).id, live, None)
+        store.record_progress(live, a_trial(2), 5, "validation", 0.2, 0.2)
+        assert list(store.running()["trial_id"]) == [a_trial(2).id]  # a dead claim is not running
+        store.start_run("t", [], {})  # the next run on this store
+        left = store.conn.execute("SELECT DISTINCT trial_id FROM progress").fetchall()
+        assert left == [(a_trial(2).id,)]  # the live driver's rows stay
+
+
+def test_the_recorder_writes_progress_points_through_the_store(tmp_path):
+    from harness.recorder import Recorder, RunSummary
+    from harness.runner import Work
+
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("t", [], {})
+        recorder = Recorder(store, run, "t", Work([], {}, {}, None), RunSummary(0, 0, 0), None, sys.stdout)
+        recorder.on_progress(a_trial(), 10, "validation", 0.5, 0.25)
+        recorder.on_progress(a_trial(), 10, "train", 0.6, float("nan"))
+        rows = store.conn.execute("SELECT run_id, suite, split, step, loss, metric FROM progress ORDER BY split")
+        assert rows.fetchall() == [(run, "t", "train", 10, 0.6, None), (run, "t", "validation", 10, 0.5, 0.25)]
+        recorder.close_run({})
+        assert store.conn.execute("SELECT COUNT(*) FROM progress").fetchone()[0] == 0

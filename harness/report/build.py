@@ -10,18 +10,25 @@ import platform
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness import analysis as A
-from harness.errors import UsageError
+from harness.errors import UsageError, unknown_name
+from harness.metadata import Metadata, complete
 from harness.probes import GradientFlow, gradient_flow
 from harness.report.figures import make_figures
 from harness.report.page import Context, findings, suite_lines_from_data, write_html, write_markdown
 from harness.report.tables import build_tables, trials_export, write_tables
 from harness.store import Store, is_sqlite_file
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 #: Variants the gradient-flow probe prefers after the baseline: the essay's contrasts.
 PROBE_PREFERENCE = ("rnn", "gru", "np", "nfg", "cifg", "min_gru", "v")
@@ -44,6 +51,11 @@ def build_report(
     (default: the suite's, else ``v`` when present, else the first in the catalogue's order).
     ``out_dir`` defaults to ``reports/<suite>/``. ``probe=False`` skips the gradient-flow probe.
     Raises ``UsageError`` (exit code 2) for a missing or empty store.
+
+    Everything comes from the store: the suite as its latest run recorded it (description, baseline,
+    text), the variants' names, order and references and the tasks' thresholds as the runs recorded them,
+    and the trials still running (their curves so far). Only what a store written before stores recorded
+    these lacks is taken from the code and suite files here, and the report's notes say so.
     """
     store_path = Path(store_path)
     if not store_path.exists():
@@ -59,9 +71,10 @@ def build_report(
                 "report; run a suite first (rnn-bench run quick) or wait for the first trials"
             )
         runs, plans = store.runs_frame(), store.plans_frame()
-        suite_name, suite_obj = _resolve_suite(suite, runs)
+        suite_name, suite_obj, suite_note = _resolve_suite(suite, runs, plans, store)
         environment = _environment_of(runs, suite_name) or store.latest_environment()
         planned = A.planned_cells(plans)
+        running = store.running()
         if suite is not None:
             ids = set(planned.loc[planned["suite"] == suite_name, "trial_id"])
             trials = trials[trials["trial_id"].isin(ids) | (trials["suite"] == suite_name)].reset_index(drop=True)
@@ -72,21 +85,54 @@ def build_report(
                     f"suites in it: {', '.join(known) or 'none'}"
                 )
             planned = planned[planned["suite"] == suite_name]
+            running = running[running["trial_id"].isin(ids) | (running["suite"] == suite_name)]
         planned = planned.drop_duplicates("trial_id")
         curves = store.curves_frame(trials["trial_id"])
+        running_curves = store.progress_frame(running["trial_id"])
+        metadata = _metadata(store, trials, running)
     if baseline is not None:
-        from harness.registry import registry
-
-        baseline = registry().canonical_variant(baseline, "--baseline")  # unknown: exit 2, did you mean
+        baseline = _baseline_id(baseline, metadata)  # unknown: exit 2, did you mean
     elif suite_obj is not None:
         baseline = getattr(suite_obj, "baseline", None)
-    an = A.analyse(trials, curves, baseline, planned)
+    an = A.analyse(trials, curves, baseline, planned, metadata=metadata, running=running,
+                   running_curves=running_curves)  # fmt: skip
+    an.notes += [n for n in (suite_note, _metadata_note(metadata)) if n]
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
     _check_out(out, store_path)
     try:
         return _write(out, an, trials, planned, suite_name, suite_obj, store_path, environment, probe)
     except OSError as e:  # a full disk, a read-only folder: name what could not be written
         raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+
+
+def _metadata(store: Store, trials: pd.DataFrame, running: pd.DataFrame) -> Metadata:
+    """The store's variant and task records for what the report shows, completed from the code here where
+    the store lacks them (a store from before stores recorded them, opened read-only)."""
+    cells = pd.concat([trials[["task", "length"]], running[["task", "length"]]])
+    variants = set(trials["variant"]) | set(running["variant"])
+    return complete(store.metadata(), variants, set(zip(cells["task"], cells["length"].astype(int))))
+
+
+def _metadata_note(metadata: Metadata) -> str | None:
+    if not metadata.from_code:
+        return None
+    return (f"This store does not record the metadata of {', '.join(metadata.from_code)} (it was written "
+            "before stores did): their names, order and success thresholds come from the current code, which "
+            "may differ from the code that ran them.")  # fmt: skip
+
+
+def _baseline_id(name: str, metadata: Metadata) -> str:
+    """``--baseline`` as a variant id: an id or alias the store records, else one the code here knows (it
+    has no trials then, and the report says so); anything else exits 2 naming the store's variants."""
+    known = metadata.aliases()
+    if name in known:
+        return known[name]
+    try:
+        from harness.registry import registry
+
+        return registry().canonical_variant(name, "--baseline")
+    except UsageError:
+        raise unknown_name("variant", name, known, "--baseline") from None
 
 
 def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFrame, suite_name: str, suite_obj: Any,
@@ -111,6 +157,11 @@ def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFram
             f"Partial results: {progress['remaining']} of {progress['planned']} planned trials have not "
             "finished yet; regenerate the report when the benchmark is done."
         )
+    if len(an.running):
+        n = len(an.running)
+        notes.append(f"{n} trial{'s were' if n != 1 else ' was'} still running when this report was built: the "
+                     "tables count them as running and the learning curves draw their curves so far (dashed); "
+                     "no statistic includes them.")  # fmt: skip
     notes += figs.notes
     if gradient is not None and gradient.note:
         notes.append(f"Gradient flow: {gradient.note}.")
@@ -124,6 +175,7 @@ def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFram
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         notes=notes,
         description=str(getattr(suite_obj, "description", "") or ""),
+        suite_text=str(getattr(suite_obj, "text", "") or ""),
     )
     sentences = findings(an, ctx, gradient)
     index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, sentences)
@@ -207,23 +259,62 @@ def trials_suites(store: Store) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _resolve_suite(suite: Any, runs: pd.DataFrame) -> tuple[str, Any]:
-    """(the report's name, the suite object when one is known)."""
+@dataclass
+class RecordedSuite:
+    """A suite as the store recorded it: the TOML text of the file its latest run ran."""
+
+    name: str
+    text: str
+    description: str = ""
+    baseline: str | None = None
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> RecordedSuite:
+        """Read the description and baseline from the text (the suite's defaults where it has none:
+        no description, the first variant)."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:  # never written so (the run parsed it), but a report must not fail
+            return cls(name, text)
+        variants = data.get("variants") if isinstance(data.get("variants"), list) else []
+        baseline = data.get("baseline", variants[0] if variants else None)
+        return cls(name, text, str(data.get("description", "")), str(baseline) if baseline else None)
+
+
+def _resolve_suite(suite: Any, runs: pd.DataFrame, plans: pd.DataFrame,
+                   store: Store) -> tuple[str, Any, str | None]:  # fmt: skip
+    """(the report's name, the suite object when one is known, a note when it came from a file here)."""
     if suite is None:
         latest = runs["suite"].dropna() if len(runs) else pd.Series(dtype=object)
-        return (str(latest.iloc[-1]) if len(latest) else "all"), None
+        return (str(latest.iloc[-1]) if len(latest) else "all"), None, None
     if hasattr(suite, "name"):
-        return str(suite.name), suite
-    name = str(suite)
-    try:
-        from harness.suites import load_suite  # written alongside; the report works without it
-    except ImportError:
-        return name, None
-    try:
-        obj = load_suite(name)
+        return str(suite.name), suite, None
+    known = set(runs["suite"].dropna()) | set(plans["suite"].dropna())
+    name = _suite_name(str(suite), known)
+    text = store.suite_text(name)
+    if text is not None:
+        return name, RecordedSuite.parse(name, text), None
+    try:  # a store from before stores recorded suite texts: the suite file here, if there is one
+        from harness.suites import load_suite
+
+        obj = load_suite(str(suite))
     except Exception:  # an unknown or custom suite can still be reported from the store alone
-        return Path(name).stem if name.endswith(".toml") else name, None
-    return str(getattr(obj, "name", name)), obj
+        return name, None, None
+    note = (f"The store does not record the suite file its runs of {name!r} ran (written before stores did): "
+            f"its description and baseline come from the current file {obj.source}.")  # fmt: skip
+    return name, obj, note
+
+
+def _suite_name(given: str, known: set[str]) -> str:
+    """The suite name ``--suite`` means: a name the store knows, else a suite file's ``name`` (its stem
+    when it has none or cannot be read), else the name as given."""
+    if given in known or not given.endswith(".toml"):
+        return given
+    try:
+        name = tomllib.loads(Path(given).read_text()).get("name")
+    except (OSError, tomllib.TOMLDecodeError):
+        name = None
+    return str(name) if isinstance(name, str) and name else Path(given).stem
 
 
 def _safe(name: str) -> str:
@@ -243,12 +334,13 @@ def _probe(an: A.Analysis) -> GradientFlow:
     try:
         from harness.registry import registry
 
-        chosen = [v for v in chosen if v in registry().variants]
+        chosen = [v for v in chosen if v in registry().variants] if task in registry().tasks else []
     except Exception:
         chosen = []
     chosen = chosen[:PROBE_MAX_VARIANTS]
     if not chosen:
-        return GradientFlow(task, length, [], 0, 0, 0, 0.0, 0, note="no variant of the store is known to the registry")
+        return GradientFlow(task, length, [], 0, 0, 0, 0.0, 0,
+                            note="the code here does not know the task or any variant of the store")
     return gradient_flow(chosen, task, length)
 
 

@@ -70,7 +70,7 @@ def _styled(draw: Callable[[], None]) -> None:
 def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | None = None) -> FigureSet:
     """Every figure of the report, in the page's order."""
     figs = FigureSet(out_dir)
-    pal = Palette(analysis.variants)
+    pal = Palette(analysis.drawn_variants)
 
     def draw() -> None:
         for task, info in analysis.tasks.items():
@@ -360,17 +360,32 @@ def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: s
 # ------------------------------------------------------------------------------------------------------
 # 3. learning curves
 # ------------------------------------------------------------------------------------------------------
+RUNNING_LINE = {"linestyle": (0, (2, 2)), "linewidth": 1.0, "alpha": 0.9}  # a running trial's curve so far
+
+
+def running_curves(analysis: Analysis, task: str) -> pd.DataFrame:
+    """The validation curves so far of the running trials of ``task``: trial_id, length, variant, step, metric."""
+    run, points = analysis.running, analysis.running_curves
+    cols = ["trial_id", "length", "variant", "step", "metric"]
+    if run.empty or points.empty:
+        return pd.DataFrame(columns=cols)
+    mine = run.loc[run["task"] == task, ["trial_id", "length", "variant"]]
+    val = points[(points["split"] == "validation") & points["metric"].notna()]
+    return val.merge(mine, on="trial_id")[cols].sort_values(["trial_id", "step"], kind="stable")
+
+
 def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo) -> None:
     lc = analysis.learning[analysis.learning["task"] == task] if len(analysis.learning) else analysis.learning
-    if lc.empty:
+    busy = running_curves(analysis, task)
+    if lc.empty and busy.empty:
         figs.skip("Learning curves", f"no validation curves stored for the best trials of {task}")
         return
-    lengths = sorted(lc["length"].unique())
+    lengths = sorted({int(T) for T in lc["length"]} | {int(T) for T in busy["length"]})
     ncols = min(3, len(lengths))
     nrows = math.ceil(len(lengths) / ncols)
     fig = Figure(figsize=(4.6 * ncols + 1.8, 3.6 * nrows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    variants = [v for v in analysis.variants if v in set(lc["variant"])]
+    variants = [v for v in analysis.drawn_variants if v in set(lc["variant"]) | set(busy["variant"])]
     for ax, T in zip(axes, lengths):
         d = lc[lc["length"] == T]
         for v in variants:
@@ -387,8 +402,15 @@ def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str
                 markevery=max(1, len(dv) // 8),
             )
             ax.fill_between(dv["step"], dv["q25"], dv["q75"], color=pal.color(v), alpha=0.18, linewidth=0)
+        for _, curve in busy[busy["length"] == T].groupby("trial_id", sort=True):
+            v = curve["variant"].iloc[0]
+            ax.plot(curve["step"], curve["metric"], color=pal.color(v), **RUNNING_LINE)
+            ax.plot(curve["step"].iloc[-1:], curve["metric"].iloc[-1:], color=pal.color(v), marker=pal.marker(v),
+                    markerfacecolor="white", markersize=4.5, linestyle="none")  # fmt: skip
         _reference(ax, info.baseline(int(T)))
-        if _log_scale(info, d[["q25", "median", "q75"]].to_numpy(float).ravel()):
+        values = np.concatenate([d[["q25", "median", "q75"]].to_numpy(float).ravel(),
+                                 busy.loc[busy["length"] == T, "metric"].to_numpy(float)])  # fmt: skip
+        if _log_scale(info, values):
             ax.set_yscale("log")
         ax.set_title(f"T = {T}", loc="left", fontsize=10)
         ax.set_xlabel("training step")
@@ -396,6 +418,8 @@ def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str
     for ax in axes[len(lengths) :]:
         ax.set_visible(False)
     handles = _variant_handles(pal, variants) + [Line2D([], [], **REFERENCE_LINE, label="trivial baseline")]
+    if len(busy):
+        handles.append(Line2D([], [], color="#333333", **RUNNING_LINE, label="running (curve so far)"))
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle(f"{info.name or task}: learning curves of the best 10 % of trials", fontsize=12)
     caption = (
@@ -403,6 +427,10 @@ def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str
         f"step, over each variant's best 10 % of trials on {task} (both frameworks). A trial that stopped "
         "early because it solved the task keeps its last value."
     )
+    if len(busy):
+        n = busy["trial_id"].nunique()
+        caption += (f" Thin dashed lines ending in an open marker: the curve so far of {n} trial"
+                    f"{'s' if n != 1 else ''} still running when the report was built (in no statistic).")  # fmt: skip
     figs.save(fig, f"learning_{task}", "learning", f"{task}: learning curves", caption)
 
 

@@ -51,6 +51,7 @@ class Context:
     generated: str
     notes: list[str] = field(default_factory=list)
     description: str = ""
+    suite_text: str = ""  # the suite file its latest run ran, as the store recorded it
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -89,12 +90,15 @@ def coverage_sentence(an: Analysis, ctx: Context) -> str:
         f"This report covers {len(an.trials)} trials ({counts}) of {len(an.variants)} variant"
         f"{'s' if len(an.variants) != 1 else ''} ({', '.join(an.variants)}) in {_fw_list(an.frameworks)} on {tasks}."
     )
-    remaining = ctx.progress.get("remaining", 0)
+    remaining, running = ctx.progress.get("remaining", 0), len(an.running)
+    busy = f" ({running} of them running as this report was built)" if running else ""
     if remaining:
         text += (
             f" The benchmark is not finished: {remaining} of {ctx.progress.get('planned', 0)} planned trials have "
-            "no result yet, so every number below may still change."
+            f"no result yet{busy}, so every number below may still change."
         )
+    elif running:
+        text += f" {running} trial{'s were' if running != 1 else ' was'} running as this report was built."
     return text
 
 
@@ -465,19 +469,21 @@ def write_html(
         + "".join(f"<p>{_e(p)}</p>" for p in method_paragraphs(an, gradient))
         + "</section>"
     )
-    pal = Palette(an.variants)
+    pal = Palette(an.drawn_variants)
     legend = "".join(
         f"<tr><td><span class='swatch' style='background:{pal.color(v)}'></span>{_e(v)}</td>"
         f"<td>{_e(an.info[v].name)}</td>"
         f"<td>{_e(an.info[v].family)}</td><td>{_e(an.info[v].reference)}</td></tr>"
-        for v in an.variants
+        for v in an.drawn_variants
     )
     parts.append(
         "<section id='variants-legend'><h2>Variants</h2><div class='table-wrap'><table class='data'><thead><tr>"
         "<th>id</th><th>name</th><th>family</th><th>reference</th></tr></thead><tbody>"
         f"{legend}</tbody></table></div></section>"
     )
-    parts.append(f"<section id='suite'><h2>Suite</h2>{_kv(ctx.suite_lines)}</section>")
+    recorded = (f"<details><summary>The suite file as run (recorded in the store)</summary><pre>{_e(ctx.suite_text)}"
+                "</pre></details>" if ctx.suite_text else "")  # fmt: skip
+    parts.append(f"<section id='suite'><h2>Suite</h2>{_kv(ctx.suite_lines)}{recorded}</section>")
     parts.append(
         "<section id='environment'><h2>Environment</h2><h3>Where the benchmark ran (latest run in the store)</h3>"
         f"{_kv(environment_items(ctx.environment)) if ctx.environment else '<p>(not recorded)</p>'}"
@@ -586,6 +592,8 @@ def write_markdown(
     if (out_dir / "tables" / "trials.csv").exists():
         lines.append("- every trial: [csv](tables/trials.csv)")
     lines += ["", "## Suite", ""] + [f"- **{k}**: {v}" for k, v in ctx.suite_lines]
+    if ctx.suite_text:
+        lines += ["", "The suite file as run (recorded in the store):", "", "```toml", ctx.suite_text.rstrip(), "```"]
     lines += ["", "## Environment", ""] + [f"- **{k}**: {v}" for k, v in environment_items(ctx.environment)]
     lines += [
         "",
@@ -607,7 +615,8 @@ def suite_lines_from_data(an: Analysis, ctx_suite: str, suite_obj: Any = None) -
             "tasks",
             "; ".join(
                 f"{t} (metric {i.metric}, {'higher' if i.higher_is_better else 'lower'} is better; "
-                f"T = {', '.join(map(str, an.lengths(t)))})"
+                + (f"solved when {i.solved_rule()}; " if i.solved_rule() else "")
+                + f"T = {', '.join(map(str, an.lengths(t)))})"
                 for t, i in an.tasks.items()
             ),
         )

@@ -66,6 +66,7 @@ def integer(x: float) -> str:
 # ------------------------------------------------------------------------------------------------------
 def summary_table(an: Analysis) -> Table:
     s = an.summary
+    busy = "running" in s.columns and bool(s["running"].any())
     rows = []
     for r in s.itertuples(index=False):
         run = f"{r.trials}" + (f" / {r.planned}" if "planned" in s.columns and r.planned != r.trials else "")
@@ -76,6 +77,7 @@ def summary_table(an: Analysis) -> Table:
                 "variant": r.variant,
                 "framework": framework_name(r.framework),
                 "trials": run,
+                **({"running": r.running} if busy else {}),
                 "diverged": r.diverged,
                 "failed": r.failed + r.timeout,
                 "metric": f"{r.metric} {'↑' if r.higher_is_better else '↓'}",
@@ -96,11 +98,12 @@ def summary_table(an: Analysis) -> Table:
         )
     display = pd.DataFrame(rows)
     caption = (
-        f"Per task, length T, variant and framework: trials run (/ planned, while a benchmark is running), diverged, "
-        f"failed (incl. timeouts); solved rate (of trials that trained to an outcome); test metric over all trials "
-        f"with one and over the top 10 % chosen by validation metric (↑ higher / ↓ lower is better); median steps to "
-        f"solve (solved trials); mean parameter count; Welch's t-test against the baseline {an.baseline!r}, "
-        "Holm-adjusted across the variants of each task, T and framework, α = 0.05."
+        "Per task, length T, variant and framework: trials run (/ planned, while a benchmark is running), "
+        + ("trials still running (in no statistic), " if busy else "")
+        + "diverged, failed (incl. timeouts); solved rate (of trials that trained to an outcome); test metric over "
+        "all trials with one and over the top 10 % chosen by validation metric (↑ higher / ↓ lower is better); "
+        "median steps to solve (solved trials); mean parameter count; Welch's t-test against the baseline "
+        f"{an.baseline!r}, Holm-adjusted across the variants of each task, T and framework, α = 0.05."
     )
     return Table("summary", "Summary per task, length, variant and framework", caption, s, display)
 
