@@ -9,7 +9,7 @@ process. Environment variables tune them from the test:
     RNN_BENCH_TEST_PARENTS a file: ``sleepy`` appends its worker's parent pid (the driver, or the Dask worker
                            that started it) at its first step in each worker
     RNN_BENCH_TEST_HEAL    when set, ``exits`` and ``killed`` behave (to test --retry-failed)
-    RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded" lines to
+    RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded CUDA_VISIBLE_DEVICES" lines to
 """
 
 import multiprocessing
@@ -94,7 +94,8 @@ class Probe(_TanhRNN):
 
     def step(self, ops, p, x, state):
         if in_worker(ops):
-            line = f"{os.getpid()} {ops.backend} {'torch' in sys.modules} {'tensorflow' in sys.modules}\n"
+            gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
+            line = f"{os.getpid()} {ops.backend} {'torch' in sys.modules} {'tensorflow' in sys.modules} {gpu}\n"
             with open(os.environ["RNN_BENCH_TEST_PROBE"], "a") as f:
                 f.write(line)
         return super().step(ops, p, x, state)
