@@ -149,7 +149,22 @@ class DaskPool:
             except OSError as e:
                 raise UsageError(f"--scheduler {self.scheduler}: no Dask scheduler answers there ({e}); start one "
                                  "with 'dask scheduler' or leave --scheduler out for a local cluster") from e
+            self._check_resources()
         self._log_to_file()
+
+    def _check_resources(self) -> None:
+        """Refuse ``resources`` that no worker of a running cluster offers: its jobs would wait for ever. (A
+        cluster with no worker yet, one that is still scaling up, is given the benefit of the doubt.)"""
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        offered = [w.get("resources", {}) for w in workers]
+        if offered and self.resources and not any(all(r.get(k, 0) >= v for k, v in self.resources.items())
+                                                  for r in offered):  # fmt: skip
+            have = sorted({k for r in offered for k in r}) or ["none"]
+            self.shutdown()
+            wanted = ",".join(f"{k}={v:g}" for k, v in self.resources.items())
+            raise UsageError(f"--resources {wanted}: no worker of the cluster at {self.scheduler} offers that "
+                             f"(its workers' resources: {', '.join(have)}); start workers with "
+                             f"'dask worker {self.scheduler} --resources {wanted}' (docs/cluster.md)")
 
     def _log_to_file(self) -> None:
         """Dask's own log lines (a worker restarted, a task failed) go to ``dask.log`` in the run's log folder,

@@ -50,6 +50,21 @@ def test_a_local_dask_cluster_stores_what_the_local_executor_stores(bench, tmp_p
     assert "torch" in environments[0][0]  # the run records its workers' environment, as locally
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
+def test_one_dask_worker_serves_both_frameworks_without_one_process_importing_both(bench, tmp_path):
+    suite = write_suite(tmp_path / "both.toml", ["probe"], frameworks=("torch", "tf"))
+    probe = tmp_path / "probe.txt"
+    result = bench.run("run", suite, "--executor", "dask", "--workers", "1", *QUIET, "--store", tmp_path / "s.sqlite",
+                       env=plugin_env(bench, RNN_BENCH_TEST_PROBE=probe), timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = {}
+    for line in probe.read_text().splitlines():
+        pid, backend, torch_loaded, tf_loaded, _ = line.split()
+        assert not (torch_loaded == "True" and tf_loaded == "True"), f"process {pid} imported both frameworks"
+        seen[backend] = pid
+    assert set(seen) == {"torch", "tf"} and seen["torch"] != seen["tf"]
+
+
 def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
@@ -113,6 +128,38 @@ def test_a_driver_killed_three_times_then_completes_every_trial_exactly_once(ben
     assert_exactly(store, ids)
     assert {r[0] for r in query(store, "SELECT status FROM trials")} == {"ok"}
     assert query(store, "SELECT COUNT(*) FROM superseded")[0][0] == 0  # nothing stored twice and replaced
+
+
+@pytest.fixture
+def running_cluster():
+    """A cluster started apart from the driver, as a user's would be: a scheduler and one worker process,
+    non-daemonic (docs/cluster.md), with no resources."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_a_run_on_a_running_cluster_stores_every_trial(bench, tmp_path, running_cluster):
+    address = running_cluster.scheduler_address
+    args = ("run", "smoke", "--tasks", "adding", "--frameworks", "torch", *QUIET, "--store", tmp_path / "s.sqlite")
+    result = bench.run(*args, "--executor", "dask", "--scheduler", address, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"the Dask cluster at {address}" in result.stdout
+    planned = {t.id for t in plan(load_suite("smoke").narrowed(tasks=["adding"], frameworks=["torch"]))}
+    assert set(_metrics(tmp_path / "s.sqlite")) == planned
+
+
+def test_resources_no_worker_offers_are_refused(bench, tmp_path, running_cluster):
+    result = bench.run("run", "smoke", "--executor", "dask", "--scheduler", running_cluster.scheduler_address,
+                       "--resources", "GPU=1", *QUIET, "--store", tmp_path / "s.sqlite")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--resources GPU=1: no worker of the cluster" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_dask_flags_are_checked_before_anything_runs(cli, tmp_path):
