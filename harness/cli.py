@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: start a local cluster of --workers processes)")
     p.add_argument("--resources", default="", help="with --executor dask: Dask worker resources each job needs, "
                    "e.g. GPU=1")
-    p.add_argument("--retries", type=int, default=1, help="with --executor dask: resubmissions of a job whose "
+    p.add_argument("--retries", type=int, help="with --executor dask: resubmissions of a job whose "
                    "Dask worker was lost, before its trials are recorded failed (default 1)")
     p.add_argument("--workers-per-gpu", type=int, help="with --device cuda: K worker processes on each visible "
                    "GPU, each pinned to its GPU (replaces --workers)")

@@ -27,14 +27,17 @@ Guarantees, the same as ``harness.executors.LocalPool``'s:
   ``timeout``.
 * **Placement.** ``resources`` (``{"GPU": 1}``) is asked of the scheduler for every job, so GPU work goes
   only to workers started with ``--resources GPU=1``.
-* **Claims.** ``claim`` is asked for a job's members just before the job is submitted; at most about two
-  jobs per worker are in flight, so other drivers sharing the store can still take the rest.
+* **Claims.** ``claim`` is asked for a job's members just before the job is submitted; at most one job per
+  worker thread is in flight, so other drivers sharing the store can still take the rest, and a lost
+  worker costs an attempt only to the job it was running (Dask counts every task assigned to a lost
+  worker; its own queuing, ``worker-saturation``, does not hold these tasks back).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import traceback
 import uuid
@@ -50,7 +53,6 @@ from harness.training import TrialResult, failed
 from harness.trial import Trial
 from harness.worker import WorkerError, WorkerProcess
 
-IN_FLIGHT_PER_WORKER = 2  # jobs submitted per Dask worker at a time: keeps each busy, leaves the rest claimable
 TOPIC = "rnn-bench"
 
 # --- the Dask worker's side ---------------------------------------------------------------------------------
@@ -59,18 +61,35 @@ DAEMONIC = ("this Dask worker is a daemonic process, which may not start the fra
 _PROCESSES: dict[tuple[str, str], WorkerProcess] = {}  # (framework, device) -> this Dask worker's child
 
 
-def _process_for(framework: str, device: str) -> WorkerProcess:
-    """This Dask worker's framework process, started on first use and again when it died."""
-    process = _PROCESSES.get((framework, device))
-    if process is None or not process.process.is_alive():
-        from distributed import get_worker
+def _log_path(framework: str, logs: str | None) -> Path:
+    """``<logs>/<framework>-<dask worker pid>.log`` (the run's log folder, where this node can write it: the
+    driver's machine, a shared file system), else the Dask worker's own local directory."""
+    from distributed import get_worker
 
-        log = Path(get_worker().local_directory) / f"rnn-bench-{framework}.log"
+    if logs:
+        try:
+            Path(logs).mkdir(parents=True, exist_ok=True)
+            return Path(logs) / f"{framework}-{os.getpid()}.log"
+        except OSError:
+            pass
+    return Path(get_worker().local_directory) / f"rnn-bench-{framework}.log"
+
+
+def _process_for(framework: str, device: str, logs: str | None) -> WorkerProcess:
+    """This Dask worker's process of ``framework``: started on first use, again when it died, and anew for a
+    new run (its output then goes to the new run's log folder)."""
+    log = str(_log_path(framework, logs))
+    process = _PROCESSES.get((framework, device))
+    if process is not None and (not process.process.is_alive() or process.log != log):
+        process.stop()
+        process = None
+    if process is None:
         process = _PROCESSES[(framework, device)] = WorkerProcess(framework, device, log=log)
     return process
 
 
-def run_on_dask_worker(job: TrainJob, device: str, deadline: float | None, topic: str) -> dict[str, Any]:
+def run_on_dask_worker(job: TrainJob, device: str, deadline: float | None, topic: str,
+                       logs: str | None = None) -> dict[str, Any]:  # fmt: skip
     """A Dask task: run ``job`` in this Dask worker's process of the job's framework. Returns ``{"results":
     {trial_id: result dict}, "environment": ..., "error": None | (kind, message)}`` where ``kind`` is
     ``"unavailable"`` (the framework cannot load here), ``"timeout"`` or ``"died"`` (the framework process
@@ -87,7 +106,7 @@ def run_on_dask_worker(job: TrainJob, device: str, deadline: float | None, topic
 
     if multiprocessing.current_process().daemon:
         return {"results": {}, "environment": {}, "error": ("unavailable", DAEMONIC)}
-    process = _process_for(job.framework, device)
+    process = _process_for(job.framework, device, logs)
     try:
         process.call(job, timeout=deadline, on_event=forward)
     except WorkerError as e:
@@ -134,11 +153,8 @@ class DaskPool:
         if self.scheduler is None:
             # The scheduler lives in this process: a task whose worker dies fails at once (retries is the one
             # count), and its workers, restarted ones too, are non-daemonic so that they can start the
-            # framework processes jobs run in. A worker holds one task at a time (worker-saturation 1.0; Dask's
-            # 1.1 would queue a second on a one-thread worker, and a lost worker would cost that one an
-            # attempt too). Set for this process's life: the nanny reads it at each restart.
-            dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False,
-                             "distributed.scheduler.worker-saturation": 1.0})
+            # framework processes jobs run in. Set for this process's life: the nanny reads it at each restart.
+            dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False})
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                         dashboard_address=None, resources=self.resources or None,
                                         silence_logs=logging.ERROR)  # fmt: skip
@@ -189,8 +205,15 @@ class DaskPool:
             self.cluster.close()
         self.client = self.cluster = None
 
-    def worker_count(self) -> int:
-        return max(1, len(self.client.scheduler_info().get("workers", {})))
+    def slots(self) -> int:
+        """Jobs the cluster can run at once: its workers' threads (at least 1, for a cluster still starting)."""
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"the Dask cluster at {self.scheduler} ({self.slots()} worker thread(s) now)"
+        return f"a local Dask cluster of {self.workers} worker(s)"
 
     # --- scheduling -----------------------------------------------------------------------------------------
     def run(self, jobs: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None = None,
@@ -212,7 +235,7 @@ class DaskPool:
     def _submit(self, members: list[Trial], size: int) -> Any:
         job = local.job_message(members, self.time_limit)
         return self.client.submit(run_on_dask_worker, job, self.device, self._deadline(size), self.topic,
-                                  pure=False, resources=self.resources or None,
+                                  str(self.logs) if self.logs else None, pure=False, resources=self.resources or None,
                                   key=f"rnn-bench-{uuid.uuid4().hex}")  # fmt: skip
 
     def _loop(self, pending: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None,
@@ -222,7 +245,7 @@ class DaskPool:
         flight: dict[Any, Submitted] = {}
         by_trial: dict[str, Submitted] = {}
         while pending or flight:
-            while pending and len(flight) < IN_FLIGHT_PER_WORKER * self.worker_count():
+            while pending and len(flight) < self.slots():
                 members = [t for t in pending.pop(0) if claim is None or claim(t)]
                 if members:
                     sub = Submitted(members[0].framework, {t.id: t for t in members}, len(members))

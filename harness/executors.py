@@ -102,6 +102,11 @@ class LocalPool:
     def _stop(slot: Slot, kill: bool = False) -> None:
         slot.worker.stop(kill)
 
+    def describe(self) -> str:
+        """'2 worker process(es)', '8 worker process(es) on 4 GPU(s) (0,1,2,3)'."""
+        gpus = f" on {len(self.gpus)} GPU(s) ({','.join(self.gpus)})" if self.gpus else ""
+        return f"{self.workers} worker process(es){gpus}"
+
     def shutdown(self, kill: bool = False) -> None:
         for slot in self.slots:
             self._stop(slot, kill)

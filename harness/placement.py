@@ -1,8 +1,8 @@
 """Where a run's workers go: the executor the user chose and how it is set up (``rnn-bench run`` flags).
 
 * ``--executor local`` (the default): ``harness.executors.LocalPool``, ``--workers`` processes on this
-  machine. With ``--device cuda``, ``--workers-per-gpu K`` starts K workers on each visible GPU, each
-  pinned to its GPU with ``CUDA_VISIBLE_DEVICES`` (then ``--workers`` is ignored).
+  machine. With ``--device cuda`` each worker is pinned to one visible GPU (``CUDA_VISIBLE_DEVICES``, the
+  least used), and ``--workers-per-gpu K`` starts K workers on each (instead of ``--workers``).
 * ``--executor dask``: ``harness.dask_executor.DaskPool``; a local Dask cluster of ``--workers``
   processes, or with ``--scheduler tcp://HOST:8786`` a running cluster; ``--resources GPU=1`` is asked of
   the scheduler for every job; ``--retries N`` resubmissions after a lost Dask worker.
@@ -28,7 +28,7 @@ class Placement:
     workers: int = 1
     scheduler: str | None = None
     resources: dict[str, float] = field(default_factory=dict)
-    retries: int = 1
+    retries: int | None = None  # None: not given (1 under Dask)
     workers_per_gpu: int | None = None
 
     def __post_init__(self) -> None:
@@ -36,23 +36,22 @@ class Placement:
             raise UsageError(f"--executor {self.executor!r} is unknown; valid: {', '.join(EXECUTORS)}")
         if self.workers < 1:
             raise UsageError(f"--workers {self.workers} is impossible; it must be at least 1")
-        if self.retries < 0:
+        if self.retries is not None and self.retries < 0:
             raise UsageError(f"--retries {self.retries} is impossible; it must be 0 or more")
         if self.workers_per_gpu is not None and self.workers_per_gpu < 1:
             raise UsageError(f"--workers-per-gpu {self.workers_per_gpu} is impossible; it must be at least 1")
         local_only = {"--workers-per-gpu": self.workers_per_gpu is not None}
-        dask_only = {"--scheduler": self.scheduler is not None, "--resources": bool(self.resources)}
+        dask_only = {"--scheduler": self.scheduler is not None, "--resources": bool(self.resources),
+                     "--retries": self.retries is not None}  # fmt: skip
         wrong = [flag for flag, given in (dask_only if self.executor == "local" else local_only).items() if given]
         if wrong:
             other = "dask" if self.executor == "local" else "local"
             raise UsageError(f"{', '.join(wrong)} applies to --executor {other}, not {self.executor}")
 
-    def describe(self) -> str:
-        """'2 worker(s)', '4 worker(s) on 2 GPU(s)', 'a local Dask cluster of 2 worker(s)', ..."""
-        if self.executor == "dask":
-            return f"the Dask cluster at {self.scheduler}" if self.scheduler else \
-                f"a local Dask cluster of {self.workers} worker(s)"  # fmt: skip
-        return f"{self.workers} worker(s)"
+    def check_device(self, device: str) -> None:
+        """Refuse settings that make no sense on ``device`` (before any work)."""
+        if self.workers_per_gpu is not None and device != "cuda":
+            raise UsageError(f"--workers-per-gpu applies to --device cuda, not {device}")
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -93,13 +92,15 @@ def make_executor(placement: Placement, device: str, time_limit: float, framewor
         from harness.dask_executor import DaskPool
 
         pool = DaskPool(placement.workers, device, time_limit, scheduler=placement.scheduler,
-                        resources=placement.resources, retries=placement.retries, logs=logs)  # fmt: skip
+                        resources=placement.resources, retries=1 if placement.retries is None else placement.retries,
+                        logs=logs)  # fmt: skip
         pool.connect()  # no scheduler there: exit 2 before the run is recorded
         return pool
     from harness.executors import LocalPool
 
     workers, gpus = placement.workers, None
-    if device == "cuda" and placement.workers_per_gpu is not None:
+    if device == "cuda":
         gpus = visible_gpus(frameworks[0])
-        workers = placement.workers_per_gpu * len(gpus)
+        if placement.workers_per_gpu is not None:
+            workers = placement.workers_per_gpu * len(gpus)
     return LocalPool(workers, device, time_limit, gpus=gpus, logs=logs)

@@ -95,6 +95,7 @@ def run_suite(
     local processes) and store every result; see docs/architecture.md."""
     out = out if out is not None else sys.stdout  # read at call time: honours redirect_stdout
     placement = placement or Placement("local", workers)
+    placement.check_device(suite.device)
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
     for framework in suite.frameworks:
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
@@ -112,7 +113,7 @@ def run_suite(
         describe_changes(work, out)
         jobs = make_jobs(work.todo, population)
         print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
-              f"{len(work.todo)} to run on {placement.describe()}{_jobs_text(jobs)}", file=out)  # fmt: skip
+              f"{len(work.todo)} to run{_jobs_text(jobs)}", file=out)  # fmt: skip
         if not jobs:
             print("Nothing to do: every planned trial is in the store.", file=out)
             return summary
@@ -131,7 +132,7 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
     pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs)  # before the run's row
     # what the report needs besides the trials, recorded before any: the suite as run, names, thresholds
     store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite), run_id=run_id)
-    print(f"worker output goes to {logs}/", file=out)
+    print(f"running on {pool.describe()}; worker output goes to {logs}/", file=out)
     bar = _progress_bar(len(work.todo), suite.name, progress)
     recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
     heartbeat = ClaimHeartbeat(store.path, run_id)

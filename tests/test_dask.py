@@ -9,6 +9,7 @@ exactly once.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import random
 import signal
@@ -46,8 +47,8 @@ def test_a_local_dask_cluster_stores_what_the_local_executor_stores(bench, tmp_p
     planned = {t.id for t in plan(load_suite("smoke").narrowed(tasks=["adding"], frameworks=frameworks.split(",")))}
     assert set(a) == set(b) == planned
     assert a == b  # CPU, one thread, the same seeds: the same numbers to the last bit
-    environments = query(tmp_path / "dask.sqlite", "SELECT workers FROM runs")
-    assert "torch" in environments[0][0]  # the run records its workers' environment, as locally
+    environment = json.loads(query(tmp_path / "dask.sqlite", "SELECT environment FROM runs")[0][0])
+    assert "torch" in environment["workers"]["torch"]  # the run records its workers' versions, as locally
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")

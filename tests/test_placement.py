@@ -29,6 +29,7 @@ def test_resources_parse_and_bad_ones_name_the_part():
     ({"workers_per_gpu": 0}, "--workers-per-gpu 0 is impossible"),
     ({"executor": "dask", "workers_per_gpu": 2}, "--workers-per-gpu applies to --executor local"),
     ({"resources": {"GPU": 1}}, "--resources applies to --executor dask"),
+    ({"retries": 2}, "--retries applies to --executor dask"),
 ])  # fmt: skip
 def test_placement_refuses_impossible_settings(kwargs, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
@@ -49,6 +50,11 @@ def test_workers_per_gpu_pins_each_worker_to_one_gpu(tmp_path, use_plugins, monk
     LocalPool(2, "cpu", 60, gpus=["0", "1"]).run([[t] for t in trials], lambda trial, result: None)
     seen = {line.split()[0]: line.split()[4] for line in probe.read_text().splitlines()}
     assert sorted(seen.values()) == ["0", "1"], seen  # two processes, one GPU each
+
+
+def test_workers_per_gpu_on_the_cpu_is_refused():
+    with pytest.raises(UsageError, match="--workers-per-gpu applies to --device cuda, not cpu"):
+        Placement(workers_per_gpu=2).check_device("cpu")
 
 
 @needs_torch
