@@ -39,6 +39,8 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
+import threading
 import traceback
 import uuid
 from dataclasses import dataclass, field, replace
@@ -155,9 +157,17 @@ class DaskPool:
             # count), and its workers, restarted ones too, are non-daemonic so that they can start the
             # framework processes jobs run in. Set for this process's life: the nanny reads it at each restart.
             dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False})
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, resources=self.resources or None,
-                                        silence_logs=logging.ERROR)  # fmt: skip
+            # Ctrl-C reaches the whole process group; the driver handles it (keeps what finished, closes the
+            # cluster): its workers start with SIGINT ignored (inherited), so they print no traceback of it.
+            main = threading.current_thread() is threading.main_thread()  # (only it may set handlers)
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, resources=self.resources or None,
+                                            silence_logs=logging.ERROR)  # fmt: skip
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
             self.client = Client(self.cluster)
         else:
             try:

@@ -131,6 +131,27 @@ def test_a_driver_killed_three_times_then_completes_every_trial_exactly_once(ben
     assert query(store, "SELECT COUNT(*) FROM superseded")[0][0] == 0  # nothing stored twice and replaced
 
 
+def test_ctrl_c_keeps_what_finished_closes_the_cluster_and_prints_no_traceback(bench, tmp_path):
+    store = tmp_path / "s.sqlite"
+    argv = bench.argv("run", "smoke", "--executor", "dask", "--workers", "2", *QUIET, "--store", store)
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=bench.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True,
+                            start_new_session=True,  # its own process group, as a terminal's Ctrl-C would reach
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while stored_count(store) < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Interrupted: the" in out and "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert stored_count(store) >= 1
+
+
 @pytest.fixture
 def running_cluster():
     """A cluster started apart from the driver, as a user's would be: a scheduler and one worker process,
