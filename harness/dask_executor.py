@@ -60,7 +60,9 @@ TOPIC = "rnn-bench"
 # --- the Dask worker's side ---------------------------------------------------------------------------------
 DAEMONIC = ("this Dask worker is a daemonic process, which may not start the framework processes rnn-bench "
             "runs jobs in: start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False (docs/cluster.md)")
-_PROCESSES: dict[tuple[str, str], WorkerProcess] = {}  # (framework, device) -> this Dask worker's child
+# (framework, device, thread) -> this Dask worker's child: one per thread, since a Dask worker with several
+# threads runs several jobs at once, and two jobs must never share one child's pipe
+_PROCESSES: dict[tuple[str, str, int], WorkerProcess] = {}
 
 
 def _log_path(framework: str, logs: str | None) -> Path:
@@ -81,12 +83,13 @@ def _process_for(framework: str, device: str, logs: str | None) -> WorkerProcess
     """This Dask worker's process of ``framework``: started on first use, again when it died, and anew for a
     new run (its output then goes to the new run's log folder)."""
     log = str(_log_path(framework, logs))
-    process = _PROCESSES.get((framework, device))
+    key = (framework, device, threading.get_ident())
+    process = _PROCESSES.get(key)
     if process is not None and (not process.process.is_alive() or process.log != log):
         process.stop()
         process = None
     if process is None:
-        process = _PROCESSES[(framework, device)] = WorkerProcess(framework, device, log=log)
+        process = _PROCESSES[key] = WorkerProcess(framework, device, log=log)
     return process
 
 
@@ -112,11 +115,16 @@ def run_on_dask_worker(job: TrainJob, device: str, deadline: float | None, topic
     try:
         process.call(job, timeout=deadline, on_event=forward)
     except WorkerError as e:
-        _PROCESSES.pop((job.framework, device), None)
+        _PROCESSES.pop((job.framework, device, threading.get_ident()), None)
         return {"results": results, "environment": process.environment, "error": (e.kind, str(e))}
     except Exception:  # our own bug, not a lost worker: said, never retried
         return {"results": results, "environment": process.environment, "error": ("failed", traceback.format_exc())}
     return {"results": results, "environment": process.environment, "error": None}
+
+
+def _worker_resources(dask_scheduler: Any) -> dict[str, dict]:
+    """Run on the scheduler: each worker's resources (every worker, whatever the Dask version)."""
+    return {address: dict(ws.resources) for address, ws in dask_scheduler.workers.items()}
 
 
 # --- the driver's side --------------------------------------------------------------------------------------
@@ -172,6 +180,9 @@ class DaskPool:
         else:
             try:
                 self.client = Client(self.scheduler, timeout="10s")
+            except ValueError as e:  # not an address: "foo", "tcp://host" without its port, "http://..."
+                raise UsageError(f"--scheduler {self.scheduler!r} is not a scheduler address ({e}); give "
+                                 "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from e
             except OSError as e:
                 raise UsageError(f"--scheduler {self.scheduler}: no Dask scheduler answers there ({e}); start one "
                                  "with 'dask scheduler' or leave --scheduler out for a local cluster") from e
@@ -181,8 +192,7 @@ class DaskPool:
     def _check_resources(self) -> None:
         """Refuse ``resources`` that no worker of a running cluster offers: its jobs would wait for ever. (A
         cluster with no worker yet, one that is still scaling up, is given the benefit of the doubt.)"""
-        workers = self.client.scheduler_info().get("workers", {}).values()
-        offered = [w.get("resources", {}) for w in workers]
+        offered = list(self.client.run_on_scheduler(_worker_resources).values())
         if offered and self.resources and not any(all(r.get(k, 0) >= v for k, v in self.resources.items())
                                                   for r in offered):  # fmt: skip
             have = sorted({k for r in offered for k in r}) or ["none"]
@@ -217,8 +227,7 @@ class DaskPool:
 
     def slots(self) -> int:
         """Jobs the cluster can run at once: its workers' threads (at least 1, for a cluster still starting)."""
-        workers = self.client.scheduler_info().get("workers", {}).values()
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+        return max(1, sum(self.client.nthreads().values()))  # (scheduler_info() lists only 5 workers in some versions)
 
     def describe(self) -> str:
         if self.scheduler:

@@ -65,6 +65,8 @@ def parse_resources(text: str) -> dict[str, float]:
             out[name.strip()] = float(amount)
         except ValueError:
             raise UsageError(f"--resources {text!r}: {part!r} is not NAME=AMOUNT (e.g. GPU=1)") from None
+        if not out[name.strip()] > 0:
+            raise UsageError(f"--resources {text!r}: {part!r} asks for nothing; an amount must be above 0")
     return out
 
 

@@ -154,13 +154,14 @@ def test_ctrl_c_keeps_what_finished_closes_the_cluster_and_prints_no_traceback(b
 
 @pytest.fixture
 def running_cluster():
-    """A cluster started apart from the driver, as a user's would be: a scheduler and one worker process,
-    non-daemonic (docs/cluster.md), with no resources."""
+    """A cluster started apart from the driver, as a user's would be: a scheduler and one worker process
+    with two threads (``dask worker``'s default is a thread per core), non-daemonic (docs/cluster.md), with
+    no resources."""
     import dask
     from distributed import LocalCluster
 
     with dask.config.set({"distributed.worker.daemon": False}):
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None)
     try:
         yield cluster
     finally:
@@ -174,7 +175,9 @@ def test_a_run_on_a_running_cluster_stores_every_trial(bench, tmp_path, running_
     assert result.returncode == 0, result.stderr
     assert f"the Dask cluster at {address}" in result.stdout
     planned = {t.id for t in plan(load_suite("smoke").narrowed(tasks=["adding"], frameworks=["torch"]))}
-    assert set(_metrics(tmp_path / "s.sqlite")) == planned
+    stored = _metrics(tmp_path / "s.sqlite")
+    assert set(stored) == planned
+    assert {row[0] for row in stored.values()} == {"ok"}  # two jobs at once on one worker never share a process
 
 
 def test_resources_no_worker_offers_are_refused(bench, tmp_path, running_cluster):
@@ -192,6 +195,13 @@ def test_dask_flags_are_checked_before_anything_runs(cli, tmp_path):
     code, _, err = cli("run", "smoke", "--executor", "dask", "--retries", "-1", "--store", tmp_path / "s.sqlite")
     assert code == 2 and "--retries -1 is impossible" in err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://localhost", "http://127.0.0.1:8786"])
+def test_a_malformed_scheduler_address_is_a_usage_error(cli, tmp_path, address):
+    code, _, err = cli("run", "smoke", "--tasks", "adding", "--frameworks", "torch", "--executor", "dask",
+                       "--scheduler", address, *QUIET, "--store", tmp_path / "s.sqlite")  # fmt: skip
+    assert code == 2 and "is not a scheduler address" in err and "tcp://HOST:PORT" in err, err
 
 
 def test_no_scheduler_at_the_address_is_a_usage_error(bench, tmp_path):

@@ -21,6 +21,8 @@ def test_resources_parse_and_bad_ones_name_the_part():
     assert parse_resources("") == {}
     with pytest.raises(UsageError, match=r"'GPU=one' is not NAME=AMOUNT"):
         parse_resources("GPU=one")
+    with pytest.raises(UsageError, match=r"'GPU=0' asks for nothing"):
+        parse_resources("GPU=0")
 
 
 @pytest.mark.parametrize("kwargs, message", [
