@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= -c constraints.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: run test venv lint smoke report clean
+.PHONY: run test venv lint smoke scaling report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[torch,tf,test]'
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[torch,tf,dask,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,6 +31,9 @@ lint: $(STAMP)
 
 smoke: $(STAMP)
 	$(BIN)/rnn-bench run smoke && $(BIN)/rnn-bench report --suite smoke
+
+scaling: $(STAMP)
+	$(BIN)/python -m harness.scaling
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

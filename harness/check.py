@@ -12,7 +12,7 @@
                 best validation loss clearly below the task's trivial baseline (the variant learns);
                 with both frameworks, the two loss curves agree
 
-Framework computations run in child processes, one per framework (``harness.parity.Workers``): this
+Framework computations run in worker processes, one per framework (``harness.worker.Workers``): this
 process imports neither framework. Checks that need a framework that is not installed are skipped
 with the reason. The exit code is 0 only when no check fails.
 """
@@ -126,8 +126,8 @@ def autograd_problems(variant: Variant, hidden_size: int) -> list[str]:
     return []
 
 
-def _preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]) -> dict[str, list[str]]:
-    """Child side of ``preflight``: each variant's contract problems (empty lists when fine)."""
+def preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]) -> dict[str, list[str]]:
+    """Worker side of ``preflight`` (a ``PreflightJob``): each variant's contract problems (empty when fine)."""
     reg = registry()
     out = {}
     for vid in variant_ids:
@@ -143,30 +143,24 @@ def _preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]
 def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = None, timeout: float = 120) -> None:
     """Refuse to run variants whose contract is broken, before any work or store write.
 
-    The check runs the variants' code, so it runs in a child process: a step that exits, crashes or
-    hangs costs the check, not the runner."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures import TimeoutError as FutureTimeout
-    from concurrent.futures.process import BrokenProcessPool
+    The check runs the variants' code, so it runs in a worker process (a ``PreflightJob``): a step that
+    exits, crashes or hangs costs the check, not the runner."""
+    from harness.jobs import PreflightJob
+    from harness.worker import WorkerError, WorkerProcess
 
     reg = registry()
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    worker = WorkerProcess(None)
     try:
-        problems = pool.submit(_preflight_problems, list(variant_ids), variant_hparams or {}).result(timeout=timeout)
-    except BrokenProcessPool as e:
+        problems = worker.call(PreflightJob(tuple(variant_ids), variant_hparams or {}), timeout=timeout)
+    except WorkerError as e:
         raise UsageError(
-            f"checking the contracts of {', '.join(variant_ids)} killed the checking process ({e}); "
-            "run 'rnn-bench check VARIANT' on each to find the one at fault"
-        ) from e
-    except FutureTimeout as e:
-        raise UsageError(
-            f"checking the contracts of {', '.join(variant_ids)} took over {timeout:.0f} s: does a step loop forever?"
+            f"checking the contracts of {', '.join(variant_ids)} failed ({e}): does a step exit, crash or loop "
+            "forever? Run 'rnn-bench check VARIANT' on each to find the one at fault"
         ) from e
     finally:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()  # a hung child must not outlive the check
-        pool.shutdown(wait=False, cancel_futures=True)
+        worker.stop(kill=True)  # a hung child must not outlive the check
+    if "error" in problems and isinstance(problems["error"], str):
+        raise UsageError(f"checking the contracts of {', '.join(variant_ids)} failed: {problems['error']}")
     for vid, found in problems.items():
         if found:
             source = reg.variant_class(vid).source_file
@@ -228,14 +222,15 @@ def check_variant(
     variant_id: str, only: list[str] | None = None, frameworks: list[str] | None = None
 ) -> list[CheckRow]:
     """Run the checks and return one row per check (and framework where it applies)."""
+    from harness.jobs import ParityJob
     from harness.parity import (
-        Workers,
         compare_frameworks_many,
         compare_fused_many,
         compare_training,
         random_case,
         transfer_params_many,
     )
+    from harness.worker import Workers
 
     reg = registry()
     variant = reg.variant(variant_id)
@@ -296,7 +291,7 @@ def check_variant(
                     "upstream": case[2],
                     "fused": False,
                 }
-                result = workers.run({"torch": ("cell", [job])})["torch"][0]
+                result = workers.run({"torch": ParityJob("torch", "cell", (job,))})["torch"][0]
                 if "error" in result:
                     rows.append(CheckRow("gradients", "torch", "fail", detail=headline(result["error"])))
                 else:

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import importlib.util
 import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from harness.error_text import headline
 from harness.errors import UsageError
 from harness.store import DEFAULT_PATH, store_fault
+
+if TYPE_CHECKING:
+    from harness.placement import Placement
 
 EPILOG = "Run 'rnn-bench VERB --help' for a verb's options. Docs: README.md."
 
@@ -107,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fused", action="store_true", help="use the generic path even where a fused kernel exists")
     p.add_argument("--xla", action="store_true", help="TensorFlow: compile the training step with XLA (jit_compile)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="where workers run: local processes (default) or a Dask cluster (docs/cluster.md)")
+    p.add_argument("--scheduler", help="with --executor dask: a running cluster's scheduler, tcp://HOST:8786 "
+                   "(default: start a local cluster of --workers processes)")
+    p.add_argument("--resources", default="", help="with --executor dask: Dask worker resources each job needs, "
+                   "e.g. GPU=1")
+    p.add_argument("--retries", type=int, help="with --executor dask: resubmissions of a job whose "
+                   "Dask worker was lost, before its trials are recorded failed (default 1)")
+    p.add_argument("--workers-per-gpu", type=int, help="with --device cuda: K worker processes on each visible "
+                   "GPU, each pinned to its GPU (replaces --workers)")
     p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
                    "(default: measured per framework and device; 1 trains every trial alone)")
     p.add_argument("--time-limit", type=float, help="seconds per job (a trial, or a population) before its "
@@ -190,8 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.suites import load_suite
 
     suite = load_suite(args.suite)
-    if args.workers < 1:
-        raise UsageError(f"--workers {args.workers} is impossible; it must be at least 1")
+    placement = _placement(args)  # a bad flag: exit 2 before anything runs
     training = dict(suite.training)
     if args.no_fused:
         training["fused"] = False
@@ -205,6 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_suite(
         suite, args.store, args.workers, dry_run=args.dry_run, retry_failed=args.retry_failed,
         argv=sys.argv, progress=not args.no_progress and not args.dry_run, population=args.population,
+        placement=placement,
     )  # fmt: skip
     return 130 if summary.interrupted else 0
 
@@ -321,17 +335,25 @@ def _check_frameworks(frameworks: list[str]) -> None:
     check_installed(frameworks)
 
 
+def _placement(args: argparse.Namespace) -> Placement:
+    """The executor and its settings from ``run``'s flags; refuses Dask where it is not installed."""
+    from harness.placement import Placement, parse_resources
+
+    placement = Placement(args.executor, args.workers, args.scheduler, parse_resources(args.resources),
+                          args.retries, args.workers_per_gpu)  # fmt: skip
+    if placement.executor == "dask" and importlib.util.find_spec("distributed") is None:
+        raise UsageError("--executor dask needs Dask's distributed scheduler, not installed here: "
+                         "pip install -e '.[dask]'")  # fmt: skip
+    return placement
+
+
 def _check_cuda(frameworks: list[str]) -> None:
     """Refuse --device cuda where no framework asked for sees a GPU (asked in a child: never import a
     framework into this process)."""
-    from harness.parity import Workers
+    from harness.placement import visible_gpus
 
     for framework in frameworks:
-        try:
-            with Workers((framework,), "cuda") as workers:
-                workers.run({framework: ("speed", [])})
-        except Exception as e:
-            raise UsageError(f"--device cuda: {framework} cannot use a GPU here ({headline(str(e))})") from e
+        visible_gpus(framework)
 
 
 def cmd_new_variant(args: argparse.Namespace) -> int:

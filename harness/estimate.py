@@ -113,13 +113,14 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
 def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str]]) -> list[float]:
     """ms per trial-step at ``CALIBRATION_LENGTH`` for each (variant, members) -> (hidden, batch, device),
     measured in one child process of ``framework``."""
-    from harness.parity import Workers
+    from harness.jobs import SpeedJob
+    from harness.worker import Workers
 
     device = next(iter(wanted.values()))[2]
     jobs = [{"variant_id": v, "members": 0 if m == 1 else m, "T": CALIBRATION_LENGTH, "batch": b, "hidden": h,
              "steps": CALIBRATION_STEPS, "device": d} for (v, m), (h, b, d) in wanted.items()]  # fmt: skip
     with Workers((framework,), device) as workers:
-        results = workers.run({framework: ("speed", jobs)})[framework]
+        results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
     bad = [r["error"] for r in results if "error" in r]
     if bad:
         raise RuntimeError(f"calibrating {framework} failed:\n{bad[0]}")

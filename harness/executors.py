@@ -1,8 +1,11 @@
 """Executors: run jobs and hand back each trial's result as it finishes.
 
 A job is a list of trials that train together as one population (``harness.population``; a job of one
-trial trains solo). ``LocalPool`` runs worker processes on this machine (``harness.worker``), each
-dedicated to one framework and holding one intra-op thread. A free worker takes the next job of its
+trial trains solo), sent to a worker as a ``harness.jobs.TrainJob``. Every executor has the same
+interface, ``run(jobs, on_result, claim=None, on_progress=None)``, and the same guarantees; the runner
+does not know which one runs. ``LocalPool`` (here) runs worker processes on this machine
+(``harness.worker.WorkerProcess``), each dedicated to one framework and holding one intra-op thread;
+``harness.dask_executor.DaskPool`` places the same workers on a Dask cluster. A free worker takes the next job of its
 framework; when its framework has nothing left it is replaced by a worker of the other one. A worker
 that dies costs only the members of its job that had not finished (recorded ``failed`` with the exit
 reason) and is replaced; results a dying worker sent before it died are kept. The time limit is per
@@ -17,25 +20,23 @@ tried, so a later run must still do them.
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
-from typing import Any
+from pathlib import Path
 
 from harness.errors import UsageError
+from harness.jobs import TrainJob
 from harness.training import TrialResult, failed
 from harness.trial import Trial
-from harness.worker import THREAD_VARIABLES, worker_main
+from harness.worker import START_TIMEOUT, WorkerProcess
 
 ResultCallback = Callable[[Trial, TrialResult], None]
 ClaimCallback = Callable[[Trial], bool]
+ProgressCallback = Callable[[Trial, int, str, float, float], None]  # trial, step, split, loss, metric
 MAX_START_FAILURES = 3  # workers of one framework dying in a row before they are ready
-START_TIMEOUT = 300.0  # seconds a worker may take to import its framework and report ready
 POPULATION_GRACE = 30.0  # seconds past the time limit before a population's worker is killed
 
 
@@ -49,61 +50,62 @@ class Slot:
     """One worker process and what it is doing."""
 
     framework: str
-    process: Any
-    conn: Any
-    ready: bool = False
-    job: dict[str, Trial] | None = None  # the members of its job that have not finished, by id
+    worker: WorkerProcess
+    gpu: str | None = None  # the GPU it is pinned to (CUDA_VISIBLE_DEVICES), if any
+    # the members of its job that have not finished, by id; None once the worker said the job is done
+    # (only then may it take the next: a "done" arriving after a new job was sent would be misread)
+    job: dict[str, Trial] | None = None
     size: int = 1  # how many trials its job had (the population size every member records)
     started: float = 0.0  # when its job was sent, or (not ready yet) when the process started
 
+    @property
+    def ready(self) -> bool:
+        return self.worker.ready
 
-def _exit_reason(process: Any) -> str:
-    code = process.exitcode
-    if code is not None and code < 0:
-        try:
-            return f"worker process was killed by signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"worker process was killed by signal {-code}"
-    return f"worker process exited with code {code}"
+
+def job_message(job: list[Trial], time_limit: float) -> TrainJob:
+    """The ``TrainJob`` a worker gets for ``job``."""
+    return TrainJob(job[0].framework, tuple(t.to_json() for t in job), time_limit)
 
 
 class LocalPool:
-    def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0) -> None:
+    """Worker processes on this machine, at most ``workers`` at a time. With ``gpus`` (``--device cuda``:
+    the visible GPUs' indices) each worker is pinned to one of them (``CUDA_VISIBLE_DEVICES``), the
+    least used; ``--workers-per-gpu K`` makes ``workers`` K times their number. ``logs`` is a folder that
+    receives each worker's output (``<framework>-<n>.log``)."""
+
+    def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0, gpus: list[str] | None = None,
+                 logs: str | Path | None = None) -> None:  # fmt: skip
         self.workers = max(1, int(workers))
         self.device, self.time_limit = device, float(time_limit)
-        self.context = mp.get_context("spawn")  # fresh interpreters: no framework state inherited
+        self.gpus = list(gpus or [])
+        self.logs = Path(logs) if logs else None
         self.slots: list[Slot] = []
         self.environments: dict[str, dict] = {}
         self.start_failures: dict[str, int] = {}  # workers of a framework that died before ready
         self.claim: ClaimCallback | None = None
+        self.on_progress: ProgressCallback | None = None
+        self.started_count = 0
 
     # --- worker lifecycle ---------------------------------------------------------------------------
     def _start(self, framework: str) -> Slot:
-        os.environ.update(THREAD_VARIABLES)  # inherited by the child before it imports numpy or a framework
-        parent_conn, child_conn = self.context.Pipe()
-        process = self.context.Process(
-            target=worker_main, args=(framework, self.device, child_conn, os.getpid()), daemon=True,
-            name=f"rnn-bench-{framework}",
-        )  # fmt: skip
-        process.start()
-        child_conn.close()
-        return Slot(framework, process, parent_conn, started=time.monotonic())
+        gpu = min(self.gpus, key=lambda g: sum(s.gpu == g for s in self.slots)) if self.gpus else None
+        env = {"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}
+        self.started_count += 1
+        log = None
+        if self.logs is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            log = self.logs / f"{framework}-{self.started_count}.log"
+        return Slot(framework, WorkerProcess(framework, self.device, log=log, env=env), gpu, started=time.monotonic())
 
     @staticmethod
     def _stop(slot: Slot, kill: bool = False) -> None:
-        if slot.process.is_alive():
-            if kill:
-                slot.process.kill()
-            else:
-                try:
-                    slot.conn.send(None)
-                except (BrokenPipeError, OSError):
-                    slot.process.kill()
-            slot.process.join(timeout=10)
-            if slot.process.is_alive():
-                slot.process.kill()
-                slot.process.join()
-        slot.conn.close()
+        slot.worker.stop(kill)
+
+    def describe(self) -> str:
+        """'2 worker process(es)', '8 worker process(es) on 4 GPU(s) (0,1,2,3)'."""
+        gpus = f" on {len(self.gpus)} GPU(s) ({','.join(self.gpus)})" if self.gpus else ""
+        return f"{self.workers} worker process(es){gpus}"
 
     def shutdown(self, kill: bool = False) -> None:
         for slot in self.slots:
@@ -111,11 +113,13 @@ class LocalPool:
         self.slots = []
 
     # --- scheduling ---------------------------------------------------------------------------------
-    def run(self, jobs: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None = None) -> None:
+    def run(self, jobs: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None = None,
+            on_progress: ProgressCallback | None = None) -> None:  # fmt: skip
         """Run every job (a list of trials of one framework); ``on_result`` is called in this process as each
-        trial finishes. ``claim``, when given, is asked for each trial just before its job goes to a
-        worker; a trial it refuses (another driver has it) is dropped from this run."""
-        self.claim = claim
+        trial finishes, ``on_progress`` at each of a trial's evaluations. ``claim``, when given, is asked
+        for each trial just before its job goes to a worker; a trial it refuses (another driver has it) is
+        dropped from this run."""
+        self.claim, self.on_progress = claim, on_progress
         pending: dict[str, deque[list[Trial]]] = {}
         for job in jobs:
             pending.setdefault(job[0].framework, deque()).append(job)
@@ -142,7 +146,7 @@ class LocalPool:
         else:
             return
         try:
-            slot.conn.send((self.time_limit, [t.to_json() for t in job]))
+            slot.worker.send(job_message(job, self.time_limit))
         except (BrokenPipeError, OSError):  # it died since it said ready: the job goes back first in line
             queue.appendleft(job)  # (still claimed by us: the claims are asked again, and granted)
             return
@@ -170,21 +174,21 @@ class LocalPool:
     def _loop(self, pending: dict[str, deque], on_result: ResultCallback) -> None:
         while any(pending.values()) or any(s.job is not None for s in self.slots):
             self._fill(pending)
-            by_conn = {s.conn: s for s in self.slots}
-            by_sentinel = {s.process.sentinel: s for s in self.slots}
+            by_conn = {s.worker.conn: s for s in self.slots}
+            by_sentinel = {s.worker.sentinel: s for s in self.slots}
             ready = wait(list(by_conn) + list(by_sentinel), timeout=1.0)
             for obj in ready:
                 if obj in by_conn:
                     self._receive(by_conn[obj], pending, on_result)
             for obj in ready:
                 slot = by_sentinel.get(obj)
-                if slot is not None and slot in self.slots and not slot.process.is_alive():
+                if slot is not None and slot in self.slots and not slot.worker.process.is_alive():
                     self._replace_dead(slot, pending, on_result)
             self._enforce_time_limit(pending, on_result)
 
     def _receive(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
         try:
-            message = slot.conn.recv()
+            message = slot.worker.receive()
         except (EOFError, OSError):
             return  # the sentinel tells us it died
         self._handle(slot, message, on_result)
@@ -193,34 +197,38 @@ class LocalPool:
         """Take every result a worker sent before it died or was stopped: members that finished are kept."""
         while slot.job is not None:
             try:
-                if not slot.conn.poll():
+                if not slot.worker.conn.poll():
                     return
-                message = slot.conn.recv()
+                message = slot.worker.receive()
             except (EOFError, OSError):
                 return
             self._handle(slot, message, on_result)
 
     def _handle(self, slot: Slot, message: tuple, on_result: ResultCallback) -> None:
         kind = message[0]
-        if kind == "ready":
-            slot.ready = True
+        if kind == "ready":  # (WorkerProcess.receive has marked it ready)
             self.start_failures[slot.framework] = 0
             self.environments[slot.framework] = message[1]
         elif kind == "broken":  # the framework cannot load here: nothing of it can run
             self.slots.remove(slot)
             self._stop(slot, kill=True)
             raise FrameworkUnavailable(f"framework {slot.framework!r} cannot run here: {message[1]}")
-        elif kind == "result":
-            trial = slot.job.pop(message[1])
-            if not slot.job:
-                slot.job = None
-            on_result(trial, TrialResult(**message[2]))
+        elif kind == "event" and message[1][0] == "result" and slot.job and message[1][1] in slot.job:
+            _, trial_id, result = message[1]
+            on_result(slot.job.pop(trial_id), TrialResult(**result))
+        elif kind == "event" and message[1][0] == "progress" and slot.job and self.on_progress is not None:
+            _, trial_id, step, split, loss, metric = message[1]
+            if trial_id in slot.job:
+                self.on_progress(slot.job[trial_id], step, split, loss, metric)
+        elif kind == "done" and slot.job is not None:  # members without a result are never silently dropped
+            self._fail_job(slot, failed(f"the worker's job ended without a result for this trial: {message[1]}"),
+                           on_result)  # fmt: skip
 
     def _replace_dead(self, slot: Slot, pending: dict[str, deque], on_result: ResultCallback) -> None:
-        reason = _exit_reason(slot.process)
         self.slots.remove(slot)
         self._drain(slot, on_result)
         self._stop(slot, kill=True)
+        reason = slot.worker.reason()
         if slot.job is not None:
             self._fail_job(slot, failed(f"{reason} while running this trial"), on_result)
         elif not slot.ready:
@@ -244,7 +252,7 @@ class LocalPool:
                 self._start_failed(slot.framework, f"not ready after {START_TIMEOUT:.0f} s")
                 continue
             if slot.job is not None and now - slot.started > self._deadline(slot):
-                if slot.conn.poll():  # a result arrived just in time: take it, do not kill it
+                if slot.worker.conn.poll():  # a result arrived just in time: take it, do not kill it
                     self._receive(slot, pending, on_result)
                     continue
                 self.slots.remove(slot)

@@ -1,11 +1,11 @@
 """Cross-framework parity: the same variant, parameters and data give the same numbers in PyTorch and
 TensorFlow (and on each framework's fused and generic paths).
 
-TensorFlow and PyTorch never share a process (docs/architecture.md): each framework's computation runs in a child
-process of its own, started with the ``spawn`` method, which imports only that framework's backend
-(``harness.backends.load_backend``); the parent draws the inputs with numpy, sends them, and compares
-the numpy results. Importing TensorFlow costs seconds, so ``Workers`` keeps one child per framework
-for as many calls as you like, and the ``*_many`` functions batch several variants into one call:
+TensorFlow and PyTorch never share a process (docs/architecture.md): each framework's computation runs in a
+worker process of its own (``harness.worker``), which imports only that framework's backend; the parent
+draws the inputs with numpy, sends them as a ``ParityJob``, and compares the numpy results. Importing
+TensorFlow costs seconds, so ``harness.worker.Workers`` keeps one process per framework for as many calls
+as you like, and the ``*_many`` functions batch several variants into one call:
 
     with Workers() as workers:
         report = compare_frameworks_many(["v", "np", "gru"], workers=workers)
@@ -28,29 +28,16 @@ Every error is the maximum absolute difference (``max |a - b|``) unless its name
 
 from __future__ import annotations
 
-import multiprocessing
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from harness.jobs import ParityJob
 from harness.protocol import FRAMEWORKS, check_hparams
+from harness.worker import Workers
 
-# --- the child side: runs in a spawned process that imports exactly one framework ---------------------
-
-_BACKENDS: dict[str, Any] = {}
-
-
-def _backend(framework: str, device: str) -> Any:
-    """The framework's backend, set up once per child process (one thread, deterministic)."""
-    if framework not in _BACKENDS:
-        from harness.backends import load_backend
-
-        backend = load_backend(framework)
-        backend.setup(device)
-        _BACKENDS[framework] = backend
-    return _BACKENDS[framework]
+# --- the worker side: runs in a worker process of one framework (harness.worker) -------------------------
 
 
 def _variant(variant_id: str, variant_hparams: dict | None) -> Any:
@@ -118,15 +105,7 @@ def _transfer_load_job(backend: Any, job: dict, framework: str) -> dict:
     return {"predictions": model.predict(job["probe"]), "path": model.path}
 
 
-def _speed_job(backend: Any, job: dict, framework: str) -> dict:
-    """``harness.speed.step_ms`` in this framework's child (one thread, its framework alone)."""
-    from harness.speed import step_ms
-
-    return {"ms": step_ms(framework, **job)}
-
-
 _JOBS = {
-    "speed": _speed_job,
     "cell": _cell_job,
     "train": _train_job,
     "transfer_train": _transfer_train_job,
@@ -134,15 +113,14 @@ _JOBS = {
 }
 
 
-def run_jobs(framework: str, device: str, kind: str, jobs: list[dict]) -> list[dict]:
-    """Child entry point: run ``jobs`` of one ``kind`` in ``framework``. A job that raises gives
-    ``{"error": traceback}`` instead of failing the others."""
-    backend = _backend(framework, device)
+def run_cases(backend: Any, framework: str, kind: str, cases: list[dict]) -> list[dict]:
+    """Worker side of a ``ParityJob``: run ``cases`` of one ``kind`` with ``framework``'s ``backend``. A case
+    that raises gives ``{"error": traceback}`` instead of failing the others."""
     results = []
-    for job in jobs:
+    for case in cases:
         try:
             run = _JOBS[kind]
-            results.append(run(backend, job) if kind == "cell" else run(backend, job, framework))
+            results.append(run(backend, case) if kind == "cell" else run(backend, case, framework))
         except Exception:
             results.append({"error": traceback.format_exc()})
     return results
@@ -151,43 +129,13 @@ def run_jobs(framework: str, device: str, kind: str, jobs: list[dict]) -> list[d
 # --- the parent side ------------------------------------------------------------------------------------
 
 
-class Workers:
-    """One spawned child process per framework, reused across calls (a context manager).
-
-    ``run({framework: (kind, jobs)})`` sends each framework its jobs at once, so the children work in
-    parallel, and returns ``{framework: results}``. A child only ever imports its own framework.
-    """
-
-    def __init__(self, frameworks: tuple[str, ...] = FRAMEWORKS, device: str = "cpu") -> None:
-        context = multiprocessing.get_context("spawn")
-        self.device = device
-        self.pools = {fw: ProcessPoolExecutor(max_workers=1, mp_context=context) for fw in frameworks}
-
-    def run(self, calls: dict[str, tuple[str, list[dict]]]) -> dict[str, list[dict]]:
-        missing = sorted(set(calls) - set(self.pools))
-        if missing:
-            raise ValueError(f"these workers run {sorted(self.pools)}, not {missing}")
-        futures: dict[str, Future] = {
-            fw: self.pools[fw].submit(run_jobs, fw, self.device, kind, jobs) for fw, (kind, jobs) in calls.items()
-        }
-        return {fw: f.result() for fw, f in futures.items()}
-
-    def close(self) -> None:
-        for pool in self.pools.values():
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
 def _with_workers(workers: Workers | None, frameworks: tuple[str, ...], calls: dict) -> dict[str, list[dict]]:
+    """``calls``: ``{framework: (kind, cases)}``, run as one ``ParityJob`` per framework, in parallel."""
+    jobs = {fw: ParityJob(fw, kind, tuple(cases)) for fw, (kind, cases) in calls.items()}
     if workers is not None:
-        return workers.run(calls)
+        return workers.run(jobs)
     with Workers(frameworks) as own:
-        return own.run(calls)
+        return own.run(jobs)
 
 
 def random_case(

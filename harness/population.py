@@ -40,6 +40,8 @@ MEMBER_KEYS = ("learning_rate", "hidden_size", "clip_norm", "max_steps", "eval_e
 ENGINES = {"torch": "harness.backends.torch_population", "tf": "harness.backends.tf_population"}
 
 ResultCallback = Callable[[Trial, TrialResult], None]
+ProgressCallback = Callable[[Trial, int, float, float], None]  # trial, step, validation loss, metric
+Scored = Callable[[Trial, int, dict[str, float]], None]
 
 
 def _variant(trial: Trial) -> Variant:
@@ -101,6 +103,7 @@ class Member:
         self.window: list[float] = []
         self.train_seconds, self.timed_steps = 0.0, 0
         self.done = False
+        self.on_scored: Callable[[int, dict[str, float]], None] | None = None  # progress: each validation point
 
     def scored(self, step: int, metrics: dict[str, float], current: Callable[[], dict[str, np.ndarray]]) -> None:
         """A validation score at ``step``; ``done`` once solved (``train``'s ``score``)."""
@@ -109,6 +112,8 @@ class Member:
             r.curve.append((step, "train", float(np.mean(self.window)), float("nan")))
             self.window.clear()
         r.curve.append((step, "validation", metrics["loss"], metrics[self.task.metric]))
+        if self.on_scored is not None:
+            self.on_scored(step, metrics)
         if is_better(self.task, metrics, r.validation or None):
             r.validation, r.best_step, self.best_params = metrics, step, current()
         if self.task.solved(metrics):
@@ -152,15 +157,17 @@ def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, tar
 
 def train_population(
     trials: list[Trial], framework: str, device: str = "cpu", on_result: ResultCallback | None = None,
-    time_limit: float | None = None,
+    time_limit: float | None = None, on_progress: ProgressCallback | None = None,
 ) -> list[TrialResult]:  # fmt: skip
     """Train one group of ``population_groups`` as one computation; the results in the order of ``trials``.
 
     Each result is the ``TrialResult`` the trial's solo ``harness.training.train`` gives (to float32
     rounding), with ``population`` the group's size. ``on_result(trial, result)`` is called the moment a
     member finishes (solved, diverged, out of steps), so it can be stored at once. A member still
-    training after ``time_limit`` seconds is a ``timeout``. Never raises for a numerical failure; an
-    error of the engine or the variant becomes a ``failed`` result for every member not yet finished.
+    training after ``time_limit`` seconds is a ``timeout``. ``on_progress(trial, step, loss, metric)`` is
+    called at each validation point of a member (its learning curve as it grows). Never raises for a
+    numerical failure; an error of the engine or the variant becomes a ``failed`` result for every member
+    not yet finished.
     """
     from harness.backends import load_backend
 
@@ -178,13 +185,20 @@ def train_population(
             except BaseException as e:  # the caller's own failure (a full disk): not the trials'
                 raise _CallbackFailed() from e
 
+    def scored(trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        if on_progress is not None:
+            try:
+                on_progress(trial, step, metrics["loss"], metrics[_metric(trial)])
+            except BaseException as e:  # the caller's own failure (the pipe to the driver)
+                raise _CallbackFailed() from e
+
     engine_name = ENGINES.get(framework)
     try:
         if len(trials) == 1 or engine_name is None:
             for k, t in enumerate(trials):
-                report(k, _solo(t, backend))
+                report(k, _solo(t, backend, scored))
         else:
-            _together(trials, engine_name, device, report, time_limit)
+            _together(trials, engine_name, device, report, time_limit, scored)
     except _CallbackFailed as e:
         raise e.__cause__ from None
     return [results[k] for k in range(len(trials))]
@@ -194,8 +208,14 @@ class _CallbackFailed(Exception):
     """``on_result`` raised: its error goes to the caller as it was, never into a trial's result."""
 
 
+def _metric(trial: Trial) -> str:
+    from harness.registry import registry
+
+    return registry().task(trial.task).metric
+
+
 def _together(trials: list[Trial], engine_name: str, device: str, report: Callable[[int, TrialResult], None],
-              time_limit: float | None) -> None:  # fmt: skip
+              time_limit: float | None, scored: Scored) -> None:  # fmt: skip
     reported: set[int] = set()
 
     def tracked(index: int, result: TrialResult) -> None:
@@ -203,7 +223,7 @@ def _together(trials: list[Trial], engine_name: str, device: str, report: Callab
         report(index, result)
 
     try:
-        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit)
+        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit, scored)
     except _CallbackFailed:
         raise
     except Exception as e:  # a broken variant or engine costs this group, not the run
@@ -214,23 +234,28 @@ def _together(trials: list[Trial], engine_name: str, device: str, report: Callab
                 report(k, result)
 
 
-def _solo(trial: Trial, backend: Any) -> TrialResult:
+def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
     from harness.registry import registry
 
     try:
         task, variant = registry().task(trial.task), _variant(trial)
-        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device))
+        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device),
+                     on_eval=lambda step, metrics: scored(trial, step, metrics))  # fmt: skip
+    except _CallbackFailed:
+        raise
     except Exception as e:
         return failed(e)
 
 
 def _train_together(trials: list[Trial], engine: Any, device: str, report: Callable[[int, TrialResult], None],
-                    time_limit: float | None) -> None:  # fmt: skip
+                    time_limit: float | None, scored: Scored) -> None:  # fmt: skip
     from harness.registry import registry
 
     started = time.perf_counter()
     task = registry().task(trials[0].task)
     members = [Member(t, task, _variant(t), len(trials), started) for t in trials]
+    for m in members:
+        m.on_scored = lambda step, metrics, trial=m.trial: scored(trial, step, metrics)
     model = engine.Population(_variant(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
     for m in members:
         m.result.path = model.path

@@ -7,20 +7,22 @@ task's training stream; the store keeps no trained parameters, so "after trainin
 short run, not after the benchmark's training). The norm is the per-example L2 norm over the hidden
 units, averaged over the batch, computed in float64 so that vanishing gradients do not underflow.
 
-Analysis never imports a framework: the probe runs in a child process (multiprocessing "spawn") that
-imports the PyTorch backend; the parent only gets numbers back. Without PyTorch the probe returns a
+Analysis never imports a framework: the probe runs as a ``ProbeJob`` in a worker process (``harness.worker``)
+that imports the PyTorch backend; the parent only gets numbers back. Without PyTorch the probe returns a
 note instead of numbers, and the report says so.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from harness.jobs import ProbeJob
+from harness.worker import WorkerError, WorkerProcess
 
 TORCH_BACKEND = "harness.backends.torch_backend"
 
@@ -112,8 +114,8 @@ def hidden_gradient_norms(
     return norms, float(loss.detach())
 
 
-def _probe(spec: dict[str, Any]) -> dict[str, Any]:
-    """The child's work (importable, so tests can also call it in-process)."""
+def probe(spec: dict[str, Any]) -> dict[str, Any]:
+    """The worker's side (a ``ProbeJob``; importable, so tests can also call it in-process)."""
     try:
         backend = importlib.import_module(spec["backend"])
     except ImportError as e:
@@ -162,15 +164,6 @@ def _probe(spec: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "losses": losses}
 
 
-def _child(conn: Any, spec: dict[str, Any]) -> None:
-    try:
-        conn.send(_probe(spec))
-    except BaseException as e:  # report any failure to the parent as a note
-        conn.send({"error": f"the gradient-flow probe failed: {type(e).__name__}: {e}"})
-    finally:
-        conn.close()
-
-
 def gradient_flow(
     variants: list[str],
     task: str,
@@ -184,7 +177,7 @@ def gradient_flow(
     timeout: float = 120.0,
     backend: str = TORCH_BACKEND,
 ) -> GradientFlow:
-    """Run the gradient-flow probe in a spawned child process; never raises for a missing framework or a
+    """Run the gradient-flow probe in a worker process (a ``ProbeJob``); never raises for a missing framework or a
     failed probe (the result's ``note`` says what happened)."""
     result = GradientFlow(task, int(length), list(variants), hidden_size, batch_size, train_steps, learning_rate, seed)
     spec = {
@@ -199,23 +192,13 @@ def gradient_flow(
         "seed": seed,
     }
     started = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(child, spec), daemon=True)
+    worker = WorkerProcess(None)
     try:
-        proc.start()
-        child.close()
-        if parent.poll(timeout):
-            answer = parent.recv()
-        else:
-            answer = {"error": f"the gradient-flow probe did not finish within {timeout:g} s and was stopped"}
-    except (EOFError, OSError) as e:
-        answer = {"error": f"the gradient-flow probe's process ended without an answer ({e})"}
+        answer = worker.call(ProbeJob(spec), timeout=timeout)
+    except WorkerError as e:
+        answer = {"error": f"the gradient-flow probe did not finish: {e}"}
     finally:
-        if proc.is_alive():
-            proc.terminate()
-        proc.join(5)
-        parent.close()
+        worker.stop(kill=True)
     result.seconds = time.perf_counter() - started
     if "error" in answer:
         result.note = answer["error"]

@@ -21,9 +21,10 @@ from harness.error_text import headline
 from harness.errors import UsageError
 from harness.estimate import describe as describe_estimate
 from harness.estimate import estimate
-from harness.executors import FrameworkUnavailable, LocalPool
+from harness.executors import FrameworkUnavailable
 from harness.freshness import expected_code
 from harness.metadata import for_suite
+from harness.placement import Placement, make_executor
 from harness.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.scheduling import make_jobs, population_cap
 from harness.store import Store, StoredTrial
@@ -88,8 +89,13 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
 def run_suite(
     suite: Suite, store_path: str | Path, workers: int, *, dry_run: bool = False, retry_failed: bool = False,
     argv: list[str] | None = None, progress: bool = True, out: TextIO | None = None, population: int | None = None,
+    placement: Placement | None = None,
 ) -> RunSummary:  # fmt: skip
+    """Plan ``suite``, run what the store lacks on the executor ``placement`` names (default: ``workers``
+    local processes) and store every result; see docs/architecture.md."""
     out = out if out is not None else sys.stdout  # read at call time: honours redirect_stdout
+    placement = placement or Placement("local", workers)
+    placement.check_device(suite.device)
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
     for framework in suite.frameworks:
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
@@ -107,29 +113,32 @@ def run_suite(
         describe_changes(work, out)
         jobs = make_jobs(work.todo, population)
         print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
-              f"{len(work.todo)} to run on {workers} worker(s){_jobs_text(jobs)}", file=out)  # fmt: skip
+              f"{len(work.todo)} to run{_jobs_text(jobs)}", file=out)  # fmt: skip
         if not jobs:
             print("Nothing to do: every planned trial is in the store.", file=out)
             return summary
-        _run_jobs(suite, store, work, jobs, summary, workers, argv or [], progress, out)
+        _run_jobs(suite, store, work, jobs, summary, placement, argv or [], progress, out)
     finally:
         store.close()
     _print_summary(summary, store_path, out)
     return summary
 
 
-def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary, workers: int,
-              argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
-    """Run the jobs in a local pool, claiming and storing through a ``Recorder``, and close the run."""
+def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary,
+              placement: Placement, argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
+    """Run the jobs on the chosen executor, claiming and storing through a ``Recorder``, and close the run."""
+    run_id = store.new_run_id()
+    logs = worker_logs(store.path, run_id)
+    pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs)  # before the run's row
     # what the report needs besides the trials, recorded before any: the suite as run, names, thresholds
-    run_id = store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite))
+    store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite), run_id=run_id)
+    print(f"running on {pool.describe()}; worker output goes to {logs}/", file=out)
     bar = _progress_bar(len(work.todo), suite.name, progress)
     recorder = Recorder(store, run_id, suite.name, work, summary, bar, out)
-    pool = LocalPool(workers, suite.device, suite.time_limit)
     heartbeat = ClaimHeartbeat(store.path, run_id)
     started = time.monotonic()
     try:
-        pool.run(jobs, recorder.on_result, claim=recorder.claim)
+        pool.run(jobs, recorder.on_result, claim=recorder.claim, on_progress=recorder.on_progress)
     except KeyboardInterrupt:
         summary.interrupted = True
     except FrameworkUnavailable as e:
@@ -141,6 +150,12 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
             bar.close()
         summary.seconds = time.monotonic() - started
         recorder.close_run(pool.environments)
+
+
+def worker_logs(store_path: str | Path, run_id: str) -> Path:
+    """The folder of a run's worker logs: ``logs/<run id>/`` next to the store (each worker's stdout and
+    stderr, so framework start-up lines do not break into the progress bar)."""
+    return Path(store_path).parent / "logs" / run_id
 
 
 def _jobs_text(jobs: list[list[Trial]]) -> str:

@@ -1,7 +1,7 @@
 """``rnn-bench speed``: the cost of a training step per trial, solo and in populations, against the
 framework's fused solo LSTM measured in the same run.
 
-Each framework is measured in a spawned child of its own (``harness.parity.Workers``: one intra-op
+Each framework is measured in a spawned child of its own (``harness.worker.Workers``: one intra-op
 thread, never both frameworks in one process), one framework after the other so that they do not
 share the cores. A row is ``harness.speed.step_ms``: the median over ``steps`` timed steps after two
 warm-up steps, divided by the trials the step advances. Population 1 is the solo model (the fused
@@ -31,13 +31,14 @@ def measure(variants: list[str], frameworks: list[str], device: str, hidden_size
             populations: list[int], length: int, batch: int, steps: int, steps_per_trial: int,
             fused: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """One row per framework x hidden size x variant x population (see the module docstring)."""
-    from harness.parity import Workers
+    from harness.jobs import SpeedJob
+    from harness.worker import Workers
 
     rows = []
     for framework in frameworks:
         jobs = _jobs(variants, hidden_sizes, populations, length, batch, steps, fused, device)
         with Workers((framework,), device) as workers:
-            results = workers.run({framework: ("speed", jobs)})[framework]
+            results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
         rows += _rows(framework, device, jobs, results, steps_per_trial)
     return rows
 

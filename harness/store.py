@@ -363,13 +363,18 @@ class Store:
             raise fault from error
 
     # --- runs and plans -----------------------------------------------------------------------------
+    @staticmethod
+    def new_run_id() -> str:
+        """A run's id: its start time and a random suffix (``20261130-041414-c60288``)."""
+        return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
     def start_run(self, suite: str, argv: list[str], environment: dict[str, Any], suite_text: str | None = None,
-                  metadata: Metadata | None = None) -> str:  # fmt: skip
-        """Open a run and return its id, in one transaction: its row (with ``suite_text``, the TOML text of
-        the suite file it runs, None when it has none), the ``metadata`` of its variants and tasks (upserted:
-        the newest run's wins), and the removal of progress rows that no live driver holds any more (a
-        driver that died mid-trial)."""
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+                  metadata: Metadata | None = None, run_id: str | None = None) -> str:  # fmt: skip
+        """Open a run and return its id (``run_id``, or a new one), in one transaction: its row (with
+        ``suite_text``, the TOML text of the suite file it runs, None when it has none), the ``metadata`` of
+        its variants and tasks (upserted: the newest run's wins), and the removal of progress rows that no
+        live driver holds any more (a driver that died mid-trial)."""
+        run_id = run_id or self.new_run_id()
         with self.conn:
             self.conn.execute(
                 "INSERT INTO runs (run_id, suite, argv, environment, started_at, suite_text) VALUES (?, ?, ?, ?, ?, ?)",

@@ -456,7 +456,7 @@ def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path,
         def __init__(self, *args, **kwargs):
             self.environments = {"torch": {"gpu": "x" * 100_000}}  # too big to store, too, once the disk is full
 
-        def run(self, jobs, on_result, claim=None):
+        def run(self, jobs, on_result, claim=None, on_progress=None):
             for trial in (t for job in jobs for t in job):
                 if claim is not None and not claim(trial):
                     continue
@@ -477,7 +477,7 @@ def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path,
 
         return write
 
-    monkeypatch.setattr(runner, "LocalPool", Pool)
+    monkeypatch.setattr(runner, "make_executor", lambda *a, **k: Pool())
     monkeypatch.setattr(runner, "preflight", lambda *a, **k: None)
     monkeypatch.setattr(Store, fills_at, filling(getattr(Store, fills_at)))
     store = tmp_path / "s.sqlite"

@@ -328,7 +328,7 @@ def test_hidden_gradient_is_the_total_derivative():
 
 def test_probe_is_seeded():
     pytest.importorskip("torch")
-    from harness.probes import _probe
+    from harness.probes import probe
 
     spec = {
         "backend": "harness.backends.torch_backend",
@@ -341,7 +341,7 @@ def test_probe_is_seeded():
         "learning_rate": 0.01,
         "seed": 0,
     }
-    a, b = _probe(spec), _probe(spec)
+    a, b = probe(spec), probe(spec)
     assert a == b
     assert {r["phase"] for r in a["rows"]} == {"init", "trained"}
 

@@ -435,7 +435,7 @@ def test_torch_and_tf_never_share_a_worker(both_run):
     loaded: dict[str, set[str]] = {}  # pid -> frameworks imported at some step
     backends: dict[str, set[str]] = {}  # pid -> backends it ran trials with
     for line in (both_run.folder / "probe.txt").read_text().splitlines():
-        pid, backend, torch_loaded, tf_loaded = line.split()
+        pid, backend, torch_loaded, tf_loaded, _ = line.split()
         backends.setdefault(pid, set()).add(backend)
         loaded.setdefault(pid, set()).update({"torch"} if torch_loaded == "True" else set())
         loaded.setdefault(pid, set()).update({"tf"} if tf_loaded == "True" else set())

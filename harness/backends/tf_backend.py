@@ -71,6 +71,9 @@ def setup(device: str = "cpu", threads: int = 1) -> None:
         ) from e
     if device == "cuda":
         resolve_device("cuda")
+        for gpu in tf.config.list_physical_devices("GPU"):
+            # several workers may share a GPU (--workers-per-gpu): each takes what it needs, not all of it
+            tf.config.experimental.set_memory_growth(gpu, True)
     tf.config.experimental.enable_op_determinism()
     logger = tf.get_logger()
     if not any(isinstance(f, _OneTracePerModel) for f in logger.filters):
@@ -111,6 +114,7 @@ def environment() -> dict[str, Any]:
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         env["gpu"] = details.get("device_name", gpus[0].name)
+        env["gpus"] = len(gpus)
         build = tf.sysconfig.get_build_info()
         if "cuda_version" in build:
             env["cuda"] = build["cuda_version"]

@@ -56,6 +56,7 @@ def environment() -> dict[str, Any]:
     env = {"torch": torch.__version__}
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
+        env["gpus"] = torch.cuda.device_count()
         env["cuda"] = torch.version.cuda
     return env
 

@@ -6,8 +6,10 @@ process. Environment variables tune them from the test:
 
     RNN_BENCH_TEST_SLEEP   seconds ``sleepy`` sleeps in every step call (default 0)
     RNN_BENCH_TEST_HOLD    a file: while it exists, ``sleepy`` waits in its step
+    RNN_BENCH_TEST_PARENTS a file: ``sleepy`` appends its worker's parent pid (the driver, or the Dask worker
+                           that started it) at its first step in each worker
     RNN_BENCH_TEST_HEAL    when set, ``exits`` and ``killed`` behave (to test --retry-failed)
-    RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded" lines to
+    RNN_BENCH_TEST_PROBE   file ``probe`` appends "pid backend torch_loaded tf_loaded CUDA_VISIBLE_DEVICES" lines to
 """
 
 import multiprocessing
@@ -20,8 +22,10 @@ from variants.rnn import SimpleRNN
 
 
 def in_worker(ops) -> bool:
-    """In a benchmark worker (named rnn-bench-<framework> by the pool), not in run's contract preflight."""
-    return ops.backend in ("torch", "tf") and multiprocessing.current_process().name.startswith("rnn-bench-")
+    """In a benchmark worker (named rnn-bench-<framework> by harness.worker), not in run's contract preflight
+    (a worker of no framework, rnn-bench-harness)."""
+    return ops.backend in ("torch", "tf") and multiprocessing.current_process().name in ("rnn-bench-torch",
+                                                                                          "rnn-bench-tf")
 
 
 class _TanhRNN(SimpleRNN):
@@ -35,8 +39,15 @@ class Sleepy(_TanhRNN):
     id = "sleepy"
     name = "sleeps in its step"
 
+    told = False
+
     def step(self, ops, p, x, state):
         if in_worker(ops):
+            parents = os.environ.get("RNN_BENCH_TEST_PARENTS")
+            if parents and not Sleepy.told:
+                Sleepy.told = True
+                with open(parents, "a") as f:
+                    f.write(f"{os.getppid()}\n")
             time.sleep(float(os.environ.get("RNN_BENCH_TEST_SLEEP", "0")))
             hold = os.environ.get("RNN_BENCH_TEST_HOLD")
             while hold and os.path.exists(hold):
@@ -83,7 +94,8 @@ class Probe(_TanhRNN):
 
     def step(self, ops, p, x, state):
         if in_worker(ops):
-            line = f"{os.getpid()} {ops.backend} {'torch' in sys.modules} {'tensorflow' in sys.modules}\n"
+            gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "-")
+            line = f"{os.getpid()} {ops.backend} {'torch' in sys.modules} {'tensorflow' in sys.modules} {gpu}\n"
             with open(os.environ["RNN_BENCH_TEST_PROBE"], "a") as f:
                 f.write(line)
         return super().step(ops, p, x, state)

