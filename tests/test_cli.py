@@ -456,6 +456,10 @@ def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path,
         def __init__(self, *args, **kwargs):
             self.environments = {"torch": {"gpu": "x" * 100_000}}  # too big to store, too, once the disk is full
 
+        @staticmethod
+        def describe():
+            return "a pool that trains nothing"
+
         def run(self, jobs, on_result, claim=None, on_progress=None):
             for trial in (t for job in jobs for t in job):
                 if claim is not None and not claim(trial):
