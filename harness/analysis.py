@@ -49,6 +49,7 @@ from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
 from harness.statistics import ALPHA, MIN_SELECTION, Ranking
 from harness.trial import EXECUTION_HPARAMS, Trial, configuration_id
+from harness.verdicts import verdicts as verdict_rows
 
 TOP_FRACTION = 0.10
 CELL = ["task", "length", "variant", "framework"]
@@ -702,6 +703,7 @@ class Analysis:
     outcomes: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``outcomes``
     speed_ratio: dict[str, float] = field(default_factory=dict)  # ``speed_ratio``
     importance_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``importance.importance_by_task``
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``verdicts.verdicts``
     # trials being trained when the analysis was made (``Store.running``) and their curves so far: shown
     # as running, never in a statistic
     running: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -782,6 +784,7 @@ def analyse(
         outcomes=outcomes(df),
         speed_ratio=speed_ratio(speed),
         importance_summary=importance_by_task(imp),
+        verdicts=verdict_rows(comparisons, framework_order(df["framework"].unique()) if len(df) else [], variants),
     )
 
 

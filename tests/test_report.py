@@ -118,8 +118,8 @@ def test_report_files(report):
         assert p.read_bytes()[:8] == PNG_MAGIC
     for p in (out / "figures").glob("*.pdf"):
         assert p.read_bytes()[:5] == b"%PDF-"
-    for key in ("summary", "ranking", "comparisons", "dependency", "importance", "speed", "framework_pairs",
-                "framework_tests"):
+    for key in ("verdicts", "summary", "ranking", "comparisons", "dependency", "importance", "speed",
+                "framework_pairs", "framework_tests"):
         for ext in ("csv", "md", "tex", "html"):
             assert (out / "tables" / f"{key}.{ext}").stat().st_size > 0, f"{key}.{ext}"
     assert (out / "tables" / "trials.csv").is_file()
@@ -237,6 +237,26 @@ def test_frameworks_are_compared_with_a_paired_test(report):
     assert tests["p_holm"].between(0, 1).all() and (tests["p_holm"] >= tests["p"]).all()
     md = (report["out"] / "report.md").read_text(encoding="utf-8")
     assert "Wilcoxon signed-rank test of the pairs" in md and "### Frameworks compared (paired)" in md
+
+
+def test_verdict_table_lays_out_the_baseline_tests_per_framework(report):
+    """Every (variant, task, T) of the comparisons has one verdict row whose per-framework verdicts are the
+    comparisons' own; the table opens the page's tables and is in report.md, with the agreement finding."""
+    v = pd.read_csv(report["out"] / "tables" / "verdicts.csv")
+    c = pd.read_csv(report["out"] / "tables" / "comparisons.csv")
+    c = c[c["selection"] == "all"].set_index(["variant", "task", "length", "framework"])["direction"]
+    assert len(v) == len(c) // 2 == 16  # 4 variants x 2 tasks x 2 lengths, both frameworks in one row
+    for r in v.itertuples(index=False):
+        for fw in ("torch", "tf"):
+            assert getattr(r, f"direction_{fw}") == c[(r.variant, r.task, r.length, fw)]
+        assert r.agree == (r.direction_torch == r.direction_tf)
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    assert "### Verdicts against the baseline" in md
+    assert "| nfg | worse (both) |" in md  # the synthetic nfg is far worse than v at T = 20
+    agree = int(v["agree"].sum())
+    assert f"reach the same verdict against v in {agree} of the 16 variant, task and T comparisons" in md
+    page = report["index"].read_text(encoding="utf-8")
+    assert "<details id='table-verdicts' open>" in page and '<td class="worse">worse (both)</td>' in page
 
 
 def test_intervals_and_counts_in_the_tables(report):
