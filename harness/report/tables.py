@@ -193,8 +193,10 @@ def verdicts_table(an: Analysis) -> Table:
         columns=["variant", *columns],
     )
     if len(fws) > 1:
-        how = (f"'(both)': {' and '.join(framework_name(f) for f in fws)} reach the same verdict; otherwise each "
-               "framework's verdict is named, and the frameworks disagree (or one of them could not be tested).")  # fmt: skip
+        how = (
+            f"'(both)': {' and '.join(framework_name(f) for f in fws)} reach the same verdict; otherwise each "
+            "framework's verdict is named, and the frameworks disagree (or one of them could not be tested)."
+        )
     else:
         how = f"One framework ({_fw_names(fws)}) ran, so there is nothing to agree on."
     caption = (
