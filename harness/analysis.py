@@ -45,6 +45,7 @@ import pandas as pd
 from harness import statistics as S
 from harness.importance import importance as hyperparameter_importance
 from harness.importance import importance_by_task
+from harness.marginals import interaction, marginal_effects, strongest_effects
 from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
 from harness.statistics import ALPHA, MIN_SELECTION, Ranking
@@ -704,6 +705,9 @@ class Analysis:
     speed_ratio: dict[str, float] = field(default_factory=dict)  # ``speed_ratio``
     importance_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``importance.importance_by_task``
     verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``verdicts.verdicts``
+    marginals: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.marginal_effects``
+    interaction: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.interaction``
+    strongest: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.strongest_effects``
     # trials being trained when the analysis was made (``Store.running``) and their curves so far: shown
     # as running, never in a statistic
     running: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -756,6 +760,7 @@ def analyse(
     pairs = framework_pairs(df)
     speed = speed_table(df, base, ranks)
     dependency = dependency_curves(df)
+    marginals = marginal_effects(configs)
     return Analysis(
         trials=df,
         top=top,
@@ -785,6 +790,9 @@ def analyse(
         speed_ratio=speed_ratio(speed),
         importance_summary=importance_by_task(imp),
         verdicts=verdict_rows(comparisons, framework_order(df["framework"].unique()) if len(df) else [], variants),
+        marginals=marginals,
+        interaction=interaction(configs),
+        strongest=strongest_effects(marginals),
     )
 
 

@@ -82,6 +82,7 @@ def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[
     out += framework_sentences(an)
     out += importance_sentences(an)
     out += forget_bias_sentences(an)
+    out += marginal_sentences(an)
     out += gradient_sentences(gradient)
     return [s for s in out if s]
 
@@ -348,6 +349,30 @@ def forget_bias_sentences(an: Analysis) -> list[str]:
         )
         text += f"; the frameworks disagree on {split})." if split else ")."
         out.append(text)
+    return out
+
+
+def _median_with_interval(median: float, low: float, high: float, n: int) -> str:
+    ci = f"95 % CI {num(low, 3)}–{num(high, 3)}" if math.isfinite(low) and math.isfinite(high) else "no interval"
+    return f"{num(median, 3)} ({ci}; {n} configurations)"
+
+
+def marginal_sentences(an: Analysis) -> list[str]:
+    """Per task, its strongest marginal effect (``marginals.strongest_effects``): the hyperparameter and T whose
+    best and worst points' median test metrics differ most."""
+    out = []
+    for r in an.strongest.itertuples(index=False) if len(an.strongest) else []:
+        metric = an.tasks[r.task].metric if r.task in an.tasks else "metric"
+        noise = ("the two intervals do not overlap" if r.separated else
+                 "the two intervals overlap, so the difference may be noise")  # fmt: skip
+        best = _median_with_interval(r.best_median, r.best_low, r.best_high, r.best_configurations)
+        worst = _median_with_interval(r.worst_median, r.worst_low, r.worst_high, r.worst_configurations)
+        out.append(
+            f"The strongest marginal effect on {r.task} is the {r.hyperparameter.replace('_', ' ')}'s at "
+            f"T = {r.length}: median test {metric} {best} at {r.hyperparameter.replace('_', ' ')} {r.best} against "
+            f"{worst} at {r.worst}; {noise} "
+            "(the marginals figure)."
+        )
     return out
 
 

@@ -271,6 +271,32 @@ def importance_table(an: Analysis) -> Table:
     )
 
 
+def marginals_table(an: Analysis) -> Table:
+    """The numbers of the marginals figures (``Analysis.marginals``)."""
+    m = an.marginals
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "hyperparameter": r.hyperparameter,
+                "value": r.point,
+                "configurations": r.configurations,
+                "median": num(r.median),
+                "95 % CI": f"{num(r.low)}–{num(r.high)}" if math.isfinite(r.low) else "–",
+            }
+            for r in m.itertuples(index=False)
+        ]
+    )
+    caption = (
+        "Marginal effect of each searched hyperparameter: the median test metric of the configurations (framework "
+        "replicates averaged) at each value, pooled over the variants that have it, with the exact distribution-free "
+        "95 % interval of the median (none under 6 configurations); continuous hyperparameters in equal-count bins, "
+        "named settings (chrono) as values of their own."
+    )
+    return Table("marginals", "Marginal effects of the hyperparameters", caption, m, display)
+
+
 def dependency_table(an: Analysis) -> Table:
     d = an.dependency
     display = pd.DataFrame(
@@ -390,6 +416,7 @@ def build_tables(an: Analysis, gradient: GradientFlow | None = None) -> list[Tab
         comparisons_table(an),
         dependency_table(an),
         importance_table(an),
+        marginals_table(an),
         speed_table(an),
         framework_tests_table(an),
         pairs_table(an),
