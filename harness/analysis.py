@@ -45,10 +45,12 @@ import pandas as pd
 from harness import statistics as S
 from harness.importance import importance as hyperparameter_importance
 from harness.importance import importance_by_task
+from harness.marginals import interaction, marginal_effects, strongest_effects
 from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
 from harness.statistics import ALPHA, MIN_SELECTION, Ranking
 from harness.trial import EXECUTION_HPARAMS, Trial, configuration_id
+from harness.verdicts import verdicts as verdict_rows
 
 TOP_FRACTION = 0.10
 CELL = ["task", "length", "variant", "framework"]
@@ -702,6 +704,10 @@ class Analysis:
     outcomes: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``outcomes``
     speed_ratio: dict[str, float] = field(default_factory=dict)  # ``speed_ratio``
     importance_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``importance.importance_by_task``
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``verdicts.verdicts``
+    marginals: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.marginal_effects``
+    interaction: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.interaction``
+    strongest: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``marginals.strongest_effects``
     # trials being trained when the analysis was made (``Store.running``) and their curves so far: shown
     # as running, never in a statistic
     running: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -754,6 +760,7 @@ def analyse(
     pairs = framework_pairs(df)
     speed = speed_table(df, base, ranks)
     dependency = dependency_curves(df)
+    marginals = marginal_effects(configs)
     return Analysis(
         trials=df,
         top=top,
@@ -782,6 +789,10 @@ def analyse(
         outcomes=outcomes(df),
         speed_ratio=speed_ratio(speed),
         importance_summary=importance_by_task(imp),
+        verdicts=verdict_rows(comparisons, framework_order(df["framework"].unique()) if len(df) else [], variants),
+        marginals=marginals,
+        interaction=interaction(configs),
+        strongest=strongest_effects(marginals),
     )
 
 

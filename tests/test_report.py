@@ -109,6 +109,8 @@ def test_report_files(report):
         "importance",
         "marginals_adding",
         "marginals_delayed_recall",
+        "interaction_adding",
+        "interaction_delayed_recall",
         "frameworks_metric",
         "frameworks_speed",
         "ranking",
@@ -118,8 +120,8 @@ def test_report_files(report):
         assert p.read_bytes()[:8] == PNG_MAGIC
     for p in (out / "figures").glob("*.pdf"):
         assert p.read_bytes()[:5] == b"%PDF-"
-    for key in ("summary", "ranking", "comparisons", "dependency", "importance", "speed", "framework_pairs",
-                "framework_tests"):
+    for key in ("verdicts", "summary", "ranking", "comparisons", "dependency", "importance", "marginals", "speed",
+                "framework_pairs", "framework_tests"):
         for ext in ("csv", "md", "tex", "html"):
             assert (out / "tables" / f"{key}.{ext}").stat().st_size > 0, f"{key}.{ext}"
     assert (out / "tables" / "trials.csv").is_file()
@@ -147,8 +149,9 @@ def test_html_is_well_formed_and_self_contained(report):
     assert not re.search(r"""(src|href)=['"]https?://""", text), "the page must not load anything from the network"
     csv_links = [h for h in p.links if h.startswith("data:text/csv;base64,")]
     assert len(csv_links) >= 8
-    summary = base64.b64decode(csv_links[0].split(",", 1)[1]).decode()
-    assert summary == (report["out"] / "tables" / "summary.csv").read_text()
+    embedded = [base64.b64decode(h.split(",", 1)[1]).decode() for h in csv_links]
+    assert embedded[0] == (report["out"] / "tables" / "verdicts.csv").read_text()  # the first table shown
+    assert (report["out"] / "tables" / "summary.csv").read_text() in embedded
     for href in p.links:  # relative links point at files that exist
         if not href.startswith(("data:", "#")):
             assert (report["out"] / href).is_file(), href
@@ -237,6 +240,46 @@ def test_frameworks_are_compared_with_a_paired_test(report):
     assert tests["p_holm"].between(0, 1).all() and (tests["p_holm"] >= tests["p"]).all()
     md = (report["out"] / "report.md").read_text(encoding="utf-8")
     assert "Wilcoxon signed-rank test of the pairs" in md and "### Frameworks compared (paired)" in md
+
+
+def test_verdict_table_lays_out_the_baseline_tests_per_framework(report):
+    """Every (variant, task, T) of the comparisons has one verdict row whose per-framework verdicts are the
+    comparisons' own; the table opens the page's tables and is in report.md, with the agreement finding."""
+    v = pd.read_csv(report["out"] / "tables" / "verdicts.csv")
+    c = pd.read_csv(report["out"] / "tables" / "comparisons.csv")
+    c = c[c["selection"] == "all"].set_index(["variant", "task", "length", "framework"])["direction"]
+    assert len(v) == len(c) // 2 == 16  # 4 variants x 2 tasks x 2 lengths, both frameworks in one row
+    for r in v.itertuples(index=False):
+        for fw in ("torch", "tf"):
+            assert getattr(r, f"direction_{fw}") == c[(r.variant, r.task, r.length, fw)]
+        assert r.agree == (r.direction_torch == r.direction_tf)
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    assert "### Verdicts against the baseline" in md
+    assert "| nfg | worse (both) |" in md  # the synthetic nfg is far worse than v at T = 20
+    agree = int(v["agree"].sum())
+    assert f"reach the same verdict against v in {agree} of the 16 variant, task and T comparisons" in md
+    page = report["index"].read_text(encoding="utf-8")
+    assert "<details id='table-verdicts' open>" in page and '<td class="worse">worse (both)</td>' in page
+
+
+def test_marginals_show_every_searched_hyperparameter_and_the_strongest_effect(report):
+    """The marginals table holds every searched hyperparameter per task and T, the forget bias with chrono as a
+    point of its own, counts of configurations (never trials); the findings phrase the strongest effect."""
+    m = pd.read_csv(report["out"] / "tables" / "marginals.csv")
+    assert set(m["hyperparameter"]) == {"learning_rate", "hidden_size", "forget_bias"}
+    fb = m[m["hyperparameter"] == "forget_bias"]
+    assert set(fb["point"]) == {"1", "3", "chrono"} and fb.loc[fb["point"] == "chrono", "named"].all()
+    per = m.groupby(["task", "length", "hyperparameter"])["configurations"].sum()
+    configs_per_cell, variants = 10, 5
+    assert (per <= configs_per_cell * variants).all()  # configurations: the 2 frameworks count once
+    ok = m[m["low"].notna()]
+    assert (ok["low"] <= ok["median"]).all() and (ok["median"] <= ok["high"]).all()
+    md = (report["out"] / "report.md").read_text(encoding="utf-8")
+    for task in ("adding", "delayed_recall"):
+        assert f"The strongest marginal effect on {task} is the " in md
+        assert f"![{task}: learning rate × hidden size](figures/interaction_{task}.png)" in md
+    page = html.unescape(report["index"].read_text(encoding="utf-8"))
+    assert "The strongest marginal effect on adding is the " in page and "id='fig-marginals_adding'" in page
 
 
 def test_intervals_and_counts_in_the_tables(report):

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from harness.analysis import Analysis, TaskInfo, binned_median, framework_name, trials_for_top
+from harness.analysis import Analysis, TaskInfo, framework_name, trials_for_top
 from harness.probes import GradientFlow
 from harness.report.palette import REFERENCE_LINE, Palette, hatch, linestyle
 from harness.statistics import MIN_SELECTION
@@ -85,6 +85,8 @@ def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | Non
         importance_figure(analysis, figs)
         for task, info in analysis.tasks.items():
             marginal_figure(analysis, figs, pal, task, info)
+        for task, info in analysis.tasks.items():
+            interaction_figure(analysis, figs, task, info)
         framework_metric_figure(analysis, figs, pal)
         speed_figure(analysis, figs, pal)
         gradient_figure(analysis, figs, pal, gradient)
@@ -472,7 +474,7 @@ def learning_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str
 
 
 # ------------------------------------------------------------------------------------------------------
-# 4. hyperparameter importance and marginals (Greff et al. Figs. 4-5)
+# 4. hyperparameter importance, marginals and interaction (Greff et al. Figs. 4-6)
 # ------------------------------------------------------------------------------------------------------
 def importance_figure(analysis: Analysis, figs: FigureSet) -> None:
     imp = analysis.importance
@@ -528,56 +530,123 @@ def importance_figure(analysis: Analysis, figs: FigureSet) -> None:
     figs.save(fig, "importance", "importance", "hyperparameter importance", caption)
 
 
+HP_ORDER = ("learning_rate", "hidden_size", "forget_bias")  # the rest follow alphabetically
+
+
+def _hp_key(hp: str) -> tuple[int, str]:
+    return (HP_ORDER.index(hp) if hp in HP_ORDER else len(HP_ORDER), hp)
+
+
 def marginal_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo) -> None:
-    df = analysis.trials[(analysis.trials["task"] == task) & analysis.trials["has_metric"]]
-    hps = [h for h in ("learning_rate", "hidden_size") if f"hp.{h}" in df and df[f"hp.{h}"].nunique() > 1]
-    if not hps or df.empty:
-        figs.skip("Marginals", f"neither learning rate nor hidden size varies among the trials of {task}")
+    """Greff et al. Figs. 4-5: per T (rows) and searched hyperparameter (columns), the median test metric of
+    the configurations at each value with its exact 95 % interval (``Analysis.marginals``)."""
+    m = analysis.marginals[analysis.marginals["task"] == task] if len(analysis.marginals) else analysis.marginals
+    if m.empty:
+        figs.skip("Marginals", f"no searched hyperparameter varies among the configurations of {task}")
         return
-    lengths = analysis.lengths(task)
-    variants = [v for v in analysis.variants if v in set(df["variant"])]
-    fig = Figure(figsize=(5.0 * len(hps) + 1.8, 3.5 * len(lengths)), layout="constrained")
+    lengths = sorted(int(t) for t in m["length"].unique())
+    hps = sorted(m["hyperparameter"].unique(), key=_hp_key)
+    fig = Figure(figsize=(4.2 * len(hps) + 0.6, 3.3 * len(lengths)), layout="constrained")
     axes = fig.subplots(len(lengths), len(hps), squeeze=False)
-    log_y = _log_scale(info, df["test_metric"].to_numpy(float))
+    log_y = _log_scale(info, m[["median", "low", "high"]].to_numpy(float).ravel())
     for r, T in enumerate(lengths):
-        d = df[df["length"] == T]
         for c, hp in enumerate(hps):
             ax = axes[r][c]
-            col = f"hp.{hp}"
-            for k, v in enumerate(variants):
-                dv = d[d["variant"] == v]
-                x = pd.to_numeric(dv[col], errors="coerce").to_numpy(float)
-                y = dv["test_metric"].to_numpy(float)
-                if hp == "hidden_size":  # dodge the variants around the few sizes so points do not hide each other
-                    x = x * 2 ** ((k - (len(variants) - 1) / 2) * 0.06)
-                ax.scatter(x, y, s=14, color=pal.color(v), alpha=0.55, linewidths=0, marker=pal.marker(v))
-                # about four trials per bin, so that the line shows a trend rather than single trials
-                cx, cy = binned_median(x, y, bins=max(2, min(6, len(x) // 4)), log=True)
-                if len(cx):
-                    ax.plot(cx, cy, color=pal.color(v), marker=pal.marker(v), markersize=4, linewidth=1.8)
+            pts = m[(m["length"] == T) & (m["hyperparameter"] == hp)].sort_values("order")
+            if pts.empty:
+                _no_data(ax, "not searched here")
+            else:
+                _marginal_panel(ax, pts)
             _reference(ax, info.baseline(T))
-            ax.set_xscale("log", base=10 if hp == "learning_rate" else 2)
-            if hp == "hidden_size":
-                sizes = sorted(pd.to_numeric(d[col], errors="coerce").dropna().unique())
-                if len(sizes) > 8:  # a continuous search: a few round ticks across the range
-                    sizes = sorted(set(np.round(np.geomspace(min(sizes), max(sizes), 5)).tolist()))
-                if sizes:
-                    ax.xaxis.set_major_locator(FixedLocator(sizes))
-                    ax.xaxis.set_minor_locator(NullLocator())
-                    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
             if log_y:
                 ax.set_yscale("log")
             ax.set_xlabel(hp.replace("_", " "))
-            ax.set_ylabel(info.metric_label("test"))
+            ax.set_ylabel(info.metric_label("test") if c == 0 else "")
             ax.set_title(f"T = {T}", loc="left", fontsize=10)
-    handles = _variant_handles(pal, variants) + [Line2D([], [], **REFERENCE_LINE, label="trivial baseline")]
+    handles = [
+        Line2D([], [], color="#0173b2", marker="o", label="median, 95 % CI"),
+        Line2D([], [], color="#de8f05", marker="s", linestyle="none", label="named setting"),
+        Line2D([], [], **REFERENCE_LINE, label="trivial baseline"),
+    ]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle(f"{info.name or task}: test {info.metric} against learning rate and hidden size", fontsize=12)
+    fig.suptitle(f"{info.name or task}: marginal effect of each hyperparameter on the test {info.metric}", fontsize=12)
     caption = (
-        f"Every trial of {task} (dots) and the median per bin (lines) of its test {info.metric} against "
-        "the learning rate and the hidden size, per variant (both frameworks; bins of about four trials)."
+        f"Median test {info.metric} of the configurations of {task} at each value of each searched hyperparameter, "
+        "pooled over the variants that have it (a configuration's PyTorch and TensorFlow runs averaged, counted once), "
+        "with the exact distribution-free 95 % interval of the median (order statistics, scipy's quantile_test; none "
+        "under 6 configurations). Continuous hyperparameters in equal-count bins (the point at the bin's median "
+        "value); named settings such as the forget bias's chrono as points of their own; n: configurations per point. "
+        "A binned-median model, not fANOVA's marginals (Optuna gives importances only)."
     )
-    figs.save(fig, f"marginals_{task}", "importance", f"{task}: marginals", caption)
+    figs.save(fig, f"marginals_{task}", "importance", f"{task}: marginal effects", caption)
+
+
+def _marginal_panel(ax, pts: pd.DataFrame) -> None:
+    """One hyperparameter's points: on a log axis where they are bins of a wide range of numbers, else at
+    equal steps labelled by value (numbers, then named settings after a dotted rule)."""
+    x = pts["x"].to_numpy(float)
+    numeric = ~pts["named"].to_numpy(bool)
+    on_log = bool(pts["binned"].any() and numeric.all() and (x > 0).all() and x.max() / x.min() >= 8)
+    pos = x if on_log else np.arange(len(pts), dtype=float)
+    y, low, high = (pts[k].to_numpy(float) for k in ("median", "low", "high"))
+    err = np.vstack([y - np.where(np.isfinite(low), low, y), np.where(np.isfinite(high), high, y) - y])
+    for sel, color, marker in ((numeric, "#0173b2", "o"), (~numeric, "#de8f05", "s")):
+        if sel.any():
+            ax.errorbar(pos[sel], y[sel], yerr=err[:, sel], color=color, marker=marker, markersize=5, capsize=3,
+                        linewidth=1.6 if sel is numeric else 0, elinewidth=1.2)  # fmt: skip
+    for p, v, n in zip(pos, y, pts["configurations"]):
+        ax.annotate(f"n={n}", (p, v), textcoords="offset points", xytext=(4, 4), fontsize=7, color="#555555")
+    if on_log:
+        ax.set_xscale("log")
+        return
+    if (~numeric).any() and numeric.any():
+        ax.axvline(numeric.sum() - 0.5, color="#999999", linestyle=":", linewidth=1)
+    ax.set_xticks(pos, pts["point"].tolist(), rotation=30 if pts["binned"].any() else 0)
+    ax.set_xlim(-0.5, len(pts) - 0.5)
+
+
+def interaction_figure(analysis: Analysis, figs: FigureSet, task: str, info: TaskInfo) -> None:
+    """Greff et al. Fig. 6: the median test metric per learning-rate bin and hidden size, per T
+    (``Analysis.interaction``)."""
+    d = analysis.interaction
+    d = d[d["task"] == task] if len(d) else d
+    if d.empty:
+        figs.skip("Interaction", f"the learning rate and the hidden size do not both vary on {task}")
+        return
+    import seaborn as sns
+    from matplotlib.colors import LogNorm
+
+    lengths = sorted(int(t) for t in d["length"].unique())
+    fig = Figure(figsize=(5.2 * len(lengths), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(lengths), squeeze=False)[0]
+    for ax, T in zip(axes, lengths):
+        g = d[d["length"] == T]
+        table = g.pivot_table(index="y_order", columns="x_order", values=["median", "configurations"], aggfunc="first")
+        med = table["median"].sort_index(ascending=False)
+        cnt = table["configurations"].reindex_like(med).fillna(0)
+        annot = [[f"{v:.3g}\nn={int(n)}" if np.isfinite(v) else "" for v, n in zip(rv, rn)]
+                 for rv, rn in zip(med.to_numpy(float), cnt.to_numpy(float))]  # fmt: skip
+        xlabels = g.drop_duplicates("x_order").set_index("x_order")["x_point"]
+        ylabels = g.drop_duplicates("y_order").set_index("y_order")["y_point"]
+        log = _log_scale(info, g["median"].to_numpy(float))
+        sns.heatmap(med, ax=ax, annot=np.array(annot, dtype=object), fmt="", annot_kws={"fontsize": 7},
+                    cmap="viridis" if info.higher_is_better else "viridis_r", norm=LogNorm() if log else None,
+                    xticklabels=[xlabels[i] for i in med.columns], yticklabels=[ylabels[i] for i in med.index],
+                    cbar_kws={"label": f"median test {info.metric}"}, linewidths=0.5)  # fmt: skip
+        ax.grid(False)
+        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="y", rotation=0)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("hidden size")
+        ax.set_title(f"T = {T}", loc="left", fontsize=10)
+    fig.suptitle(f"{info.name or task}: learning rate × hidden size", fontsize=12)
+    caption = (
+        f"Median test {info.metric} of the configurations of {task} (frameworks averaged, all variants) in each "
+        "cell of learning rate (equal-count bins) and hidden size, with its number of configurations n; empty cells "
+        "hold none. Colours run from worse (dark) to better (bright) in the metric's direction. Greff et al. (2015), "
+        "Fig. 6: roughly parallel rows mean the two hyperparameters act independently."
+    )
+    figs.save(fig, f"interaction_{task}", "importance", f"{task}: learning rate × hidden size", caption)
 
 
 # ------------------------------------------------------------------------------------------------------

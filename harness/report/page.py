@@ -22,6 +22,7 @@ from harness.report.figures import FigureFile
 from harness.report.palette import Palette
 from harness.report.tables import Table, num, pct, pval, to_html, to_markdown
 from harness.statistics import ALPHA, MIN_SELECTION, NOT_TESTED, SAME
+from harness.verdicts import agreement_summary
 
 SECTIONS = (
     (
@@ -37,7 +38,7 @@ SECTIONS = (
     ("gradient", "Gradient flow", "How far back in time the training signal reaches, per variant."),
 )
 MAX_FINDINGS_PER_KIND = 12
-SHOWN_TABLES = ("summary", "ranking", "framework_tests")  # open on the page and written into report.md
+SHOWN_TABLES = ("verdicts", "summary", "ranking", "framework_tests")  # open on the page and written into report.md
 
 
 @dataclass
@@ -73,6 +74,7 @@ def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[
     """Plain sentences that phrase the numbers the analysis computed (``harness.analysis``)."""
     out = [coverage_sentence(an, ctx)]
     out += significance_sentences(an)
+    out += verdict_sentences(an)
     out += selection_sentences(an)
     out += ranking_sentences(an)
     out += dependency_sentences(an)
@@ -80,6 +82,7 @@ def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[
     out += framework_sentences(an)
     out += importance_sentences(an)
     out += forget_bias_sentences(an)
+    out += marginal_sentences(an)
     out += gradient_sentences(gradient)
     return [s for s in out if s]
 
@@ -159,6 +162,21 @@ def significance_sentences(an: Analysis) -> list[str]:
             f"(Welch's t-test on all trials, Holm-adjusted, α = {ALPHA:g})."
         )
     return sentences
+
+
+def verdict_sentences(an: Analysis) -> list[str]:
+    """How often the frameworks reach the same verdict against the baseline (``verdicts.agreement_summary``)."""
+    a = agreement_summary(an.verdicts)
+    if not a.compared:
+        return []
+    text = (f"PyTorch and TensorFlow reach the same verdict against {an.baseline} in {a.agree} of the {a.compared} "
+            "variant, task and T comparisons tested in both (the verdict table)")  # fmt: skip
+    if a.agree == a.compared:
+        return [text + "."]
+    differ = [f"{r.variant} on {r.task}, T = {r.length}" for r in a.differ.itertuples(index=False)]
+    more = len(differ) - MAX_FINDINGS_PER_KIND
+    shown = differ[:MAX_FINDINGS_PER_KIND] + ([f"{more} more"] if more > 0 else [])
+    return [text + f"; they differ on {_join(shown)}."]
 
 
 def selection_sentences(an: Analysis) -> list[str]:
@@ -331,6 +349,30 @@ def forget_bias_sentences(an: Analysis) -> list[str]:
         )
         text += f"; the frameworks disagree on {split})." if split else ")."
         out.append(text)
+    return out
+
+
+def _median_with_interval(median: float, low: float, high: float, n: int) -> str:
+    ci = f"95 % CI {num(low, 3)}–{num(high, 3)}" if math.isfinite(low) and math.isfinite(high) else "no interval"
+    return f"{num(median, 3)} ({ci}; {n} configurations)"
+
+
+def marginal_sentences(an: Analysis) -> list[str]:
+    """Per task, its strongest marginal effect (``marginals.strongest_effects``): the hyperparameter and T whose
+    best and worst points' median test metrics differ most."""
+    out = []
+    for r in an.strongest.itertuples(index=False) if len(an.strongest) else []:
+        metric = an.tasks[r.task].metric if r.task in an.tasks else "metric"
+        noise = ("the two intervals do not overlap" if r.separated else
+                 "the two intervals overlap, so the difference may be noise")  # fmt: skip
+        best = _median_with_interval(r.best_median, r.best_low, r.best_high, r.best_configurations)
+        worst = _median_with_interval(r.worst_median, r.worst_low, r.worst_high, r.worst_configurations)
+        out.append(
+            f"The strongest marginal effect on {r.task} is the {r.hyperparameter.replace('_', ' ')}'s at "
+            f"T = {r.length}: median test {metric} {best} at {r.hyperparameter.replace('_', ' ')} {r.best} against "
+            f"{worst} at {r.worst}; {noise} "
+            "(the marginals figure)."
+        )
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from harness.analysis import Analysis, framework_name
 from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
-from harness.statistics import MIN_SELECTION
+from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
 
 
 @dataclass
@@ -161,6 +161,57 @@ def comparisons_table(an: Analysis) -> Table:
     return Table("comparisons", "Tests against the baseline", caption, c, display)
 
 
+#: a verdict as one short word in the verdict table ("no significant difference" would crowd its cells)
+VERDICT_WORD = {"better": "better", "worse": "worse", SAME: "not different", NOT_TESTED: "not tested"}
+BOTH = " (both)"  # the suffix of a cell whose frameworks agree
+
+
+def verdict_cell(directions: dict[str, str]) -> str:
+    """One cell of the verdict table: the verdict alone with one framework; "<verdict> (both)" where every
+    framework has the same one; else each framework's, named ("PyTorch worse, TensorFlow not different")."""
+    words = {fw: VERDICT_WORD.get(d, d) for fw, d in directions.items()}
+    if len(words) == 1:
+        return next(iter(words.values()))
+    if len(set(words.values())) == 1:
+        return next(iter(words.values())) + BOTH
+    return ", ".join(f"{framework_name(fw)} {w}" for fw, w in words.items())
+
+
+def verdicts_table(an: Analysis) -> Table:
+    """Greff et al.'s headline: one row per variant, one column per task and T (``Analysis.verdicts``)."""
+    v = an.verdicts
+    fws = [fw for fw in an.frameworks if f"direction_{fw}" in v.columns]
+    cells: dict[str, dict[str, str]] = {}
+    columns: list[str] = []
+    for r in v.itertuples(index=False):
+        col = f"{r.task}, T = {r.length}"
+        if col not in columns:
+            columns.append(col)
+        cells.setdefault(r.variant, {})[col] = verdict_cell({fw: getattr(r, f"direction_{fw}") for fw in fws})
+    display = pd.DataFrame(
+        [{"variant": var, **{c: row.get(c, "–") for c in columns}} for var, row in cells.items()],
+        columns=["variant", *columns],
+    )
+    if len(fws) > 1:
+        how = (
+            f"'(both)': {' and '.join(framework_name(f) for f in fws)} reach the same verdict; otherwise each "
+            "framework's verdict is named, and the frameworks disagree (or one of them could not be tested)."
+        )
+    else:
+        how = f"One framework ({_fw_names(fws)}) ran, so there is nothing to agree on."
+    caption = (
+        f"Each variant against the baseline {an.baseline!r} per task and T, in each framework: significantly better, "
+        "worse, or not different (Welch's t-test over all trials with a test metric, Holm-adjusted across the variants "
+        "of each task, T and framework, α = 0.05; the same tests as the comparisons table, whose rows give n and p). "
+        f"{how} 'not tested': under two trials with a test metric on a side."
+    )
+    return Table("verdicts", "Verdicts against the baseline", caption, v, display)
+
+
+def _fw_names(frameworks: list[str]) -> str:
+    return ", ".join(framework_name(f) for f in frameworks) or "none"
+
+
 def ranking_table(an: Analysis) -> Table:
     r = an.ranking
     data = r.table.copy()
@@ -218,6 +269,32 @@ def importance_table(an: Analysis) -> Table:
         imp,
         display,
     )
+
+
+def marginals_table(an: Analysis) -> Table:
+    """The numbers of the marginals figures (``Analysis.marginals``)."""
+    m = an.marginals
+    display = pd.DataFrame(
+        [
+            {
+                "task": r.task,
+                "T": r.length,
+                "hyperparameter": r.hyperparameter,
+                "value": r.point,
+                "configurations": r.configurations,
+                "median": num(r.median),
+                "95 % CI": f"{num(r.low)}–{num(r.high)}" if math.isfinite(r.low) else "–",
+            }
+            for r in m.itertuples(index=False)
+        ]
+    )
+    caption = (
+        "Marginal effect of each searched hyperparameter: the median test metric of the configurations (framework "
+        "replicates averaged) at each value, pooled over the variants that have it, with the exact distribution-free "
+        "95 % interval of the median (none under 6 configurations); continuous hyperparameters in equal-count bins, "
+        "named settings (chrono) as values of their own."
+    )
+    return Table("marginals", "Marginal effects of the hyperparameters", caption, m, display)
 
 
 def dependency_table(an: Analysis) -> Table:
@@ -333,11 +410,13 @@ def trials_export(an: Analysis) -> pd.DataFrame:
 
 def build_tables(an: Analysis, gradient: GradientFlow | None = None) -> list[Table]:
     tables = [
+        verdicts_table(an),
         summary_table(an),
         ranking_table(an),
         comparisons_table(an),
         dependency_table(an),
         importance_table(an),
+        marginals_table(an),
         speed_table(an),
         framework_tests_table(an),
         pairs_table(an),
@@ -442,7 +521,8 @@ def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(lines)
 
 
-VERDICT_CLASS = {"better": "better", "worse": "worse", "baseline": "ref"}
+VERDICT_CLASS = {"better": "better", "worse": "worse", "baseline": "ref", "better" + BOTH: "better",
+                 "worse" + BOTH: "worse"}  # fmt: skip
 
 
 def to_html(df: pd.DataFrame, table_id: str = "") -> str:
