@@ -11,28 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from test_analysis import trials  # a trials frame as the store gives it, from a few fields per row
 
 from harness import analysis as A
 from harness import importance as I
 from harness import statistics as S
-
-
-def trials(rows: list[dict]) -> pd.DataFrame:
-    """A trials frame as the store gives it, from a few fields per row (every row its own configuration
-    unless it names the same ``hparams`` and ``seed`` as another)."""
-    base = {
-        "task": "adding", "length": 10, "variant": "v", "framework": "torch", "status": "ok", "metric": "mse",
-        "higher_is_better": 0, "baseline_metric": 1 / 6, "val_metric": np.nan, "val_loss": np.nan,
-        "test_metric": np.nan, "solved": 0, "steps_to_solve": None, "steps_per_second": 100.0, "param_count": 100,
-        "seed": 0, "device": "cpu",
-    }  # fmt: skip
-    out = []
-    for i, r in enumerate(rows):
-        row = {**base, **r}
-        row.setdefault("trial_id", f"t{i:03d}")
-        row.setdefault("hparams", json.dumps({"learning_rate": 1e-3, "hidden_size": 32, "seed_tag": i}))
-        out.append(row)
-    return A.prepare(pd.DataFrame(out))
 
 
 # ------------------------------------------------------------------------------------------------------
