@@ -91,6 +91,16 @@ def test_shipped_suites_load_and_plan():
     assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
 
 
+def test_quick_runs_each_continual_task_at_one_length_and_full_at_several():
+    quick, full = load_suite("quick"), load_suite("full")
+    for task in ("continual_reber", "continual_adding"):
+        assert task in quick.tasks and len(quick.lengths[task]) == 1
+        assert task in full.tasks and len(full.lengths[task]) >= 2
+        # long held-out streams: fewer of them (the suites' comments say why)
+        for suite in (quick, full):
+            assert suite.overrides[task]["validation_size"] < suite.training["validation_size"]
+
+
 @pytest.mark.parametrize(
     "changes, needle",
     [
