@@ -76,7 +76,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def sigmoid_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Elementwise binary cross-entropy (natural log) of 0/1 ``labels`` under ``sigmoid(logits)``, in
-    float64: ``max(z, 0) - z y + log(1 + exp(-|z|))``, the form both frameworks use (no overflow)."""
+    float64: ``max(z, 0) - z y + log(1 + exp(-|z|))``, a form that cannot overflow (TensorFlow's own)."""
     z = np.asarray(logits, dtype=np.float64)
     return np.maximum(z, 0.0) - z * np.asarray(labels, dtype=np.float64) + np.logaddexp(0.0, -np.abs(z))
 
