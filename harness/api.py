@@ -45,7 +45,8 @@ def task_info(task: str) -> dict[str, Any]:
 
 def make_batch(task: str, seq_len: int, batch_size: int, seed: int) -> Batch:
     """A batch of ``task`` at dependency length ``seq_len`` (= T) from ``np.random.default_rng(seed)``:
-    ``inputs`` (B, L, I) float32 and ``targets`` (adding (B,) float32; copy (B, L) int; delayed_recall (B,) int)."""
+    ``inputs`` (B, L, I) float32 and ``targets`` (adding (B,) float32; copy (B, L) int; delayed_recall (B,) int;
+    the continual tasks (B, L, O + 1) float32, per-step targets and the mask: docs/tasks.md)."""
     return registry().task(task).batch(seq_len, batch_size, seed)
 
 

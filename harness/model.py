@@ -8,6 +8,8 @@ framework's trained model loads into the other. The loss is read where the task 
 
     mse:            mean over the batch of (y_L - target)^2              (O = 1, last step)
     cross_entropy:  mean of -log softmax(y)[target] over the batch (last step) or over batch and steps (all)
+    masked (mask):  mean over the steps the mask reads of the step's MSE or binary cross-entropy
+                    (``harness.task``'s docstring states it)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import numpy as np
 from harness.batchable import batchability
 from harness.errors import UsageError
 from harness.model import init_model_params
-from harness.task import Task
+from harness.task import Batch, Task, stack_batches
 from harness.training import EVAL_BATCH, TrialResult, failed, is_better, train
 from harness.trial import Trial, canonical
 from harness.variant import Variant
@@ -289,12 +289,13 @@ def _train_together(trials: list[Trial], engine: Any, device: str, report: Calla
 
 def batches(members: list[Member], slots: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
     """Each live member's next batch from its own stream; zeros in the slots of finished members (they
-    draw nothing, so no stream moves for them; what their slot computes reaches no other member)."""
+    draw nothing, so no stream moves for them; what their slot computes reaches no other member).
+    Batches of different lengths (a task whose sequences vary, ``loss_at = "mask"``) are right-padded
+    to the longest, which changes no member's loss (``harness.task.stack_batches``)."""
     drawn = {slot: next(members[k].stream) for slot, k in enumerate(slots) if k is not None}
     some = next(iter(drawn.values()))
-    inputs = [drawn[s].inputs if s in drawn else np.zeros_like(some.inputs) for s in range(len(slots))]
-    targets = [drawn[s].targets if s in drawn else np.zeros_like(some.targets) for s in range(len(slots))]
-    return np.stack(inputs), np.stack(targets)
+    empty = Batch(np.zeros_like(some.inputs), np.zeros_like(some.targets))
+    return stack_batches([drawn.get(s, empty) for s in range(len(slots))])
 
 
 def evaluate(model: Any, task: Task, members: list[Member], slots: list[int | None], due: list[int],

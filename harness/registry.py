@@ -4,8 +4,9 @@
 A file that fails to import is reported by its name (``registry.broken_files``) and the others still
 work: whatever it raises, ``SystemExit`` (``sys.exit`` at import) included, since a plugin must not
 end the program. Only Ctrl-C (``KeyboardInterrupt``) goes through. Two classes claiming one id (or
-alias) is an error naming both files. Extra folders of plugin files can be named in
-``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
+alias) is an error naming both files. A task declaring a loss the backends cannot train
+(``harness.task.LOSSES``) makes its file broken, with the value and what is allowed. Extra folders of
+plugin files can be named in ``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
 
 A plugin file must finish importing within ``RNN_BENCH_IMPORT_TIMEOUT`` seconds (default 30; 0: no
 limit), else it is reported broken ("did not finish importing within N s") and the others still work.
@@ -34,7 +35,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.errors import UsageError, unknown_name
-from harness.task import Task
+from harness.task import LOSSES, Task
 from harness.variant import Variant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +124,10 @@ class Registry:
     def _add_task(self, cls: type[Task], path: Path) -> None:
         if cls.id in self.tasks:
             raise DuplicateIdError(f"task id {cls.id!r} is claimed by {self.tasks[cls.id].source_file} and {path}")
+        problem = loss_problem(cls)
+        if problem:  # the backends could not train it: the file is broken, the others still work
+            self.broken_files[str(path)] = problem
+            return
         cls.source_file = str(path)
         self.tasks[cls.id] = cls
 
@@ -138,6 +143,17 @@ class Registry:
         self.variants[cls.id] = cls
         for alias in cls.aliases:
             self.aliases[alias] = cls.id
+
+
+def loss_problem(cls: type[Task]) -> str:
+    """Why the backends cannot train ``cls``'s declared loss (``harness.task.LOSSES``), or ""."""
+    allowed = LOSSES.get(cls.loss_at)
+    if allowed is None:
+        return f"task {cls.id!r} declares loss_at = {cls.loss_at!r}; allowed: {', '.join(LOSSES)}"
+    if cls.loss not in allowed:
+        return (f"task {cls.id!r} declares loss = {cls.loss!r} with loss_at = {cls.loss_at!r}; "
+                f"allowed there: {', '.join(allowed)}")  # fmt: skip
+    return ""
 
 
 def _import(path: Path, package: str | None) -> ModuleType:

@@ -32,6 +32,7 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     from harness.population import ENGINES
     from harness.protocol import check_hparams
     from harness.registry import registry
+    from harness.task import stack_batches
 
     backend = load_backend(framework)
     backend.setup(device)
@@ -51,7 +52,7 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     times = []
     for k in range(steps + 2):
         batches = [task.generate(T, batch, rng) for _ in range(count)]
-        inputs, targets = np.stack([b.inputs for b in batches]), np.stack([b.targets for b in batches])
+        inputs, targets = stack_batches(batches)
         t0 = clock()
         if members == 0:
             model.train_step(inputs[0], targets[0])

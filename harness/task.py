@@ -5,9 +5,22 @@ A task maps a dependency length ``T`` (the lag to bridge) to batches of ``inputs
 where ``loss_at`` says:
 
 * ``"last"``: from ``outputs[:, -1, :]`` only; targets are (B,) (float for MSE, int for classes);
-* ``"all"``: from every step; targets are (B, L) class indices.
+* ``"all"``: from every step; targets are (B, L) class indices;
+* ``"mask"``: from the steps a mask chooses; targets are (B, L, O + 1) float32, ``targets[..., :O]`` the
+  target of every step and ``targets[..., O]`` the mask, 1 where the loss is read and 0 elsewhere
+  (unread steps and the padding after a shorter sequence). The loss is the mean over the read steps of
+  the step's loss, the step's loss being the mean over the O outputs of the squared error (``"mse"``)
+  or of the binary cross-entropy of ``sigmoid(outputs)`` (``"binary_cross_entropy"``):
 
-``loss`` is ``"mse"`` (O = 1) or ``"cross_entropy"`` (O = number of classes, softmax over them).
+      loss = sum_{b,t} mask_bt * l_bt / max(1, sum_{b,t} mask_bt)
+
+  (the ``max`` only matters for an all-zero mask, a finished population member's empty slot).
+
+``loss`` is ``"mse"`` (O = 1 unless ``loss_at`` is ``"mask"``), ``"cross_entropy"`` (O = number of
+classes, softmax over them) or ``"binary_cross_entropy"`` (``"mask"`` only: O independent sigmoid
+outputs, targets 0 or 1). Sequences of one batch may differ in length only under ``"mask"``: they are
+right-padded with zero inputs and a zero mask, so no padded step is ever read, and a recurrent model's
+outputs at the real steps do not depend on the padding after them.
 ``metrics(outputs, targets)`` computes every metric in numpy, so both frameworks are scored by the
 same code; ``metric`` names the primary one and ``higher_is_better`` its direction.
 
@@ -18,6 +31,7 @@ endless stream per trial seed; the validation and test sets are fixed per (task,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,11 +42,13 @@ from harness.errors import UsageError
 #: The fixed entropy of every validation and test set (Greff et al.'s year).
 DATA_SEED = 2015
 SPLIT_KEYS = {"train": 0, "validation": 1, "test": 2}
+#: where a task's loss can be read (``Task.loss_at``), and the losses allowed with each
+LOSSES = {"last": ("mse", "cross_entropy"), "all": ("cross_entropy",), "mask": ("mse", "binary_cross_entropy")}
 
 
 @dataclass
 class Batch:
-    """One batch: ``inputs`` (B, L, I) float32 and ``targets`` ((B,) or (B, L))."""
+    """One batch: ``inputs`` (B, L, I) float32 and ``targets`` ((B,), (B, L) or (B, L, O + 1))."""
 
     inputs: np.ndarray
     targets: np.ndarray
@@ -58,6 +74,49 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return log_norm - picked
 
 
+def sigmoid_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Elementwise binary cross-entropy (natural log) of 0/1 ``labels`` under ``sigmoid(logits)``, in
+    float64: ``max(z, 0) - z y + log(1 + exp(-|z|))``, a form that cannot overflow (TensorFlow's own)."""
+    z = np.asarray(logits, dtype=np.float64)
+    return np.maximum(z, 0.0) - z * np.asarray(labels, dtype=np.float64) + np.logaddexp(0.0, -np.abs(z))
+
+
+def masked_step_losses(loss: str, outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-step loss (B, L), mask (B, L)) of ``loss_at = "mask"`` in float64: the step's loss is the
+    mean over the O outputs of the squared error (``"mse"``) or of ``sigmoid_cross_entropy``."""
+    outputs, targets = np.asarray(outputs, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    values, mask = targets[..., :-1], targets[..., -1]
+    per_output = (outputs - values) ** 2 if loss == "mse" else sigmoid_cross_entropy(outputs, values)
+    return per_output.mean(axis=-1), mask
+
+
+def masked_loss(loss: str, outputs: np.ndarray, targets: np.ndarray) -> float:
+    """The training loss of ``loss_at = "mask"`` (module docstring), in float64."""
+    per_step, mask = masked_step_losses(loss, outputs, targets)
+    return float((per_step * mask).sum() / max(1.0, mask.sum()))
+
+
+def pad_steps(batch: Batch, length: int) -> Batch:
+    """``batch`` right-padded to ``length`` steps: zero inputs and zero targets (under ``loss_at =
+    "mask"`` a zero mask, so the padding is never read). A batch of that length is returned as it is."""
+    extra = length - batch.inputs.shape[1]
+    if extra == 0:
+        return batch
+    if extra < 0 or batch.targets.ndim != 3:
+        raise ValueError(f"cannot pad a batch of {batch.inputs.shape[1]} steps with targets of shape "
+                         f"{batch.targets.shape} to {length} steps; only masked targets (B, L, O + 1) pad")  # fmt: skip
+    widths = [(0, 0), (0, extra), (0, 0)]
+    return Batch(np.pad(batch.inputs, widths), np.pad(batch.targets, widths))
+
+
+def stack_batches(batches: Sequence[Batch]) -> tuple[np.ndarray, np.ndarray]:
+    """Several batches of one task as ``inputs`` (M, B, L, I) and ``targets`` (M, ...): batches of
+    different lengths (``loss_at = "mask"`` only) are right-padded to the longest first (``pad_steps``)."""
+    length = max(b.inputs.shape[1] for b in batches)
+    padded = [pad_steps(b, length) for b in batches]
+    return np.stack([b.inputs for b in padded]), np.stack([b.targets for b in padded])
+
+
 def last_step_classification(outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """Cross-entropy ("loss") and accuracy of the class read at the last step (B, L, C) vs (B,) labels."""
     last = np.asarray(outputs)[:, -1, :]
@@ -77,8 +136,8 @@ class Task:
     reference: ClassVar[str] = ""
     input_size: ClassVar[int] = 0
     output_size: ClassVar[int] = 0
-    loss: ClassVar[str] = "mse"  # "mse" | "cross_entropy"
-    loss_at: ClassVar[str] = "last"  # "last" | "all"
+    loss: ClassVar[str] = "mse"  # "mse" | "cross_entropy" | "binary_cross_entropy" (LOSSES)
+    loss_at: ClassVar[str] = "last"  # "last" | "all" | "mask"
     metric: ClassVar[str] = ""
     higher_is_better: ClassVar[bool] = False
     solved_threshold: ClassVar[float] = 0.0
@@ -87,11 +146,17 @@ class Task:
 
     # --- what subclasses define -------------------------------------------------------------------
     def seq_len(self, T: int) -> int:
-        """Sequence length L for dependency length T."""
+        """Sequence length L of a training batch for dependency length T (the expected length where
+        sequences vary in length: it sizes estimates and schedules, not arrays)."""
         return T
 
     def generate(self, T: int, batch_size: int, rng: np.random.Generator) -> Batch:
         raise NotImplementedError
+
+    def generate_held_out(self, T: int, batch_size: int, rng: np.random.Generator) -> Batch:
+        """The sequences of the validation and test sets: by default drawn as training's (``generate``).
+        A continual task overrides it to hold longer streams than training's."""
+        return self.generate(T, batch_size, rng)
 
     def baseline(self, T: int) -> dict[str, float]:
         """The trivial (memoryless) strategy's score on every metric, from docs/tasks.md."""
@@ -134,7 +199,7 @@ class Task:
         """The fixed validation or test set of (task, T): the same for every trial."""
         if split not in ("validation", "test"):
             raise ValueError(f"fixed sets are 'validation' or 'test', not {split!r}")
-        return self.generate(T, size, data_rng(split, 0))
+        return self.generate_held_out(T, size, data_rng(split, 0))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,20 @@ import numpy as np
 from harness.task import Batch, Task
 
 
+def adding_episodes(T: int, count: int, rng: np.random.Generator) -> Batch:
+    """``count`` adding sequences of length T (the definition below): inputs (count, T, 2), targets (count,)."""
+    half = T // 2
+    values = rng.uniform(0.0, 1.0, size=(count, T)).astype(np.float32)
+    first = rng.integers(0, half, size=count)
+    second = rng.integers(half, T, size=count)
+    rows = np.arange(count)
+    markers = np.zeros((count, T), dtype=np.float32)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    targets = values[rows, first] + values[rows, second]
+    return Batch(np.stack([values, markers], axis=-1), targets.astype(np.float32))
+
+
 class Adding(Task):
     """Add the two marked numbers of a length-T sequence; read the sum at the last step.
 
@@ -38,17 +52,7 @@ class Adding(Task):
         return self.check_length(T)
 
     def generate(self, T: int, batch_size: int, rng: np.random.Generator) -> Batch:
-        T = self.check_length(T)
-        half = T // 2
-        values = rng.uniform(0.0, 1.0, size=(batch_size, T)).astype(np.float32)
-        first = rng.integers(0, half, size=batch_size)
-        second = rng.integers(half, T, size=batch_size)
-        rows = np.arange(batch_size)
-        markers = np.zeros((batch_size, T), dtype=np.float32)
-        markers[rows, first] = 1.0
-        markers[rows, second] = 1.0
-        targets = values[rows, first] + values[rows, second]
-        return Batch(np.stack([values, markers], axis=-1), targets.astype(np.float32))
+        return adding_episodes(self.check_length(T), batch_size, rng)
 
     def baseline(self, T: int) -> dict[str, float]:
         self.check_length(T)

@@ -33,12 +33,14 @@ VARIANTS = sorted(registry().variants)
 FUSED = ["np", "gru_ra", "rnn"]
 OUTPUT_TOL, GRADIENT_TOL = 2e-6, 1e-5  # ~8 and ~20 ulps at the largest magnitudes (docstring)
 TRANSFER_TOL, TRAINING_REL_TOL = 2e-6, 2e-6  # ~8 ulps; ~30 u after 20 small steps
-#: (variant, task, T, protocol overrides): each loss placement, both optimisers, both paths
+#: (variant, task, T, protocol overrides): each loss placement (masks too), both optimisers, both paths
 TRAINING = [
     ("np", "adding", 10, {}),
     ("v", "delayed_recall", 6, {"optimizer": "sgd", "learning_rate": 0.05}),
     ("gru_ra", "copy", 4, {"fused": False}),
     ("gru_ra", "adding", 10, {"clip_norm": 0.0}),
+    ("np", "continual_reber", 2, {}),  # masked binary cross-entropy, batches of varying length
+    ("v", "continual_adding", 3, {}),  # masked MSE
 ]
 TRANSFER = ["np", "gru_ra", "v"]
 

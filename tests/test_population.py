@@ -56,6 +56,23 @@ def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):
         assert_same_result(member, solo(trial))
 
 
+@pytest.mark.parametrize("task, T", [("continual_reber", 2), ("continual_adding", 3)])
+def test_masked_losses_train_in_a_population_as_alone(task, T):
+    """Members' batches differ in length (Reber streams): padded to the longest, each loss is unchanged;
+    members of other hidden sizes, learning rates and schedules, as above."""
+    trials = [
+        make_trial("v", seed=0, task=task, T=T, hidden_size=3, learning_rate=0.01, max_steps=6, eval_every=1,
+                   **SMALL),
+        make_trial("v", seed=1, task=task, T=T, hidden_size=5, learning_rate=0.05, max_steps=4, eval_every=2,
+                   clip_norm=0.1, **SMALL),
+    ]  # fmt: skip
+    if task == "continual_reber":  # the case padding is for: the members' first batches differ in length
+        firsts = [next(registry().task(task).training_stream(T, 4, t.seed)).inputs.shape[1] for t in trials]
+        assert len(set(firsts)) == 2
+    for member, trial in zip(train_population(trials, "torch"), trials):
+        assert_same_result(member, solo(trial))
+
+
 @pytest.mark.parametrize("leave_at", [0.0, 1.0])  # finished members leave the model at once, or stay in it
 def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch, leave_at):
     monkeypatch.setitem(registry().tasks, "adding", EasyAdding)

@@ -80,3 +80,11 @@ def test_an_impossible_import_time_limit_exits_2_naming_the_variable(cli, use_pl
     code, out, err = cli("list", "tasks")
     assert code == 2
     assert f"{TIMEOUT_VARIABLE}={value!r}" in err
+
+
+def test_a_task_declaring_a_loss_the_backends_cannot_train_is_a_broken_file(cli, use_plugins):
+    use_plugins("bad_loss")
+    code, out, err = cli("list", "tasks")
+    assert code == 0 and "bad_loss" not in out and "continual_reber" in out
+    assert ("bad_loss.py failed to import: task 'bad_loss' declares loss = 'cross_entropy' with "
+            "loss_at = 'mask'; allowed there: mse, binary_cross_entropy") in err  # fmt: skip

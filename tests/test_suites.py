@@ -91,6 +91,14 @@ def test_shipped_suites_load_and_plan():
     assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
 
 
+def test_full_runs_each_continual_task_at_several_lengths():
+    full = load_suite("full")
+    for task in ("continual_reber", "continual_adding"):
+        assert task in full.tasks and len(full.lengths[task]) >= 2
+        # long held-out streams: fewer of them (the suite's comments say why)
+        assert full.overrides[task]["validation_size"] < full.training["validation_size"]
+
+
 @pytest.mark.parametrize(
     "changes, needle",
     [

@@ -12,16 +12,22 @@ from harness.registry import registry
 from harness.task import Task
 from tasks.adding import Adding
 from tasks.adding_hs97 import AddingHS97
+from tasks.continual_adding import ContinualAdding
+from tasks.continual_reber import ContinualReber
 from tasks.copy import Copy
 from tasks.delayed_recall import DelayedRecall
 from tasks.temporal_order import TemporalOrder
 from tasks.variable_copy import VariableCopy
 
-ALL_TASKS: list[type[Task]] = [Adding, Copy, DelayedRecall, AddingHS97, TemporalOrder, VariableCopy]
+ALL_TASKS: list[type[Task]] = [
+    Adding, Copy, DelayedRecall, AddingHS97, TemporalOrder, VariableCopy, ContinualAdding, ContinualReber,
+]  # fmt: skip
 LENGTHS = {
     "adding": [2, 3, 10, 25], "copy": [1, 2, 7], "delayed_recall": [1, 2, 9],
     "adding_hs97": [4, 5, 20, 33], "temporal_order": [10, 11, 25], "variable_copy": [1, 2, 7],
+    "continual_adding": [2, 3, 10], "continual_reber": [1, 2, 5],
 }  # fmt: skip
+VARIABLE_LENGTH = {"continual_reber"}  # seq_len(T) is the expected length; each batch pads to its own
 BIG = 20000  # sample size of the measured baselines
 
 
@@ -35,9 +41,13 @@ def bernoulli_std(p: float) -> float:
 
 
 def perfect_outputs(task: Task, targets: np.ndarray, length: int) -> np.ndarray:
-    """The readout of a perfect model: the target at the last step (MSE), a huge logit on the right class."""
+    """The readout of a perfect model: the target at the last step (MSE), a huge logit on the right class;
+    under a mask the target at every step (MSE), a huge logit of the right sign on every output (BCE)."""
     outputs = np.zeros((len(targets), length, task.output_size), dtype=np.float32)
-    if task.loss == "mse":
+    if task.loss_at == "mask":
+        values = targets[..., : task.output_size]
+        outputs[:] = values if task.loss == "mse" else np.where(values > 0.5, 50.0, -50.0)
+    elif task.loss == "mse":
         outputs[:, -1, 0] = targets
     elif task.loss_at == "last":
         outputs[np.arange(len(targets)), -1, targets] = 50.0
@@ -59,15 +69,23 @@ def test_registry_discovers_the_optional_tasks() -> None:
     assert {"adding_hs97", "temporal_order", "variable_copy"} <= set(registry().tasks)
 
 
+def test_registry_discovers_the_continual_tasks() -> None:
+    assert {"continual_reber", "continual_adding"} <= set(registry().tasks)
+
+
 # --- every task ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", ALL_TASKS, ids=lambda c: c.id)
 def test_shapes_and_dtypes(cls: type[Task]) -> None:
     task = cls()
     for T in LENGTHS[task.id]:
         batch = task.batch(T, 5, seed=0)
-        L = task.seq_len(T)
+        L = batch.inputs.shape[1]
+        assert L == task.seq_len(T) or task.id in VARIABLE_LENGTH
         assert batch.inputs.shape == (5, L, task.input_size) and batch.inputs.dtype == np.float32
-        if task.loss == "mse":
+        if task.loss_at == "mask":
+            assert batch.targets.shape == (5, L, task.output_size + 1) and batch.targets.dtype == np.float32
+            assert set(np.unique(batch.targets[..., -1])) == {0.0, 1.0}  # a mask: some steps read, some not
+        elif task.loss == "mse":
             assert batch.targets.shape == (5,) and batch.targets.dtype == np.float32
         else:
             assert batch.targets.shape == ((5,) if task.loss_at == "last" else (5, L))
@@ -106,7 +124,7 @@ def test_perfect_outputs_score_perfectly_and_solve(cls: type[Task]) -> None:
     task = cls()
     T = LENGTHS[task.id][-1]
     batch = task.batch(T, 64, seed=1)
-    m = task.metrics(perfect_outputs(task, batch.targets, task.seq_len(T)), batch.targets)
+    m = task.metrics(perfect_outputs(task, batch.targets, batch.inputs.shape[1]), batch.targets)
     assert m["loss"] == pytest.approx(0.0, abs=1e-9)
     assert m[task.metric] == (1.0 if task.higher_is_better else pytest.approx(0.0, abs=1e-12))
     assert task.solved(m)
@@ -117,7 +135,7 @@ def test_baseline_has_every_metric_and_is_not_solved(cls: type[Task]) -> None:
     task = cls()
     T = LENGTHS[task.id][-1]
     batch = task.batch(T, 4, seed=0)
-    keys = set(task.metrics(perfect_outputs(task, batch.targets, task.seq_len(T)), batch.targets))
+    keys = set(task.metrics(perfect_outputs(task, batch.targets, batch.inputs.shape[1]), batch.targets))
     baseline = task.baseline(T)
     assert set(baseline) == keys and {"loss", task.metric} <= keys
     assert not task.solved(baseline)
@@ -346,7 +364,8 @@ SOLVED_RULES = [
     (DelayedRecall, "accuracy", 0.99, True),  # test accuracy >= 0.99
     (AddingHS97, "success_rate", 0.99, True),  # optional task: its docstring's rule
     (TemporalOrder, "accuracy", 0.99, True),
-]
+    (ContinualAdding, "mse", 0.01, False),  # test MSE over the episode ends < 0.01
+]  # continual_reber needs two metrics: tests/test_continual_tasks.py
 
 
 @pytest.mark.parametrize("cls, metric, threshold, higher", SOLVED_RULES, ids=[c.id for c, *_ in SOLVED_RULES])

@@ -51,6 +51,16 @@ def test_a_padded_population_trains_as_its_members_alone():
     check_variant("v")
 
 
+@pytest.mark.parametrize("task, T", [("continual_reber", 1), ("continual_adding", 2)])
+def test_masked_losses_train_in_a_population_as_alone(task, T):
+    """Members' batches differ in length (Reber streams): padded to the longest, each loss is unchanged.
+    One budget for both members, so that the step is traced for one member count only (seconds each)."""
+    trials = [make_trial("v", seed=s, task=task, T=T, framework="tf", hidden_size=h, learning_rate=lr, max_steps=4,
+                         eval_every=2, **SMALL) for s, h, lr in ((0, 3, 0.01), (1, 5, 0.05))]  # fmt: skip
+    for member, trial in zip(train_population(trials, "tf"), trials):
+        assert_same_result(member, solo(trial))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant_id", sorted(registry().variants))
 def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):

@@ -119,3 +119,34 @@ def test_sgd_momentum_and_clipping_match_their_formulas():
         # first step: buf = g; nesterov update g + m * buf = (1 + m) g
         expected = params[k] - 0.1 * (1 + 0.9) * scale * g
         np.testing.assert_allclose(after[k], expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("task_id", ["adding", "delayed_recall", "copy", "continual_reber", "continual_adding"])
+def test_task_loss_is_the_tasks_own_loss(task_id):
+    task = registry().task(task_id)
+    batch = task.batch(6, 5, seed=0)
+    outputs = np.random.default_rng(0).normal(size=(5, batch.inputs.shape[1], task.output_size))
+    targets = torch.as_tensor(batch.targets)
+    targets = targets.double() if targets.is_floating_point() else targets.long()
+    loss = float(torch_backend.task_loss(task, torch.as_tensor(outputs), targets))
+    assert loss == pytest.approx(task.metrics(outputs, batch.targets)["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("task_id", ["continual_reber", "continual_adding"])
+def test_population_member_losses_are_each_members_own_masked_loss(task_id):
+    """Each member's loss under a mask is its batch's own; an empty slot (all-zero mask) gives 0, not NaN."""
+    from harness.backends.torch_population import member_losses
+
+    task = registry().task(task_id)
+    batches = [task.batch(3, 4, seed=s) for s in range(2)]
+    length = max(b.inputs.shape[1] for b in batches)
+    rng = np.random.default_rng(1)
+    outputs = rng.normal(size=(3, 4, length, task.output_size))
+    targets = np.zeros((3, 4, length, task.output_size + 1))
+    for m, b in enumerate(batches):
+        targets[m, :, : b.inputs.shape[1]] = b.targets
+    losses = member_losses(task, torch.as_tensor(outputs), torch.as_tensor(targets)).numpy()
+    for m, b in enumerate(batches):
+        want = task.metrics(outputs[m, :, : b.inputs.shape[1]], b.targets)["loss"]
+        assert losses[m] == pytest.approx(want, rel=1e-12)
+    assert losses[2] == 0.0

@@ -121,8 +121,23 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def masked_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor, axis: tuple[int, ...]) -> tf.Tensor:
+    """``loss_at = "mask"`` (``harness.task``): outputs (..., L, O), targets (..., L, O + 1); the mean of
+    the per-step loss over the steps the mask reads, reduced over ``axis`` (as ``torch_backend``'s)."""
+    values, mask = targets[..., :-1], targets[..., -1]
+    if task.loss == "mse":
+        per_output = tf.square(outputs - values)
+    else:
+        per_output = tf.nn.sigmoid_cross_entropy_with_logits(labels=values, logits=outputs)
+    per_step = tf.reduce_mean(per_output, axis=-1)
+    count = tf.maximum(tf.reduce_sum(mask, axis=axis), tf.ones([], mask.dtype))
+    return tf.reduce_sum(per_step * mask, axis=axis) / count
+
+
 def task_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     """The loss of ``harness.model``'s docstring, read where the task says (as ``torch_backend``'s)."""
+    if task.loss_at == "mask":
+        return masked_loss(task, outputs, targets, (0, 1))
     if task.loss == "mse":
         return tf.reduce_mean(tf.square(outputs[:, -1, 0] - targets))
     if task.loss_at == "last":

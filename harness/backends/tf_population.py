@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from harness.backends.tf_backend import resolve_device
+from harness.backends.tf_backend import masked_loss, resolve_device
 from harness.backends.tf_ops import TfOps
 from harness.hoisting import Hoisting
 from harness.stacking import masks, region, stack
@@ -60,6 +60,8 @@ class HoistingOps(Hoisting, TfOps):
 def member_losses(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     """Each member's loss (M,) from outputs (M, B, L', O): ``tf_backend.task_loss`` member by member."""
     members = tf.shape(outputs)[0]
+    if task.loss_at == "mask":
+        return masked_loss(task, outputs, targets, (1, 2))
     if task.loss == "mse":
         return tf.reduce_mean(tf.square(outputs[:, :, -1, 0] - targets), axis=1)
     logits = outputs[:, :, -1, :] if task.loss_at == "last" else outputs
@@ -111,6 +113,7 @@ class Population:
         # the trace twice as long).
         self._train = tf.function(self._train_step, jit_compile=self.xla, autograph=False)
         self._predictors: dict[tuple[int, int], Any] = {}  # (L, I) -> traced forward, any members and batch
+        self._longest: dict[str, int] = {}  # "train" / "predict" -> the longest time axis so far (``_grown``)
 
     # --- the computation -------------------------------------------------------------------------------
     def forward(self, params: dict[str, tf.Tensor], inputs: tf.Tensor, last_only: bool = False) -> tf.Tensor:
@@ -194,7 +197,7 @@ class Population:
     def train_step(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """One optimiser step of every member on its own batch (inputs (M, B, L, I)); the losses (M,)
         before the update."""
-        inputs, targets = self._tensor(inputs), self._tensor(targets)
+        inputs, targets = self._tensor(self._grown(inputs, "train")), self._tensor(self._grown(targets, "train"))
         members, started = int(inputs.shape[0]), time.perf_counter()
         with tf.device(self.device):
             losses = self._train(inputs, targets).numpy()
@@ -235,12 +238,28 @@ class Population:
 
     def predict(self, slots: list[int], inputs: np.ndarray) -> np.ndarray:
         """Readout outputs (len(slots), B, L, O) of those members for the same inputs (B, L, I)."""
+        length = np.shape(inputs)[1]
+        inputs = self._grown(inputs[None], "predict")[0]
         key = tuple(int(d) for d in np.shape(inputs)[1:])
         if key not in self._predictors:  # traced once per sequence length, for any members and batch
             spec = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, *key], tf.as_dtype(self.dtype))]
             self._predictors[key] = tf.function(self._forward_slots, input_signature=spec, autograph=False)
         with tf.device(self.device):
-            return self._predictors[key](tf.constant(slots, dtype=tf.int32), self._tensor(inputs)).numpy()
+            outputs = self._predictors[key](tf.constant(slots, dtype=tf.int32), self._tensor(inputs)).numpy()
+        return outputs[:, :, :length]
+
+    def _grown(self, array: np.ndarray, kind: str) -> np.ndarray:
+        """``array`` (M, B, L, ...) right-padded with zeros to the longest L this model has met for ``kind``
+        ("train" or "predict"), where a task's sequences vary in length (``loss_at = "mask"``). Each new
+        length traces the Python-unrolled step again (seconds at a few hundred steps); the padding changes
+        no loss (its mask is 0) and no output at a real step (a step looks back only). Tasks of one length
+        pass unchanged."""
+        if self.task.loss_at != "mask":
+            return array
+        longest = self._longest[kind] = max(self._longest.get(kind, 0), int(array.shape[2]))
+        widths = [(0, 0)] * array.ndim
+        widths[2] = (0, longest - int(array.shape[2]))
+        return np.pad(array, widths)
 
     def get_params(self, slot: int) -> dict[str, np.ndarray]:
         """Member ``slot``'s parameters as its own contract dict (padding dropped), float32 numpy."""

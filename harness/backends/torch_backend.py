@@ -61,8 +61,22 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def masked_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``loss_at = "mask"`` (``harness.task``): outputs (..., L, O), targets (..., L, O + 1); the mean of
+    the per-step loss over the steps the mask reads, reduced over ``dims`` (batch and steps)."""
+    values, mask = targets[..., :-1], targets[..., -1]
+    if task.loss == "mse":
+        per_output = (outputs - values) ** 2
+    else:
+        per_output = F.binary_cross_entropy_with_logits(outputs, values, reduction="none")
+    per_step = per_output.mean(dim=-1)
+    return (per_step * mask).sum(dim=dims) / torch.clamp(mask.sum(dim=dims), min=1.0)
+
+
 def task_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The loss of ``harness.model``'s docstring, read where the task says."""
+    if task.loss_at == "mask":
+        return masked_loss(task, outputs, targets, (0, 1))
     if task.loss == "mse":
         return torch.mean((outputs[:, -1, 0] - targets) ** 2)
     if task.loss_at == "last":

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.backends.torch_backend import resolve_device
+from harness.backends.torch_backend import masked_loss, resolve_device
 from harness.backends.torch_ops import TorchOps
 from harness.hoisting import Hoisting
 from harness.stacking import masks, region, stack
@@ -259,6 +259,8 @@ class FusingOps(HoistingOps):
 def member_losses(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Each member's loss (M,) from outputs (M, B, L', O): ``torch_backend.task_loss`` member by member."""
     members = outputs.shape[0]
+    if task.loss_at == "mask":
+        return masked_loss(task, outputs, targets, (1, 2))
     if task.loss == "mse":
         return torch.mean((outputs[:, :, -1, 0] - targets) ** 2, dim=1)
     if task.loss_at == "last":
