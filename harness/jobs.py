@@ -50,11 +50,6 @@ class TrainJob:
 
         train_job([Trial.from_json(text) for text in self.trials], self.framework, context, self.time_limit)
 
-    def trial_ids(self) -> list[str]:
-        from harness.trial import Trial
-
-        return [Trial.from_json(text).id for text in self.trials]
-
 
 @dataclass(frozen=True)
 class ParityJob:
