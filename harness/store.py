@@ -345,10 +345,19 @@ class Store:
     def _create_schema(self) -> None:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        with self.conn:
+        # The write lock from the first read on (BEGIN IMMEDIATE waits out the busy timeout): two drivers
+        # opening a store together must not both read the version, then one fail to upgrade its read to a
+        # write ("database is locked"). executescript would commit first, so the statements run one by one.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
             version = _schema_version(self.conn)
-            self.conn.executescript(SCHEMA)
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                self.conn.execute(statement)
             _migrate(self.conn, version)
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
 
     def close(self) -> None:
         self.conn.close()
