@@ -106,7 +106,7 @@ def run_suite(
     check_installed(suite.frameworks)
     store = Store(store_path)
     try:
-        store.add_plan(suite.name, trials)
+        store.add_plan(suite.name, trials, whole=suite.whole)
         work = work_to_do(trials, store.stored(), retry_failed)
         summary = RunSummary(len(trials), len(trials) - len(work.todo), len(work.todo),
                              stale=sum(work.changed.values()))  # fmt: skip

@@ -408,9 +408,22 @@ class Store:
                 )
             self.conn.execute("UPDATE runs SET finished_at = ? WHERE run_id = ?", (time.time(), run_id))
 
-    def add_plan(self, suite: str, trials: Iterable[Trial]) -> None:
+    def add_plan(self, suite: str, trials: Iterable[Trial], *, whole: bool = False) -> None:
+        """Record that ``suite`` plans ``trials``. A narrowed run's plan adds to what the suite planned
+        before; ``whole``, the suite file's entire plan, replaces it: rows of trials the suite no longer
+        plans (it was edited) are dropped in the same transaction, so they are not counted as remaining
+        forever. Stored trials are never touched."""
+        trials = list(trials)
         now = time.time()
         with self.conn:
+            if whole:  # the new ids in a temporary table: a literal NOT IN (?, ...) would pass SQLite's
+                # limit on bound variables for a plan of thousands of trials
+                self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS planned_now (trial_id TEXT PRIMARY KEY)")
+                self.conn.execute("DELETE FROM planned_now")
+                self.conn.executemany("INSERT OR IGNORE INTO planned_now VALUES (?)", [(t.id,) for t in trials])
+                self.conn.execute(
+                    "DELETE FROM plans WHERE suite = ? AND trial_id NOT IN (SELECT trial_id FROM planned_now)", (suite,)
+                )
             self.conn.executemany(
                 "INSERT OR IGNORE INTO plans (suite, trial_id, trial, planned_at) VALUES (?, ?, ?, ?)",
                 [(suite, t.id, t.to_json(), now) for t in trials],

@@ -33,14 +33,15 @@ of them: anything else would be silently ignored, so it is refused (exit 2), nam
 A plan holds at most ``MAX_TRIALS`` (100,000) trials, about five times the ``full`` study: its size is
 computed from the suite before any trial is built, and a larger one is refused with its size and how to
 narrow it (``--trials``, ``--seeds``, ``--tasks``, ``--lengths``, ``--variants``, ``--frameworks``, or
-several suite files run one after the other into the same store).
+several suite files, each with its own ``name``, run one after the other into the same store: a suite's
+name identifies its plan in the store, which a run of the whole file replaces).
 """
 
 from __future__ import annotations
 
 import copy
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +94,11 @@ class Suite:
     search: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     text: str = ""  # the suite file's TOML text as read (recorded with each run); "" when built otherwise
+    whole: bool = True  # the suite file's entire plan (False once the command line narrowed or changed it)
 
     def narrowed(self, **changes: Any) -> Suite:
-        """A copy with command-line narrowing applied (None means: keep the suite's value), re-validated."""
+        """A copy with command-line narrowing applied (None means: keep the suite's value), re-validated.
+        A change to what is planned (anything but the time limit) makes the copy not ``whole``."""
         s = copy.deepcopy(self)
         for key, value in changes.items():
             if value is None:
@@ -108,6 +111,7 @@ class Suite:
                     o.pop("max_steps", None)
             else:
                 setattr(s, key, value)
+        s.whole = self.whole and replace(s, time_limit=self.time_limit) == self
         validate(s, "the command line")
         return s
 
@@ -299,7 +303,7 @@ def check_plan_size(s: Suite) -> None:
             f"{s.trials:,} configuration(s) x {len(s.variants)} variant(s) x {len(s.frameworks)} framework(s) "
             f"x {s.seeds:,} seed(s)), over the limit of {MAX_TRIALS:,} trials per plan. Narrow it with "
             "--trials, --seeds, --tasks, --lengths, --variants or --frameworks, or split it into several "
-            "suite files run one after the other into the same store"
+            "suite files, each with its own name, run one after the other into the same store"
         )
 
 

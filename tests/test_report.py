@@ -24,6 +24,7 @@ from synthetic_store import write_synthetic_store
 from harness.errors import UsageError
 from harness.report import build_report
 from harness.store import Store
+from harness.trial import Trial
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -457,6 +458,24 @@ def test_suite_filter_and_default_folder(tmp_path, monkeypatch):
         build_report(store, suite="nope", probe=False)
     index = build_report(store, probe=False)  # no suite: every trial, named after the latest run's suite
     assert index.parent.name == "tiny"
+
+
+def test_a_suites_report_follows_its_current_plan(tmp_path):
+    """Trials an edited suite file no longer plans leave its report, which says how many it left out."""
+    path = write_synthetic_store(
+        tmp_path / "s.sqlite", tasks={"adding": (10, 20)}, variants=("v", "nfg"), trials_per_cell=3, suite="tiny"
+    )
+    with Store(path) as store:
+        plans = store.plans_frame()
+        kept = [Trial.from_json(t) for t in plans["trial"] if Trial.from_json(t).length == 10]
+        dropped = int((store.trials_frame()["length"] == 20).sum())
+        store.add_plan("tiny", kept, whole=True)  # the file now plans adding T = 10 only
+    index = build_report(path, tmp_path / "out", suite="tiny", probe=False)
+    summary = pd.read_csv(index.parent / "tables" / "summary.csv")
+    assert set(summary["length"]) == {10}
+    assert f"{dropped} stored trials of suite 'tiny' are left out" in (index.parent / "report.md").read_text()
+    everything = build_report(path, tmp_path / "all", probe=False)  # no suite named: every stored trial
+    assert set(pd.read_csv(everything.parent / "tables" / "summary.csv")["length"]) == {10, 20}
 
 
 def test_missing_and_empty_stores_are_usage_errors(tmp_path):

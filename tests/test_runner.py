@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.suites import load_suite, plan
+from harness.suites import SUITES_DIR, load_suite, plan
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 
@@ -295,6 +295,28 @@ def test_second_run_of_the_same_suite_does_nothing(smoke_run, bench, cli):
     assert len(exported()) == len(before)
     assert query(store, "SELECT COUNT(*) FROM runs")[0][0] == 1  # the second run did not even start one
     assert_exactly(store, planned)
+
+
+def test_a_run_of_an_edited_suite_file_replaces_its_plan(smoke_run, bench, tmp_path):
+    """A whole-file run states the suite's plan: the trials the file no longer plans stop counting as
+    remaining (``status``) though their results stay; a narrowed run only adds to the plan."""
+    assert smoke_run.returncode == 0, smoke_run.stderr
+    store = tmp_path / "copy.sqlite"
+    with sqlite3.connect(smoke_run.store) as source, sqlite3.connect(store) as copy:
+        source.backup(copy)  # the module's store stays as the other tests expect it
+    text = (SUITES_DIR / "smoke.toml").read_text()
+    edited = tmp_path / "smoke.toml"  # name = "smoke", torch only, one task: trials the store holds
+    edited.write_text(text.replace('frameworks = ["torch", "tf"]', 'frameworks = ["torch"]')
+                      .replace('tasks = ["adding", "copy", "delayed_recall"]', 'tasks = ["adding"]')
+                      .replace("copy = [2]\n", "").replace("delayed_recall = [3]\n", ""))  # fmt: skip
+    narrowed = bench.run("run", str(edited), "--variants", "lstm", *RUN_FLAGS, "--store", store)
+    assert narrowed.returncode == 0 and "Nothing to do" in narrowed.stdout, narrowed.stderr
+    before = query(store, "SELECT COUNT(*) FROM plans")[0][0]
+    whole = bench.run("run", str(edited), *RUN_FLAGS, "--store", store)
+    assert whole.returncode == 0 and "Nothing to do" in whole.stdout, whole.stderr
+    wanted = {t.id for t in plan(load_suite(str(edited)))}
+    assert {r[0] for r in query(store, "SELECT trial_id FROM plans")} == wanted and before > len(wanted)
+    assert query(store, "SELECT COUNT(*) FROM trials")[0][0] > len(wanted)  # results are never dropped
 
 
 # --- trials that go wrong -----------------------------------------------------------------------------

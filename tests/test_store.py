@@ -211,6 +211,24 @@ def test_status_counts_planned_finished_and_remaining(tmp_path):
         assert (row["planned"], row["ok"], row["failed"], row["remaining"]) == (4, 1, 1, 2)
 
 
+def test_a_whole_plan_replaces_the_suites_plan_and_a_narrowed_one_adds_to_it(tmp_path):
+    """An edited suite file's old trials must not stay 'remaining' forever (a greff run whose lengths were
+    changed midway reported 3,520 trials it would never run as not finished)."""
+    task = registry().task("adding")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.add_plan("t", [a_trial(s) for s in range(4)], whole=True)
+        store.add_plan("other", [a_trial(3)], whole=True)
+        store.record(None, "t", a_trial(0), task, a_result())
+        store.add_plan("t", [a_trial(s) for s in (4, 5)])  # narrowed: adds
+        assert store.status().set_index("suite").loc["t", "planned"] == 6
+        store.add_plan("t", [a_trial(s) for s in (0, 1, 6)], whole=True)  # the edited file: replaces
+        status = store.status().set_index("suite")
+        assert (status.loc["t", "planned"], status.loc["t", "ok"], status.loc["t", "remaining"]) == (3, 1, 2)
+        assert status.loc["other", "planned"] == 1  # another suite's plan is its own
+        assert set(store.plans_frame().query("suite == 't'")["trial_id"]) == {a_trial(s).id for s in (0, 1, 6)}
+        assert len(store.trials_frame()) == 1  # a stored trial is never touched
+
+
 def test_wal_mode_and_concurrent_reader(tmp_path):
     path = tmp_path / "s.sqlite"
     store = Store(path)

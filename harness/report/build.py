@@ -46,9 +46,10 @@ def build_report(
     """Write the report of ``store_path`` and return the path of its ``index.html``.
 
     ``suite``: None (every trial in the store; the report is named after the latest run's suite, or
-    "all"), a suite name or file (only the trials that suite planned or ran), or a suite object with
-    ``.name`` (and optionally ``.baseline``, ``.description``). ``baseline``: the reference variant
-    (default: the suite's, else ``v`` when present, else the first in the catalogue's order).
+    "all"), a suite name or file (only the trials its current plan holds; all it stored where the store
+    has no plan of it), or a suite object with ``.name`` (and optionally ``.baseline``,
+    ``.description``). ``baseline``: the reference variant (default: the suite's, else ``v`` when present,
+    else the first in the catalogue's order).
     ``out_dir`` defaults to ``reports/<suite>/``. ``probe=False`` skips the gradient-flow probe.
     Raises ``UsageError`` (exit code 2) for a missing or empty store.
 
@@ -75,9 +76,10 @@ def build_report(
         environment = _environment_of(runs, suite_name) or store.latest_environment()
         planned = A.planned_cells(plans)
         running = store.running()
+        plan_note = None
         if suite is not None:
             ids = set(planned.loc[planned["suite"] == suite_name, "trial_id"])
-            trials = trials[trials["trial_id"].isin(ids) | (trials["suite"] == suite_name)].reset_index(drop=True)
+            trials, plan_note = _of_suite(trials, ids, suite_name)
             if trials.empty:
                 known = sorted(set(plans["suite"]) | set(trials_suites(store)))
                 raise UsageError(
@@ -85,7 +87,7 @@ def build_report(
                     f"suites in it: {', '.join(known) or 'none'}"
                 )
             planned = planned[planned["suite"] == suite_name]
-            running = running[running["trial_id"].isin(ids) | (running["suite"] == suite_name)]
+            running = running[running["trial_id"].isin(ids) if ids else running["suite"] == suite_name]
         planned = planned.drop_duplicates("trial_id")
         curves = store.curves_frame(trials["trial_id"])
         running_curves = store.progress_frame(running["trial_id"])
@@ -96,13 +98,31 @@ def build_report(
         baseline = getattr(suite_obj, "baseline", None)
     an = A.analyse(trials, curves, baseline, planned, metadata=metadata, running=running,
                    running_curves=running_curves)  # fmt: skip
-    an.notes += [n for n in (suite_note, _metadata_note(metadata)) if n]
+    an.notes += [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
     _check_out(out, store_path)
     try:
         return _write(out, an, trials, planned, suite_name, suite_obj, store_path, environment, probe)
     except OSError as e:  # a full disk, a read-only folder: name what could not be written
         raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+
+
+def _of_suite(trials: pd.DataFrame, planned_ids: set[str], suite_name: str) -> tuple[pd.DataFrame, str | None]:
+    """The trials a suite's report covers, and a note on those it leaves out. The suite's plan decides (a
+    trial another suite stored counts too, since suites share results); trials the suite stored that its
+    current plan no longer holds (its file was edited since) are left out, so the report follows the file.
+    A store without plan rows for the suite (written before plans existed) reports what the suite stored."""
+    own = trials["suite"] == suite_name
+    if not planned_ids:
+        return trials[own].reset_index(drop=True), None
+    kept = trials["trial_id"].isin(planned_ids)
+    left_out = int((own & ~kept).sum())
+    note = None
+    if left_out:
+        note = (f"{left_out} stored trial{'s' if left_out != 1 else ''} of suite {suite_name!r} "
+                f"{'are' if left_out != 1 else 'is'} left out: the suite's current plan no longer includes "
+                "them (its file was edited since they ran). `rnn-bench export` still lists them.")  # fmt: skip
+    return trials[kept].reset_index(drop=True), note
 
 
 def _metadata(store: Store, trials: pd.DataFrame, running: pd.DataFrame) -> Metadata:
