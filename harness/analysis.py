@@ -650,30 +650,6 @@ def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def binned_median(x: np.ndarray, y: np.ndarray, bins: int = 8, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(bin centres, median of y per bin) of a marginal plot; few distinct x values: one bin each."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if not len(x):
-        return np.array([]), np.array([])
-    distinct = np.unique(x)
-    if len(distinct) <= bins:
-        return distinct, np.array([np.median(y[x == v]) for v in distinct])
-    use_log = log and bool((x > 0).all())
-    tx = np.log10(x) if use_log else x
-    edges = np.linspace(tx.min(), tx.max(), bins + 1)
-    idx = np.clip(np.digitize(tx, edges[1:-1]), 0, bins - 1)
-    centres, medians = [], []
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            c = (edges[b] + edges[b + 1]) / 2
-            centres.append(10**c if use_log else c)
-            medians.append(np.median(y[sel]))
-    return np.array(centres), np.array(medians)
-
-
 # ------------------------------------------------------------------------------------------------------
 # everything together
 # ------------------------------------------------------------------------------------------------------

@@ -270,17 +270,6 @@ def test_framework_pairs_match_configurations():
     assert A.framework_pairs(trials(rows[:1])).empty
 
 
-def test_binned_median():
-    x = np.array([16, 16, 32, 32, 32, 64])
-    y = np.array([1.0, 3.0, 2.0, 4.0, 6.0, 5.0])
-    cx, cy = A.binned_median(x, y)
-    np.testing.assert_array_equal(cx, [16, 32, 64])
-    np.testing.assert_array_equal(cy, [2.0, 4.0, 5.0])
-    x = np.logspace(-4, -1, 40)
-    cx, cy = A.binned_median(x, np.log10(x), bins=3, log=True)
-    assert len(cx) == 3 and np.all(np.diff(cy) > 0) and cx[0] > 1e-4 and cx[-1] < 1e-1
-
-
 def test_speeds_compare_as_trial_steps_per_second_across_population_sizes():
     """A population of 10 at 5 steps/s trains 50 trial-steps/s: faster than a solo trial at 20 steps/s."""
     from harness.analysis import prepare, speed_table
