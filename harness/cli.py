@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=64, help="H for parameter counts (default 64)")
 
     p = verb("run")
-    p.add_argument("suite", help="a shipped suite (smoke, quick, full) or a path to a suite .toml file")
+    p.add_argument("suite", help="a shipped suite (smoke, quick, greff, full) or a path to a suite .toml file")
     p.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
     p.add_argument("--lengths", type=_ints, help="only these dependency lengths T, for every task")
     p.add_argument("--variants", type=_csv, help="only these variants (ids or aliases)")

@@ -80,8 +80,8 @@ def test_search_space_draws_inside_bounds():
 
 
 def test_shipped_suites_load_and_plan():
-    assert {"smoke", "quick", "full"} <= set(list_suites())
-    for name in ("smoke", "quick", "full"):
+    assert {"smoke", "quick", "greff", "full"} <= set(list_suites())
+    for name in ("smoke", "quick", "greff", "full"):
         s = load_suite(name)
         trials = plan(s)
         assert trials and s.baseline in s.variants
@@ -89,6 +89,28 @@ def test_shipped_suites_load_and_plan():
     from harness.registry import registry
 
     assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
+
+
+def test_greff_is_the_study_the_readme_cites():
+    """Greff's nine LSTM cells plus gru and rnn; every core and continual task at two lengths; at least 20
+    configurations per cell; both frameworks; the vanilla LSTM as the baseline (what the README's results
+    section reports and docs/greff.md describes)."""
+    greff = load_suite("greff")
+    assert greff.variants == ["v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "rnn"]
+    assert set(greff.tasks) == {"adding", "delayed_recall", "copy", "continual_reber", "continual_adding"}
+    assert all(len(greff.lengths[task]) == 2 for task in greff.tasks)
+    assert greff.trials >= 20 and greff.frameworks == ["torch", "tf"] and greff.baseline == "v"
+    assert len(plan(greff)) == 11 * 5 * 2 * greff.trials * 2
+
+
+def test_a_suite_stays_whole_unless_the_command_line_changes_what_it_plans():
+    quick = load_suite("quick")
+    assert quick.whole
+    assert quick.narrowed(time_limit=10, training=dict(quick.training), tasks=None).whole
+    assert not quick.narrowed(tasks=["adding"]).whole
+    assert not quick.narrowed(max_steps=5).whole
+    assert not quick.narrowed(training={**quick.training, "fused": False}).whole
+    assert not quick.narrowed(trials=3).narrowed(time_limit=10).whole  # once narrowed, always narrowed
 
 
 def test_full_runs_each_continual_task_at_several_lengths():
