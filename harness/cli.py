@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", type=_csv, help="only these variants (ids or aliases)")
     p.add_argument("--frameworks", type=_csv, help="only these frameworks: torch, tf")
     p.add_argument("--trials", type=int, help="random-search configurations per cell")
-    p.add_argument("--seeds", type=int, help="seeds per configuration")
+    p.add_argument("--replicates", "--seeds", dest="replicates", type=int,
+                   help="independent seeds per configuration (--seeds: the old name)")
     p.add_argument("--max-steps", type=int, help="training budget in steps, for every task")
     p.add_argument("--device", choices=["cpu", "cuda"], help="where trials run (default: the suite's, cpu)")
     p.add_argument("--no-fused", action="store_true", help="use the generic path even where a fused kernel exists")
@@ -212,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         training["xla"] = True
     suite = suite.narrowed(
         training=training, tasks=args.tasks, lengths=args.lengths, variants=args.variants, frameworks=args.frameworks,
-        trials=args.trials, seeds=args.seeds, device=args.device, time_limit=args.time_limit,
+        trials=args.trials, replicates=args.replicates, device=args.device, time_limit=args.time_limit,
         max_steps=args.max_steps,
     )  # fmt: skip
     summary = run_suite(

@@ -82,7 +82,7 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
         print(f"  {task:<16} T={T:<5} {n:>5} trials", file=out)
     print(f"  variants:   {', '.join(suite.variants)}", file=out)
     print(f"  frameworks: {', '.join(suite.frameworks)}; device {suite.device}", file=out)
-    print(f"  {suite.trials} configuration(s) x {suite.seeds} seed(s) per cell; search over "
+    print(f"  {suite.trials} configuration(s) x {suite.replicates} replicate(s) per cell; search over "
           f"{', '.join(sorted(suite.search)) or 'nothing'}", file=out)  # fmt: skip
 
 

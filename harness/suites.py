@@ -9,7 +9,7 @@ trials (same suite, same trial ids).
     frameworks = ["torch", "tf"]
     baseline = "np"                            # the reference variant of the report
     trials = 3                                 # random-search configurations per (task, T)
-    seeds = 1                                  # seeds per configuration
+    replicates = 1                             # independent seeds per configuration (``seeds``: old name)
     device = "cpu"
     time_limit = 600                           # seconds per job (a trial, or a population of trials)
     search_seed = 0
@@ -26,13 +26,16 @@ trials (same suite, same trial ids).
     [overrides.copy]                           # per-task training settings
     max_steps = 3000
 
+    [statistics]                               # how verdicts are tested (harness.analysis_plan)
+    primary = "metric"
+
 Tables keyed by task (``[lengths]``, ``[overrides.TASK]``) may name only the tasks in ``tasks``, the
 baseline must be one of ``variants``, and a variant hyperparameter in ``[search]`` must belong to one
 of them: anything else would be silently ignored, so it is refused (exit 2), naming the file and key.
 
 A plan holds at most ``MAX_TRIALS`` (100,000) trials, about five times the ``full`` study: its size is
 computed from the suite before any trial is built, and a larger one is refused with its size and how to
-narrow it (``--trials``, ``--seeds``, ``--tasks``, ``--lengths``, ``--variants``, ``--frameworks``, or
+narrow it (``--trials``, ``--replicates``, ``--tasks``, ``--lengths``, ``--variants``, ``--frameworks``, or
 several suite files, each with its own ``name``, run one after the other into the same store: a suite's
 name identifies its plan in the store, which a run of the whole file replaces).
 """
@@ -45,6 +48,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.analysis_plan import AnalysisPlan, parse_analysis_plan
 from harness.backends import check_framework
 from harness.errors import UsageError, unknown_name
 from harness.protocol import DEFAULTS, DEVICES, check_hparams
@@ -61,8 +65,8 @@ SUITES_DIR = Path(__file__).resolve().parent / "suites"
 MAX_TRIALS = 100_000  # under 1 kB and ~0.2 ms per planned trial; the full study plans 20,900
 SEED_STRIDE = 1_000_003  # seed of replicate r of configuration k: k + r * SEED_STRIDE
 TOP_KEYS = {
-    "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "seeds", "device",
-    "time_limit", "search_seed", "lengths", "training", "search", "overrides",
+    "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "replicates", "seeds",
+    "device", "time_limit", "search_seed", "lengths", "training", "search", "overrides", "statistics",
 }  # fmt: skip
 
 
@@ -85,7 +89,7 @@ class Suite:
     frameworks: list[str]
     baseline: str
     trials: int = 1
-    seeds: int = 1
+    replicates: int = 1  # independent seeds (initial weights and training stream) per configuration
     device: str = "cpu"
     time_limit: float = 600.0
     search_seed: int = 0
@@ -93,6 +97,7 @@ class Suite:
     training: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statistics: AnalysisPlan = field(default_factory=AnalysisPlan)
     text: str = ""  # the suite file's TOML text as read (recorded with each run); "" when built otherwise
     whole: bool = True  # the suite file's entire plan (False once the command line narrowed or changed it)
 
@@ -186,7 +191,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         frameworks=frameworks,
         baseline=str(data.get("baseline", variants[0])),
         trials=data.get("trials", 1),
-        seeds=data.get("seeds", 1),
+        replicates=_replicates(data, where),
         device=data.get("device", "cpu"),
         time_limit=data.get("time_limit", 600.0),
         search_seed=data.get("search_seed", 0),
@@ -194,10 +199,18 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         training=dict(_table(data, "training", where)),
         search=dict(_table(data, "search", where)),
         overrides={k: dict(v) for k, v in overrides.items()},
+        statistics=parse_analysis_plan(data.get("statistics"), where),
     )
     validate(suite, f"suite file {where}")
     _check_variant_keys(suite, where)
     return suite
+
+
+def _replicates(data: dict, where: str) -> Any:
+    """``replicates``, or its old name ``seeds`` (suite files written before the rename); not both."""
+    if "replicates" in data and "seeds" in data:
+        raise UsageError(f"suite file {where}: give replicates or its old name seeds, not both")
+    return data.get("replicates", data.get("seeds", 1))
 
 
 def _check_task_keys(table: str, keys: list[str], tasks: list[str], where: str) -> None:
@@ -247,7 +260,7 @@ def validate(s: Suite, where: str) -> None:
         check_framework(f, where)
     if s.device not in DEVICES:
         raise unknown_name("device", s.device, DEVICES, where)
-    for key in ("trials", "seeds"):
+    for key in ("trials", "replicates"):
         value = getattr(s, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UsageError(f"{where}: {key} = {value!r} must be an integer >= 1")
@@ -290,7 +303,7 @@ def _search_values(spec: Any) -> list[Any]:
 def plan_size(s: Suite) -> int:
     """How many trials ``plan`` builds, computed without building them."""
     cells = sum(len(s.lengths[task]) for task in s.tasks)
-    return cells * s.trials * len(s.variants) * len(s.frameworks) * s.seeds
+    return cells * s.trials * len(s.variants) * len(s.frameworks) * s.replicates
 
 
 def check_plan_size(s: Suite) -> None:
@@ -301,14 +314,14 @@ def check_plan_size(s: Suite) -> None:
         raise UsageError(
             f"suite {s.name!r} ({s.source}) would plan {n:,} trials ({cells} task-length cell(s) x "
             f"{s.trials:,} configuration(s) x {len(s.variants)} variant(s) x {len(s.frameworks)} framework(s) "
-            f"x {s.seeds:,} seed(s)), over the limit of {MAX_TRIALS:,} trials per plan. Narrow it with "
-            "--trials, --seeds, --tasks, --lengths, --variants or --frameworks, or split it into several "
+            f"x {s.replicates:,} replicate(s)), over the limit of {MAX_TRIALS:,} trials per plan. Narrow it with "
+            "--trials, --replicates, --tasks, --lengths, --variants or --frameworks, or split it into several "
             "suite files, each with its own name, run one after the other into the same store"
         )
 
 
 def plan(s: Suite) -> list[Trial]:
-    """The suite's trials, in a deterministic order: task, T, configuration, variant, framework, seed.
+    """The suite's trials, in a deterministic order: task, T, configuration, variant, framework, replicate.
     A plan over ``MAX_TRIALS`` is refused before any trial is built."""
     check_plan_size(s)
     reg = registry()
@@ -333,8 +346,9 @@ def plan(s: Suite) -> list[Trial]:
                     )  # e.g. clockwork's H % modules
                     for framework in s.frameworks:
                         fw_hp = dict(hp) if framework == "tf" else {k2: v for k2, v in hp.items() if k2 != "xla"}
-                        for r in range(s.seeds):
-                            # seed r of configuration k; replicate 0 keeps seed k whatever --seeds says
+                        for r in range(s.replicates):
+                            # replicate r of configuration k; replicate 0 keeps seed k whatever
+                            # --replicates says, so adding replicates never changes a stored trial
                             seed = k + r * SEED_STRIDE
                             trials.append(Trial(task, T, variant_id, framework, s.device, fw_hp, seed))
     return trials

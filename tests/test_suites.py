@@ -14,7 +14,7 @@ from harness.trial import Trial
 def small_suite(**changes):
     data = {
         "name": "t", "tasks": ["adding", "delayed_recall"], "variants": ["lstm", "rnn", "peephole"],
-        "frameworks": ["torch", "tf"], "trials": 3, "seeds": 2,
+        "frameworks": ["torch", "tf"], "trials": 3, "replicates": 2,
         "lengths": {"adding": [5, 10], "delayed_recall": [4]},
         "search": {"learning_rate": {"log_uniform": [1e-3, 1e-1]}, "hidden_size": {"log_uniform_int": [4, 64]},
                    "forget_bias": {"choice": [0.0, 3.0, "chrono"]}},
@@ -93,14 +93,15 @@ def test_shipped_suites_load_and_plan():
 
 def test_greff_is_the_study_the_readme_cites():
     """Greff's nine LSTM cells plus gru and rnn; every core and continual task at two lengths; at least 20
-    configurations per cell; both frameworks; the vanilla LSTM as the baseline (what the README's results
-    section reports and docs/greff.md describes)."""
+    configurations per cell, two replicates each; both frameworks; the vanilla LSTM as the baseline; its
+    statistics declared (what the README's results section reports and docs/greff.md describes)."""
     greff = load_suite("greff")
     assert greff.variants == ["v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "rnn"]
     assert set(greff.tasks) == {"adding", "delayed_recall", "copy", "continual_reber", "continual_adding"}
     assert all(len(greff.lengths[task]) == 2 for task in greff.tasks)
     assert greff.trials >= 20 and greff.frameworks == ["torch", "tf"] and greff.baseline == "v"
-    assert len(plan(greff)) == 11 * 5 * 2 * greff.trials * 2
+    assert greff.replicates == 2 and greff.statistics.test == "paired" and greff.statistics.family == "study"
+    assert len(plan(greff)) == 11 * 5 * 2 * greff.trials * 2 * 2
 
 
 def test_a_suite_stays_whole_unless_the_command_line_changes_what_it_plans():
@@ -164,8 +165,8 @@ def test_adding_a_search_key_changes_no_other_draw():
 
 
 def test_more_seeds_keep_the_trials_already_planned():
-    one = {t.id for t in plan(small_suite(seeds=1))}
-    two = {t.id for t in plan(small_suite(seeds=2))}
+    one = {t.id for t in plan(small_suite(replicates=1))}
+    two = {t.id for t in plan(small_suite(replicates=2))}
     assert one < two and len(two) == 2 * len(one)
 
 
@@ -253,5 +254,26 @@ def test_the_plan_limit_is_inclusive_and_narrowing_gets_under_it(monkeypatch):
     monkeypatch.setattr(harness.suites, "MAX_TRIALS", len(plan(s)))
     assert len(plan(s)) == harness.suites.MAX_TRIALS
     with pytest.raises(UsageError, match="over the limit"):
-        plan(small_suite(seeds=3))
-    assert plan(small_suite(seeds=3).narrowed(seeds=2))
+        plan(small_suite(replicates=3))
+    assert plan(small_suite(replicates=3).narrowed(replicates=2))
+
+
+def test_seeds_is_the_old_name_of_replicates_and_both_together_are_refused():
+    data = {"name": "t", "tasks": ["adding"], "variants": ["lstm"], "lengths": {"adding": [5]}, "seeds": 3}
+    assert parse_suite(data, "old.toml").replicates == 3
+    with pytest.raises(UsageError, match="replicates or its old name seeds"):
+        parse_suite({**data, "replicates": 2}, "both.toml")
+
+
+def test_the_statistics_table_is_validated_and_defaults_to_the_documented_plan():
+    from harness.analysis_plan import AnalysisPlan
+
+    assert small_suite().statistics == AnalysisPlan()
+    s = small_suite(statistics={"primary": "solved", "test": "welch", "correction": "bh", "family": "block"})
+    assert (s.statistics.primary, s.statistics.test, s.statistics.correction) == ("solved", "welch", "bh")
+    with pytest.raises(UsageError, match=r"unknown \[statistics\] test 'wilcoxon'.*paired"):
+        small_suite(statistics={"test": "wilcoxon"})
+    with pytest.raises(UsageError, match="unknown statistics key 'alfa'.*Did you mean 'alpha'"):
+        small_suite(statistics={"alfa": 0.01})
+    with pytest.raises(UsageError, match=r"alpha = 1.5 must be a number in \(0, 1\)"):
+        small_suite(statistics={"alpha": 1.5})
