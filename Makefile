@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= -c constraints.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: run test venv lint smoke scaling report clean
+.PHONY: run test venv lint smoke scaling error-rates report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ smoke: $(STAMP)
 
 scaling: $(STAMP)
 	$(BIN)/python -m harness.scaling
+
+error-rates: $(STAMP)
+	$(BIN)/python -m harness.simulated_studies
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

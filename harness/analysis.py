@@ -5,9 +5,11 @@ shows and the numbers its findings phrase (pandas; the tests, intervals and rank
 Definitions used throughout (the report's "Method" section repeats them):
 
 * a **configuration** is (task, T, variant, hyperparameters without run-only settings, seed); its trials
-  in PyTorch and TensorFlow start from the same weights and see the same data: they are **replicates**
-  of one configuration, not independent samples. A configuration's test metric is the mean of its
-  replicates' (those that have one); it is solved when every replicate that trained to an outcome solved;
+  in PyTorch and TensorFlow start from the same weights and see the same data: they are two
+  **framework trials** of one configuration (an implementation check), not independent samples. A
+  configuration's test metric is the mean of its framework trials' (those that have one); it is solved
+  when every framework trial that trained to an outcome solved. **Replicates** are something else: the
+  same hyperparameters with other seeds (a suite's ``replicates``), each its own configuration;
 * a **cell** is (task, T, variant, framework); a **block** is (task, T, framework): the variants of a
   block are compared with each other. Within a cell every trial is its own configuration;
 * the **test metric** of a trial is the task's primary metric on the test set at the best validation
@@ -19,10 +21,11 @@ Definitions used throughout (the report's "Method" section repeats them):
 * **top 10 %**: per cell, the ``ceil(0.1 · n)`` trials (at least one) with the best *validation* metric
   in the metric's direction among the n with a validation and a test metric; ties go to the lower
   validation loss, then to the trial id (deterministic). It is shown and tested only where it holds at
-  least ``MIN_SELECTION`` (3) trials, that is from 21 trials per cell;
-* **significance**: Welch's t-test of each variant's test metrics against the baseline variant's in the
-  same block, two-sided; the p-values of one block (and one selection: all trials, or top 10 %) are
-  Holm-corrected across the variants compared; α = 0.05;
+  least ``MIN_SELECTION`` (4) trials, that is from 31 trials per cell;
+* **significance**: each variant against the baseline variant in the same block, as the suite's analysis
+  plan says (``harness.analysis_plan``, ``harness.comparisons``): by default the Wilcoxon signed-rank test
+  of the test metrics paired by seed, McNemar's exact test of the solved outcomes beside it, Holm-corrected
+  over every comparison of a framework, α = 0.05, with effect sizes and the alternative tests' verdicts;
 * **frameworks**: the Wilcoxon signed-rank test of the configurations that have a test metric in both
   frameworks, per task and T, Holm-corrected across them;
 * **ranking**: per (task, T), each configuration counted once: the variants are ranked by the top-10 %
@@ -43,12 +46,16 @@ import numpy as np
 import pandas as pd
 
 from harness import statistics as S
+from harness.analysis_plan import AnalysisPlan
+from harness.comparisons import compare_with_baseline
+from harness.equivalence import equivalence
 from harness.importance import importance as hyperparameter_importance
 from harness.importance import importance_by_task
 from harness.marginals import interaction, marginal_effects, strongest_effects
 from harness.metadata import Metadata, from_registry
 from harness.metadata import variant_order as metadata_order
-from harness.statistics import ALPHA, MIN_SELECTION, Ranking
+from harness.replicates import seed_noise, seed_noise_by_task
+from harness.statistics import MIN_SELECTION, Ranking
 from harness.trial import EXECUTION_HPARAMS, Trial, configuration_id
 from harness.verdicts import verdicts as verdict_rows
 
@@ -234,24 +241,24 @@ def configuration_ids(trials: pd.DataFrame) -> pd.Series:
 
 
 CONFIGURATION_COLUMNS = [*GROUP, "configuration", "trial_id", "higher_is_better", "test_metric", "val_metric",
-                         "val_loss", "runs", "replicates", "frameworks", "finished", "solved", "split"]  # fmt: skip
+                         "val_loss", "runs", "measured", "frameworks", "finished", "solved", "split"]  # fmt: skip
 
 
 def configurations(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration (``prepare``'s frame in, its replicates pooled): the mean test and
-    validation metric and validation loss of the replicates that have one (NaN if none), ``runs``
-    (trials), ``replicates`` (trials with a test metric), ``frameworks`` (comma-separated), ``finished``
-    (some replicate trained to an outcome), ``solved`` (every replicate that trained to an outcome solved),
-    ``split`` (replicates that trained to an outcome disagree on solved), ``trial_id`` (the smallest, for
-    deterministic ties), ``seed`` and the ``hp.*`` columns (of the first replicate: they differ only in
-    run-only settings)."""
+    """One row per configuration (``prepare``'s frame in, its framework trials pooled): the mean test and
+    validation metric and validation loss of the framework trials that have one (NaN if none), ``runs``
+    (trials), ``measured`` (trials with a test metric), ``frameworks`` (comma-separated), ``finished``
+    (some framework trial trained to an outcome), ``solved`` (every framework trial that trained to an
+    outcome solved), ``split`` (framework trials that trained to an outcome disagree on solved),
+    ``trial_id`` (the smallest, for deterministic ties), ``seed`` and the ``hp.*`` columns (of the first
+    framework trial: they differ only in run-only settings)."""
     if trials.empty:
         return pd.DataFrame(columns=CONFIGURATION_COLUMNS)
     df = trials.assign(_fail=trials["finished"] & ~trials["solved"], _win=trials["finished"] & trials["solved"])
     agg = {
         "trial_id": ("trial_id", "min"), "higher_is_better": ("higher_is_better", "first"),
         "test_metric": ("test_metric", "mean"), "val_metric": ("val_metric", "mean"), "val_loss": ("val_loss", "mean"),
-        "runs": ("trial_id", "size"), "replicates": ("has_metric", "sum"),
+        "runs": ("trial_id", "size"), "measured": ("has_metric", "sum"),
         "frameworks": ("framework", lambda f: ",".join(framework_order(f))), "finished": ("finished", "any"),
         "_fail": ("_fail", "any"), "_win": ("_win", "any"),
         **{c: (c, "first") for c in df.columns if c.startswith("hp.") or c == "seed"},
@@ -259,7 +266,7 @@ def configurations(trials: pd.DataFrame) -> pd.DataFrame:
     out = df.groupby([*GROUP, "configuration"], sort=True).agg(**agg).reset_index()
     out["solved"] = out["finished"] & ~out["_fail"]
     out["split"] = out["_fail"] & out["_win"]
-    out["replicates"] = out["replicates"].astype(int)
+    out["measured"] = out["measured"].astype(int)
     return out.drop(columns=["_fail", "_win"])
 
 
@@ -297,7 +304,7 @@ def shown_selection(selected: pd.DataFrame, by: Sequence[str] = tuple(CELL),
 
 
 def trials_for_top(min_selection: int = MIN_SELECTION, fraction: float = TOP_FRACTION) -> int:
-    """The fewest trials per cell whose top ``fraction`` holds ``min_selection`` (21 for 3 of 10 %)."""
+    """The fewest trials per cell whose top ``fraction`` holds ``min_selection`` (31 for 4 of 10 %)."""
     n = 1
     while top_count(n, fraction) < min_selection:
         n += 1
@@ -448,7 +455,7 @@ def summarise(
         summary["planned"] = summary["planned"].fillna(summary["trials"]).astype(int)
     for selection, suffix in (("all", ""), ("top", "_top")):
         sub = comparisons[comparisons["selection"] == selection] if not comparisons.empty else comparisons
-        cols = {"p": f"p{suffix}", "p_holm": f"p_holm{suffix}", "direction": f"direction{suffix}"}
+        cols = {"p": f"p{suffix}", "p_adjusted": f"p_adjusted{suffix}", "direction": f"direction{suffix}"}
         if sub.empty:
             for c in cols.values():
                 summary[c] = np.nan if c.startswith("p") else ""
@@ -628,8 +635,8 @@ def _setting_order(setting: Any) -> tuple[bool, Any]:
 def forget_bias_rates(configs: pd.DataFrame) -> pd.DataFrame:
     """Per task and T where the search varied the initial forget-gate bias, per setting: the solved rate
     of the configurations that have it (variants with a forget gate), pooled over those variants, each
-    configuration counted once (solved when every framework replicate that trained to an outcome solved),
-    with its exact interval; ``split``: configurations whose replicates disagree."""
+    configuration counted once (solved when every framework trial that trained to an outcome solved),
+    with its exact interval; ``split``: configurations whose framework trials disagree."""
     cols = ["task", "length", "setting", "solved", "finished", "solved_rate", "solved_low", "solved_high", "split"]
     if configs.empty or FORGET_BIAS not in configs:
         return pd.DataFrame(columns=cols)
@@ -672,7 +679,7 @@ class Analysis:
     importance: pd.DataFrame
     importance_method: str
     notes: list[str] = field(default_factory=list)
-    # one row per configuration, its framework replicates pooled (``configurations``)
+    # one row per configuration, its framework trials pooled (``configurations``)
     configs: pd.DataFrame = field(default_factory=pd.DataFrame)
     framework_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``statistics.framework_tests``
     forget_bias: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``forget_bias_rates``
@@ -689,6 +696,10 @@ class Analysis:
     running: pd.DataFrame = field(default_factory=pd.DataFrame)
     running_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     ranks: dict[str, int] = field(default_factory=dict)  # variant -> catalogue rank, as recorded
+    plan: AnalysisPlan = field(default_factory=AnalysisPlan)  # how the comparisons were tested
+    seed_noise: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``replicates.seed_noise``, per cell
+    seed_noise_by_task: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``replicates.seed_noise_by_task``
+    equivalence: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``equivalence.equivalence``
 
     def lengths(self, task: str) -> list[int]:
         return sorted(int(t) for t in self.trials.loc[self.trials["task"] == task, "length"].unique())
@@ -699,12 +710,37 @@ class Analysis:
         return self.variants + [v for v in self.info if v not in self.variants]
 
 
+def _design(trials: pd.DataFrame, baseline: str | None, metadata: Metadata | None,
+            running: pd.DataFrame) -> tuple[pd.DataFrame, Metadata, str | None, list[str], list[str]]:  # fmt: skip
+    """The prepared trials, the metadata (from the code where None), the baseline, a note on its choice
+    and the variants in order: what both ``analyse`` and ``baseline_comparisons`` start from."""
+    df = prepare(trials)
+    if metadata is None:
+        cells = pd.concat([df[["task", "length"]], running[["task", "length"]]]) if len(df) else running
+        metadata = from_registry(set(df.get("variant", [])) | set(running["variant"]),
+                                 set(zip(cells["task"], cells["length"].astype(int))))  # fmt: skip
+    ranks = metadata.ranks()
+    base, note = choose_baseline(df["variant"].unique() if len(df) else [], baseline, ranks, metadata.aliases())
+    variants = variant_order(df["variant"].unique(), base, ranks) if len(df) else []
+    return df, metadata, base, [note] if note else [], variants
+
+
+def baseline_comparisons(
+    trials: pd.DataFrame, baseline: str | None = None, plan: AnalysisPlan | None = None,
+    metadata: Metadata | None = None, top_fraction: float = TOP_FRACTION,
+) -> pd.DataFrame:  # fmt: skip
+    """``analyse(...).comparisons`` alone (``harness.comparisons.COMPARISON_COLUMNS``), without the rest of
+    the report's numbers: what ``rnn-bench export --comparisons`` writes."""
+    df, _, base, _, variants = _design(trials, baseline, metadata, pd.DataFrame(columns=CELL))
+    return compare_with_baseline(df, select_top(df, top_fraction), base, variants, plan or AnalysisPlan())
+
+
 def analyse(
     trials: pd.DataFrame,
     curves: pd.DataFrame | None = None,
     baseline: str | None = None,
     planned: pd.DataFrame | None = None,
-    alpha: float = ALPHA,
+    plan: AnalysisPlan | None = None,
     top_fraction: float = TOP_FRACTION,
     metadata: Metadata | None = None,
     running: pd.DataFrame | None = None,
@@ -712,21 +748,17 @@ def analyse(
 ) -> Analysis:
     """All the numbers of the report from the store's trials (and learning curves). ``metadata``: the
     variant and task records (``Store.metadata``) that give names, order and thresholds; None takes
-    them from the code here (``harness.metadata.from_registry``). ``running`` (``Store.running``) and
+    them from the code here (``harness.metadata.from_registry``). ``plan``: the suite's analysis plan (how
+    the comparisons with the baseline are tested; None: the defaults). ``running`` (``Store.running``) and
     ``running_curves``: trials still being trained, counted as running and drawn, never in a statistic."""
-    df = prepare(trials)
     running = running if running is not None else pd.DataFrame(columns=CELL)
-    if metadata is None:
-        cells = pd.concat([df[["task", "length"]], running[["task", "length"]]]) if len(df) else running
-        metadata = from_registry(set(df.get("variant", [])) | set(running["variant"]),
-                                 set(zip(cells["task"], cells["length"].astype(int))))  # fmt: skip
+    df, metadata, base, notes, variants = _design(trials, baseline, metadata, running)
     ranks = metadata.ranks()
-    base, note = choose_baseline(df["variant"].unique() if len(df) else [], baseline, ranks, metadata.aliases())
-    notes = [note] if note else []
-    variants = variant_order(df["variant"].unique(), base, ranks) if len(df) else []
     selected = select_top(df, top_fraction)
     top = shown_selection(selected)
-    comparisons = S.compare_with_baseline(df, selected, base, variants, alpha)
+    plan = plan or AnalysisPlan()
+    alpha = plan.alpha
+    comparisons = compare_with_baseline(df, selected, base, variants, plan)
     summary = summarise(df, selected, comparisons, planned, base, ranks, running, metadata)
     info = variant_info(variant_order(set(variants) | set(running["variant"]), base, ranks), metadata)
     configs = configurations(df)
@@ -737,6 +769,7 @@ def analyse(
     speed = speed_table(df, base, ranks)
     dependency = dependency_curves(df)
     marginals = marginal_effects(configs)
+    noise = seed_noise(df) if len(df) else pd.DataFrame()
     return Analysis(
         trials=df,
         top=top,
@@ -758,6 +791,10 @@ def analyse(
         running=running,
         running_curves=running_curves if running_curves is not None else pd.DataFrame(),
         ranks=ranks,
+        plan=plan,
+        seed_noise=noise,
+        seed_noise_by_task=seed_noise_by_task(noise) if len(noise) else pd.DataFrame(),
+        equivalence=equivalence(df) if len(df) else pd.DataFrame(),
         configs=configs,
         framework_tests=S.framework_tests(pairs, {t: i.higher_is_better for t, i in tasks.items()}, alpha),
         forget_bias=forget_bias_rates(configs),

@@ -59,6 +59,16 @@ class AnalysisPlan:
     alpha: float = 0.05
     power: float = 0.8
 
+    def short(self) -> str:
+        """The primary test and its correction in a few words, for captions."""
+        test = {("metric", "paired"): "Wilcoxon signed-rank test paired by seed",
+                ("metric", "unpaired"): "Mann-Whitney U test", ("metric", "welch"): "Welch's t-test",
+                ("solved", "paired"): "McNemar's exact test paired by seed"}.get(  # fmt: skip
+            (self.primary, self.test), "Fisher's exact test on the solved counts")
+        over = "over the study, per framework" if self.family == "study" else "per task, T and framework"
+        correction = "Holm" if self.correction == "holm" else "Benjamini-Hochberg"
+        return f"{test}, {correction} {over}, α = {self.alpha:g}"
+
     def describe(self) -> str:
         """One sentence for a report: the primary test and its correction."""
         metric = {"paired": "the Wilcoxon signed-rank test on configurations paired by seed",

@@ -138,8 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "parquet"], help="csv or parquet (default: by -o's suffix, "
                    ".parquet or .pq for Parquet, else CSV)")
     p.add_argument("-o", "--output", required=True, help="file to write ('-' writes CSV to stdout)")
-    p.add_argument("--curves", action="store_true", help="the learning curves: one row per trial, split and "
-                   "step, with the trial's identifying columns")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--curves", action="store_true", help="the learning curves: one row per trial, split and "
+                      "step, with the trial's identifying columns")
+    what.add_argument("--comparisons", action="store_true", help="the report's comparisons with the baseline: "
+                      "one row per variant, task, T, framework and selection, every test, effect and verdict")
+    p.add_argument("--suite", help="with --comparisons: only this suite's trials, tested by its [statistics] "
+                   "plan (default: every trial, the default plan)")
+    p.add_argument("--baseline", help="with --comparisons: the reference variant (default: the suite's, else v)")
     _store_arg(p)
 
     p = verb("report")
@@ -277,15 +283,22 @@ def _metric_text(value) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from harness.export import curves_table, export_format, trials_table, write_table
+    from harness.export import comparisons_table, curves_table, export_format, trials_table, write_table
     from harness.store import Store
 
     fmt = export_format(args.output, args.format)
-    with Store(args.store, read_only=True) as store:
-        df = curves_table(store) if args.curves else trials_table(store)
+    if (args.suite or args.baseline) and not args.comparisons:
+        raise UsageError("--suite and --baseline choose what --comparisons compares; the trials and curves "
+                         "exports hold every trial of the store (filter them with pandas)")  # fmt: skip
+    if args.comparisons:
+        df = comparisons_table(args.store, args.suite, args.baseline)
+    else:
+        with Store(args.store, read_only=True) as store:
+            df = curves_table(store) if args.curves else trials_table(store)
     write_table(df, args.output, fmt)
     if args.output != "-":
-        what = f"{len(df)} curve points of {df['trial_id'].nunique()} trials" if args.curves else f"{len(df)} trials"
+        what = (f"{len(df)} comparisons" if args.comparisons else
+                f"{len(df)} curve points of {df['trial_id'].nunique()} trials" if args.curves else f"{len(df)} trials")
         print(f"wrote {what} to {args.output}", file=sys.stderr)
     return 0
 

@@ -1,5 +1,6 @@
-"""The export: a store's trials and learning curves as typed, self-describing tables for pandas users
-(``rnn-bench export``; every column is described in docs/export.md).
+"""The export: a store's trials, learning curves and comparisons with the baseline as typed,
+self-describing tables for pandas users (``rnn-bench export``; every column is described in
+docs/export.md).
 
 On top of the stored columns (``Store.trials_frame``, ``Store.curves_frame``) a table gets:
 
@@ -72,6 +73,25 @@ def curves_table(store: Store) -> pd.DataFrame:
     keys = _with_identity(trials).rename(columns={"metric": "metric_name"})[CURVE_KEYS]
     out = keys.merge(curves, on="trial_id", how="inner", validate="one_to_many")[CURVE_COLUMNS]
     return _typed(out, types).reset_index(drop=True)  # the trials' order; (split, step) within each
+
+
+def comparisons_table(store_path: str | Path, suite: str | None = None, baseline: str | None = None) -> pd.DataFrame:
+    """One row per comparison with the baseline (variant, task, T, framework, selection), as the report
+    computes them (``harness.analysis.baseline_comparisons``): the trials ``suite`` covers, tested by the
+    analysis plan its latest run recorded (its ``[statistics]`` table). Columns:
+    ``harness.comparisons.COMPARISON_COLUMNS``, each described in docs/export.md; ``paired`` and
+    ``robust`` boolean."""
+    from harness.analysis import baseline_comparisons
+    from harness.report.build import load
+
+    data = load(store_path, suite, baseline)
+    out = baseline_comparisons(data.trials, data.baseline, data.plan, data.metadata)
+    for col in ("paired", "robust"):
+        out[col] = out[col].astype("boolean")
+    for col in ("n", "n_baseline", "pairs", "solved", "finished", "solved_baseline", "finished_baseline", "length",
+                "alternatives", "agree", "family_size"):
+        out[col] = out[col].astype("Int64")
+    return out.reset_index(drop=True)
 
 
 def typed_trials(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

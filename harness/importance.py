@@ -2,12 +2,20 @@
 each searched hyperparameter explains, per task, T and variant family, with a bootstrap interval.
 
 The samples are **configurations**, not trials: a configuration's PyTorch and TensorFlow runs are
-replicates of one sample (``harness.analysis.configurations`` averages them), so pooling them would
+two measurements of one sample (``harness.analysis.configurations`` averages them), so pooling them would
 count one point twice and make the forest fit its own duplicates.
 
 ``method`` "fanova": fANOVA (Hutter et al. 2014) through Optuna's ``FanovaImportanceEvaluator`` (seeded;
 needs scikit-learn), the main-effect fraction of the variance, unnormalised. "eta2", the fallback: each
 hyperparameter's one-way ANOVA η² (numbers binned by quartiles).
+
+Every number is **per variant family** (``VariantInfo.family``: lstm, gru, rnn, ...): a family's
+configurations are analysed on their own and no summary averages over families, since the families search
+different hyperparameters (only the lstm family has a forget-gate bias) and a mean with equal weight per
+family would credit a hyperparameter with variance in a family that does not have it. Next to the
+``importance`` of the chosen method, the rows always carry ``eta2``: the one-way η² of the same
+hyperparameter on the same configurations (``eta_squared``), a simple model to hold fANOVA against; where
+their leaders differ within a family, the report says so.
 
 The uncertainty is the bootstrap standard error over configurations (``scipy.stats.bootstrap``, seeded,
 ``RESAMPLES`` resamples, fANOVA's with a forest of ``RESAMPLE_TREES`` trees: few, to keep a report fast)
@@ -40,7 +48,8 @@ FULL_TREES = 64  # Optuna's default forest for the importance itself
 #: importance moves; the smaller forest's own noise widens the interval a little (the cautious side).
 RESAMPLE_TREES = 8
 SEED = 0
-COLUMNS = ["task", "length", "family", "hyperparameter", "importance", "se", "low", "high", "configurations"]
+#: ``eta2``: the one-way η² on the same configurations, whatever ``importance``'s method (``eta_squared``)
+COLUMNS = ["task", "length", "family", "hyperparameter", "importance", "eta2", "se", "low", "high", "configurations"]
 
 
 def fanova_available() -> bool:
@@ -68,9 +77,10 @@ def importance(
 ) -> tuple[pd.DataFrame, str]:  # fmt: skip
     """Per task, T and variant family with at least ``min_configurations`` configurations that have a
     test metric: each searched hyperparameter's importance, its bootstrap standard error ``se`` and the
-    interval ``low``, ``high`` = importance ± 1.96 se within [0, 1] (NaN with ``resamples`` 0).
-    ``configs``: one row per configuration (``harness.analysis.configurations``). ``method``: "fanova" or
-    "eta2"; None picks fANOVA when scikit-learn is installed. Returns (rows, method used).
+    interval ``low``, ``high`` = importance ± 1.96 se within [0, 1] (NaN with ``resamples`` 0), and ``eta2``,
+    its one-way η² on the same configurations (``eta_squared``; equal to ``importance`` when ``method`` is
+    "eta2"). ``configs``: one row per configuration (``harness.analysis.configurations``). ``method``:
+    "fanova" or "eta2"; None picks fANOVA when scikit-learn is installed. Returns (rows, method used).
 
     Where a family has several variants, "variant" is one of the factors; a hyperparameter that some of
     them lack (nfg has no forget-gate bias) takes the category "n/a" there."""
@@ -79,11 +89,48 @@ def importance(
     method = method or ("fanova" if fanova_available() else "eta2")
     z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))  # 1.96: the interval is importance ± z · SE
     rows = []
+    for (task, length, family), group, params, y in _family_groups(configs, families, min_configurations):
+        eta = _eta_scorer(group, params, y)
+        score = _fanova_scorer(group, params, y) if method == "fanova" else eta
+        value = score(np.arange(len(y)), FULL_TREES)
+        eta2 = value if method == "eta2" else eta(np.arange(len(y)))
+        se = _bootstrap_se(score, len(y), resamples, RESAMPLE_TREES)
+        for i, name in enumerate(params):
+            low, high = np.clip([value[i] - z * se[i], value[i] + z * se[i]], 0.0, 1.0)  # NaN stays NaN
+            rows.append({"task": task, "length": int(length), "family": family, "hyperparameter": name[3:],
+                         "importance": float(value[i]), "eta2": float(eta2[i]), "se": float(se[i]),
+                         "low": float(low), "high": float(high), "configurations": len(group)})  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS), method
+
+
+def eta_squared(
+    configs: pd.DataFrame, families: dict[str, str], min_configurations: int = MIN_CONFIGURATIONS
+) -> pd.DataFrame:  # fmt: skip
+    """The simple model alone: per task, T and variant family (the same groups and configurations as
+    ``importance``), each searched hyperparameter's one-way ANOVA η² = between-group sum of squares / total
+    sum of squares of the test metric, the groups being the hyperparameter's values (numbers with more than
+    four values binned by quartiles, log-spaced when all positive; a value a variant lacks is the group
+    "n/a"). A main effect, like fANOVA's; with few configurations per group it overstates a little (its
+    expectation under no effect is about (groups - 1) / (configurations - 1)). Columns: task, length,
+    family, hyperparameter, eta2, configurations."""
+    cols = ["task", "length", "family", "hyperparameter", "eta2", "configurations"]
+    rows = []
+    for (task, length, family), group, params, y in _family_groups(configs, families, min_configurations):
+        values = _eta_scorer(group, params, y)(np.arange(len(y)))
+        rows += [{"task": task, "length": int(length), "family": family, "hyperparameter": name[3:],
+                  "eta2": float(v), "configurations": len(group)} for name, v in zip(params, values)]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _family_groups(configs: pd.DataFrame, families: dict[str, str], min_configurations: int):
+    """Yield ((task, T, family), configurations, factors, test metrics) for every task, T and variant family
+    with at least ``min_configurations`` configurations with a test metric, a searched hyperparameter and
+    some variance; "variant" is a factor where the family has several variants there."""
     if configs.empty:
-        return pd.DataFrame(columns=COLUMNS), method
+        return
     df = configs[np.isfinite(configs["test_metric"].to_numpy(float))]
     df = df.assign(family=df["variant"].map(lambda v: families.get(v, "other")))
-    for (task, length, family), group in df.groupby(["task", "length", "family"], sort=True):
+    for key, group in df.groupby(["task", "length", "family"], sort=True):
         if len(group) < min_configurations:
             continue
         params = searched_hparams(group)
@@ -96,15 +143,7 @@ def importance(
         y = group["test_metric"].to_numpy(float)
         if np.var(y) == 0:
             continue
-        score = _fanova_scorer(group, params, y) if method == "fanova" else _eta_scorer(group, params, y)
-        value = score(np.arange(len(y)), FULL_TREES)
-        se = _bootstrap_se(score, len(y), resamples, RESAMPLE_TREES)
-        for i, name in enumerate(params):
-            low, high = np.clip([value[i] - z * se[i], value[i] + z * se[i]], 0.0, 1.0)  # NaN stays NaN
-            rows.append({"task": task, "length": int(length), "family": family, "hyperparameter": name[3:],
-                         "importance": float(value[i]), "se": float(se[i]), "low": float(low), "high": float(high),
-                         "configurations": len(group)})  # fmt: skip
-    return pd.DataFrame(rows, columns=COLUMNS), method
+        yield key, group, params, y
 
 
 def _bootstrap_se(score, n: int, resamples: int, trees: int) -> np.ndarray:
@@ -123,15 +162,22 @@ def _bootstrap_se(score, n: int, resamples: int, trees: int) -> np.ndarray:
 
 
 def importance_by_task(imp: pd.DataFrame) -> pd.DataFrame:
-    """Per task and hyperparameter: the mean importance over its lengths and variant families, in
-    decreasing order within each task ("variant", the choice of variant within a family, included)."""
-    cols = ["task", "hyperparameter", "importance", "groups"]
+    """Per task, variant family and hyperparameter: the mean ``importance`` (and ``eta2``, NaN where
+    ``imp`` has none) over the lengths T at which the family was analysed (``groups``: how many), in
+    decreasing importance within each task and family ("variant", the choice of variant within a family,
+    included). Never a mean over families: each row is one family's (a hyperparameter that one family
+    lacks, such as the forget-gate bias outside the lstm family, has no row for that family)."""
+    cols = ["task", "family", "hyperparameter", "importance", "eta2", "groups"]
     if imp.empty:
         return pd.DataFrame(columns=cols)
-    out = imp.groupby(["task", "hyperparameter"], sort=True)["importance"].agg(["mean", "size"]).reset_index()
-    out = out.rename(columns={"mean": "importance", "size": "groups"})
-    return out.sort_values(["task", "importance", "hyperparameter"], ascending=[True, False, True],
-                           kind="stable").reset_index(drop=True)  # fmt: skip
+    imp = imp if "eta2" in imp else imp.assign(eta2=np.nan)
+    out = (
+        imp.groupby(["task", "family", "hyperparameter"], sort=True)
+        .agg(importance=("importance", "mean"), eta2=("eta2", "mean"), groups=("importance", "size"))
+        .reset_index()
+    )
+    return out.sort_values(["task", "family", "importance", "hyperparameter"], ascending=[True, True, False, True],
+                           kind="stable").reset_index(drop=True)[cols]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -72,7 +72,11 @@ def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str]
     ``fused_solo`` names variants whose fused kernel alone beats a population (measured with
     ``harness.speed``): their trials that ask for the fused path (``fused = true``) train solo.
     Groups keep the order in which their first trial appears; inside a group members are sorted by
-    hidden size, so that each population pads as little as possible."""
+    hidden size, so that each population pads as little as possible. The replicates of one configuration
+    (``replicates = k``: the same hyperparameters, seeds ``c + r * SEED_STRIDE``) stay in one population
+    wherever they fit in ``cap`` (a configuration with more replicates than ``cap`` fills whole
+    populations first), so that replicates differ by their seed alone, not by their population's
+    company; with one replicate per configuration this is plain chunking."""
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise UsageError(f"population size {cap!r} is not allowed; it must be an integer >= 1 (1 trains solo)")
     if cap == 1:
@@ -84,8 +88,27 @@ def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str]
     out = []
     for members in groups.values():
         members = sorted(members, key=lambda t: t.hparams["hidden_size"])
-        out.extend(members[i : i + cap] for i in range(0, len(members), cap))
+        out.extend(_pack_replicates(members, cap))
     return out
+
+
+def _pack_replicates(members: list[Trial], cap: int) -> list[list[Trial]]:
+    """``members`` in order as chunks of at most ``cap``, never splitting a configuration's replicates
+    (trials alike but for the replicate r of their seed) that fit in one chunk."""
+    from harness.suites import split_seed
+
+    configs: dict[tuple, list[Trial]] = {}
+    for t in members:
+        configs.setdefault((split_seed(t.seed)[0], json.dumps(canonical(t.hparams))), []).append(t)
+    chunks: list[list[Trial]] = []
+    current: list[Trial] = []
+    for replicates in configs.values():
+        for piece in (replicates[i : i + cap] for i in range(0, len(replicates), cap)):
+            if len(current) + len(piece) > cap:
+                chunks.append(current)
+                current = []
+            current = current + piece
+    return chunks + [current] if current else chunks
 
 
 class Member:

@@ -2,13 +2,18 @@
 
 The unit of replication is the **configuration**: a task, T, variant, hyperparameters and seed. Its
 PyTorch and TensorFlow trials start from the same initial weights and see the same data, so they are
-paired replicates, not independent samples. The functions here take whatever rows they are given as the
-independent units; ``harness.analysis`` decides what a row is (a trial within one framework, or a
-configuration whose replicates are averaged) and says so in every "n".
+two measurements of one configuration, not independent samples. The functions here take whatever
+rows they are given as the independent units; ``harness.analysis`` decides what a row is (a trial
+within one framework, or a configuration whose framework trials are averaged) and says so in every "n".
 
-* ``welch`` / ``compare_with_baseline``: Welch's two-sided t-test of each variant against the baseline
-  variant in the same block (task, T, framework), Holm-corrected across the variants of a block and
-  selection. Within one framework the trials are independent configurations.
+* the tests of a variant against the baseline (``harness.comparisons`` runs them as a study's analysis
+  plan says): ``signed_rank_test`` (Wilcoxon, paired), ``rank_test`` (Mann-Whitney U), ``welch``
+  (Welch's t), ``mcnemar_test`` (McNemar exact, paired), ``fisher_test`` (Fisher exact), and
+  ``correct`` (Holm or Benjamini-Hochberg over a family).
+* the effects with their intervals: ``solved_difference`` / ``paired_solved_difference`` (difference in
+  solved rate, Newcombe's hybrid score interval, unpaired and paired), ``shift`` (Hodges-Lehmann shift
+  of the metric with a seeded percentile bootstrap interval).
+* the power of the solved tests is in ``harness.power``.
 * ``paired_test`` / ``framework_tests``: the Wilcoxon signed-rank test of the paired configurations'
   metrics in PyTorch against TensorFlow, per task and T, Holm-corrected across them.
 * ``solved_interval``: the exact (Clopper-Pearson) binomial interval of a solved rate.
@@ -19,9 +24,9 @@ configuration whose replicates are averaged) and says so in every "n".
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +34,9 @@ import pandas as pd
 ALPHA = 0.05
 CONFIDENCE = 0.95  # of every interval the report shows
 #: A selection (the top 10 % of a cell) is shown and tested only where it holds at least this many trials:
-#: fewer make a box of one or two points and leave Welch's test one degree of freedom or none.
-MIN_SELECTION = 3
+#: 4 against 4 is the smallest sample at which a rank test (Mann-Whitney U, exact: p >= 2/70 = 0.029) can
+#: reach p < 0.05 at all; 3 against 3 cannot go below 0.1, so a smaller selection is shown and not tested.
+MIN_SELECTION = 4
 NOT_TESTED = "not tested"  # too few trials with a test metric on either side
 TOO_FEW_SELECTED = f"top 10 % under {MIN_SELECTION} trials"  # the selection is too small to be tested
 SAME = "no significant difference"
@@ -65,28 +71,41 @@ def welch(a: Sequence[float], b: Sequence[float]) -> WelchResult:
         if diff == 0:
             return WelchResult(0.0, float("nan"), 1.0)
         return WelchResult(math.copysign(math.inf, diff), float("nan"), 0.0)
-    res = stats.ttest_ind(x, y, equal_var=False)
+    with warnings.catch_warnings():  # near-identical samples: scipy warns of precision loss, p is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind(x, y, equal_var=False)
     return WelchResult(float(res.statistic), float(res.df), min(1.0, float(res.pvalue)))
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values, in the input's order; NaNs stay NaN and do not count in m.
+def correct(pvalues: Sequence[float], method: str = "holm") -> np.ndarray:
+    """Adjusted p-values in the input's order; NaNs stay NaN and do not count in m. ``method``: "holm"
+    (Holm-Bonferroni step-down, family-wise error: p_(i) · (m − i + 1), made monotone, capped at 1) or
+    "bh" (Benjamini-Hochberg step-up, false discovery rate; ``scipy.stats.false_discovery_control``)."""
+    from scipy import stats
 
-    Written out because scipy has no Holm correction (``scipy.stats.false_discovery_control`` does
-    Benjamini-Hochberg only) and statsmodels is not a dependency; it is the step-down formula
-    p_(i) · (m - i + 1), made monotone and capped at 1."""
+    if method not in ("holm", "bh"):
+        raise ValueError(f"correction {method!r} is unknown; allowed: holm, bh")
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[idx]))
-        out[idx] = running
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = _holm(p[ok]) if method == "holm" else stats.false_discovery_control(p[ok], method="bh")
     return out
+
+
+def _holm(p: np.ndarray) -> np.ndarray:
+    # Three lines by hand: statsmodels' multipletests computes the same numbers (the tests check) but runs
+    # gc.collect() on every Holm call, 30 ms or more each, which the calibration simulations pay thousands of times.
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (``correct(pvalues, "holm")``)."""
+    return correct(pvalues, "holm")
 
 
 def direction(diff_in_metric_direction: float, p_adjusted: float, alpha: float = ALPHA) -> str:
@@ -96,53 +115,6 @@ def direction(diff_in_metric_direction: float, p_adjusted: float, alpha: float =
     if p_adjusted < alpha and diff_in_metric_direction != 0:
         return "better" if diff_in_metric_direction > 0 else "worse"
     return SAME
-
-
-COMPARISON_COLUMNS = [
-    "task", "length", "framework", "selection", "variant", "baseline", "n", "n_baseline", "mean",
-    "mean_baseline", "median", "median_baseline", "t", "df", "p", "p_holm", "direction",
-]  # fmt: skip
-
-
-def compare_with_baseline(
-    trials: pd.DataFrame, selected: pd.DataFrame, baseline: str | None, order: Sequence[str] = (),
-    alpha: float = ALPHA, min_selection: int = MIN_SELECTION,
-) -> pd.DataFrame:  # fmt: skip
-    """Welch tests of every variant against the baseline, per block (task, T, framework) and selection:
-    "all" (the trials with a test metric) and "top" (``selected``, each cell's top 10 %), Holm-corrected
-    within each (block, selection). A top-10 % pair in which either side holds fewer than
-    ``min_selection`` trials is not tested: its verdict is ``TOO_FEW_SELECTED`` and it is not counted in
-    Holm's m. ``order``: the variants' order (the rows follow it; others after, by id)."""
-    rows: list[dict[str, Any]] = []
-    if baseline is None or trials.empty:
-        return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    rank = {v: i for i, v in enumerate(order)}
-    for selection, frame in (("all", trials[trials["has_metric"]]), ("top", selected)):
-        if frame.empty:
-            continue
-        for (task, length, framework), block in frame.groupby(["task", "length", "framework"], sort=True):
-            base = block.loc[block["variant"] == baseline, "test_metric"].to_numpy(float)
-            sign = 1 if bool(block["higher_is_better"].iloc[0]) else -1
-            others = sorted(set(block["variant"]) - {baseline}, key=lambda v: (rank.get(v, len(rank)), v))
-            block_rows = []
-            for variant in others:
-                x = block.loc[block["variant"] == variant, "test_metric"].to_numpy(float)
-                too_few = selection == "top" and min(len(x), len(base)) < min_selection
-                res = WelchResult(math.nan, math.nan, math.nan) if too_few else welch(x, base)
-                block_rows.append({
-                    "task": task, "length": int(length), "framework": framework, "selection": selection,
-                    "variant": variant, "baseline": baseline, "n": len(x), "n_baseline": len(base),
-                    "mean": _mean(x), "mean_baseline": _mean(base), "median": _median(x),
-                    "median_baseline": _median(base), "t": res.t, "df": res.df, "p": res.p,
-                    "_sign": sign, "_too_few": too_few,
-                })  # fmt: skip
-            for r, p_adj in zip(block_rows, holm([r["p"] for r in block_rows])):
-                r["p_holm"] = float(p_adj)
-                diff = (r["mean"] - r["mean_baseline"]) * r.pop("_sign") if len(base) and r["n"] else 0.0
-                verdict = direction(diff if math.isfinite(diff) else 0.0, r["p_holm"], alpha)
-                r["direction"] = TOO_FEW_SELECTED if r.pop("_too_few") else verdict
-            rows.extend(block_rows)
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -194,6 +166,174 @@ def paired_test(x: Sequence[float], y: Sequence[float]) -> PairedResult:
         return PairedResult(len(d), 0, 0.0, 1.0)
     res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     return PairedResult(len(d), nonzero, float(res.statistic), float(res.pvalue))
+
+
+def rank_test(x: Sequence[float], y: Sequence[float]) -> float:
+    """The Mann-Whitney U test's two-sided p of x against y (``scipy.stats.mannwhitneyu``; the normal
+    approximation with its tie correction, exact for small samples without ties); NaN with fewer than two
+    values on a side; 1 when every value is the same (no rank can differ)."""
+    from scipy import stats
+
+    a, b = _finite(x), _finite(y)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    if np.ptp(np.concatenate([a, b])) == 0:
+        return 1.0
+    return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def signed_rank_test(differences: Sequence[float]) -> float:
+    """The Wilcoxon signed-rank test's two-sided p of paired differences (``paired_test`` on d and 0);
+    NaN with fewer than two pairs."""
+    d = _finite(differences)
+    return paired_test(d, np.zeros_like(d)).p if len(d) >= 2 else float("nan")
+
+
+def mcnemar_test(x_solved: Sequence[bool], y_solved: Sequence[bool]) -> float:
+    """McNemar's exact test (two-sided) of paired binary outcomes: under H0 the discordant pairs (x solved
+    and y not: b; y solved and x not: c) split as Binomial(b + c, 1/2) (statsmodels' ``mcnemar``,
+    exact=True). No pair: NaN; no discordant pair: 1."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    x, y = np.asarray(x_solved, dtype=bool), np.asarray(y_solved, dtype=bool)
+    if not len(x):
+        return float("nan")
+    b, c = int((x & ~y).sum()), int((~x & y).sum())
+    if b + c == 0:
+        return 1.0
+    table = [[int((x & y).sum()), b], [c, int((~x & ~y).sum())]]
+    return float(mcnemar(table, exact=True).pvalue)
+
+
+def fisher_test(solved_x: int, n_x: int, solved_y: int, n_y: int) -> float:
+    """Fisher's exact test (two-sided) of solved_x of n_x against solved_y of n_y; NaN if a side is empty."""
+    from scipy import stats
+
+    if n_x <= 0 or n_y <= 0:
+        return float("nan")
+    table = [[solved_x, n_x - solved_x], [solved_y, n_y - solved_y]]
+    return float(stats.fisher_exact(table).pvalue)
+
+
+# ------------------------------------------------------------------------------------------------------
+# effect sizes
+# ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Effect:
+    """An effect (x minus y) and its confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+NO_EFFECT = Effect(float("nan"), float("nan"), float("nan"))
+BOOTSTRAP_RESAMPLES = 2000  # of every shift interval; seeded (BOOTSTRAP_SEED), so a report rebuilds exactly
+BOOTSTRAP_SEED = 0
+
+
+def solved_difference(solved_x: int, n_x: int, solved_y: int, n_y: int, confidence: float = CONFIDENCE) -> Effect:
+    """The difference of two independent solved rates, solved_x/n_x − solved_y/n_y, with Newcombe's
+    hybrid score interval (Wilson intervals of each rate combined; statsmodels'
+    ``confint_proportions_2indep``, method "newcomb")."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    if n_x <= 0 or n_y <= 0:
+        return NO_EFFECT
+    low, high = confint_proportions_2indep(solved_x, n_x, solved_y, n_y, method="newcomb", compare="diff",
+                                           alpha=1 - confidence)  # fmt: skip
+    return Effect(solved_x / n_x - solved_y / n_y, float(low), float(high))
+
+
+def paired_solved_difference(x_solved: Sequence[bool], y_solved: Sequence[bool],
+                             confidence: float = CONFIDENCE) -> Effect:  # fmt: skip
+    """The difference of two solved rates on the same n configurations, (b − c)/n, with Newcombe's
+    (1998) method 10 interval for paired proportions:
+
+        θ = (b − c)/n,  p1 = (a + b)/n [l1, u1],  p2 = (a + c)/n [l2, u2]  (Wilson score intervals),
+        φ = (ad − bc) / √((a+b)(c+d)(a+c)(b+d)), with ad − bc reduced by n/2 towards 0 when positive
+            (Newcombe's continuity adjustment) and φ = 0 when a margin is empty,
+        δ = √((p1 − l1)² − 2φ(p1 − l1)(u2 − p2) + (u2 − p2)²),
+        ε = √((u1 − p1)² − 2φ(u1 − p1)(p2 − l2) + (p2 − l2)²),
+        interval [θ − δ, θ + ε].
+
+    Written out because statsmodels and scipy have the interval for independent proportions only; with
+    φ = 0 it is that interval (the tests check both)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    x, y = np.asarray(x_solved, dtype=bool), np.asarray(y_solved, dtype=bool)
+    n = len(x)
+    if n == 0:
+        return NO_EFFECT
+    a, b, c, d = (int(v.sum()) for v in (x & y, x & ~y, ~x & y, ~x & ~y))
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = proportion_confint(a + b, n, alpha=1 - confidence, method="wilson")
+    l2, u2 = proportion_confint(a + c, n, alpha=1 - confidence, method="wilson")
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    cross = max(cross - n / 2, 0.0) if cross > 0 else cross
+    phi = cross / math.sqrt(margins) if margins > 0 else 0.0
+    delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    eps = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    theta = (b - c) / n
+    return Effect(theta, max(-1.0, theta - delta), min(1.0, theta + eps))
+
+
+def _walsh_median(d: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The Hodges-Lehmann one-sample estimate along ``axis``: the median of the Walsh averages
+    (d_i + d_j)/2, i <= j (vectorised over the other axes, for ``scipy.stats.bootstrap``)."""
+    d = np.moveaxis(np.asarray(d, dtype=float), axis, -1)
+    i, j = np.triu_indices(d.shape[-1])
+    return np.median((d[..., i] + d[..., j]) / 2, axis=-1)
+
+
+def _pairwise_median(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The Hodges-Lehmann two-sample estimate along ``axis``: the median of all differences x_i − y_j."""
+    x, y = np.moveaxis(np.asarray(x, float), axis, -1), np.moveaxis(np.asarray(y, float), axis, -1)
+    diffs = x[..., :, None] - y[..., None, :]
+    return np.median(diffs.reshape(*diffs.shape[:-2], -1), axis=-1)
+
+
+def hodges_lehmann(x: Sequence[float], y: Sequence[float]) -> float:
+    """The two-sample Hodges-Lehmann shift median(x_i − y_j) over finite values; NaN if a side is empty."""
+    a, b = _finite(x), _finite(y)
+    return float(_pairwise_median(a, b)) if len(a) and len(b) else float("nan")
+
+
+def shift(x: Sequence[float], y: Sequence[float], paired: bool, confidence: float = CONFIDENCE,
+          resamples: int = BOOTSTRAP_RESAMPLES) -> Effect:  # fmt: skip
+    """A robust shift of the metric, x against y, with a percentile bootstrap interval
+    (``scipy.stats.bootstrap``, seeded): paired, the Hodges-Lehmann estimate of the paired differences
+    x_i − y_i (the median of their Walsh averages, the signed-rank test's estimator), resampling pairs;
+    unpaired, the two-sample Hodges-Lehmann estimate median(x_i − y_j) (the rank-sum test's), resampling
+    each sample. Under two values on a side (or pairs), or ``resamples`` = 0: the estimate alone, no interval."""
+    from scipy import stats
+
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if paired:
+        d = a - b
+        d = d[np.isfinite(d)]
+        if not len(d):
+            return NO_EFFECT
+        estimate, data, statistic = float(_walsh_median(d)), (d,), _walsh_median
+    else:
+        a, b = _finite(a), _finite(b)
+        if not len(a) or not len(b):
+            return NO_EFFECT
+        estimate, data, statistic = hodges_lehmann(a, b), (a, b), _pairwise_median
+    if min(len(v) for v in data) < 2 or resamples <= 0:
+        return Effect(estimate, float("nan"), float("nan"))
+    if all(np.ptp(v) == 0 for v in data):  # every resample is the same: the interval is the point
+        return Effect(estimate, estimate, estimate)
+    res = stats.bootstrap(data, statistic, vectorized=True, paired=False, confidence_level=confidence,
+                          n_resamples=resamples, method="percentile", batch=250,
+                          rng=np.random.default_rng(BOOTSTRAP_SEED))  # fmt: skip
+    return Effect(estimate, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def _finite(x: Sequence[float]) -> np.ndarray:
+    a = np.asarray(x, dtype=float)
+    return a[np.isfinite(a)]
 
 
 FRAMEWORK_TEST_COLUMNS = [

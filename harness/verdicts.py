@@ -1,11 +1,13 @@
 """Greff et al.'s headline in one table: for each variant, task and T, whether it is significantly worse,
 better or not different from the baseline variant in each framework, and whether the frameworks agree.
 
-No new test: the verdicts are those of ``harness.statistics.compare_with_baseline`` on all trials with a
-test metric (Welch's two-sided t-test per block, Holm-corrected across the variants of the block,
-α = 0.05); this module only lays them side by side per framework. Two frameworks **agree** when both
-have a tested verdict (better, worse or no significant difference) and it is the same one; where either
-is not tested, agreement is undefined (NA).
+No new test: the verdicts are those of ``harness.comparisons.compare_with_baseline`` on all trials (the
+suite's primary test, corrected as its analysis plan says); this module only lays them side by side per
+framework, with each one's effect sizes and whether the alternative tests agree (``robust``). Two
+frameworks **agree** when both have a tested verdict (better, worse or no significant difference) and it
+is the same one; where either is not tested, agreement is undefined (NA). The two frameworks train the
+same configurations from the same weights and data, so their agreement checks the two implementations
+against each other; it is not a replication (replicates are other seeds: ``harness.replicates``).
 """
 
 from __future__ import annotations
@@ -19,19 +21,24 @@ from harness.statistics import NOT_TESTED, SAME
 
 KEY = ["variant", "task", "length"]
 TESTED = ("better", "worse", SAME)
+#: the columns of a comparison that the verdict table keeps, per framework
+PER_FRAMEWORK = ("direction", "robust", "n", "p_adjusted", "solved_difference", "solved_difference_low",
+                 "solved_difference_high", "shift", "shift_low", "shift_high", "detectable")  # fmt: skip
 
 
 def verdict_columns(frameworks: Sequence[str]) -> list[str]:
     """The columns of ``verdicts``' frame for these frameworks, in order."""
-    per = [f"{name}_{fw}" for fw in frameworks for name in ("direction", "n", "p_holm")]
+    per = [f"{name}_{fw}" for fw in frameworks for name in PER_FRAMEWORK]
     return [*KEY, "n_baseline", *per, "agree"]
 
 
 def verdicts(comparisons: pd.DataFrame, frameworks: Sequence[str], variants: Sequence[str] = ()) -> pd.DataFrame:
     """One row per (variant, task, T) compared with the baseline (``comparisons``: the frame of
-    ``statistics.compare_with_baseline``; only its "all trials" selection is used): per framework the
-    verdict ``direction_<fw>`` (``NOT_TESTED`` where that framework has no comparison), its trial count
-    ``n_<fw>`` and Holm-adjusted p ``p_holm_<fw>``; ``n_baseline``, the baseline's trials in the first
+    ``comparisons.compare_with_baseline``; only its "all trials" selection is used): per framework the
+    verdict ``direction_<fw>`` (``NOT_TESTED`` where that framework has no comparison), ``robust_<fw>``
+    (every alternative test agrees), its trial count ``n_<fw>``, the primary test's corrected p
+    ``p_adjusted_<fw>``, the effects with their intervals and the detectable difference of a null verdict
+    (``PER_FRAMEWORK``); ``n_baseline``, the baseline's trials in the first
     framework that has them; ``agree``: a nullable boolean, NA unless every framework has a tested
     verdict and there are at least two. Rows follow ``variants``' order, then task and T."""
     cols = verdict_columns(frameworks)
@@ -46,9 +53,8 @@ def verdicts(comparisons: pd.DataFrame, frameworks: Sequence[str], variants: Seq
                "n_baseline": next((int(by_fw[f].n_baseline) for f in frameworks if f in by_fw), 0)}  # fmt: skip
         for fw in frameworks:
             r = by_fw.get(fw)
-            row[f"direction_{fw}"] = r.direction if r is not None else NOT_TESTED
-            row[f"n_{fw}"] = int(r.n) if r is not None else 0
-            row[f"p_holm_{fw}"] = float(r.p_holm) if r is not None else float("nan")
+            for name in PER_FRAMEWORK:
+                row[f"{name}_{fw}"] = getattr(r, name) if r is not None else _MISSING.get(name, float("nan"))
         row["agree"] = agreement([row[f"direction_{fw}"] for fw in frameworks])
         rows.append(row)
     out = pd.DataFrame(rows, columns=cols)
@@ -56,6 +62,9 @@ def verdicts(comparisons: pd.DataFrame, frameworks: Sequence[str], variants: Seq
     order = out["variant"].map(lambda v: (rank.get(v, len(rank)), v))
     out = out.assign(_order=order).sort_values(["_order", "task", "length"], kind="stable")
     return out.drop(columns="_order").reset_index(drop=True)
+
+
+_MISSING = {"direction": NOT_TESTED, "robust": False, "n": 0}
 
 
 def agreement(directions: Sequence[str]) -> bool | None:

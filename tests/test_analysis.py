@@ -107,22 +107,23 @@ def test_summary_counts_every_status():
     assert s["direction"] == "baseline"
 
 
-def test_the_top_10_percent_is_shown_only_where_it_holds_three_trials():
-    """21 trials make a top 10 % of 3 (shown, with statistics); 20 make 2 (counted, not shown)."""
-    assert A.trials_for_top() == 21
-    rows = [{"variant": "v", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 21)]
-    rows += [{"variant": "nfg", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 20)]
+def test_the_top_10_percent_is_shown_only_where_it_holds_four_trials():
+    """31 trials make a top 10 % of 4 (shown, with statistics); 30 make 3 (counted, not shown: a rank test
+    of 3 against 3 cannot reach p < 0.05)."""
+    assert A.trials_for_top() == 31
+    rows = [{"variant": "v", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 31)]
+    rows += [{"variant": "nfg", "test_metric": x, "val_metric": x} for x in np.linspace(0.1, 1.0, 30)]
     an = A.analyse(trials(rows), baseline="v")
     s = an.summary.set_index("variant")
-    assert (s.loc["v", "top_n"], s.loc["nfg", "top_n"]) == (3, 2)
-    assert s.loc["v", "top_mean"] == pytest.approx(np.mean(np.linspace(0.1, 1.0, 21)[:3]))
+    assert (s.loc["v", "top_n"], s.loc["nfg", "top_n"]) == (4, 3)
+    assert s.loc["v", "top_mean"] == pytest.approx(np.mean(np.linspace(0.1, 1.0, 31)[:4]))
     assert math.isnan(s.loc["nfg", "top_mean"])
-    assert set(an.top["variant"]) == {"v"} and len(an.top) == 3
+    assert set(an.top["variant"]) == {"v"} and len(an.top) == 4
     assert s.loc["nfg", "direction_top"] == S.TOO_FEW_SELECTED
 
 
 # ------------------------------------------------------------------------------------------------------
-# configurations: the frameworks' paired replicates
+# configurations: a configuration's framework trials
 # ------------------------------------------------------------------------------------------------------
 def test_configuration_ids_pair_the_frameworks_and_ignore_run_only_settings():
     hp = {"learning_rate": 0.01, "hidden_size": 32}
@@ -155,20 +156,20 @@ def test_configurations_pool_replicates_once():
     assert len(c) == 3
     first, second, third = (c.iloc[i] for i in range(3))
     assert first["test_metric"] == pytest.approx(0.02) and first["val_metric"] == pytest.approx(0.03)
-    assert (first["runs"], first["replicates"], first["frameworks"]) == (2, 2, "torch,tf")
+    assert (first["runs"], first["measured"], first["frameworks"]) == (2, 2, "torch,tf")
     assert first["solved"] and not first["split"]
     assert not second["solved"] and second["split"]
-    assert third["solved"] and third["replicates"] == 1 and third["test_metric"] == pytest.approx(0.005)
+    assert third["solved"] and third["measured"] == 1 and third["test_metric"] == pytest.approx(0.005)
 
 
-def test_ranking_scores_use_the_top_10_percent_only_where_it_holds_three_configurations():
+def test_ranking_scores_use_the_top_10_percent_only_where_it_holds_four_configurations():
     def rows(n: int) -> list[dict]:
         return [{"variant": v, "seed": k, "test_metric": level + k, "val_metric": level + k}
                 for v, level in (("v", 0.0), ("gru", 0.5)) for k in range(n)]  # fmt: skip
 
-    scores, words = A.ranking_scores(A.configurations(trials(rows(30))))
-    assert words.startswith("top-10 % mean") and scores.set_index("variant")["score"].to_dict() == {"v": 1.0,
-                                                                                                     "gru": 1.5}
+    scores, words = A.ranking_scores(A.configurations(trials(rows(40))))  # top 10 %: 4 configurations
+    assert words.startswith("top-10 % mean") and scores.set_index("variant")["score"].to_dict() == {"v": 1.5,
+                                                                                                     "gru": 2.0}
     scores, words = A.ranking_scores(A.configurations(trials(rows(10))))
     assert words.startswith("median") and scores.set_index("variant")["score"]["v"] == pytest.approx(4.5)
     assert set(scores["configurations"]) == {10}

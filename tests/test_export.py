@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -212,3 +213,46 @@ def test_contradicting_format_exits_2_and_writes_nothing(cli, store, tmp_path, f
     code, out, err = cli("export", *[out_file if a == "OUT.parquet" else a for a in flags], "--store", path)
     assert code == 2 and says in err and "Traceback" not in err
     assert not out_file.exists()
+
+
+# --- the comparisons export -------------------------------------------------------------------------
+def _recorded(tmp_path, statistics: str) -> Path:
+    """A synthetic store whose run recorded a suite file with ``statistics`` as its [statistics] table."""
+    import sqlite3
+
+    from synthetic_store import write_synthetic_store
+
+    path = write_synthetic_store(tmp_path / "c.sqlite", tasks={"adding": (20,)}, variants=("v", "nfg", "rnn"),
+                                 trials_per_cell=12, suite="synthetic")  # fmt: skip
+    text = f'tasks = ["adding"]\nvariants = ["v", "nfg", "rnn"]\nbaseline = "v"\n\n[statistics]\n{statistics}\n'
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE runs SET suite_text = ?", (text,))
+    return path
+
+
+def test_comparisons_export_is_the_reports_comparisons_under_the_recorded_plan(cli, tmp_path):
+    from harness.analysis import analyse
+    from harness.analysis_plan import AnalysisPlan
+    from harness.comparisons import COMPARISON_COLUMNS
+
+    path = _recorded(tmp_path, 'test = "welch"\nfamily = "block"')
+    target = tmp_path / "comparisons.parquet"
+    code, out, err = cli("export", "--comparisons", "--suite", "synthetic", "-o", target, "--store", path)
+    assert code == 0, err
+    df = pd.read_parquet(target)
+    assert list(df.columns) == COMPARISON_COLUMNS and len(df) == 2 * 2 * 2  # 2 variants x 2 frameworks x 2 selections
+    assert set(df.loc[df["selection"] == "all", "test"]) == {"welch"}  # the recorded plan, not the default
+    assert df["paired"].dtype == "boolean" and df["family_size"].dtype == "Int64"
+    with Store(path, create=False) as s:
+        expected = analyse(s.trials_frame(), baseline="v", plan=AnalysisPlan(test="welch", family="block")).comparisons
+    pd.testing.assert_series_equal(df["p_adjusted"], expected["p_adjusted"].reset_index(drop=True),
+                                   check_names=False)  # fmt: skip
+    assert df["shift_low"].notna().any() and df["solved_difference_high"].notna().all()
+
+
+def test_suite_and_baseline_belong_to_the_comparisons_export(cli, store, tmp_path):
+    path, _ = store
+    code, out, err = cli("export", "--suite", "test", "-o", tmp_path / "t.csv", "--store", path)
+    assert code == 2 and "--comparisons" in err and not (tmp_path / "t.csv").exists()
+    code, out, err = cli("export", "--comparisons", "--curves", "-o", tmp_path / "t.csv", "--store", path)
+    assert code == 2 and "not allowed with" in err

@@ -12,7 +12,8 @@ from harness.report import figures
 from harness.report.palette import Palette
 
 #: adding (MSE, lower is better): cifg clearly lower than the baseline v, nfg clearly higher
-METRICS = {"v": [1, 2, 3, 4, 5], "cifg": [0.1, 0.2, 0.3, 0.4, 0.5], "nfg": [6, 7, 8, 9, 10]}
+#: (8 pairs: the paired rank test's smallest p, 2/2^8, survives Holm over the two comparisons)
+METRICS = {"v": [1, 2, 3, 4, 5, 6, 7, 8], "cifg": [0.1 * k for k in range(1, 9)], "nfg": list(range(11, 19))}
 
 
 def trials_frame() -> pd.DataFrame:
@@ -51,8 +52,8 @@ def test_better_is_up_and_worse_is_down(tmp_path):
 
 
 def test_box_labels_count_the_trials_in_each_box(tmp_path):
-    """Each configuration run in both frameworks: two boxes of 5 trials per variant, labelled n = 5 (not
-    10); with a top 10 % of one trial per cell the best-10 % panel is left out and the caption says why."""
+    """Each configuration run in both frameworks: two boxes of 8 trials per variant, labelled n = 8 (not
+    16); with a top 10 % of one trial per cell the best-10 % panel is left out and the caption says why."""
     one = trials_frame()
     both = pd.concat([one, one.assign(framework="tf", trial_id=one["trial_id"] + "tf")], ignore_index=True)
     an = A.analyse(both, baseline="v")
@@ -62,6 +63,6 @@ def test_box_labels_count_the_trials_in_each_box(tmp_path):
     figures.variant_boxes(an, figs, Palette(an.variants), "adding", an.tasks["adding"], 10)
     fig, caption = captions["box_adding_T10"]
     labels = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
-    assert all("n = 5 per box" in label for label in labels), labels
+    assert all("n = 8 per box" in label for label in labels), labels
     assert len(fig.axes) == 1  # no best-10 % panel
     assert "The best-10 % panel is left out" in caption and "holds 1 trial(s)" in caption

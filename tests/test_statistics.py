@@ -1,6 +1,7 @@
-"""The report's statistics against hand-computed references: Welch's t-test, Holm's correction, verdicts,
-the tests against the baseline, exact binomial intervals, the paired framework test, the ranking with
-framework replicates counted once, and hyperparameter importance over configurations with its bootstrap."""
+"""The report's statistics against hand-computed and published references: Welch's t-test, Holm's and
+Benjamini-Hochberg's corrections, verdicts, the tests and effects of a comparison with the baseline,
+exact binomial intervals, the paired framework test, the ranking with a configuration's framework trials
+counted once, and hyperparameter importance over configurations with its bootstrap."""
 
 from __future__ import annotations
 
@@ -59,61 +60,81 @@ def test_direction():
     assert S.direction(1.0, float("nan")) == "not tested"
 
 
+def test_correct_matches_statsmodels_for_holm_and_benjamini_hochberg():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.001, 0.04, 0.03, 0.2, 0.011, 0.5, 0.04])
+    np.testing.assert_allclose(S.correct(p, "holm"), multipletests(p, method="holm")[1])
+    np.testing.assert_allclose(S.correct(p, "bh"), multipletests(p, method="fdr_bh")[1])
+    out = S.correct([0.01, np.nan, 0.02], "bh")  # NaN does not count in m = 2
+    assert math.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.02, 0.02])
+
+
 # ------------------------------------------------------------------------------------------------------
-# tests against the baseline
+# the tests against the baseline, one by one (harness.comparisons runs them)
 # ------------------------------------------------------------------------------------------------------
-def test_comparisons_apply_holm_across_the_variants_of_a_block():
-    base = [1, 2, 3, 4, 5]
-    worse = [2, 4, 6, 8, 10, 12]  # p = 0.0493 alone
-    rows = [{"variant": "v", "test_metric": x, "val_metric": x} for x in base]
-    rows += [{"variant": "nfg", "test_metric": x, "val_metric": x} for x in worse]
-    df = trials(rows)
-    comp = S.compare_with_baseline(df, A.select_top(df), "v")
-    alone = comp[comp["selection"] == "all"].iloc[0]
-    assert alone["p_holm"] == pytest.approx(0.0492843, rel=1e-5)
-    assert alone["direction"] == "worse"  # MSE: higher is worse
-    # a second variant equal to the baseline (p = 1) doubles the smaller p: 0.0986 > 0.05
-    df2 = trials(rows + [{"variant": "cifg", "test_metric": x, "val_metric": x} for x in base])
-    comp2 = S.compare_with_baseline(df2, A.select_top(df2), "v")
-    nfg = comp2[(comp2["selection"] == "all") & (comp2["variant"] == "nfg")].iloc[0]
-    assert nfg["p_holm"] == pytest.approx(2 * 0.0492843, rel=1e-5)
-    assert nfg["direction"] == "no significant difference"
-    # accuracy (higher is better): the same numbers make nfg better
-    df3 = trials([{**r, "higher_is_better": 1, "metric": "accuracy"} for r in rows])
-    comp3 = S.compare_with_baseline(df3, A.select_top(df3), "v")
-    assert comp3[comp3["selection"] == "all"].iloc[0]["direction"] == "better"
+def test_rank_and_signed_rank_tests_match_scipy():
+    x, y = [0.3, 0.1, 0.5, 0.9, 0.2, 0.7], [0.6, 0.8, 1.2, 1.0, 0.95, 1.1]
+    assert S.rank_test(x, y) == pytest.approx(stats.mannwhitneyu(x, y).pvalue)
+    d = np.array(x) - np.array(y)
+    assert S.signed_rank_test(d) == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert S.rank_test([1, 1, 1], [1, 1]) == 1.0 and math.isnan(S.rank_test([1.0], [1, 2]))
+    assert math.isnan(S.signed_rank_test([0.5]))
 
 
-def test_holm_corrects_within_each_block_not_across_tasks_lengths_and_frameworks():
-    """One comparison per (task, T, framework) block: each is its own family of m = 1, so Holm leaves its
-    p unchanged; pooling the three blocks would triple it (0.148) and hide the difference."""
-    base, worse = [1, 2, 3, 4, 5], [2, 4, 6, 8, 10, 12]  # p = 0.0493
-    rows = []
-    for length, framework in ((10, "torch"), (20, "torch"), (10, "tf")):
-        at = {"length": length, "framework": framework}
-        rows += [{**at, "variant": "v", "test_metric": x, "val_metric": x} for x in base]
-        rows += [{**at, "variant": "nfg", "test_metric": x, "val_metric": x} for x in worse]
-    df = trials(rows)
-    comp = S.compare_with_baseline(df, A.select_top(df), "v")
-    tested = comp[comp["selection"] == "all"]
-    assert len(tested) == 3
-    assert tested["p_holm"].to_numpy() == pytest.approx([0.0492843] * 3, rel=1e-5)
-    assert list(tested["direction"]) == ["worse"] * 3
+def test_mcnemar_counts_only_the_discordant_pairs():
+    """8 pairs where x solved and y not, 1 the other way, 11 concordant: the exact p is 2 · P(Bin(9, 1/2)
+    ≤ 1) = 2 · 10/512, whatever the concordant pairs."""
+    x = [True] * 8 + [False] + [True] * 5 + [False] * 6
+    y = [False] * 8 + [True] + [True] * 5 + [False] * 6
+    assert S.mcnemar_test(x, y) == pytest.approx(2 * 10 / 512)
+    assert S.mcnemar_test([True, False], [True, False]) == 1.0  # no discordant pair
+    assert math.isnan(S.mcnemar_test([], []))
 
 
-def test_a_top_selection_under_three_trials_is_not_tested_and_says_so():
-    """10 trials per cell: the top 10 % is one trial, which says nothing; 30 per cell: three, tested."""
-    rng = np.random.default_rng(0)
-    for n, expected in ((10, S.TOO_FEW_SELECTED), (30, None)):
-        rows = [{"variant": v, "test_metric": x, "val_metric": x}
-                for v, shift in (("v", 0.0), ("nfg", 5.0)) for x in rng.normal(shift, 1.0, n)]  # fmt: skip
-        df = trials(rows)
-        top = S.compare_with_baseline(df, A.select_top(df), "v")
-        top = top[top["selection"] == "top"].iloc[0]
-        if expected:
-            assert top["direction"] == expected and math.isnan(top["p_holm"]) and top["n"] == 1
-        else:
-            assert top["n"] == 3 and top["direction"] == "worse"
+def test_fisher_matches_scipy():
+    assert S.fisher_test(3, 20, 14, 20) == pytest.approx(stats.fisher_exact([[3, 17], [14, 6]]).pvalue)
+    assert math.isnan(S.fisher_test(1, 0, 2, 3))
+
+
+def test_unpaired_solved_difference_is_newcombes_hybrid_score_interval():
+    """Newcombe (1998), Table II, example (a): 56/70 against 48/80: 0.2 (0.0524 to 0.3339)."""
+    e = S.solved_difference(56, 70, 48, 80)
+    assert (e.estimate, e.low, e.high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-4)
+
+
+def test_paired_solved_difference_is_newcombes_square_and_add_interval():
+    """Fagerland, Lydersen and Laake (2017), ch. 8, Cavo et al. (2012): a = 59, b = 6, c = 16, d = 80
+    (n = 161): −0.0621 (95 % CI −0.1186 to −0.0046), the value the book's R package prints."""
+    x = [True] * 59 + [True] * 6 + [False] * 16 + [False] * 80
+    y = [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80
+    e = S.paired_solved_difference(x, y)
+    assert (e.estimate, e.low, e.high) == pytest.approx((-0.0621, -0.1186, -0.0046), abs=5e-5)
+
+
+def test_paired_solved_difference_with_phi_zero_is_the_unpaired_interval():
+    """A table with ad = bc has φ = 0: the paired interval is then the unpaired hybrid score interval."""
+    x = [True] * 4 + [True] * 4 + [False] * 2 + [False] * 2  # a = 4, b = 4, c = 2, d = 2: ad = bc = 8
+    y = [True] * 4 + [False] * 4 + [True] * 2 + [False] * 2
+    paired, unpaired = S.paired_solved_difference(x, y), S.solved_difference(8, 12, 6, 12)
+    assert (paired.estimate, paired.low, paired.high) == pytest.approx((unpaired.estimate, unpaired.low, unpaired.high))
+
+
+def test_shift_is_hodges_lehmann_with_a_seeded_bootstrap_interval():
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 1, 30)
+    x = base + 0.5 + rng.normal(0, 0.1, 30)
+    paired = S.shift(x, base, paired=True)
+    d = x - base
+    walsh = [(d[i] + d[j]) / 2 for i in range(30) for j in range(i, 30)]
+    assert paired.estimate == pytest.approx(np.median(walsh))
+    assert paired.low < 0.5 < paired.high and paired.high - paired.low < 0.2  # pairs remove the spread of base
+    unpaired = S.shift(x, base, paired=False)
+    assert unpaired.estimate == pytest.approx(np.median(np.subtract.outer(x, base)))
+    assert unpaired.high - unpaired.low > 2 * (paired.high - paired.low)
+    assert S.shift(x, base, paired=True) == paired  # seeded: a report rebuilds exactly
+    assert math.isnan(S.shift([1.0], [2.0], paired=True).low)  # one pair: the estimate alone
+    assert math.isnan(S.shift(x, base, paired=True, resamples=0).low)
 
 
 # ------------------------------------------------------------------------------------------------------

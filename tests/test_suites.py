@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.analysis_plan import AnalysisPlan
 from harness.errors import UsageError
 from harness.protocol import DEFAULTS, check_hparams
 from harness.search_space import sample
@@ -277,3 +278,13 @@ def test_the_statistics_table_is_validated_and_defaults_to_the_documented_plan()
         small_suite(statistics={"alfa": 0.01})
     with pytest.raises(UsageError, match=r"alpha = 1.5 must be a number in \(0, 1\)"):
         small_suite(statistics={"alpha": 1.5})
+
+
+def test_a_recorded_suite_keeps_its_analysis_plan():
+    """The report tests a store's suite by the [statistics] table its run recorded, not today's file."""
+    from harness.report.build import RecordedSuite
+
+    text = 'variants = ["v", "nfg"]\n[statistics]\nprimary = "solved"\ncorrection = "bh"\n'
+    recorded = RecordedSuite.parse("old", text)
+    assert (recorded.statistics.primary, recorded.statistics.correction, recorded.baseline) == ("solved", "bh", "v")
+    assert RecordedSuite.parse("older", 'variants = ["v"]\n').statistics == AnalysisPlan()

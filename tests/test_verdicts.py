@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.comparisons import COMPARISON_COLUMNS, compare_with_baseline
 from harness.report.tables import verdict_cell
-from harness.statistics import COMPARISON_COLUMNS, NOT_TESTED, SAME, compare_with_baseline
+from harness.statistics import NOT_TESTED, SAME
 from harness.verdicts import agreement, agreement_summary, verdicts
 
 
 def _comparison(variant: str, framework: str, direction: str, selection: str = "all", n: int = 5) -> dict:
     row = dict.fromkeys(COMPARISON_COLUMNS, float("nan"))
     row.update(task="adding", length=20, framework=framework, selection=selection, variant=variant, baseline="v",
-               n=n, n_baseline=6, p_holm=0.01, direction=direction)  # fmt: skip
+               n=n, n_baseline=6, p_adjusted=0.01, direction=direction, robust=True)  # fmt: skip
     return row
 
 
@@ -42,7 +43,7 @@ def test_verdicts_lay_the_frameworks_side_by_side_from_the_all_trials_tests():
     assert (a.compared, a.agree, a.differ["variant"].tolist()) == (2, 1, ["cifg"])
 
 
-def test_verdicts_reuse_the_welch_tests():
+def test_verdicts_reuse_the_comparisons():
     """A variant clearly worse in both frameworks reads "worse" in both and agrees; one equal to the baseline
     in distribution reads "no significant difference"."""
     rows = []
@@ -54,7 +55,7 @@ def test_verdicts_reuse_the_welch_tests():
                 {"task": "adding", "length": 20, "framework": fw, "variant": "nfg", "test_metric": 0.5 + noise},
                 {"task": "adding", "length": 20, "framework": fw, "variant": "cifg", "test_metric": 0.1 - noise},
             ]
-    trials = pd.DataFrame(rows).assign(has_metric=True, higher_is_better=False)
+    trials = pd.DataFrame(rows).assign(has_metric=True, higher_is_better=False, finished=True, solved=False)
     c = compare_with_baseline(trials, trials.iloc[0:0], "v", ["v", "nfg", "cifg"])
     v = verdicts(c, ["torch", "tf"], ["v", "nfg", "cifg"]).set_index("variant")
     assert (v.loc["nfg", "direction_torch"], v.loc["nfg", "direction_tf"]) == ("worse", "worse")
@@ -66,3 +67,9 @@ def test_verdict_cells():
     assert verdict_cell({"torch": "worse", "tf": "worse"}) == "worse (both)"
     assert verdict_cell({"torch": SAME, "tf": SAME}) == "not different (both)"
     assert verdict_cell({"torch": "worse", "tf": SAME}) == "PyTorch worse, TensorFlow not different"
+    assert verdict_cell({"torch": "worse", "tf": "worse"}, {"torch": False, "tf": False}) == "worse? (both)"
+    mixed = verdict_cell({"torch": "worse", "tf": "worse"}, {"torch": True, "tf": False})
+    assert mixed == "PyTorch worse, TensorFlow worse?"
+    effects = {"torch": "0.13 (0.092 to 0.15)", "tf": "0.13 (0.093 to 0.15)"}
+    assert verdict_cell({"torch": "worse", "tf": "worse"}, None, effects) == "worse (both): 0.13 (0.092 to 0.15)"
+    assert verdict_cell({"torch": NOT_TESTED}, {"torch": False}, {"torch": "–"}) == "not tested"

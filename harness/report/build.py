@@ -10,13 +10,14 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness import analysis as A
+from harness.analysis_plan import AnalysisPlan, parse_analysis_plan
 from harness.errors import UsageError, unknown_name
 from harness.metadata import Metadata, complete
 from harness.probes import GradientFlow, gradient_flow
@@ -45,18 +46,56 @@ def build_report(
 ) -> Path:
     """Write the report of ``store_path`` and return the path of its ``index.html``.
 
-    ``suite``: None (every trial in the store; the report is named after the latest run's suite, or
-    "all"), a suite name or file (only the trials its current plan holds; all it stored where the store
-    has no plan of it), or a suite object with ``.name`` (and optionally ``.baseline``,
-    ``.description``). ``baseline``: the reference variant (default: the suite's, else ``v`` when present,
-    else the first in the catalogue's order).
+    ``suite`` and ``baseline`` choose the trials and the reference variant as ``load`` says.
     ``out_dir`` defaults to ``reports/<suite>/``. ``probe=False`` skips the gradient-flow probe.
     Raises ``UsageError`` (exit code 2) for a missing or empty store.
+    """
+    data = load(store_path, suite, baseline)
+    an = A.analyse(data.trials, data.curves, data.baseline, data.planned, metadata=data.metadata,
+                   running=data.running, running_curves=data.running_curves, plan=data.plan)  # fmt: skip
+    an.notes += data.notes
+    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(data.suite_name)
+    _check_out(out, data.store_path)
+    try:
+        return _write(out, an, data.trials, data.planned, data.suite_name, data.suite_obj, data.store_path,
+                      data.environment, probe)  # fmt: skip
+    except OSError as e:  # a full disk, a read-only folder: name what could not be written
+        raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+
+
+@dataclass
+class StoreData:
+    """What a report (or the comparisons export) reads from a store: the trials of its suite and the rest."""
+
+    store_path: Path
+    trials: pd.DataFrame
+    curves: pd.DataFrame
+    planned: pd.DataFrame
+    running: pd.DataFrame
+    running_curves: pd.DataFrame
+    metadata: Metadata
+    suite_name: str
+    suite_obj: Any
+    environment: dict[str, Any]
+    baseline: str | None  # as asked (an id), the suite's, or None (the analysis chooses)
+    plan: AnalysisPlan | None  # the suite's analysis plan as recorded, None: the defaults
+    notes: list[str]
+
+
+def load(store_path: str | Path, suite: Any = None, baseline: str | None = None) -> StoreData:
+    """The trials of ``suite`` in ``store_path`` and everything their analysis needs.
+
+    ``suite``: None (every trial in the store; named after the latest run's suite, or "all"), a suite
+    name or file (only the trials its current plan holds; all it stored where the store has no plan of
+    it), or a suite object with ``.name`` (and optionally ``.baseline``, ``.description``,
+    ``.statistics``). ``baseline``: the reference variant (default: the suite's, else ``v`` when present,
+    else the first in the catalogue's order). Raises ``UsageError`` (exit code 2) for a missing or empty
+    store, a suite without trials or an unknown baseline.
 
     Everything comes from the store: the suite as its latest run recorded it (description, baseline,
-    text), the variants' names, order and references and the tasks' thresholds as the runs recorded them,
-    and the trials still running (their curves so far). Only what a store written before stores recorded
-    these lacks is taken from the code and suite files here, and the report's notes say so.
+    analysis plan, text), the variants' names, order and references and the tasks' thresholds as the runs
+    recorded them, and the trials still running (their curves so far). Only what a store written before
+    stores recorded these lacks is taken from the code and suite files here, and the notes say so.
     """
     store_path = Path(store_path)
     if not store_path.exists():
@@ -96,15 +135,9 @@ def build_report(
         baseline = _baseline_id(baseline, metadata)  # unknown: exit 2, did you mean
     elif suite_obj is not None:
         baseline = getattr(suite_obj, "baseline", None)
-    an = A.analyse(trials, curves, baseline, planned, metadata=metadata, running=running,
-                   running_curves=running_curves)  # fmt: skip
-    an.notes += [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
-    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(suite_name)
-    _check_out(out, store_path)
-    try:
-        return _write(out, an, trials, planned, suite_name, suite_obj, store_path, environment, probe)
-    except OSError as e:  # a full disk, a read-only folder: name what could not be written
-        raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+    notes = [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
+    return StoreData(store_path, trials, curves, planned, running, running_curves, metadata, suite_name, suite_obj,
+                     environment, baseline, getattr(suite_obj, "statistics", None), notes)  # fmt: skip
 
 
 def _of_suite(trials: pd.DataFrame, planned_ids: set[str], suite_name: str) -> tuple[pd.DataFrame, str | None]:
@@ -197,9 +230,9 @@ def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFram
         description=str(getattr(suite_obj, "description", "") or ""),
         suite_text=str(getattr(suite_obj, "text", "") or ""),
     )
-    sentences = findings(an, ctx, gradient)
-    index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, sentences)
-    markdown = write_markdown(out / "report.md", an, ctx, figs.files, tables, sentences)
+    found = findings(an, ctx, gradient)
+    index = write_html(out / "index.html", an, ctx, figs.files, tables, gradient, found)
+    markdown = write_markdown(out / "report.md", an, ctx, figs.files, tables, found)
     written = [index, markdown, *csvs.values()]
     written += [p for f in figs.files for p in (f.png, f.pdf)]
     written += [p for t in tables for p in (getattr(t, "files", None) or {}).values()]
@@ -287,18 +320,23 @@ class RecordedSuite:
     text: str
     description: str = ""
     baseline: str | None = None
+    statistics: AnalysisPlan = field(default_factory=AnalysisPlan)
 
     @classmethod
     def parse(cls, name: str, text: str) -> RecordedSuite:
-        """Read the description and baseline from the text (the suite's defaults where it has none:
-        no description, the first variant)."""
+        """Read the description, baseline and analysis plan from the text (the suite's defaults where it
+        has none: no description, the first variant, the default plan)."""
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError:  # never written so (the run parsed it), but a report must not fail
             return cls(name, text)
         variants = data.get("variants") if isinstance(data.get("variants"), list) else []
         baseline = data.get("baseline", variants[0] if variants else None)
-        return cls(name, text, str(data.get("description", "")), str(baseline) if baseline else None)
+        try:
+            statistics = parse_analysis_plan(data.get("statistics"), f"recorded suite {name!r}")
+        except UsageError:  # never recorded so (the run validated it), but a report must not fail
+            statistics = AnalysisPlan()
+        return cls(name, text, str(data.get("description", "")), str(baseline) if baseline else None, statistics)
 
 
 def _resolve_suite(suite: Any, runs: pd.DataFrame, plans: pd.DataFrame,

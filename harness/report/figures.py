@@ -77,6 +77,8 @@ def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | Non
         for task, info in analysis.tasks.items():
             for T in analysis.lengths(task):
                 variant_boxes(analysis, figs, pal, task, info, T)
+        for task, info in analysis.tasks.items():
+            forest_figure(analysis, figs, task, info)
         ranking_figure(analysis, figs, pal)
         for task, info in analysis.tasks.items():
             dependency_figure(analysis, figs, pal, task, info)
@@ -252,14 +254,71 @@ def variant_boxes(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, 
     caption = (
         f"Test {info.metric} of every trial (top) and of the best 10 % chosen by validation {info.metric} (bottom) "
         f"on {task}, T = {T}. Boxes: quartiles; whiskers: full range; ◆: mean; dots: trials. "
-        f"Hatched boxes are TensorFlow, plain ones PyTorch. * Welch's t-test against {analysis.baseline}, "
-        "Holm-corrected across the variants of the panel, α = 0.05: significant differences are marked ▲/▼ and "
-        "drawn opaque. n: the trials with a test metric in each box (one framework each). Parameter counts are "
+        f"Hatched boxes are TensorFlow, plain ones PyTorch. * Against {analysis.baseline}: {analysis.plan.short()} "
+        "(the top 10 %: its unpaired counterpart); significant differences are marked ▲/▼ and drawn opaque. n: the "
+        "trials with a test metric in each box (one framework each). Parameter counts are "
         "means over the trials' hidden sizes." + _selection_note(analysis, task, T, len(panels) > 1)
     )
     if len(panels) == 1:
         caption = caption.replace(f" (top) and of the best 10 % chosen by validation {info.metric} (bottom)", "")
     figs.save(fig, f"box_{task}_T{T}", "variants", f"{task}, T = {T}", caption)
+
+
+def forest_figure(analysis: Analysis, figs: FigureSet, task: str, info: TaskInfo) -> None:
+    """Per task, a forest plot of every variant's effects against the baseline with their 95 % intervals,
+    PyTorch and TensorFlow side by side: the difference in solved rate (top row) and the shift of the test
+    metric (bottom row), one column per T; a filled marker is a significant verdict of the primary test."""
+    c = analysis.comparisons
+    c = c[(c["selection"] == "all") & (c["task"] == task)] if len(c) else c
+    if c.empty:
+        return
+    lengths = sorted(int(T) for T in c["length"].unique())
+    variants = [v for v in analysis.variants if v in set(c["variant"])]
+    frameworks = [f for f in analysis.frameworks if f in set(c["framework"])]
+    rows = (("solved_difference", "Δ solved rate (variant − baseline)"),
+            ("shift", f"shift of test {info.metric} (variant − baseline)"))  # fmt: skip
+    fig = Figure(figsize=(3.2 + 2.6 * len(lengths), 1.4 + 0.55 * len(variants) * 2), layout="constrained")
+    axes = fig.subplots(2, len(lengths), squeeze=False)
+    offsets = {f: (i - (len(frameworks) - 1) / 2) * 0.28 for i, f in enumerate(frameworks)}
+    markers = {"torch": "o", "tf": "s"}
+    for col, T in enumerate(lengths):
+        for row, (effect, label) in enumerate(rows):
+            ax = axes[row][col]
+            for i, v in enumerate(variants):
+                for f in frameworks:
+                    r = c[(c["length"] == T) & (c["variant"] == v) & (c["framework"] == f)]
+                    if r.empty or not np.isfinite(r[effect].iloc[0]):
+                        continue
+                    r = r.iloc[0]
+                    y = i + offsets[f]
+                    lo, hi = r[f"{effect}_low"], r[f"{effect}_high"]
+                    if np.isfinite(lo) and np.isfinite(hi):
+                        ax.plot([lo, hi], [y, y], color="#444444", linewidth=1.2)
+                    significant = r["direction"] in ("better", "worse")
+                    ax.plot([r[effect]], [y], marker=markers.get(f, "o"), linestyle="", markersize=5,
+                            markeredgecolor="black", markerfacecolor="black" if significant else "white")  # fmt: skip
+            ax.axvline(0.0, color="#888888", linewidth=0.8, linestyle="--")
+            ax.set_yticks(range(len(variants)))
+            ax.set_yticklabels(variants if col == 0 else [], fontsize=8)
+            ax.set_ylim(len(variants) - 0.5, -0.5)
+            ax.set_xlabel(label, fontsize=8)
+            if effect == "shift" and info.metric and not info.higher_is_better:
+                ax.set_title(f"T = {T} (← better)" if row == 0 else "", loc="left", fontsize=9)
+            elif row == 0:
+                ax.set_title(f"T = {T}", loc="left", fontsize=9)
+    handles = [Line2D([], [], marker=markers.get(f, "o"), linestyle="", markerfacecolor="white",
+                      markeredgecolor="black", label=framework_name(f)) for f in frameworks]  # fmt: skip
+    handles.append(Line2D([], [], marker="o", linestyle="", color="black", label="significant (primary test)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}: effects against {analysis.baseline}", fontsize=12)
+    better = "higher" if info.higher_is_better else "lower"
+    caption = (
+        f"Every variant against {analysis.baseline} on {task}, per T, PyTorch (circles) and TensorFlow (squares) "
+        "side by side. Top: the difference in solved rate with Newcombe's 95 % interval (paired by seed where the "
+        f"trials pair); bottom: the Hodges-Lehmann shift of the test {info.metric} ({better} is better) with a "
+        f"seeded bootstrap 95 % interval. Filled: significant under the primary test ({analysis.plan.short()})."
+    )
+    figs.save(fig, f"forest_{task}", "variants", f"Effects on {task}", caption)
 
 
 def _box_label(analysis: Analysis, df: pd.DataFrame, v: str, frameworks: list[str]) -> str:
@@ -328,7 +387,8 @@ def ranking_figure(analysis: Analysis, figs: FigureSet, pal: Palette) -> None:
     fig.suptitle(title, fontsize=12)
     caption = (
         f"Mean rank of each variant (1 = best in a block), ranking the variants of every task and T by the {r.score} "
-        "(a configuration counted once: its PyTorch and TensorFlow runs are paired replicates, averaged). Bars span "
+        "(a configuration counted once: its PyTorch and TensorFlow runs are two measurements of it, averaged). "
+        "Bars span "
         f"the mean rank ± half the Nemenyi critical difference (α = 0.05, over the {r.complete_blocks} blocks in "
         "which every variant has results): two variants whose bars do not overlap differ significantly in rank."
     )

@@ -16,12 +16,15 @@ from typing import Any
 import pandas as pd
 
 from harness.analysis import Analysis, framework_name, trials_for_top
+from harness.comparisons import TEST_NAMES as TEST_NAME
+from harness.comparisons import alternative_tests, primary_test
+from harness.equivalence import TOLERANCE
 from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
 from harness.report.figures import FigureFile
 from harness.report.palette import Palette
 from harness.report.tables import Table, num, pct, pval, to_html, to_markdown
-from harness.statistics import ALPHA, MIN_SELECTION, NOT_TESTED, SAME
+from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
 from harness.verdicts import agreement_summary
 
 SECTIONS = (
@@ -70,21 +73,156 @@ def _fw_list(frameworks: list[str]) -> str:
     return _join([framework_name(f) for f in frameworks])
 
 
-def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> list[str]:
+MAX_HEADLINES = 5
+
+
+@dataclass
+class Findings:
+    """The report's sentences: one on what it covers, at most ``MAX_HEADLINES`` headline findings (robust
+    verdicts first), and the rest, each in the section whose figures and tables it summarises."""
+
+    coverage: str
+    headlines: list[str]
+    sections: dict[str, list[str]]
+
+    def all(self) -> list[str]:
+        return [self.coverage, *self.headlines, *(s for key in self.sections for s in self.sections[key])]
+
+
+def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> Findings:
     """Plain sentences that phrase the numbers the analysis computed (``harness.analysis``)."""
-    out = [coverage_sentence(an, ctx)]
-    out += significance_sentences(an)
-    out += verdict_sentences(an)
-    out += selection_sentences(an)
-    out += ranking_sentences(an)
-    out += dependency_sentences(an)
-    out += failure_sentences(an)
-    out += framework_sentences(an)
-    out += importance_sentences(an)
-    out += forget_bias_sentences(an)
-    out += marginal_sentences(an)
-    out += gradient_sentences(gradient)
-    return [s for s in out if s]
+    sections = {
+        "variants": significance_sentences(an) + selection_sentences(an) + failure_sentences(an),
+        "ranking": ranking_sentences(an),
+        "dependency": dependency_sentences(an),
+        "importance": importance_sentences(an) + forget_bias_sentences(an) + marginal_sentences(an),
+        "frameworks": replicate_sentences(an) + verdict_sentences(an) + framework_sentences(an),
+        "gradient": gradient_sentences(gradient),
+    }
+    sections = {k: [s for s in v if s] for k, v in sections.items()}
+    return Findings(coverage_sentence(an, ctx), headline_findings(an), {k: v for k, v in sections.items() if v})
+
+
+def headline_findings(an: Analysis) -> list[str]:
+    """At most ``MAX_HEADLINES`` sentences: the variants with the most robust significant verdicts (each
+    with its strongest comparison's effects, n, test and correction), then how many verdicts hold under
+    every alternative test, then what the null verdicts can rule out."""
+    c = an.comparisons
+    if c.empty or len(an.variants) < 2:
+        return []
+    c = c[c["selection"] == "all"]
+    out = robust_verdict_sentences(an, c, MAX_HEADLINES - 2)
+    out += [robustness_sentence(an, c), power_sentence(an, c)]
+    return [s for s in out if s][:MAX_HEADLINES]
+
+
+def _solved_words(r: Any) -> str:
+    """``r``: one comparison row as a Series or dict (item access: ``r.median`` would be the Series method)."""
+    return (f"solved {r['solved']} of {r['finished']} vs {r['solved_baseline']} of {r['finished_baseline']}, Δ "
+            f"{100 * r['solved_difference']:+.0f} points (95 % CI {100 * r['solved_difference_low']:+.0f} to "
+            f"{100 * r['solved_difference_high']:+.0f})")  # fmt: skip
+
+
+def _shift_words(r: Any, metric: str) -> str:
+    interval = (f" (95 % CI {num(r['shift_low'], 2)} to {num(r['shift_high'], 2)})"
+                if pd.notna(r["shift_low"]) else "")  # fmt: skip
+    return (f"median {metric} {num(r['median'], 3)} vs {num(r['median_baseline'], 3)}, shift "
+            f"{num(r['shift'], 2)}{interval}")  # fmt: skip
+
+
+def _correction_words(an: Analysis) -> str:
+    plan = an.plan
+    over = "over the study" if plan.family == "study" else "per block"
+    return f"{'Holm' if plan.correction == 'holm' else 'Benjamini-Hochberg'} {over}"
+
+
+def robust_verdict_sentences(an: Analysis, c: pd.DataFrame, most: int) -> list[str]:
+    """One sentence per variant with robust significant verdicts (every framework that ran reaches it and
+    every alternative test agrees), most such cells first: where, and its strongest cell's numbers."""
+    sig = c[c["direction"].isin(["better", "worse"]) & c["robust"]]
+    if sig.empty:
+        return []
+    n_fw = c.groupby(["task", "length", "variant"])["framework"].nunique()
+    cells = sig.groupby(["variant", "task", "length", "direction"])
+    keep = [key for key, g in cells if len(g) == n_fw.get((key[1], key[2], key[0]), 0)]
+    if not keep:
+        return []
+    by_variant: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    for variant, task, length, verdict in keep:
+        by_variant[(variant, verdict)].append((task, int(length)))
+    ranked = sorted(by_variant.items(), key=lambda kv: (-len(kv[1]), an.variants.index(kv[0][0])
+                                                         if kv[0][0] in an.variants else 99, kv[0][1]))  # fmt: skip
+    out = []
+    both = "in every framework" if len(an.frameworks) > 1 else f"in {_fw_list(an.frameworks)}"
+    for (variant, verdict), where in ranked[:most]:
+        cell = pd.Series(list(zip(c["task"], c["length"].astype(int))), index=c.index)
+        rows = c[(c["variant"] == variant) & cell.isin(where)]
+        r = rows.sort_values(["p_adjusted", "framework"]).iloc[0]
+        metric = an.tasks[r.task].metric if r.task in an.tasks else "metric"
+        places = _join([f"{t}, T = {T}" for t, T in sorted(where)])
+        compared = c.loc[c["variant"] == variant, ["task", "length"]].drop_duplicates().shape[0]
+        out.append(
+            f"{variant} is {verdict} than {an.baseline} on {places} ({len(where)} of {compared} "
+            f"task-length cells), {both} and under every "
+            f"alternative test. Strongest: {r.task}, T = {r.length}, {framework_name(r.framework)}: "
+            f"{_solved_words(r)}; {_shift_words(r, metric)} (n = {r.pairs if r.paired else r.n} "
+            f"{'pairs' if r.paired else 'trials'}, adjusted p = {pval(r.p_adjusted)}, {TEST_NAME[r.test]}, "
+            f"{_correction_words(an)})."
+        )
+    return out
+
+
+def robustness_sentence(an: Analysis, c: pd.DataFrame) -> str:
+    """How many verdicts are significant, how many of those and of the null verdicts hold under every
+    alternative test, and which alternative disagrees most often."""
+    tested = c[c["direction"] != NOT_TESTED]
+    if tested.empty:
+        return (f"No comparison with {an.baseline} could be tested yet (too few trials with a test metric on a "
+                "side).")  # fmt: skip
+    sig = tested[tested["direction"] != SAME]
+    fragile = sig[~sig["robust"]]
+    null_fragile = tested[(tested["direction"] == SAME) & ~tested["robust"]]
+    paired = bool(tested["paired"].any())
+    alternatives = alternative_tests(primary_test(an.plan, paired), paired)
+    text = (f"Of {len(tested)} comparisons with {an.baseline} ({_fw_list(an.frameworks)} counted apart; "
+            f"{an.plan.short()}), {len(sig)} are significant and {len(sig) - len(fragile)} of those hold under "
+            f"every alternative test ({_join([TEST_NAME[t] for t in alternatives])})")  # fmt: skip
+    if len(fragile):
+        against = {t: int((fragile[f"direction_{t}"] != fragile["direction"]).sum()) for t in alternatives
+                   if f"direction_{t}" in fragile}  # fmt: skip
+        most = max(against, key=against.get)
+        text += (f"; {len(fragile)} are marked '?' in the verdict table, most often because {TEST_NAME[most]} "
+                 f"disagrees ({against[most]} of them)")  # fmt: skip
+    if len(null_fragile):
+        text += (f"; {len(null_fragile)} of the {len(tested) - len(sig)} null verdicts "
+                 f"{'is' if len(null_fragile) == 1 else 'are'} contradicted by at least one alternative")  # fmt: skip
+    return text + "."
+
+
+def power_sentence(an: Analysis, c: pd.DataFrame) -> str:
+    """What "no significant difference" rules out: the range of the detectable difference in solved rate
+    (``harness.power``), and how many null verdicts could not have detected any difference."""
+    null = c[c["direction"] == SAME]
+    if null.empty:
+        return ""
+    known = null[null["detectable"].notna()]
+    n = int(null["finished"].median())
+    m = int(null["family_size"].max())
+    paired = bool(null["paired"].all())
+    test = ("McNemar's exact test on the pairs, their outcomes taken as independent: correlated pairs only "
+            "make it stronger" if paired else "Fisher's exact test")  # fmt: skip
+    text = (f"'No significant difference' ({len(null)} comparisons) rules out only large effects: at about {n} "
+            f"{'pairs' if paired else 'trials per side'} and the strictest threshold of a family of {m} "
+            f"(α/m = {an.plan.alpha / max(m, 1):.2g}), ")  # fmt: skip
+    if len(known):
+        lo, hi = known["detectable"].min(), known["detectable"].max()
+        text += (f"the design detects a difference in solved rate of {100 * lo:.0f}–{100 * hi:.0f} percentage points "
+                 f"with {an.plan.power:.0%} power")  # fmt: skip
+        if len(known) < len(null):
+            text += f", and in {len(null) - len(known)} of them no difference at all"
+    else:
+        text += f"no difference in solved rate is detectable with {an.plan.power:.0%} power"
+    return text + f" ({test}; exact)."
 
 
 def _status_counts(an: Analysis) -> dict[str, int]:
@@ -103,7 +241,7 @@ def coverage_sentence(an: Analysis, ctx: Context) -> str:
     )
     if len(an.configs) < len(an.trials):
         text += (f" They are {len(an.configs)} configurations: a configuration's runs in different frameworks are "
-                 "paired replicates and count once wherever trials are pooled.")  # fmt: skip
+                 "two measurements of it and count once wherever trials are pooled.")  # fmt: skip
     remaining, running = ctx.progress.get("remaining", 0), len(an.running)
     busy = f" ({running} of them running as this report was built)" if running else ""
     if remaining:
@@ -116,14 +254,19 @@ def coverage_sentence(an: Analysis, ctx: Context) -> str:
     return text
 
 
+def _span_words(ratio: float) -> str:
+    """A difference as a share of the metric's span: '3 % of the span', or '1,526 times the span'."""
+    return f"{pct(ratio)} of the span" if ratio < 10 else f"{ratio:,.0f} times the span"
+
+
 def significance_sentences(an: Analysis) -> list[str]:
+    """Each significant verdict against the baseline with both outcomes' effects, n and p, and whether it
+    holds under the alternative tests; then how many comparisons find no significant difference."""
     c = an.comparisons
     if len(an.variants) < 2:
         return [f"Only one variant ({an.variants[0]}) has trials, so there is nothing to compare it with."]
-    untested = (
-        f"No comparison with {an.baseline} could be tested yet (a Welch test needs two trials with a test "
-        "metric on each side)."
-    )
+    untested = (f"No comparison with {an.baseline} could be tested yet (too few trials with a test metric on a "
+                "side).")  # fmt: skip
     if c.empty:
         return [untested]
     sig = c[(c["selection"] == "all") & c["direction"].isin(["better", "worse"])]
@@ -131,36 +274,32 @@ def significance_sentences(an: Analysis) -> list[str]:
     if sig.empty:
         if tested.empty:
             return [untested]
-        return [
-            f"No variant differs significantly from {an.baseline} on any task and length (Welch's t-test, Holm "
-            f"correction, α = {ALPHA:g}, all trials; {len(tested)} tests)."
-        ]
+        return [f"No variant differs significantly from {an.baseline} on any task and length ({an.plan.short()}, "
+                f"all trials; {len(tested)} tests)."]  # fmt: skip
     groups: dict[tuple, list] = defaultdict(list)
     for r in sig.itertuples(index=False):
         groups[(r.task, r.length, r.variant, r.direction)].append(r)
-    keyed = sorted(groups.items(), key=lambda kv: (min(r.p_holm for r in kv[1]), kv[0]))
+    keyed = sorted(groups.items(), key=lambda kv: (min(r.p_adjusted for r in kv[1]), kv[0]))
     sentences = []
     for (task, T, variant, verdict), rows in keyed[:MAX_FINDINGS_PER_KIND]:
         metric = an.tasks[task].metric if task in an.tasks else "metric"
         parts = [
-            f"{num(r.median, 3)} vs {num(r.median_baseline, 3)} in {framework_name(r.framework)} "
-            f"(p = {pval(r.p_holm)}, n = {r.n} vs {r.n_baseline} trials)"
+            f"{framework_name(r.framework)}: {_solved_words(r._asdict())}; {_shift_words(r._asdict(), metric)} "
+            f"(adjusted p = "
+            f"{pval(r.p_adjusted)}, n = {r.pairs if r.paired else r.n} {'pairs' if r.paired else 'trials'}; "
+            f"{'every alternative agrees' if r.robust else f'{r.agree} of {r.alternatives} alternatives agree'})"
             for r in sorted(rows, key=lambda r: r.framework != "torch")
         ]
-        sentences.append(
-            f"{variant} is significantly {verdict} than {an.baseline} on {task}, T = {T}: median {metric} "
-            f"{'; '.join(parts)}."
-        )
+        sentences.append(f"{variant} is significantly {verdict} than {an.baseline} on {task}, T = {T}: "
+                         f"{'; '.join(parts)}.")  # fmt: skip
     if len(keyed) > MAX_FINDINGS_PER_KIND:
         sentences.append(
             f"… and {len(keyed) - MAX_FINDINGS_PER_KIND} more significant differences (see the comparisons table)."
         )
     n_same = int((tested["direction"] == SAME).sum())
     if n_same:
-        sentences.append(
-            f"{n_same} of {len(tested)} tests against {an.baseline} find no significant difference "
-            f"(Welch's t-test on all trials, Holm-adjusted, α = {ALPHA:g})."
-        )
+        sentences.append(f"{n_same} of {len(tested)} tests against {an.baseline} find no significant difference "
+                         f"({an.plan.short()}, all trials).")  # fmt: skip
     return sentences
 
 
@@ -271,6 +410,43 @@ def failure_sentences(an: Analysis) -> list[str]:
     ]
 
 
+def replicate_sentences(an: Analysis) -> list[str]:
+    """What the replicate seeds show (``harness.replicates``): per task and T, the share of a cell's test
+    metric variance that is seed noise; then the frameworks as an implementation check
+    (``harness.equivalence``), never as a replication."""
+    out = []
+    by_task = an.seed_noise_by_task
+    if len(by_task):
+        parts = [
+            f"{r.task}, T = {r.length}: median {pct(r.median_seed_share)} (range {pct(r.min_seed_share)}–"
+            f"{pct(r.max_seed_share)} over {r.cells} cells; {r.solved_split} of {r.solved_configurations} "
+            "configurations solved with one seed and not the other)"
+            for r in by_task.itertuples(index=False)
+        ]
+        out.append("Seed noise: the share of the test metric's variance between replicate seeds of one "
+                   "configuration (one-way random-effects ANOVA per task, T, variant and framework; the rest is the "
+                   f"hyperparameters' share): {'; '.join(parts)}.")  # fmt: skip
+    elif len(an.configs):
+        out.append("Every configuration ran with one seed, so this report cannot separate seed noise from the "
+                   "hyperparameters' effect; a suite's replicates = k trains each configuration with k "
+                   "seeds.")  # fmt: skip
+    eq = an.equivalence
+    if len(eq) and eq["pairs"].sum():
+        within, pairs = int(eq["within"].sum()), int(eq["pairs"].sum())
+        agree, solved = int(eq["solved_agree"].sum()), int(eq["solved_pairs"].sum())
+        worst = eq.sort_values("max_relative_difference", ascending=False).iloc[0]
+        out.append(
+            f"PyTorch and TensorFlow as two implementations of one computation (same weights, same data; an "
+            f"implementation check, not a replication): {within} of {pairs} paired trials agree within "
+            f"{TOLERANCE:g} of the metric's span (trivial baseline to perfect), {agree} of {solved} end with the same "
+            f"solved outcome; the largest difference is {_span_words(worst.max_relative_difference)} "
+            f"({worst.task}, T = {worst.length}): float32 rounding, amplified over hundreds of steps, can take the "
+            "two runs of one configuration to different ends (a run that blows up on the long test stream in one "
+            "framework only)."
+        )
+    return out
+
+
 def framework_sentences(an: Analysis) -> list[str]:
     """Per task: the paired test of PyTorch against TensorFlow at each T; then the speed ratio."""
     out = []
@@ -299,28 +475,77 @@ def framework_sentences(an: Analysis) -> list[str]:
     return out
 
 
+FORGET_BIAS_HP = "forget_bias"  # the hyperparameter named wherever a family searched it, leading or not
+
+
 def importance_sentences(an: Analysis) -> list[str]:
+    """One sentence per task: per variant family (``an.info[v].family``), the hyperparameter that explains
+    most of the test metric's variance with its share (``an.importance_summary``: mean over the family's
+    lengths, never over families), the forget-gate bias's share wherever that family searched it, the
+    method, and where fANOVA and the one-way η² (``eta2``) name different leaders."""
     summary = an.importance_summary
     if summary.empty:
         return []
+    summary = summary if "eta2" in summary else summary.assign(eta2=float("nan"))
+    fanova = an.importance_method == "fanova"
+    method = "fANOVA" if fanova else "one-way ANOVA η²"
+    rank = {f: i for i, f in enumerate(dict.fromkeys(i.family for i in an.info.values()))}
+    imp = an.importance
     out = []
-    method = "fANOVA" if an.importance_method == "fanova" else "one-way ANOVA η²"
     for task, d in summary.groupby("task", sort=True):
-        hps = d[d["hyperparameter"] != "variant"]
-        if hps.empty:
+        families = sorted(d["family"].unique(), key=lambda f: (rank.get(f, len(rank)), str(f)))
+        parts = [p for p in (_family_importance(an, f, d[d["family"] == f], fanova) for f in families) if p]
+        if not parts:
             continue
-        top = [f"{r.hyperparameter.replace('_', ' ')} ({pct(r.importance)})" for r in hps.iloc[:3].itertuples()]
-        text = (
-            f"On {task}, the hyperparameter that explains most of the test metric's variance is {top[0]}"
-            + (f", then {_join(top[1:])}" if len(top) > 1 else "")
-            + f" (mean over lengths and variant families; {method} over configurations; the importance table "
-            "gives each one's bootstrap interval)"
+        lengths = sorted(int(t) for t in imp.loc[imp["task"] == task, "length"].unique()) if len(imp) else []
+        over = (f", mean over T = {', '.join(map(str, lengths))}" if len(lengths) > 1
+                else f", T = {lengths[0]}" if lengths else "")  # fmt: skip
+        also = "; one-way ANOVA η² on the same configurations in brackets" if fanova else ""
+        out.append(
+            f"On {task}, the hyperparameter that explains most of the test metric's variance, family by family "
+            f"({method} over each variant family's own configurations{over}{also}; the families search different "
+            f"hyperparameters, so no number is averaged over them): {'; '.join(parts)}."
         )
-        variant = d.loc[d["hyperparameter"] == "variant", "importance"]
-        if len(variant):
-            text += f"; within a family, the choice of variant explains {pct(variant.iloc[0])}"
-        out.append(text + ".")
     return out
+
+
+def _family_importance(an: Analysis, family: str, d: pd.DataFrame, fanova: bool) -> str:
+    """One family's clause of ``importance_sentences``: its leader and share, the forget-gate bias's share
+    where searched, the choice of variant's share where the family has several, and a disagreement of the
+    one-way η² with fANOVA on the leader."""
+    hps = d[d["hyperparameter"] != "variant"].sort_values(["importance", "hyperparameter"], ascending=[False, True])
+    hps = hps[hps["importance"].notna()]
+    if hps.empty:
+        return ""
+    members = [v for v in an.variants if v in an.info and an.info[v].family == family]
+    name = f"{family} ({', '.join(members)})" if members else str(family)
+
+    def share(r: Any) -> str:
+        eta = f" [η² {pct(r.eta2)}]" if fanova and pd.notna(r.eta2) else ""
+        return f"{pct(r.importance)}{eta}"
+
+    lead = hps.iloc[0]
+    variant = d.loc[d["hyperparameter"] == "variant"]
+    text = f"in the {name} family,"
+    if len(variant) and pd.notna(variant["importance"].iloc[0]):  # a factor, not a hyperparameter: never the leader
+        text += f" where the choice of variant explains {share(variant.iloc[0])},"
+    text += f" {_hp_name(lead.hyperparameter)} leads with {share(lead)}"
+    fb = hps[hps["hyperparameter"] == FORGET_BIAS_HP]
+    if len(fb) and lead.hyperparameter != FORGET_BIAS_HP:
+        text += f", the {_hp_name(FORGET_BIAS_HP)} explains {share(fb.iloc[0])}"
+    elif lead.hyperparameter == FORGET_BIAS_HP and len(hps) > 1:
+        second = hps.iloc[1]
+        text += f" (then {_hp_name(second.hyperparameter)}, {share(second)})"
+    eta = hps[hps["eta2"].notna()].sort_values(["eta2", "hyperparameter"], ascending=[False, True])
+    if fanova and len(eta) and eta.iloc[0].hyperparameter != lead.hyperparameter:
+        e = eta.iloc[0]
+        text += (f" — the methods disagree: η² puts {_hp_name(e.hyperparameter)} first ({pct(e.eta2)}, "
+                 f"against {pct(lead.eta2)} for {_hp_name(lead.hyperparameter)})")  # fmt: skip
+    return text
+
+
+def _hp_name(hyperparameter: str) -> str:
+    return "forget-gate bias" if hyperparameter == FORGET_BIAS_HP else hyperparameter.replace("_", " ")
 
 
 def _setting_name(setting: Any) -> str:
@@ -456,7 +681,7 @@ def write_html(
     figures: list[FigureFile],
     tables: list[Table],
     gradient: GradientFlow | None,
-    sentences: list[str],
+    found: Findings,
 ) -> Path:
     out_dir = path.parent
     parts = [
@@ -477,7 +702,8 @@ def write_html(
         f"<p class='sub'>{_e(ctx.description) + ' · ' if ctx.description else ''}store {_e(ctx.store_path.name)} · "
         f"{len(an.trials)} trials · baseline variant {_e(an.baseline)} · generated {_e(ctx.generated)}</p>"
     )
-    toc = [("findings", "Findings")] + [(k, t) for k, t, _ in SECTIONS if any(f.section == k for f in figures)]
+    shown = [(k, t, b) for k, t, b in SECTIONS if any(f.section == k for f in figures) or found.sections.get(k)]
+    toc = [("findings", "Verdicts and headline findings")] + [(k, t) for k, t, _ in shown]
     toc += [
         ("tables", "Tables"),
         ("method", "Method"),
@@ -487,9 +713,11 @@ def write_html(
         ("downloads", "Downloads"),
     ]
     parts.append("<nav><ul>" + "".join(f"<li><a href='#{k}'>{_e(t)}</a></li>" for k, t in toc) + "</ul></nav>")
-    parts.append("<section id='findings'><h2>Findings</h2><ul class='findings'>")
-    parts += [f"<li>{_e(s)}</li>" for s in sentences]
-    parts.append("</ul>")
+    verdicts = next((t for t in tables if t.key == "verdicts"), None)
+    parts.append(f"<section id='findings'><h2>Verdicts and headline findings</h2><p>{_e(found.coverage)}</p>")
+    if verdicts is not None and len(verdicts.display):
+        parts.append(f"<h3>{_e(verdicts.title)}</h3><p>{_e(verdicts.caption)}</p>{to_html(verdicts.display)}")
+    parts.append("<ul class='findings'>" + "".join(f"<li>{_e(s)}</li>" for s in found.headlines) + "</ul>")
     if ctx.notes:
         parts.append(
             "<div class='notes'><strong>Notes</strong><ul>"
@@ -497,11 +725,11 @@ def write_html(
             + "</ul></div>"
         )
     parts.append("</section>")
-    for key, title, blurb in SECTIONS:
+    for key, title, blurb in shown:
         figs = [f for f in figures if f.section == key]
-        if not figs:
-            continue
         parts.append(f"<section id='{key}'><h2>{_e(title)}</h2><p>{_e(blurb)}</p>")
+        if found.sections.get(key):
+            parts.append("<ul class='findings'>" + "".join(f"<li>{_e(s)}</li>" for s in found.sections[key]) + "</ul>")
         for f in figs:
             parts.append(
                 f"<figure id='fig-{_e(f.key)}'><img src='{data_uri(f.png, 'image/png')}' alt='{_e(f.title)}'>"
@@ -572,20 +800,32 @@ def method_paragraphs(an: Analysis, gradient: GradientFlow | None) -> list[str]:
         "trials keep the metric of their last finite best checkpoint; failed and timed-out trials have none and are "
         "only counted.",
         "Configurations: a configuration is a task, T, variant, hyperparameters and seed. Its PyTorch and TensorFlow "
-        "trials start from the same weights and see the same data, so they are paired replicates, not independent "
-        "samples. Within one framework every trial is its own configuration; wherever the frameworks are pooled "
-        "(ranking, importance, the forget-gate-bias finding) a configuration counts once: its test metric is the "
-        "mean of its replicates', and it counts as solved when it solved in every framework it ran in. Every n says "
+        "trials start from the same weights and see the same data, so they are two measurements of one computation "
+        "(an implementation check), not independent samples; replicates are other seeds of the same "
+        "hyperparameters, each its own configuration. Within one framework every trial is its own configuration; "
+        "wherever the frameworks are pooled (ranking, importance, the forget-gate-bias finding) a configuration counts "
+        "once: its test metric is the mean of its framework trials', and it counts as solved when it solved in every "
+        "framework it ran in. Every n says "
         "what it counts: trials (one framework) or configurations.",
         "Solved rate: solved trials divided by the trials that trained to an outcome (ok or diverged), with its exact "
         "(Clopper-Pearson) 95 % binomial interval. Top 10 %: per task, T, variant and framework, the ceil(0.1·n) "
         "trials (at least one) with the best validation metric, ties broken by validation loss and then trial id; it "
         f"is shown and tested only where it holds at least {MIN_SELECTION} trials (from {trials_for_top()} trials "
         "per cell).",
-        f"Significance: Welch's unequal-variances t-test (two-sided) of each variant's test metrics against those of "
-        f"the baseline {an.baseline!r} in the same task, T and framework; the p-values of the variants compared there "
-        f"are Holm-corrected, α = {ALPHA:g}. When both samples have zero variance, p is 0 if the means differ and 1 "
-        "otherwise.",
+        f"Significance: {an.plan.describe()} Each variant is compared with the baseline {an.baseline!r} in the "
+        "same task, T and framework. Within a framework every variant trains the same configurations (the k-th "
+        "random-search draw and its replicate seed), so a variant's trial and the baseline's trial of one seed "
+        "form a pair; a variant without a searched hyperparameter (nfg has no forget-gate bias) pairs on the ones "
+        "it has. Effects: the difference in solved rate (variant − baseline) with Newcombe's 95 % interval (for "
+        "paired proportions where the trials pair), and the Hodges-Lehmann shift of the test metric with a "
+        "seeded percentile bootstrap 95 % interval. Every alternative test (Welch's t, Mann-Whitney U, McNemar's or "
+        "Fisher's test on the solved outcome, the paired Wilcoxon) is corrected over the same family; a verdict "
+        "all of them share is robust, one they do not is marked '?'. For a null verdict the comparisons table "
+        "gives the smallest difference in solved rate the design's solved test detects with "
+        f"{an.plan.power:.0%} power at the family's strictest threshold α/m, computed exactly by enumerating its "
+        "outcomes (McNemar's test with a pair's outcomes taken as independent, which correlated pairs only improve on, "
+        "or Fisher's test). The top 10 % is tested with the unpaired counterpart of the primary test, as a family of "
+        "its own.",
         "Frameworks: per task and T, the Wilcoxon signed-rank test (two-sided, scipy) of the differences between "
         "the TensorFlow and PyTorch test metrics of the configurations that have one in both, Holm-corrected across "
         "tasks and lengths; pairs that agree exactly are left out of the ranks, and p = 1 when all agree.",
@@ -596,8 +836,11 @@ def method_paragraphs(an: Analysis, gradient: GradientFlow | None) -> list[str]:
         "Hyperparameter importance: "
         + (
             "fANOVA (Hutter et al. 2014) through Optuna's FanovaImportanceEvaluator (seed 0) on the configurations of "
-            "each task, T and variant family, as the fraction of the test metric's variance that each hyperparameter "
-            "explains alone; the rest is interactions and noise."
+            "each task, T and variant family (never averaged over families: only the LSTM family has a forget-gate "
+            "bias), as the fraction of the test metric's variance that each hyperparameter explains alone; the rest "
+            "is interactions and noise. Beside it, each hyperparameter's one-way η² on the same configurations "
+            "(numeric values binned by quartiles), a simple model to hold fANOVA against; where the two disagree on "
+            "the leader the findings say so."
             if an.importance_method == "fanova"
             else "scikit-learn is not installed, so Optuna's fANOVA could not run; the fallback is each "
             "hyperparameter's one-way ANOVA η² (numeric values binned by quartiles) over the configurations, a "
@@ -623,7 +866,7 @@ def method_paragraphs(an: Analysis, gradient: GradientFlow | None) -> list[str]:
 # Markdown
 # ------------------------------------------------------------------------------------------------------
 def write_markdown(
-    path: Path, an: Analysis, ctx: Context, figures: list[FigureFile], tables: list[Table], sentences: list[str]
+    path: Path, an: Analysis, ctx: Context, figures: list[FigureFile], tables: list[Table], found: Findings
 ) -> Path:
     out_dir = path.parent
     lines = [f"# rnn-bench report: {ctx.suite}", ""]
@@ -633,23 +876,29 @@ def write_markdown(
         f"Store `{ctx.store_path.name}` · {len(an.trials)} trials · baseline variant `{an.baseline}` · "
         f"generated {ctx.generated}. The full report with every table is `index.html` beside this file.",
         "",
-        "## Findings",
+        "## Verdicts and headline findings",
+        "",
+        found.coverage,
         "",
     ]
-    lines += [f"- {s}" for s in sentences]
+    verdicts = next((t for t in tables if t.key == "verdicts"), None)
+    if verdicts is not None and len(verdicts.display):
+        lines += [f"### {verdicts.title}", "", verdicts.caption, "", to_markdown(verdicts.display), ""]
+    lines += [f"- {s}" for s in found.headlines]
     if ctx.notes:
         lines += ["", "**Notes**", ""] + [f"- {n}" for n in ctx.notes]
     for key, title, blurb in SECTIONS:
         figs = [f for f in figures if f.section == key]
-        if not figs:
+        if not figs and not found.sections.get(key):
             continue
         lines += ["", f"## {title}", "", blurb, ""]
+        lines += [f"- {s}" for s in found.sections.get(key, [])] + ([""] if found.sections.get(key) else [])
         for f in figs:
             rel = f.png.relative_to(out_dir).as_posix()
             lines += [f"![{f.title}]({rel})", "", f"*{f.caption}* ([PDF]({f.pdf.relative_to(out_dir).as_posix()}))", ""]
     lines += ["## Tables", ""]
     for t in tables:
-        if t.key in SHOWN_TABLES:
+        if t.key in SHOWN_TABLES and t.key != "verdicts":  # the verdict table opens the report
             lines += [f"### {t.title}", "", t.caption, "", to_markdown(t.display), ""]
     lines += ["Every table as CSV, Markdown, LaTeX and HTML:", ""]
     for t in tables:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import Analysis, framework_name
+from harness.comparisons import TEST_NAMES
 from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
 from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
@@ -108,9 +109,9 @@ def summary_table(an: Analysis) -> Table:
                 "top best": top_stat(num(r.top_best), r.top_n),
                 "steps to solve": integer(r.median_steps_to_solve),
                 "params": integer(r.params),
-                "p (Holm)": pval(r.p_holm),
+                "p (adjusted)": pval(r.p_adjusted),
                 "vs baseline": r.direction,
-                "p top (Holm)": pval(r.p_holm_top),
+                "p top (adjusted)": pval(r.p_adjusted_top),
                 "top vs baseline": r.direction_top,
             }
         )
@@ -120,10 +121,11 @@ def summary_table(an: Analysis) -> Table:
         + ("trials still running (in no statistic), " if busy else "")
         + "diverged, failed (incl. timeouts); solved rate (solved of the trials that trained to an outcome, with its "
         "exact Clopper-Pearson 95 % interval); test metric over all trials with one and over the top 10 % chosen by "
-        f"validation metric, shown where it holds at least {MIN_SELECTION} trials ('– (1 < 3)': it holds 1) "
-        "(↑ higher / ↓ lower is better); median steps to solve (solved trials); mean parameter count; Welch's "
-        f"t-test against the baseline {an.baseline!r}, Holm-adjusted across the variants of each task, T and "
-        "framework, α = 0.05. Every count here is of trials in one framework."
+        f"validation metric, shown where it holds at least {MIN_SELECTION} trials (e.g. '– (1 < {MIN_SELECTION})': "
+        "it holds 1) "
+        "(↑ higher / ↓ lower is better); median steps to solve (solved trials); mean parameter count; the verdict "
+        f"against the baseline {an.baseline!r} ({an.plan.short()}; the top 10 % by its unpaired counterpart, a "
+        "family of its own). Every count here is of trials in one framework."
     )
     return Table("summary", "Summary per task, length, variant and framework", caption, s, display)
 
@@ -138,27 +140,57 @@ def comparisons_table(an: Analysis) -> Table:
                 "framework": framework_name(r.framework),
                 "selection": "all trials" if r.selection == "all" else "top 10 %",
                 "variant": r.variant,
-                "n": r.n,
-                "n baseline": r.n_baseline,
-                "mean": num(r.mean),
-                "mean baseline": num(r.mean_baseline),
-                "median": num(r.median),
-                "median baseline": num(r.median_baseline),
-                "t": num(r.t, 3),
-                "df": num(r.df, 3),
+                "n": f"{r.n} vs {r.n_baseline}" + (f" ({r.pairs} pairs)" if r.paired else ""),
+                "median": f"{num(r.median)} vs {num(r.median_baseline)}",
+                "solved": f"{r.solved} of {r.finished} vs {r.solved_baseline} of {r.finished_baseline}",
+                "Δ solved (95 % CI)": effect(r.solved_difference, r.solved_difference_low, r.solved_difference_high,
+                                             percent=True),
+                "shift (95 % CI)": effect(r.shift, r.shift_low, r.shift_high),
+                "test": TEST_NAMES.get(r.test, r.test),
                 "p": pval(r.p),
-                "p (Holm)": pval(r.p_holm),
+                "p (adjusted)": pval(r.p_adjusted),
                 "verdict": r.direction,
+                "alternatives": alternatives_text(r),
+                "detectable Δ solved": pct(r.detectable),
             }
             for r in c.itertuples(index=False)
         ]
     )
     caption = (
-        f"Welch's t-tests of each variant's test metric against the baseline {an.baseline!r}, per task, T, "
-        "framework and selection; n counts trials; p-values Holm-adjusted across the variants of each test family. "
-        f"A top-10 % selection under {MIN_SELECTION} trials on either side is not tested and says so."
+        f"Every variant against the baseline {an.baseline!r}, per task, T, framework and selection. n: trials with a "
+        "test metric (pairs: matched by seed). Δ solved: the difference in solved rate (variant − baseline) with "
+        "Newcombe's 95 % interval (paired where the trials pair); shift: the Hodges-Lehmann shift of the test metric "
+        "(variant − baseline, in the metric's units) with a percentile bootstrap 95 % interval. The verdict is the "
+        f"primary test's ({an.plan.short()}); alternatives: the other tests' verdicts (▲ better, ▼ worse, · no "
+        "significant difference), each corrected over the same family. Detectable Δ solved: for a null verdict, the "
+        f"smallest difference in solved rate the design detects with {an.plan.power:.0%} power at the family's "
+        f"strictest threshold (α/m). A top-10 % selection under {MIN_SELECTION} trials on either side is not tested."
     )
     return Table("comparisons", "Tests against the baseline", caption, c, display)
+
+
+SYMBOL = {"better": "▲", "worse": "▼", SAME: "·", NOT_TESTED: "–"}
+
+
+def effect(estimate: float, low: float, high: float, percent: bool = False) -> str:
+    """An effect and its interval: '−55 % (−72 to −27 %)', '0.039 (0.013 to 0.092)'; '–' without one."""
+    if pd.isna(estimate):
+        return "–"
+    show = (lambda x: f"{100 * float(x):+.0f}") if percent else (lambda x: num(x, 2))
+    unit = " %" if percent else ""
+    if pd.isna(low) or pd.isna(high):
+        return show(estimate) + unit
+    return f"{show(estimate)}{unit} ({show(low)} to {show(high)}{unit})"
+
+
+def alternatives_text(r: Any) -> str:
+    """The alternative tests' verdicts of one comparison: 'Welch ·, Mann-Whitney ▼, McNemar ▼'."""
+    from harness.comparisons import alternative_tests
+
+    short = {"wilcoxon": "Wilcoxon", "mannwhitney": "Mann-Whitney", "welch": "Welch", "mcnemar": "McNemar",
+             "fisher": "Fisher"}  # fmt: skip
+    alts = [t for t in alternative_tests(r.test, bool(r.paired)) if pd.notna(getattr(r, f"p_{t}"))]
+    return ", ".join(f"{short[t]} {SYMBOL.get(getattr(r, f'direction_{t}'), '?')}" for t in alts) or "–"
 
 
 #: a verdict as one short word in the verdict table ("no significant difference" would crowd its cells)
@@ -166,19 +198,40 @@ VERDICT_WORD = {"better": "better", "worse": "worse", SAME: "not different", NOT
 BOTH = " (both)"  # the suffix of a cell whose frameworks agree
 
 
-def verdict_cell(directions: dict[str, str]) -> str:
+FRAGILE = "?"  # marks a verdict that some alternative test does not share
+
+
+def verdict_cell(directions: dict[str, str], robust: dict[str, bool] | None = None,
+                 effects: dict[str, str] | None = None) -> str:  # fmt: skip
     """One cell of the verdict table: the verdict alone with one framework; "<verdict> (both)" where every
-    framework has the same one; else each framework's, named ("PyTorch worse, TensorFlow not different")."""
-    words = {fw: VERDICT_WORD.get(d, d) for fw, d in directions.items()}
+    framework has the same one; else each framework's, named ("PyTorch worse, TensorFlow not different").
+    A verdict that some alternative test does not share (``robust`` False) is marked "?"; the first
+    framework's effect of ``effects`` (per framework, formatted) follows after a colon: the frameworks
+    measure the same configurations, so their effects are close (the comparisons table has each)."""
+    robust = robust or {}
+    words = {fw: VERDICT_WORD.get(d, d) + ("" if robust.get(fw, True) or d == NOT_TESTED else FRAGILE)
+             for fw, d in directions.items()}  # fmt: skip
     if len(words) == 1:
-        return next(iter(words.values()))
-    if len(set(words.values())) == 1:
-        return next(iter(words.values())) + BOTH
-    return ", ".join(f"{framework_name(fw)} {w}" for fw, w in words.items())
+        text = next(iter(words.values()))
+    elif len(set(words.values())) == 1:
+        text = next(iter(words.values())) + BOTH
+    else:
+        text = ", ".join(f"{framework_name(fw)} {w}" for fw, w in words.items())
+    shown = [e for e in (effects or {}).values() if e != "–"]
+    return f"{text}: {shown[0]}" if shown else text
+
+
+def verdict_effect(r: Any, fw: str, primary: str) -> str:
+    """The primary outcome's effect of one framework in a verdict-table row, with its interval."""
+    if primary == "solved":
+        return effect(getattr(r, f"solved_difference_{fw}"), getattr(r, f"solved_difference_low_{fw}"),
+                      getattr(r, f"solved_difference_high_{fw}"), percent=True)  # fmt: skip
+    return effect(getattr(r, f"shift_{fw}"), getattr(r, f"shift_low_{fw}"), getattr(r, f"shift_high_{fw}"))
 
 
 def verdicts_table(an: Analysis) -> Table:
-    """Greff et al.'s headline: one row per variant, one column per task and T (``Analysis.verdicts``)."""
+    """Greff et al.'s headline: one row per variant, one column per task and T (``Analysis.verdicts``): the
+    primary test's verdict per framework, whether the alternatives share it, and the primary effect."""
     v = an.verdicts
     fws = [fw for fw in an.frameworks if f"direction_{fw}" in v.columns]
     cells: dict[str, dict[str, str]] = {}
@@ -187,7 +240,10 @@ def verdicts_table(an: Analysis) -> Table:
         col = f"{r.task}, T = {r.length}"
         if col not in columns:
             columns.append(col)
-        cells.setdefault(r.variant, {})[col] = verdict_cell({fw: getattr(r, f"direction_{fw}") for fw in fws})
+        cells.setdefault(r.variant, {})[col] = verdict_cell(
+            {fw: getattr(r, f"direction_{fw}") for fw in fws}, {fw: bool(getattr(r, f"robust_{fw}")) for fw in fws},
+            {fw: verdict_effect(r, fw, an.plan.primary) for fw in fws},
+        )
     display = pd.DataFrame(
         [{"variant": var, **{c: row.get(c, "–") for c in columns}} for var, row in cells.items()],
         columns=["variant", *columns],
@@ -195,15 +251,23 @@ def verdicts_table(an: Analysis) -> Table:
     if len(fws) > 1:
         how = (
             f"'(both)': {' and '.join(framework_name(f) for f in fws)} reach the same verdict; otherwise each "
-            "framework's verdict is named, and the frameworks disagree (or one of them could not be tested)."
+            "framework's verdict is named, and the frameworks disagree (or one of them could not be tested). The two "
+            "frameworks train the same configurations from the same weights: their agreement checks the two "
+            "implementations, it is not a replication."
         )
     else:
         how = f"One framework ({_fw_names(fws)}) ran, so there is nothing to agree on."
+    effect_words = ("the difference in solved rate (variant − baseline, Newcombe 95 % interval)"
+                    if an.plan.primary == "solved" else
+                    "the Hodges-Lehmann shift of the test metric (variant − baseline, in the metric's units; "
+                    "bootstrap 95 % interval)")  # fmt: skip
     caption = (
         f"Each variant against the baseline {an.baseline!r} per task and T, in each framework: significantly better, "
-        "worse, or not different (Welch's t-test over all trials with a test metric, Holm-adjusted across the variants "
-        "of each task, T and framework, α = 0.05; the same tests as the comparisons table, whose rows give n and p). "
-        f"{how} 'not tested': under two trials with a test metric on a side."
+        f"worse, or not different ({an.plan.short()}; the comparisons table gives n, p, both effects and every "
+        f"test). '{FRAGILE}': at least one alternative test (Welch's t, Mann-Whitney U, the solved-rate test, and the "
+        "paired metric test where it is not the primary) reaches another verdict; a verdict without it holds under "
+        f"all of them. After the colon: {effect_words}, in {framework_name(fws[0]) if fws else 'the framework'} (the "
+        f"comparisons table has each framework's). {how} 'not tested': too few trials on a side."
     )
     return Table("verdicts", "Verdicts against the baseline", caption, v, display)
 
@@ -238,13 +302,14 @@ def ranking_table(an: Analysis) -> Table:
     caption = (
         f"Mean rank per variant over the blocks (task, T), ranking each block's variants by the {r.score} "
         "(1 = best; ties share the average rank). A configuration counts once: its PyTorch and TensorFlow runs are "
-        "paired replicates, whose test metrics are averaged. " + "; ".join(extra)
+        "two measurements of it, whose test metrics are averaged. " + "; ".join(extra)
     )
     return Table("ranking", "Ranking across tasks", caption.strip(), data, display)
 
 
 def importance_table(an: Analysis) -> Table:
     imp = an.importance
+    fanova = an.importance_method == "fanova"
     display = pd.DataFrame(
         [
             {
@@ -254,18 +319,27 @@ def importance_table(an: Analysis) -> Table:
                 "hyperparameter": r.hyperparameter,
                 "variance explained": pct(r.importance),
                 "± 1.96 bootstrap SE": f"{pct(r.low)}–{pct(r.high)}" if pd.notna(r.low) else "–",
+                **({"one-way η²": pct(getattr(r, "eta2", float("nan")))} if fanova else {}),
                 "configurations": r.configurations,
             }
             for r in imp.itertuples(index=False)
         ]
     )
-    method = "fANOVA (Optuna, seed 0)" if an.importance_method == "fanova" else "one-way ANOVA η² (fallback)"
+    method = "fANOVA (Optuna, seed 0)" if fanova else "one-way ANOVA η² (fallback)"
+    eta = (
+        " Column one-way η²: the between-group over the total sum of squares of the same configurations, grouped "
+        "by the hyperparameter's value (numbers binned by quartiles), a simple model to hold fANOVA against."
+        if fanova
+        else ""
+    )
     return Table(
         "importance",
         "Hyperparameter importance",
-        f"Fraction of the test metric's variance explained by each hyperparameter, over configurations (a "
-        f"configuration's framework replicates averaged); method: {method}; interval: ± 1.96 bootstrap standard "
-        f"errors over configurations ({RESAMPLES} seeded resamples), within 0–100 %.",
+        f"Per task, T and variant family (each family's configurations on their own: the families search "
+        f"different hyperparameters, and no number here is averaged over families), the fraction of the test "
+        f"metric's variance explained by each hyperparameter, over configurations (a configuration's framework "
+        f"trials averaged); method: {method}; interval: ± 1.96 bootstrap standard errors over configurations "
+        f"({RESAMPLES} seeded resamples), within 0–100 %.{eta}",
         imp,
         display,
     )
@@ -290,7 +364,7 @@ def marginals_table(an: Analysis) -> Table:
     )
     caption = (
         "Marginal effect of each searched hyperparameter: the median test metric of the configurations (framework "
-        "replicates averaged) at each value, pooled over the variants that have it, with the exact distribution-free "
+        "trials averaged) at each value, pooled over the variants that have it, with the exact distribution-free "
         "95 % interval of the median (none under 6 configurations); continuous hyperparameters in equal-count bins, "
         "named settings (chrono) as values of their own."
     )
@@ -536,7 +610,7 @@ def to_html(df: pd.DataFrame, table_id: str = "") -> str:
         cells = []
         for v in row:
             text = _cell(v)
-            cls = VERDICT_CLASS.get(text)
+            cls = VERDICT_CLASS.get(text.split(":")[0].replace(FRAGILE, ""))  # the verdict, without mark or effect
             cells.append(f'<td class="{cls}">{html.escape(text)}</td>' if cls else f"<td>{html.escape(text)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
