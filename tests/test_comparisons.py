@@ -202,3 +202,16 @@ def test_a_configurations_replicate_pairs_count_once_in_the_metric_test():
     assert (c["pairs"], c["configurations"]) == (24, 12)
     d = (worse - base).reshape(2, 12).mean(axis=0)  # the two replicates of each configuration, averaged
     assert c["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
+
+
+def test_the_primary_p_values_are_corrected_together_when_a_family_mixes_paired_and_unpaired():
+    """nfg pairs with v (unique seeds), cifg cannot (its seeds repeat): Wilcoxon for one, Mann-Whitney for
+    the other, and Holm over both primary p-values (m = 2), not over each test's own column (m = 1)."""
+    rng = np.random.default_rng(8)
+    base = rng.lognormal(-3, 1, 12)
+    rows = _paired_rows(base * rng.lognormal(0.5, 0.3, 12), base)
+    rows += [{**r, "variant": "cifg", "seed": 0} for r in _paired_rows(base * 1.5, base) if r["variant"] == "nfg"]
+    c = _all(compare_with_baseline(trials(rows), trials(rows).iloc[0:0], "v")).set_index("variant")
+    assert (c.loc["nfg", "test"], c.loc["cifg", "test"]) == ("wilcoxon", "mannwhitney")
+    np.testing.assert_allclose(c["p_adjusted"], S.correct(c["p"].to_numpy(float), "holm"))
+    assert set(c["family_size"]) == {2}
