@@ -65,9 +65,14 @@ class AnalysisPlan:
                 ("metric", "unpaired"): "Mann-Whitney U test", ("metric", "welch"): "Welch's t-test",
                 ("solved", "paired"): "McNemar's exact test paired by seed"}.get(  # fmt: skip
             (self.primary, self.test), "Fisher's exact test on the solved counts")
-        over = "over the study, per framework" if self.family == "study" else "per task, T and framework"
+        return f"{test}, {self.correction_words()}, α = {self.alpha:g}"
+
+    def correction_words(self, per_framework: bool = True) -> str:
+        """The correction and its family in a few words: 'Holm over the study, per framework'."""
         correction = "Holm" if self.correction == "holm" else "Benjamini-Hochberg"
-        return f"{test}, {correction} {over}, α = {self.alpha:g}"
+        if self.family == "study":
+            return f"{correction} over the study" + (", per framework" if per_framework else "")
+        return f"{correction} per task, T and framework" if per_framework else f"{correction} per block"
 
     def describe(self) -> str:
         """One sentence for a report: the primary test and its correction."""

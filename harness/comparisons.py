@@ -28,6 +28,15 @@ Pairs are matched by seed within the block. They are used when each side's seeds
 two are shared; otherwise (hand-made data, a seed on one side only) the comparison is unpaired and
 ``paired`` says so. The top-10 % selection is never paired (each variant's best trials are different
 configurations): its primary test is the unpaired counterpart, and it is a family of its own.
+
+The unit is the **configuration**. With replicates (several seeds per configuration) a configuration's
+trials share its hyperparameters and whatever the variant does at them, so they are not independent:
+the metric tests and the shift take one value per configuration (the paired tests its pairs' mean
+difference, the unpaired ones each side's mean), and McNemar becomes its exact sign-flip generalisation
+over the configurations' count differences (``harness.statistics.clustered_sign_test``), Fisher's its exact
+permutation generalisation over the configurations' solved counts (``clustered_fisher_test``); each is
+the classical test where every configuration has one trial. The solved-rate intervals still count
+trials, and are narrower than they should be where replicates correlate.
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ SOLVED_TESTS = ("mcnemar", "fisher")
 TESTS = (*METRIC_TESTS, *SOLVED_TESTS)
 TEST_NAMES = {"wilcoxon": "Wilcoxon signed-rank (paired)", "mannwhitney": "Mann-Whitney U",
               "welch": "Welch's t", "mcnemar": "McNemar exact (paired)", "fisher": "Fisher exact"}  # fmt: skip
+#: the tests' names where space is short (a table cell listing the alternatives' verdicts)
+TEST_SHORT_NAMES = {"wilcoxon": "Wilcoxon", "mannwhitney": "Mann-Whitney", "welch": "Welch", "mcnemar": "McNemar",
+                    "fisher": "Fisher"}  # fmt: skip
 
 COMPARISON_COLUMNS = [
     "task", "length", "framework", "selection", "variant", "baseline", "paired", "n", "n_baseline", "pairs",
@@ -130,9 +142,34 @@ def _pairs(x: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame | None:
 def _configuration_means(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per configuration k (the seed's search index, ``split_seed``), the mean test metric of its pairs'
     variant and baseline trials: one unit per configuration however many replicates it has."""
-    k = [split_seed(int(seed))[0] for seed in pairs["seed"]]
-    means = pairs.groupby(k, sort=True)[["test_metric_x", "test_metric_b"]].mean()
+    means = pairs.groupby(_configuration(pairs["seed"]), sort=True)[["test_metric_x", "test_metric_b"]].mean()
     return means["test_metric_x"].to_numpy(float), means["test_metric_b"].to_numpy(float)
+
+
+def _configuration(seeds: Any) -> np.ndarray:
+    """The configuration k (``split_seed``) of each seed: what a trial shares with its replicates."""
+    return np.array([split_seed(int(seed))[0] for seed in seeds], dtype=np.int64)
+
+
+def _unit_metric(frame: pd.DataFrame) -> np.ndarray:
+    """The test metric with one value per configuration, the mean of its replicates' trials (the trials
+    themselves where each configuration has one, or where seeds do not identify trials: absent or
+    repeated, as in hand-made data): the unit of the unpaired metric tests, as of the paired one."""
+    return _per_configuration(frame[frame["has_metric"]], "test_metric", "mean")
+
+
+def _unit_solved(frame: pd.DataFrame) -> np.ndarray:
+    """The solved count of each configuration's finished trials (its replicates), or each trial's 0/1
+    where seeds do not identify trials: the unit of the unpaired solved test."""
+    return _per_configuration(frame[frame["finished"]], "solved", "sum").astype(np.int64)
+
+
+def _per_configuration(trials: pd.DataFrame, column: str, how: str) -> np.ndarray:
+    """``column`` aggregated (``how``) over each configuration's trials; the trials' own values where seeds
+    are absent or repeated on the side."""
+    if "seed" not in trials or trials.empty or trials["seed"].duplicated().any():
+        return trials[column].to_numpy(float)
+    return trials.groupby(_configuration(trials["seed"]), sort=True)[column].agg(how).to_numpy(float)
 
 
 def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pairable: bool,
@@ -157,28 +194,35 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     # the metric's paired test and shift take one unit per configuration, its pairs' means
     cx, cb = _configuration_means(metric_pairs) if metric_pairs is not None else (None, None)
     row["configurations"] = len(cx) if cx is not None else 0
-    welch = S.welch(mx, mb)
+    # the unpaired tests take the same unit: each side's configuration means and solved counts
+    ux, ub = _unit_metric(x), _unit_metric(base)
+    sx, sb = _unit_solved(x), _unit_solved(base)
+    row["units"], row["units_baseline"] = len(sx), len(sb)  # for the detectable difference
+    welch = S.welch(ux, ub)
     row["t"], row["df"] = welch.t, welch.df
     nan = float("nan")
     p = dict.fromkeys(TESTS, nan)
     if not skip_tests:
-        p["welch"], p["mannwhitney"] = welch.p, S.rank_test(mx, mb)
-        p["fisher"] = S.fisher_test(row["solved"], row["finished"], row["solved_baseline"], row["finished_baseline"])
+        p["welch"], p["mannwhitney"] = welch.p, S.rank_test(ux, ub)
+        p["fisher"] = (S.fisher_test(row["solved"], row["finished"], row["solved_baseline"], row["finished_baseline"])
+                       if len(sx) == row["finished"] and len(sb) == row["finished_baseline"]  # no replicates
+                       else S.clustered_fisher_test(sx, sb))  # fmt: skip
         if pairs is not None:
             p["wilcoxon"] = S.signed_rank_test(cx - cb)
-            p["mcnemar"] = S.mcnemar_test(solved_pairs["solved_x"], solved_pairs["solved_b"])
+            p["mcnemar"] = S.mcnemar_test(solved_pairs["solved_x"], solved_pairs["solved_b"],
+                                          _configuration(solved_pairs["seed"]))  # fmt: skip
     row.update({f"p_{t}": v for t, v in p.items()})
     if pairs is not None:
         solved = S.paired_solved_difference(solved_pairs["solved_x"], solved_pairs["solved_b"])
         metric = S.shift(cx, cb, paired=True, resamples=resamples)
     else:
         solved = S.solved_difference(row["solved"], row["finished"], row["solved_baseline"], row["finished_baseline"])
-        metric = S.shift(mx, mb, paired=False, resamples=resamples)
+        metric = S.shift(ux, ub, paired=False, resamples=resamples)
     row.update(solved_difference=solved.estimate, solved_difference_low=solved.low,
                solved_difference_high=solved.high, shift=metric.estimate, shift_low=metric.low,
                shift_high=metric.high)  # fmt: skip
-    row["_mean_shift"] = row["mean"] - row["mean_baseline"] if row["n"] and row["n_baseline"] else nan
-    row["_unpaired_shift"] = S.hodges_lehmann(mx, mb) if pairs is not None else metric.estimate
+    row["_mean_shift"] = float(np.mean(ux) - np.mean(ub)) if len(ux) and len(ub) else nan
+    row["_unpaired_shift"] = S.hodges_lehmann(ux, ub) if pairs is not None else metric.estimate
     return row
 
 
@@ -236,19 +280,21 @@ def _verdicts(out: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
     out["family_size"] = m.astype(int)
     out["detectable"] = [_detectable(r, plan) if r.direction == S.SAME else float("nan")
                          for r in out.itertuples(index=False)]  # fmt: skip
-    return out.drop(columns=["_sign", "_mean_shift", "_unpaired_shift"])
+    return out.drop(columns=["_sign", "_mean_shift", "_unpaired_shift", "units", "units_baseline"])
 
 
 def _detectable(r: Any, plan: AnalysisPlan) -> float:
     """A null verdict's detectable difference in solved rate (``harness.power``): McNemar's on the pairs
-    where the comparison is paired, else Fisher's on the trials, at alpha / m."""
+    where the comparison is paired, else Fisher's on the trials, at alpha / m. With replicates the paired
+    tests' units are configurations, and it is computed for one pair (or trial) per configuration: a
+    configuration's replicates add less than independent trials would, so this errs on the cautious side."""
     if not r.finished or not r.finished_baseline:
         return float("nan")
     alpha, rate = plan.alpha / max(1, r.family_size), r.solved_baseline / r.finished_baseline
-    if r.paired:  # the pairs that both trained to an outcome: at most the smaller side
-        n = min(r.finished, r.finished_baseline)
+    if r.paired:  # the pairs that both trained to an outcome: at most the smaller side, one per configuration
+        n = min(r.units, r.units_baseline)
         return detectable_difference(rate, n, n, alpha, plan.power, paired=True)
-    return detectable_difference(rate, r.finished, r.finished_baseline, alpha, plan.power)
+    return detectable_difference(rate, r.units, r.units_baseline, alpha, plan.power)
 
 
 def _metric(frame: pd.DataFrame) -> np.ndarray:

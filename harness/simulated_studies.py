@@ -6,8 +6,13 @@ baseline and ``variants`` other variants, ``n`` configurations per block, every 
 same configurations. Configuration k of a block has a difficulty z_k that every variant shares (the
 same learning rate, hidden size and data: what makes the design paired), and each trial its own noise:
 
-    log metric = σ_config · z_k + effect(variant, block) + σ_trial · ε,   z_k, ε ~ N(0, 1) independent,
-    solved  ⇔  log metric < 0,   lower is better,
+    log metric = σ_config · z_k + σ_interaction · u_vk + effect(variant, block) + σ_trial · ε,
+    z_k, u_vk, ε ~ N(0, 1) independent,   solved  ⇔  log metric < 0,   lower is better,
+
+where u_vk is what variant v does differently at configuration k (shared by its ``replicates`` trials of
+k, seeds k + r · SEED_STRIDE). With replicates and σ_interaction > 0 a configuration's trials are
+correlated, and a test that counted them as independent units would find differences that are not there;
+the engine's tests take configurations as units, which the tests check on such studies.
 
 so the metrics are log-normal (skewed, with a long right tail, like the tasks' MSEs) and the baseline
 solves half its trials. A **null** study has every effect 0: each significant verdict is false. A
@@ -39,6 +44,7 @@ import pandas as pd
 from harness.analysis_plan import AnalysisPlan
 from harness.comparisons import compare_with_baseline
 from harness.power import detectable_difference
+from harness.suites import SEED_STRIDE
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Design:
     n: int = 20
     sigma_config: float = 1.0
     sigma_trial: float = 0.5
+    replicates: int = 1
+    sigma_interaction: float = 0.0
 
     @property
     def comparisons(self) -> int:
@@ -59,10 +67,10 @@ class Design:
 
 def solved_effect(difference: float, design: Design) -> float:
     """The log-metric effect that moves the solved rate from 1/2 to 1/2 + ``difference``:
-    P(solved) = Φ(−effect / s) with s = √(σ_config² + σ_trial²)."""
+    P(solved) = Φ(−effect / s) with s = √(σ_config² + σ_interaction² + σ_trial²)."""
     from scipy.stats import norm
 
-    s = math.hypot(design.sigma_config, design.sigma_trial)
+    s = math.hypot(design.sigma_config, design.sigma_interaction, design.sigma_trial)
     return float(-s * norm.ppf(0.5 + difference))
 
 
@@ -72,18 +80,20 @@ def simulate(design: Design, studies: int, effect: float = 0.0, planted: int = 0
     them get ``effect`` in every block. Seeded: the same arguments give the same frame."""
     rng = np.random.default_rng(seed)
     names = ["v", *[f"x{i}" for i in range(design.variants)]]
-    shape = (studies, design.blocks, design.n)
-    z = rng.standard_normal(shape)[:, :, None, :]  # shared by every variant of a configuration
+    shape = (studies, design.blocks, len(names), design.n, design.replicates)
+    z = rng.standard_normal((studies, design.blocks, 1, design.n, 1))  # shared by every variant of a configuration
+    u = rng.standard_normal((studies, design.blocks, len(names), design.n, 1))  # by a variant's replicates
     effects = np.array([0.0] + [effect if i < planted else 0.0 for i in range(design.variants)])
-    noise = rng.standard_normal((studies, design.blocks, len(names), design.n))
-    log_metric = design.sigma_config * z + effects[None, None, :, None] + design.sigma_trial * noise
-    study, block, variant, seed_k = np.meshgrid(np.arange(studies), np.arange(design.blocks), np.arange(len(names)),
-                                                np.arange(design.n), indexing="ij")  # fmt: skip
+    noise = rng.standard_normal(shape)
+    log_metric = (design.sigma_config * z + design.sigma_interaction * u + effects[None, None, :, None, None]
+                  + design.sigma_trial * noise)  # fmt: skip
+    study, block, variant, k, r = np.meshgrid(*(np.arange(d) for d in shape), indexing="ij")
     flat = log_metric.ravel()
     return pd.DataFrame({
         "task": "simulated", "length": block.ravel(), "framework": [f"s{i}" for i in study.ravel()],
-        "variant": np.array(names)[variant.ravel()], "seed": seed_k.ravel(), "test_metric": np.exp(flat),
-        "solved": flat < 0, "finished": True, "has_metric": True, "higher_is_better": False,
+        "variant": np.array(names)[variant.ravel()], "seed": k.ravel() + r.ravel() * SEED_STRIDE,
+        "test_metric": np.exp(flat), "solved": flat < 0, "finished": True, "has_metric": True,
+        "higher_is_better": False,
     })  # fmt: skip
 
 
@@ -155,11 +165,14 @@ def table(design: Design, studies: int, seed: int = 0) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.simulated_studies", description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=200, help="simulated studies per plan and measure (200)")
-    parser.add_argument("--n", type=int, default=40, help="pairs per block (40, as greff: 20 configurations x 2 "
-                        "replicates)")
+    parser.add_argument("--n", type=int, default=20, help="configurations per block (20, as greff)")
+    parser.add_argument("--replicates", type=int, default=2, help="trials per configuration and variant (2, as "
+                        "greff)")
+    parser.add_argument("--interaction", type=float, default=0.5, help="σ_interaction, the spread of what a "
+                        "variant does differently at a configuration, shared by its replicates (0.5)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    design = Design(n=args.n)
+    design = Design(n=args.n, replicates=args.replicates, sigma_interaction=args.interaction)
     start = time.perf_counter()
     out = table(design, args.studies, args.seed)
     print(f"{args.studies} simulated studies per plan and measure; {design}; alpha = 0.05, m = "

@@ -8,7 +8,8 @@ within one framework, or a configuration whose framework trials are averaged) an
 
 * the tests of a variant against the baseline (``harness.comparisons`` runs them as a study's analysis
   plan says): ``signed_rank_test`` (Wilcoxon, paired), ``rank_test`` (Mann-Whitney U), ``welch``
-  (Welch's t), ``mcnemar_test`` (McNemar exact, paired), ``fisher_test`` (Fisher exact), and
+  (Welch's t), ``mcnemar_test`` (McNemar exact, paired; configurations as units where they hold
+  replicates: ``clustered_sign_test``), ``fisher_test`` (Fisher exact), and
   ``correct`` (Holm or Benjamini-Hochberg over a family).
 * the effects with their intervals: ``solved_difference`` / ``paired_solved_difference`` (difference in
   solved rate, Newcombe's hybrid score interval, unpaired and paired), ``shift`` (Hodges-Lehmann shift
@@ -189,20 +190,52 @@ def signed_rank_test(differences: Sequence[float]) -> float:
     return paired_test(d, np.zeros_like(d)).p if len(d) >= 2 else float("nan")
 
 
-def mcnemar_test(x_solved: Sequence[bool], y_solved: Sequence[bool]) -> float:
+def mcnemar_test(x_solved: Sequence[bool], y_solved: Sequence[bool],
+                 configurations: Sequence[int] | None = None) -> float:  # fmt: skip
     """McNemar's exact test (two-sided) of paired binary outcomes: under H0 the discordant pairs (x solved
     and y not: b; y solved and x not: c) split as Binomial(b + c, 1/2) (statsmodels' ``mcnemar``,
-    exact=True). No pair: NaN; no discordant pair: 1."""
+    exact=True). No pair: NaN; no discordant pair: 1.
+
+    ``configurations`` (one label per pair) groups pairs that share a configuration (its replicate
+    seeds): such pairs are not independent units, so where a configuration holds more than one pair the
+    unit is the configuration and the test is ``clustered_sign_test`` of its count difference
+    D_k = Σ_r (x_kr − y_kr), which is McNemar's exact test itself when every configuration has one pair."""
     from statsmodels.stats.contingency_tables import mcnemar
 
     x, y = np.asarray(x_solved, dtype=bool), np.asarray(y_solved, dtype=bool)
     if not len(x):
         return float("nan")
+    if configurations is not None and pd.Series(configurations).duplicated().any():
+        d = pd.Series(x.astype(int) - y.astype(int)).groupby(np.asarray(configurations)).sum()
+        return clustered_sign_test(d.to_numpy())
     b, c = int((x & ~y).sum()), int((~x & y).sum())
     if b + c == 0:
         return 1.0
     table = [[int((x & y).sum()), b], [c, int((~x & ~y).sum())]]
     return float(mcnemar(table, exact=True).pvalue)
+
+
+def clustered_sign_test(differences: Sequence[int]) -> float:
+    """The exact sign-flip test (two-sided) of integer per-unit differences D_k: under H0 each D_k is
+    symmetric about 0 and independent of the others, so every sign pattern of the D_k is equally likely
+    and p = P(|Σ ε_k |D_k|| ≥ |Σ D_k|), ε_k = ±1 with probability 1/2 each (Fisher's randomization test of
+    paired data; with D_k ∈ {−1, 0, 1} it is McNemar's exact test). NaN without units; 1 where every
+    D_k is 0. Computed exactly by convolving the units' two-point distributions, written here because
+    scipy's ``permutation_test`` is exact only by enumerating all 2^K patterns (K = 20 configurations:
+    a million) and otherwise samples, which leaves a Monte Carlo floor under the p-values Holm needs."""
+    d = np.abs(np.asarray(differences, dtype=np.int64))
+    if not len(d):
+        return float("nan")
+    observed = abs(int(np.asarray(differences, dtype=np.int64).sum()))
+    total = int(d.sum())
+    if total == 0:
+        return 1.0
+    dist = np.zeros(2 * total + 1)
+    dist[total] = 1.0  # index i holds P(S = i − total)
+    for value in d[d > 0]:
+        dist = 0.5 * (np.roll(dist, value) + np.roll(dist, -value))  # no wrap: |S| never exceeds total
+    s = np.arange(-total, total + 1)
+    return float(min(1.0, dist[np.abs(s) >= observed].sum()))
 
 
 def fisher_test(solved_x: int, n_x: int, solved_y: int, n_y: int) -> float:
@@ -213,6 +246,35 @@ def fisher_test(solved_x: int, n_x: int, solved_y: int, n_y: int) -> float:
         return float("nan")
     table = [[solved_x, n_x - solved_x], [solved_y, n_y - solved_y]]
     return float(stats.fisher_exact(table).pvalue)
+
+
+def clustered_fisher_test(counts_x: Sequence[int], counts_y: Sequence[int]) -> float:
+    """The exact permutation test (two-sided) of two samples of units with integer counts (a
+    configuration's solved replicates): under H0 the units' labels are exchangeable, so the x side is a
+    uniformly random subset of n_x of all units, and T = Σ_x counts has the distribution of that subset's
+    sum; p sums the probabilities of the sums no more likely than the observed one (Fisher's two-sided
+    rule). With counts in {0, 1} it is Fisher's exact test (``fisher_test``). NaN if a side is empty.
+
+    Computed exactly by counting subsets per (size, sum), units grouped by count, in integers; written here
+    because scipy's ``permutation_test`` enumerates or samples the C(n_x + n_y, n_x) relabellings."""
+    x, y = np.asarray(counts_x, dtype=np.int64), np.asarray(counts_y, dtype=np.int64)
+    if not len(x) or not len(y):
+        return float("nan")
+    values, m = np.unique(np.concatenate([x, y]), return_counts=True)
+    nx, top = len(x), int(values.max()) * len(x)
+    ways = [[0] * (top + 1) for _ in range(nx + 1)]  # ways[size][sum]: subsets of the units seen so far
+    ways[0][0] = 1
+    for value, count in zip(values.tolist(), m.tolist()):
+        new = [[0] * (top + 1) for _ in range(nx + 1)]
+        for size in range(nx + 1):
+            for total, w in enumerate(ways[size]):
+                if w:
+                    for a in range(min(count, nx - size) + 1):
+                        new[size + a][total + a * value] += w * math.comb(count, a)
+        ways = new
+    dist = np.array(ways[nx], dtype=float) / math.comb(len(x) + len(y), nx)
+    observed = dist[int(x.sum())]
+    return float(min(1.0, dist[dist <= observed * (1 + 1e-7)].sum()))
 
 
 # ------------------------------------------------------------------------------------------------------

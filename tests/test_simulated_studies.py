@@ -80,3 +80,30 @@ def test_pairing_finds_a_shift_the_unpaired_test_cannot_see():
     unpaired = detection_rate(DESIGN, AnalysisPlan(test="unpaired"), studies, -0.8, planted=2, seed=12)
     assert paired >= 0.8 and unpaired <= 0.3
     assert np.isfinite(paired) and np.isfinite(unpaired)
+
+
+#: replicates whose trials nearly repeat each other (σ_trial small) and a variant x configuration effect:
+#: each configuration's two trials are almost one observation, so counting them as two finds differences
+#: that are not there (the trial-counting tests' rates below); taking configurations as units does not
+REPLICATED = Design(blocks=1, n=20, replicates=2, sigma_config=0.0, sigma_interaction=1.0, sigma_trial=0.1)
+
+
+def test_replicates_are_not_counted_as_independent_units_by_any_test():
+    from harness import statistics as S
+    from harness.simulated_studies import verdicts
+
+    studies = 150
+    trials = simulate(REPLICATED, studies, seed=5)
+    for plan in (AnalysisPlan(primary="solved"), AnalysisPlan(primary="solved", test="unpaired")):
+        c = verdicts(trials, plan)
+        for test in ("wilcoxon", "mannwhitney", "welch", "mcnemar", "fisher"):
+            rate = c[f"direction_{test}"].isin(["better", "worse"]).groupby(c["framework"]).any().mean()
+            assert rate <= _upper(0.05, studies), (plan, test, rate)
+    # the same studies, tested trial by trial (what the engine did before it took configurations as units)
+    trial_rates = []
+    for _, study in trials.groupby("framework"):
+        base = study[study["variant"] == "v"].sort_values("seed")
+        p = [S.mcnemar_test(x.sort_values("seed")["solved"], base["solved"])
+             for v, x in study.groupby("variant") if v != "v"]  # fmt: skip
+        trial_rates.append(bool((S.correct(np.array(p), "holm") < 0.05).any()))
+    assert np.mean(trial_rates) > _upper(0.05, studies)  # the design would catch a test that counted trials

@@ -92,6 +92,62 @@ def test_mcnemar_counts_only_the_discordant_pairs():
     assert math.isnan(S.mcnemar_test([], []))
 
 
+def _all_signs(d: list[int]) -> float:
+    """The sign-flip p by enumerating every sign pattern (the definition, for small samples)."""
+    import itertools
+
+    observed = abs(sum(d))
+    sums = [abs(sum(e * v for e, v in zip(signs, d))) for signs in itertools.product((1, -1), repeat=len(d))]
+    return sum(s >= observed for s in sums) / len(sums)
+
+
+def test_the_clustered_sign_test_is_mcnemar_without_replicates_and_the_enumerated_test_with_them():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        x, y = rng.random(12) < 0.6, rng.random(12) < 0.3
+        d = x.astype(int) - y.astype(int)
+        assert S.clustered_sign_test(d) == pytest.approx(S.mcnemar_test(x, y), abs=1e-12)
+    for _ in range(30):
+        d = rng.integers(-3, 4, size=rng.integers(1, 11)).tolist()
+        assert S.clustered_sign_test(d) == pytest.approx(_all_signs(d), abs=1e-12), d
+    assert S.clustered_sign_test([2, 2, 2, 2, 2]) == pytest.approx(2 / 32)  # 2 patterns of 32 reach |10|
+    assert S.clustered_sign_test([0, 0]) == 1.0 and math.isnan(S.clustered_sign_test([]))
+
+
+def test_mcnemar_takes_configurations_as_units_where_they_hold_replicates():
+    # 4 configurations x 2 replicates: the variant solves both replicates of every configuration, the
+    # baseline none. Counted as 8 independent pairs p = 2/2^8; as 4 configurations p = 2/2^4.
+    x, y = [True] * 8, [False] * 8
+    assert S.mcnemar_test(x, y) == pytest.approx(2 / 256)
+    assert S.mcnemar_test(x, y, configurations=[0, 0, 1, 1, 2, 2, 3, 3]) == pytest.approx(2 / 16)
+    assert S.mcnemar_test(x, y, configurations=range(8)) == pytest.approx(2 / 256)  # one pair each
+
+
+def _all_relabellings(x: list[int], y: list[int]) -> float:
+    """The permutation p by enumerating every split of the units (Fisher's two-sided rule)."""
+    import itertools
+    from collections import Counter
+
+    units = x + y
+    sums = Counter(sum(units[i] for i in chosen) for chosen in itertools.combinations(range(len(units)), len(x)))
+    total = sum(sums.values())
+    observed = sums[sum(x)]
+    return sum(c for c in sums.values() if c <= observed) / total
+
+
+def test_the_clustered_fisher_test_is_fisher_without_replicates_and_the_enumerated_test_with_them():
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        nx, ny = rng.integers(1, 15, size=2)
+        x, y = (rng.random(nx) < 0.7).astype(int), (rng.random(ny) < 0.3).astype(int)
+        expected = stats.fisher_exact([[x.sum(), nx - x.sum()], [y.sum(), ny - y.sum()]]).pvalue
+        assert S.clustered_fisher_test(x, y) == pytest.approx(expected, rel=1e-9)
+    for _ in range(20):
+        x, y = (rng.integers(0, 3, size=rng.integers(1, 7)).tolist() for _ in range(2))
+        assert S.clustered_fisher_test(x, y) == pytest.approx(_all_relabellings(x, y), rel=1e-9), (x, y)
+    assert math.isnan(S.clustered_fisher_test([], [1]))
+
+
 def test_fisher_matches_scipy():
     assert S.fisher_test(3, 20, 14, 20) == pytest.approx(stats.fisher_exact([[3, 17], [14, 6]]).pvalue)
     assert math.isnan(S.fisher_test(1, 0, 2, 3))

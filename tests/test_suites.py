@@ -288,3 +288,25 @@ def test_a_recorded_suite_keeps_its_analysis_plan():
     recorded = RecordedSuite.parse("old", text)
     assert (recorded.statistics.primary, recorded.statistics.correction, recorded.baseline) == ("solved", "bh", "v")
     assert RecordedSuite.parse("older", 'variants = ["v"]\n').statistics == AnalysisPlan()
+
+
+def test_a_recorded_analysis_plan_that_cannot_be_read_is_named_in_the_report_notes(tmp_path):
+    """A store edited by hand can hold a [statistics] table the run would have refused: the report uses
+    the default plan and says so, rather than fail or silently test by another plan."""
+    from harness.report.build import RecordedSuite, load
+    from harness.store import Store
+    from tests.synthetic_store import write_synthetic_store
+
+    bad = 'variants = ["v", "rnn"]\n[statistics]\ntest = "wilcoxon"\n'
+    recorded = RecordedSuite.parse("edited", bad)
+    assert recorded.statistics == AnalysisPlan() and "'wilcoxon'" in recorded.problem
+    assert RecordedSuite.parse("fine", 'variants = ["v"]\n').problem is None
+    assert "not valid TOML" in RecordedSuite.parse("broken", "variants = [").problem
+
+    path = write_synthetic_store(tmp_path / "s.sqlite", variants=("v", "rnn"), tasks={"adding": (10,)},
+                                 frameworks=("torch",), trials_per_cell=4, failures=False)  # fmt: skip
+    with Store(path) as store:
+        store.start_run("synthetic", ["rnn-bench", "run", "synthetic"], {}, suite_text=bad)
+    data = load(path, suite="synthetic")
+    assert data.plan == AnalysisPlan()
+    assert any("'wilcoxon'" in n and "default statistics plan" in n for n in data.notes), data.notes

@@ -321,22 +321,29 @@ class RecordedSuite:
     description: str = ""
     baseline: str | None = None
     statistics: AnalysisPlan = field(default_factory=AnalysisPlan)
+    problem: str | None = None  # why part of the text could not be read, for the report's notes
 
     @classmethod
     def parse(cls, name: str, text: str) -> RecordedSuite:
         """Read the description, baseline and analysis plan from the text (the suite's defaults where it
-        has none: no description, the first variant, the default plan)."""
+        has none: no description, the first variant, the default plan). A text that cannot be read (never
+        recorded so, since the run validated it, but a store can be edited by hand) gives the defaults and
+        a ``problem`` the report states, rather than a failed report or a silently different plan."""
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:  # never written so (the run parsed it), but a report must not fail
-            return cls(name, text)
+        except tomllib.TOMLDecodeError as e:
+            return cls(name, text, problem=f"the store's recorded suite file of {name!r} is not valid TOML "
+                                           f"({e}): the report uses the first variant as baseline and the "
+                                           "default statistics plan")  # fmt: skip
         variants = data.get("variants") if isinstance(data.get("variants"), list) else []
         baseline = data.get("baseline", variants[0] if variants else None)
+        problem = None
         try:
             statistics = parse_analysis_plan(data.get("statistics"), f"recorded suite {name!r}")
-        except UsageError:  # never recorded so (the run validated it), but a report must not fail
-            statistics = AnalysisPlan()
-        return cls(name, text, str(data.get("description", "")), str(baseline) if baseline else None, statistics)
+        except UsageError as e:
+            statistics, problem = AnalysisPlan(), f"{e}; the report uses the default statistics plan instead"
+        return cls(name, text, str(data.get("description", "")), str(baseline) if baseline else None, statistics,
+                   problem)  # fmt: skip
 
 
 def _resolve_suite(suite: Any, runs: pd.DataFrame, plans: pd.DataFrame,
@@ -351,7 +358,8 @@ def _resolve_suite(suite: Any, runs: pd.DataFrame, plans: pd.DataFrame,
     name = _suite_name(str(suite), known)
     text = store.suite_text(name)
     if text is not None:
-        return name, RecordedSuite.parse(name, text), None
+        recorded = RecordedSuite.parse(name, text)
+        return name, recorded, (f"{recorded.problem[0].upper()}{recorded.problem[1:]}." if recorded.problem else None)
     try:  # a store from before stores recorded suite texts: the suite file here, if there is one
         from harness.suites import load_suite
 

@@ -130,10 +130,11 @@ def _shift_words(r: Any, metric: str) -> str:
             f"{num(r['shift'], 2)}{interval}")  # fmt: skip
 
 
-def _correction_words(an: Analysis) -> str:
-    plan = an.plan
-    over = "over the study" if plan.family == "study" else "per block"
-    return f"{'Holm' if plan.correction == 'holm' else 'Benjamini-Hochberg'} {over}"
+def _n_words(r: Any) -> str:
+    """A comparison's n as its tests count it: '40 pairs of 20 configurations', '10 pairs', '12 vs 12 trials'."""
+    if not r.paired:
+        return f"{r.n} vs {r.n_baseline} trials"
+    return f"{r.pairs} pairs" + (f" of {r.configurations} configurations" if r.configurations < r.pairs else "")
 
 
 def robust_verdict_sentences(an: Analysis, c: pd.DataFrame, most: int) -> list[str]:
@@ -165,9 +166,9 @@ def robust_verdict_sentences(an: Analysis, c: pd.DataFrame, most: int) -> list[s
             f"{variant} is {verdict} than {an.baseline} on {places} ({len(where)} of {compared} "
             f"task-length cells), {both} and under every "
             f"alternative test. Strongest: {r.task}, T = {r.length}, {framework_name(r.framework)}: "
-            f"{_solved_words(r)}; {_shift_words(r, metric)} (n = {r.pairs if r.paired else r.n} "
-            f"{'pairs' if r.paired else 'trials'}, adjusted p = {pval(r.p_adjusted)}, {TEST_NAME[r.test]}, "
-            f"{_correction_words(an)})."
+            f"{_solved_words(r)}; {_shift_words(r, metric)} (n = {_n_words(r)}, "
+            f"adjusted p = {pval(r.p_adjusted)}, {TEST_NAME[r.test]}, "
+            f"{an.plan.correction_words(per_framework=False)})."
         )
     return out
 
@@ -184,9 +185,11 @@ def robustness_sentence(an: Analysis, c: pd.DataFrame) -> str:
     null_fragile = tested[(tested["direction"] == SAME) & ~tested["robust"]]
     paired = bool(tested["paired"].any())
     alternatives = alternative_tests(primary_test(an.plan, paired), paired)
+    held = len(sig) - len(fragile)
     text = (f"Of {len(tested)} comparisons with {an.baseline} ({_fw_list(an.frameworks)} counted apart; "
-            f"{an.plan.short()}), {len(sig)} are significant and {len(sig) - len(fragile)} of those hold under "
-            f"every alternative test ({_join([TEST_NAME[t] for t in alternatives])})")  # fmt: skip
+            f"{an.plan.short()}), {len(sig)} are significant and {held} of those "
+            f"{'holds' if held == 1 else 'hold'} under every alternative test "
+            f"({_join([TEST_NAME[t] for t in alternatives])})")  # fmt: skip
     if len(fragile):
         against = {t: int((fragile[f"direction_{t}"] != fragile["direction"]).sum()) for t in alternatives
                    if f"direction_{t}" in fragile}  # fmt: skip
@@ -206,20 +209,25 @@ def power_sentence(an: Analysis, c: pd.DataFrame) -> str:
     if null.empty:
         return ""
     known = null[null["detectable"].notna()]
-    n = int(null["finished"].median())
     m = int(null["family_size"].max())
     paired = bool(null["paired"].all())
+    replicated = paired and bool((null["configurations"] < null["pairs"]).any())
+    n = int(null["configurations" if replicated else "finished"].median())
+    units = ("configurations (counted as one pair each, cautiously)" if replicated else "pairs" if paired
+             else "trials per side")  # fmt: skip
     test = ("McNemar's exact test on the pairs, their outcomes taken as independent: correlated pairs only "
             "make it stronger" if paired else "Fisher's exact test")  # fmt: skip
+    if replicated:
+        test = ("McNemar's exact test with one pair per configuration: a configuration's replicates add less "
+                "than independent pairs would")  # fmt: skip
     text = (f"'No significant difference' ({len(null)} comparisons) rules out only large effects: at about {n} "
-            f"{'pairs' if paired else 'trials per side'} and the strictest threshold of a family of {m} "
-            f"(α/m = {an.plan.alpha / max(m, 1):.2g}), ")  # fmt: skip
+            f"{units} and the strictest threshold of a family of {m} (α/m = {an.plan.alpha / max(m, 1):.2g}), ")
     if len(known):
-        lo, hi = known["detectable"].min(), known["detectable"].max()
-        text += (f"the design detects a difference in solved rate of {100 * lo:.0f}–{100 * hi:.0f} percentage points "
-                 f"with {an.plan.power:.0%} power")  # fmt: skip
+        lo, hi = (f"{100 * v:.0f}" for v in (known["detectable"].min(), known["detectable"].max()))
+        text += (f"the design detects a difference in solved rate of {lo if lo == hi else f'{lo}–{hi}'} percentage "
+                 f"points with {an.plan.power:.0%} power")  # fmt: skip
         if len(known) < len(null):
-            text += f", and in {len(null) - len(known)} of them no difference at all"
+            text += f", and in {len(null) - len(known)} of them no difference in solved rate reaches that power"
     else:
         text += f"no difference in solved rate is detectable with {an.plan.power:.0%} power"
     return text + f" ({test}; exact)."
@@ -286,7 +294,7 @@ def significance_sentences(an: Analysis) -> list[str]:
         parts = [
             f"{framework_name(r.framework)}: {_solved_words(r._asdict())}; {_shift_words(r._asdict(), metric)} "
             f"(adjusted p = "
-            f"{pval(r.p_adjusted)}, n = {r.pairs if r.paired else r.n} {'pairs' if r.paired else 'trials'}; "
+            f"{pval(r.p_adjusted)}, n = {_n_words(r)}; "
             f"{'every alternative agrees' if r.robust else f'{r.agree} of {r.alternatives} alternatives agree'})"
             for r in sorted(rows, key=lambda r: r.framework != "torch")
         ]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import Analysis, framework_name
-from harness.comparisons import TEST_NAMES
+from harness.comparisons import TEST_NAMES, TEST_SHORT_NAMES, alternative_tests
 from harness.importance import RESAMPLES
 from harness.probes import GradientFlow
 from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
@@ -185,12 +185,8 @@ def effect(estimate: float, low: float, high: float, percent: bool = False) -> s
 
 def alternatives_text(r: Any) -> str:
     """The alternative tests' verdicts of one comparison: 'Welch ·, Mann-Whitney ▼, McNemar ▼'."""
-    from harness.comparisons import alternative_tests
-
-    short = {"wilcoxon": "Wilcoxon", "mannwhitney": "Mann-Whitney", "welch": "Welch", "mcnemar": "McNemar",
-             "fisher": "Fisher"}  # fmt: skip
     alts = [t for t in alternative_tests(r.test, bool(r.paired)) if pd.notna(getattr(r, f"p_{t}"))]
-    return ", ".join(f"{short[t]} {SYMBOL.get(getattr(r, f'direction_{t}'), '?')}" for t in alts) or "–"
+    return ", ".join(f"{TEST_SHORT_NAMES[t]} {SYMBOL.get(getattr(r, f'direction_{t}'), '?')}" for t in alts) or "–"
 
 
 #: a verdict as one short word in the verdict table ("no significant difference" would crowd its cells)
