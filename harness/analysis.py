@@ -9,7 +9,9 @@ Definitions used throughout (the report's "Method" section repeats them):
   **framework trials** of one configuration (an implementation check), not independent samples. A
   configuration's test metric is the mean of its framework trials' (those that have one); it is solved
   when every framework trial that trained to an outcome solved. **Replicates** are something else: the
-  same hyperparameters with other seeds (a suite's ``replicates``), each its own configuration;
+  same hyperparameters with other seeds (a suite's ``replicates``), each its own configuration here. The
+  verdicts against the baseline (``harness.comparisons``) group them again: there a configuration is the
+  search draw k that its replicates share (``harness.suites.split_seed``), the unit of every test;
 * a **cell** is (task, T, variant, framework); a **block** is (task, T, framework): the variants of a
   block are compared with each other. Within a cell every trial is its own configuration;
 * the **test metric** of a trial is the task's primary metric on the test set at the best validation
@@ -20,8 +22,9 @@ Definitions used throughout (the report's "Method" section repeats them):
   are excluded from the denominator (and counted);
 * **top 10 %**: per cell, the ``ceil(0.1 · n)`` trials (at least one) with the best *validation* metric
   in the metric's direction among the n with a validation and a test metric; ties go to the lower
-  validation loss, then to the trial id (deterministic). It is shown and tested only where it holds at
-  least ``MIN_SELECTION`` (4) trials, that is from 31 trials per cell;
+  validation loss, then to the trial id (deterministic). It is shown only where it holds at least
+  ``MIN_SELECTION`` (4) trials, that is from 31 trials per cell, and tested only where it holds that many
+  units a side (configurations, with replicates: ``harness.comparisons.selection_units``);
 * **significance**: each variant against the baseline variant in the same block, as the suite's analysis
   plan says (``harness.analysis_plan``, ``harness.comparisons``): by default the Wilcoxon signed-rank test
   of the test metrics paired by seed, McNemar's exact test of the solved outcomes beside it, Holm-corrected

@@ -292,6 +292,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                          "exports hold every trial of the store (filter them with pandas)")  # fmt: skip
     if args.comparisons:
         df = comparisons_table(args.store, args.suite, args.baseline)
+        if df.attrs.get("note"):
+            print(f"rnn-bench export: note: {df.attrs['note']}", file=sys.stderr)
     else:
         with Store(args.store, read_only=True) as store:
             df = curves_table(store) if args.curves else trials_table(store)

@@ -65,7 +65,7 @@ TEST_SHORT_NAMES = {"wilcoxon": "Wilcoxon", "mannwhitney": "Mann-Whitney", "welc
 
 COMPARISON_COLUMNS = [
     "task", "length", "framework", "selection", "variant", "baseline", "paired", "n", "n_baseline", "pairs",
-    "configurations",
+    "configurations", "units", "units_baseline",
     "mean", "mean_baseline", "median", "median_baseline", "solved", "finished", "solved_baseline",
     "finished_baseline", "solved_difference", "solved_difference_low", "solved_difference_high", "shift",
     "shift_low", "shift_high", "t", "df", *[f"p_{t}" for t in TESTS], *[f"p_adjusted_{t}" for t in TESTS],
@@ -96,7 +96,8 @@ def compare_with_baseline(
 ) -> pd.DataFrame:  # fmt: skip
     """Every variant against ``baseline`` per block and selection: "all" (``trials``, the frame of
     ``harness.analysis.prepare``) and "top" (``selected``, each cell's top 10 %). A top-10 % pair with under
-    ``min_selection`` trials on a side is not tested (``TOO_FEW_SELECTED``) and not counted in its family.
+    ``min_selection`` units on a side (``selection_units``) is not tested (``TOO_FEW_SELECTED``) and not counted
+    in its family.
     ``order``: the variants' order (rows follow it; others after, by id). ``intervals=False`` leaves out
     the shift's bootstrap interval (its estimate stays; a simulation that needs only the verdicts,
     ``harness.simulated_studies``, runs twice as fast). Columns: ``COMPARISON_COLUMNS``."""
@@ -115,7 +116,7 @@ def compare_with_baseline(
                 x = block[block["variant"] == variant]
                 row = {"task": task, "length": int(length), "framework": framework, "selection": selection,
                        "variant": variant, "baseline": baseline}  # fmt: skip
-                too_few = selection == "top" and min(len(x), len(base)) < min_selection
+                too_few = selection == "top" and selection_units(x, base) < min_selection
                 row.update(_one_comparison(x, base, plan, pairable=selection == "all", skip_tests=too_few,
                                            resamples=S.BOOTSTRAP_RESAMPLES if intervals else 0))
                 row["_too_few"] = too_few
@@ -151,25 +152,37 @@ def _configuration(seeds: Any) -> np.ndarray:
     return np.array([split_seed(int(seed))[0] for seed in seeds], dtype=np.int64)
 
 
-def _unit_metric(frame: pd.DataFrame) -> np.ndarray:
-    """The test metric with one value per configuration, the mean of its replicates' trials (the trials
-    themselves where each configuration has one, or where seeds do not identify trials: absent or
-    repeated, as in hand-made data): the unit of the unpaired metric tests, as of the paired one."""
-    return _per_configuration(frame[frame["has_metric"]], "test_metric", "mean")
+def _by_configuration(x: pd.DataFrame, base: pd.DataFrame) -> bool:
+    """Whether the comparison's units are configurations: the seeds identify the trials on both sides (no
+    side without seeds or with a seed repeated, as in hand-made data, where each trial is its own unit).
+    Decided once per comparison, so that both sides are counted in the same unit."""
+    return all("seed" in side and not side["seed"].duplicated().any() for side in (x, base))
 
 
-def _unit_solved(frame: pd.DataFrame) -> np.ndarray:
-    """The solved count of each configuration's finished trials (its replicates), or each trial's 0/1
-    where seeds do not identify trials: the unit of the unpaired solved test."""
-    return _per_configuration(frame[frame["finished"]], "solved", "sum").astype(np.int64)
+def _unit_metric(frame: pd.DataFrame, by_configuration: bool) -> np.ndarray:
+    """The test metric with one value per configuration, the mean of its replicates' trials (each trial's
+    own value where the units are trials): the unit of the unpaired metric tests, as of the paired one."""
+    have = frame[frame["has_metric"]]
+    if not by_configuration or have.empty:
+        return have["test_metric"].to_numpy(float)
+    return have.groupby(_configuration(have["seed"]), sort=True)["test_metric"].mean().to_numpy(float)
 
 
-def _per_configuration(trials: pd.DataFrame, column: str, how: str) -> np.ndarray:
-    """``column`` aggregated (``how``) over each configuration's trials; the trials' own values where seeds
-    are absent or repeated on the side."""
-    if "seed" not in trials or trials.empty or trials["seed"].duplicated().any():
-        return trials[column].to_numpy(float)
-    return trials.groupby(_configuration(trials["seed"]), sort=True)[column].agg(how).to_numpy(float)
+def _unit_solved(frame: pd.DataFrame, by_configuration: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(solved count, finished trials) per configuration, or per trial where the units are trials: the
+    units of the unpaired solved test."""
+    done = frame[frame["finished"]]
+    if not by_configuration or done.empty:
+        return done["solved"].to_numpy(np.int64), np.ones(len(done), np.int64)
+    per = done.groupby(_configuration(done["seed"]), sort=True)["solved"].agg(["sum", "size"])
+    return per["sum"].to_numpy(np.int64), per["size"].to_numpy(np.int64)
+
+
+def selection_units(x: pd.DataFrame, base: pd.DataFrame) -> int:
+    """The smaller side's count of units with a test metric: what ``min_selection`` is held against (a
+    top-10 % selection can hold two replicates of one configuration, which count once)."""
+    by = _by_configuration(x, base)
+    return min(len(_unit_metric(x, by)), len(_unit_metric(base, by)))
 
 
 def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pairable: bool,
@@ -195,9 +208,13 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     cx, cb = _configuration_means(metric_pairs) if metric_pairs is not None else (None, None)
     row["configurations"] = len(cx) if cx is not None else 0
     # the unpaired tests take the same unit: each side's configuration means and solved counts
-    ux, ub = _unit_metric(x), _unit_metric(base)
-    sx, sb = _unit_solved(x), _unit_solved(base)
-    row["units"], row["units_baseline"] = len(sx), len(sb)  # for the detectable difference
+    by = _by_configuration(x, base)
+    ux, ub = _unit_metric(x, by), _unit_metric(base, by)
+    (sx, nx), (sb, nb) = _unit_solved(x, by), _unit_solved(base, by)
+    row["units"], row["units_baseline"] = len(ux), len(ub)
+    row["solved_units"] = (len(set(_configuration(solved_pairs["seed"]))) if solved_pairs is not None
+                           else min(len(sx), len(sb)))  # fmt: skip
+    row["solved_units_x"], row["solved_units_b"] = len(sx), len(sb)
     welch = S.welch(ux, ub)
     row["t"], row["df"] = welch.t, welch.df
     nan = float("nan")
@@ -205,8 +222,8 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     if not skip_tests:
         p["welch"], p["mannwhitney"] = welch.p, S.rank_test(ux, ub)
         p["fisher"] = (S.fisher_test(row["solved"], row["finished"], row["solved_baseline"], row["finished_baseline"])
-                       if len(sx) == row["finished"] and len(sb) == row["finished_baseline"]  # no replicates
-                       else S.clustered_fisher_test(sx, sb))  # fmt: skip
+                       if (nx == 1).all() and (nb == 1).all()  # one trial per unit: the classical test
+                       else S.clustered_fisher_test(sx, sb, nx, nb))  # fmt: skip
         if pairs is not None:
             p["wilcoxon"] = S.signed_rank_test(cx - cb)
             p["mcnemar"] = S.mcnemar_test(solved_pairs["solved_x"], solved_pairs["solved_b"],
@@ -280,21 +297,22 @@ def _verdicts(out: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
     out["family_size"] = m.astype(int)
     out["detectable"] = [_detectable(r, plan) if r.direction == S.SAME else float("nan")
                          for r in out.itertuples(index=False)]  # fmt: skip
-    return out.drop(columns=["_sign", "_mean_shift", "_unpaired_shift", "units", "units_baseline"])
+    return out.drop(columns=["_sign", "_mean_shift", "_unpaired_shift", "solved_units", "solved_units_x",
+                             "solved_units_b"])
 
 
 def _detectable(r: Any, plan: AnalysisPlan) -> float:
-    """A null verdict's detectable difference in solved rate (``harness.power``): McNemar's on the pairs
-    where the comparison is paired, else Fisher's on the trials, at alpha / m. With replicates the paired
-    tests' units are configurations, and it is computed for one pair (or trial) per configuration: a
-    configuration's replicates add less than independent trials would, so this errs on the cautious side."""
+    """A null verdict's detectable difference in solved rate (``harness.power``) at alpha / m: McNemar's
+    where the comparison is paired, else Fisher's, each over the comparison's units. With replicates the
+    units are configurations, and it is computed as if each were one pair (or one trial): a
+    configuration's replicates add less than independent trials would, so this errs on the cautious side
+    (``tests/test_simulated_studies.py`` checks the promise on replicated studies)."""
     if not r.finished or not r.finished_baseline:
         return float("nan")
     alpha, rate = plan.alpha / max(1, r.family_size), r.solved_baseline / r.finished_baseline
-    if r.paired:  # the pairs that both trained to an outcome: at most the smaller side, one per configuration
-        n = min(r.units, r.units_baseline)
-        return detectable_difference(rate, n, n, alpha, plan.power, paired=True)
-    return detectable_difference(rate, r.units, r.units_baseline, alpha, plan.power)
+    if r.paired:  # the configurations with a pair that trained to an outcome on both sides
+        return detectable_difference(rate, r.solved_units, r.solved_units, alpha, plan.power, paired=True)
+    return detectable_difference(rate, r.solved_units_x, r.solved_units_b, alpha, plan.power)
 
 
 def _metric(frame: pd.DataFrame) -> np.ndarray:

@@ -80,7 +80,8 @@ def comparisons_table(store_path: str | Path, suite: str | None = None, baseline
     computes them (``harness.analysis.baseline_comparisons``): the trials ``suite`` covers, tested by the
     analysis plan its latest run recorded (its ``[statistics]`` table). Columns:
     ``harness.comparisons.COMPARISON_COLUMNS``, each described in docs/export.md; ``paired`` and
-    ``robust`` boolean."""
+    ``robust`` boolean. Where the recorded plan cannot be read (a store edited by hand), the default plan
+    tests it and ``attrs["note"]`` says so."""
     from harness.analysis import baseline_comparisons
     from harness.report.build import load
 
@@ -88,10 +89,14 @@ def comparisons_table(store_path: str | Path, suite: str | None = None, baseline
     out = baseline_comparisons(data.trials, data.baseline, data.plan, data.metadata)
     for col in ("paired", "robust"):
         out[col] = out[col].astype("boolean")
-    for col in ("n", "n_baseline", "pairs", "solved", "finished", "solved_baseline", "finished_baseline", "length",
-                "alternatives", "agree", "family_size"):
+    for col in ("n", "n_baseline", "pairs", "configurations", "units", "units_baseline", "solved", "finished",
+                "solved_baseline", "finished_baseline", "length", "alternatives", "agree", "family_size"):
         out[col] = out[col].astype("Int64")
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    problem = getattr(data.suite_obj, "problem", None)
+    if problem:
+        out.attrs["note"] = problem
+    return out
 
 
 def typed_trials(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:

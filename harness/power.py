@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-FISHER_TOLERANCE = 1 + 1e-7  # tables as likely as the observed one count as "as extreme" (R's and scipy's rule)
+FISHER_TOLERANCE = 1 + 1e-7  # tables as likely as the observed one count as "as extreme" (R; scipy: 1 + 1e-14)
 STEP = 0.001  # resolution of the detectable difference
 MAX_CONFIGURATIONS = 1024  # configurations_needed searches no further
 

@@ -14,7 +14,7 @@ k, seeds k + r · SEED_STRIDE). With replicates and σ_interaction > 0 a configu
 correlated, and a test that counted them as independent units would find differences that are not there;
 the engine's tests take configurations as units, which the tests check on such studies.
 
-so the metrics are log-normal (skewed, with a long right tail, like the tasks' MSEs) and the baseline
+The metrics are log-normal (skewed, with a long right tail, like the tasks' MSEs) and the baseline
 solves half its trials. A **null** study has every effect 0: each significant verdict is false. A
 **planted** study gives the first ``planted`` variants of every block an effect, the rest 0.
 
@@ -162,6 +162,43 @@ def table(design: Design, studies: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: replicates that nearly repeat each other (σ_trial small) with a variant x configuration effect: each
+#: configuration's two trials are almost one observation, the hardest case for a test that counts trials
+REPLICATED = Design(blocks=1, n=20, replicates=2, sigma_config=0.0, sigma_interaction=1.0, sigma_trial=0.1)
+
+
+def unit_error_rates(design: Design, studies: int, seed: int = 0) -> pd.DataFrame:
+    """Per test, the share of null studies with any significant verdict (Holm over the study) when the
+    test takes configurations as units (``engine``: the verdict engine's p-values) and when it takes every
+    trial as one (``trials``: what the engine must not do, computed here with the same tests on the
+    trials, McNemar on the trial pairs). The gap is what counting replicates as units costs."""
+    from harness import statistics as S
+
+    trials = simulate(design, studies, seed=seed)
+    c = verdicts(trials, AnalysisPlan())
+    by_trial: dict[str, list[bool]] = {t: [] for t in ("mannwhitney", "welch", "mcnemar", "fisher")}
+    for _, study in trials.groupby("framework"):
+        p: dict[str, list[float]] = {t: [] for t in by_trial}
+        for _, block in study.groupby("length"):
+            base = block[block["variant"] == "v"].sort_values("seed")
+            for variant, x in block.groupby("variant"):
+                if variant == "v":
+                    continue
+                x = x.sort_values("seed")
+                p["mannwhitney"].append(S.rank_test(x["test_metric"], base["test_metric"]))
+                p["welch"].append(S.welch(x["test_metric"], base["test_metric"]).p)
+                p["mcnemar"].append(S.mcnemar_test(x["solved"], base["solved"]))
+                p["fisher"].append(S.fisher_test(int(x["solved"].sum()), len(x), int(base["solved"].sum()), len(base)))
+        for t in by_trial:
+            by_trial[t].append(bool((S.correct(np.array(p[t]), "holm") < 0.05).any()))
+    rows = []
+    for t in ("wilcoxon", "mannwhitney", "welch", "mcnemar", "fisher"):
+        significant = c[f"p_adjusted_{t}"] < 0.05
+        rows.append({"test": t, "engine": float(significant.groupby(c["framework"]).any().mean()),
+                     "trials": float(np.mean(by_trial[t])) if t in by_trial else float("nan")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.simulated_studies", description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=200, help="simulated studies per plan and measure (200)")
@@ -178,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.studies} simulated studies per plan and measure; {design}; alpha = 0.05, m = "
           f"{design.comparisons} comparisons per study; {time.perf_counter() - start:.0f} s")
     print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    start = time.perf_counter()
+    units = unit_error_rates(REPLICATED, args.studies, args.seed)
+    print(f"\nnull family-wise error rate by unit, {args.studies} studies of {REPLICATED}, Holm over "
+          f"m = {REPLICATED.comparisons}; {time.perf_counter() - start:.0f} s")
+    print(units.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

@@ -4,7 +4,8 @@ The unit of replication is the **configuration**: a task, T, variant, hyperparam
 PyTorch and TensorFlow trials start from the same initial weights and see the same data, so they are
 two measurements of one configuration, not independent samples. The functions here take whatever
 rows they are given as the independent units; ``harness.analysis`` decides what a row is (a trial
-within one framework, or a configuration whose framework trials are averaged) and says so in every "n".
+within one framework, or a configuration whose framework trials are averaged; for the verdicts,
+``harness.comparisons``: a search draw whose replicate seeds are averaged) and says so in every "n".
 
 * the tests of a variant against the baseline (``harness.comparisons`` runs them as a study's analysis
   plan says): ``signed_rank_test`` (Wilcoxon, paired), ``rank_test`` (Mann-Whitney U), ``welch``
@@ -39,7 +40,7 @@ CONFIDENCE = 0.95  # of every interval the report shows
 #: reach p < 0.05 at all; 3 against 3 cannot go below 0.1, so a smaller selection is shown and not tested.
 MIN_SELECTION = 4
 NOT_TESTED = "not tested"  # too few trials with a test metric on either side
-TOO_FEW_SELECTED = f"top 10 % under {MIN_SELECTION} trials"  # the selection is too small to be tested
+TOO_FEW_SELECTED = f"top 10 % from under {MIN_SELECTION} configurations"  # too few units a side to be tested
 SAME = "no significant difference"
 
 
@@ -248,33 +249,62 @@ def fisher_test(solved_x: int, n_x: int, solved_y: int, n_y: int) -> float:
     return float(stats.fisher_exact(table).pvalue)
 
 
-def clustered_fisher_test(counts_x: Sequence[int], counts_y: Sequence[int]) -> float:
+def clustered_fisher_test(counts_x: Sequence[int], counts_y: Sequence[int], sizes_x: Sequence[int] | None = None,
+                          sizes_y: Sequence[int] | None = None) -> float:  # fmt: skip
     """The exact permutation test (two-sided) of two samples of units with integer counts (a
-    configuration's solved replicates): under H0 the units' labels are exchangeable, so the x side is a
-    uniformly random subset of n_x of all units, and T = Σ_x counts has the distribution of that subset's
-    sum; p sums the probabilities of the sums no more likely than the observed one (Fisher's two-sided
-    rule). With counts in {0, 1} it is Fisher's exact test (``fisher_test``). NaN if a side is empty.
+    configuration's solved trials, of ``sizes`` finished ones; all sizes equal when not given).
 
-    Computed exactly by counting subsets per (size, sum), units grouped by count, in integers; written here
-    because scipy's ``permutation_test`` enumerates or samples the C(n_x + n_y, n_x) relabellings."""
+    Under H0 units of one size are exchangeable between the sides: within each stratum of equal size the
+    x side is a uniformly random subset of that stratum's units, of the size it has. T = Σ_x counts then
+    has the convolution of the strata's subset-sum distributions, and p sums the probabilities of the
+    values of T no more likely than the observed one (Fisher's two-sided rule). Stratifying keeps a side
+    with more finished trials per configuration (a replicate still running, a failed trial) from looking
+    better for it. With counts in {0, 1} and equal sizes it is Fisher's exact test (``fisher_test``).
+    NaN if a side is empty.
+
+    Computed exactly by counting subsets per (size, sum) in integers; written here because scipy's
+    ``permutation_test`` enumerates or samples the C(n_x + n_y, n_x) relabellings."""
     x, y = np.asarray(counts_x, dtype=np.int64), np.asarray(counts_y, dtype=np.int64)
     if not len(x) or not len(y):
         return float("nan")
+    if (x < 0).any() or (y < 0).any():
+        raise ValueError(f"counts must be non-negative, got {x.tolist()} and {y.tolist()}")
+    sx = np.ones(len(x), np.int64) if sizes_x is None else np.asarray(sizes_x, dtype=np.int64)
+    sy = np.ones(len(y), np.int64) if sizes_y is None else np.asarray(sizes_y, dtype=np.int64)
+    ways, total = [1], 1  # ways[t]: relabellings with T = t, over the strata so far
+    for size in np.union1d(sx, sy):
+        stratum_ways = _subset_sums(x[sx == size], y[sy == size])
+        total *= sum(stratum_ways)
+        ways = _convolve_counts(ways, stratum_ways)
+    observed = ways[int(x.sum())]
+    return min(1.0, sum(w for w in ways if w <= observed) / total)
+
+
+def _subset_sums(x: np.ndarray, y: np.ndarray) -> list[int]:
+    """ways[t]: the subsets of len(x) of the units x ∪ y whose counts sum to t (exact integers)."""
     values, m = np.unique(np.concatenate([x, y]), return_counts=True)
-    nx, top = len(x), int(values.max()) * len(x)
+    nx, top = len(x), int(values.max(initial=0)) * len(x)
     ways = [[0] * (top + 1) for _ in range(nx + 1)]  # ways[size][sum]: subsets of the units seen so far
     ways[0][0] = 1
     for value, count in zip(values.tolist(), m.tolist()):
         new = [[0] * (top + 1) for _ in range(nx + 1)]
         for size in range(nx + 1):
-            for total, w in enumerate(ways[size]):
+            for t, w in enumerate(ways[size]):
                 if w:
                     for a in range(min(count, nx - size) + 1):
-                        new[size + a][total + a * value] += w * math.comb(count, a)
+                        new[size + a][t + a * value] += w * math.comb(count, a)
         ways = new
-    dist = np.array(ways[nx], dtype=float) / math.comb(len(x) + len(y), nx)
-    observed = dist[int(x.sum())]
-    return float(min(1.0, dist[dist <= observed * (1 + 1e-7)].sum()))
+    return ways[nx]
+
+
+def _convolve_counts(a: list[int], b: list[int]) -> list[int]:
+    """The convolution of two count sequences, in exact integers (numpy would overflow int64)."""
+    out = [0] * (len(a) + len(b) - 1)
+    for i, u in enumerate(a):
+        if u:
+            for j, v in enumerate(b):
+                out[i + j] += u * v
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_a_configurations_replicate_pairs_count_once_in_the_metric_test():
     rng = np.random.default_rng(7)
     base = rng.lognormal(-3, 1.0, 24)
     worse = base * rng.lognormal(0.3, 0.5, 24)
-    rows = _paired_rows(worse, base)
+    rows = _paired_rows(worse, base, solved_below=0.06)
     for r in rows:  # pair i -> configuration i % 12, replicate i // 12
         r["seed"] = r["seed"] % 12 + (r["seed"] // 12) * SEED_STRIDE
     df = trials(rows)
@@ -202,6 +202,34 @@ def test_a_configurations_replicate_pairs_count_once_in_the_metric_test():
     assert (c["pairs"], c["configurations"]) == (24, 12)
     d = (worse - base).reshape(2, 12).mean(axis=0)  # the two replicates of each configuration, averaged
     assert c["p_wilcoxon"] == pytest.approx(stats.wilcoxon(d).pvalue)
+    # every other test takes the same 12 units: each side's configuration means and solved counts
+    mx, mb = worse.reshape(2, 12).mean(axis=0), base.reshape(2, 12).mean(axis=0)
+    assert (c["units"], c["units_baseline"]) == (12, 12)
+    assert c["p_mannwhitney"] == pytest.approx(stats.mannwhitneyu(mx, mb).pvalue)
+    assert c["p_welch"] == pytest.approx(stats.ttest_ind(mx, mb, equal_var=False).pvalue)
+    sx, sb = (worse < 0.06).reshape(2, 12).sum(axis=0), (base < 0.06).reshape(2, 12).sum(axis=0)
+    assert c["p_mcnemar"] == pytest.approx(S.clustered_sign_test(sx - sb)) == 1.0  # 0.5 over the 24 trial pairs
+    assert c["p_fisher"] == pytest.approx(S.clustered_fisher_test(sx, sb, [2] * 12, [2] * 12))
+    assert c["p_fisher"] != pytest.approx(S.fisher_test(sx.sum(), 24, sb.sum(), 24))  # not the 24 trials a side
+
+
+def test_configurations_with_fewer_finished_trials_are_not_compared_with_fuller_ones():
+    """The variant has both replicates of 12 configurations, the baseline only the first (its second still
+    running): equal solved rates, but the variant's configurations count up to 2 solved and the
+    baseline's up to 1. The solved test compares configurations of equal size only, so it finds nothing
+    (summing counts of unequal size would call the variant better)."""
+    from harness.suites import SEED_STRIDE
+
+    rows = []
+    for k in range(12):
+        rows.append({"variant": "v", "seed": k, "test_metric": 0.01 if k < 6 else 0.2, "val_metric": 0.1,
+                     "solved": int(k < 6)})  # fmt: skip
+        for r in range(2):
+            rows.append({"variant": "nfg", "seed": k + r * SEED_STRIDE, "test_metric": 0.01 if k < 6 else 0.2,
+                         "val_metric": 0.1, "solved": int(k < 6)})  # fmt: skip
+    df = trials(rows)
+    c = _all(compare_with_baseline(df, df.iloc[0:0], "v", plan=AnalysisPlan(primary="solved", test="unpaired")))
+    assert c.iloc[0]["p_fisher"] == 1.0 and c.iloc[0]["direction"] == S.SAME
 
 
 def test_the_primary_p_values_are_corrected_together_when_a_family_mixes_paired_and_unpaired():

@@ -304,7 +304,7 @@ def test_a_too_small_top_10_percent_is_explained_not_left_untested(report):
     assert "In every task/length/variant/framework cell the best 10 % holds 2 trials, fewer than the 4" in md
     s = pd.read_csv(report["out"] / "tables" / "summary.csv")
     tested = s[s["variant"] != "v"]
-    assert set(tested["direction_top"].dropna()) == {"top 10 % under 4 trials"}
+    assert set(tested["direction_top"].dropna()) == {"top 10 % from under 4 configurations"}
     assert "not tested" not in set(tested["direction_top"].dropna())
     ranking = pd.read_csv(report["out"] / "tables" / "ranking.csv")
     assert set(ranking["blocks"]) == {4}  # 2 tasks x 2 lengths; the frameworks are not blocks of their own
@@ -762,3 +762,19 @@ def test_gradient_finding_phrases_the_probes_own_ratios():
     assert flow.reach_ratios() == {"rnn": 0.001, "v": 0.5}  # increasing; "dead" has no last-step gradient
     (sentence,) = gradient_sentences(flow)
     assert "rnn 0.001, v 0.5" in sentence and "(rnn loses the most)" in sentence
+
+
+def test_a_comparisons_n_is_stated_in_the_units_its_tests_counted():
+    from types import SimpleNamespace
+
+    from harness.report.page import _n_words
+
+    def row(**kw):
+        base = dict(paired=True, pairs=10, configurations=10, n=10, n_baseline=10, units=10, units_baseline=10)
+        return SimpleNamespace(**{**base, **kw})
+
+    assert _n_words(row()) == "10 pairs"
+    assert _n_words(row(pairs=40, configurations=20)) == "40 pairs of 20 configurations"
+    assert _n_words(row(paired=False, n=40, n_baseline=38, units=20, units_baseline=20)) == (
+        "20 vs 20 configurations (40 vs 38 trials)")
+    assert _n_words(row(paired=False, n=12, n_baseline=11, units=12, units_baseline=11)) == "12 vs 11 trials"

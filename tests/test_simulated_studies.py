@@ -56,14 +56,18 @@ def test_without_the_correction_the_error_rate_is_far_above_alpha():
     assert error_rate(DESIGN, AnalysisPlan(), 60, seed=10, corrected=False) > 0.15
 
 
-@pytest.mark.parametrize("plan, n", [(AnalysisPlan(primary="solved", test="unpaired"), 20),
-                                     (AnalysisPlan(primary="solved"), 30)], ids=["fisher", "mcnemar"])  # fmt: skip
-def test_planted_solved_differences_are_found_at_the_promised_size(plan, n):
+@pytest.mark.parametrize("plan, n, replicates", [
+    (AnalysisPlan(primary="solved", test="unpaired"), 20, 1), (AnalysisPlan(primary="solved"), 30, 1),
+    (AnalysisPlan(primary="solved", test="unpaired"), 20, 2), (AnalysisPlan(primary="solved"), 30, 2),
+], ids=["fisher", "mcnemar", "fisher-replicated", "mcnemar-replicated"])  # fmt: skip
+def test_planted_solved_differences_are_found_at_the_promised_size(plan, n, replicates):
     """Two of four variants per block solve 1/2 + Δ where the baseline solves 1/2, Δ the difference the
     power calculation promises to detect with 80 % power at α/m: found in at least 80 % of the cases. No
     configuration noise (σ_config = 0): the trials are independent, as the calculation assumes, so the
-    test is tight (correlated pairs would give McNemar power to spare and hide a wrong α)."""
-    design = Design(n=n, sigma_config=0.0)
+    test is tight (correlated pairs would give McNemar power to spare and hide a wrong α). Replicated:
+    two seeds per configuration sharing a variant x configuration effect, where the promise counts one
+    trial per configuration and the clustered tests must keep it."""
+    design = Design(n=n, sigma_config=0.0, replicates=replicates, sigma_interaction=0.5 if replicates > 1 else 0.0)
     delta = promised_difference(design, plan)
     assert 0 < delta < 0.5
     studies = 40
@@ -82,28 +86,28 @@ def test_pairing_finds_a_shift_the_unpaired_test_cannot_see():
     assert np.isfinite(paired) and np.isfinite(unpaired)
 
 
-#: replicates whose trials nearly repeat each other (σ_trial small) and a variant x configuration effect:
-#: each configuration's two trials are almost one observation, so counting them as two finds differences
-#: that are not there (the trial-counting tests' rates below); taking configurations as units does not
-REPLICATED = Design(blocks=1, n=20, replicates=2, sigma_config=0.0, sigma_interaction=1.0, sigma_trial=0.1)
-
 
 def test_replicates_are_not_counted_as_independent_units_by_any_test():
-    from harness import statistics as S
-    from harness.simulated_studies import verdicts
+    """On null studies whose two replicates nearly repeat each other, every test of the engine stays at α
+    (configurations as units); the same tests counting trials err far more often, so the check can fail."""
+    from harness.simulated_studies import REPLICATED, unit_error_rates
 
     studies = 150
-    trials = simulate(REPLICATED, studies, seed=5)
-    for plan in (AnalysisPlan(primary="solved"), AnalysisPlan(primary="solved", test="unpaired")):
-        c = verdicts(trials, plan)
-        for test in ("wilcoxon", "mannwhitney", "welch", "mcnemar", "fisher"):
-            rate = c[f"direction_{test}"].isin(["better", "worse"]).groupby(c["framework"]).any().mean()
-            assert rate <= _upper(0.05, studies), (plan, test, rate)
-    # the same studies, tested trial by trial (what the engine did before it took configurations as units)
-    trial_rates = []
-    for _, study in trials.groupby("framework"):
-        base = study[study["variant"] == "v"].sort_values("seed")
-        p = [S.mcnemar_test(x.sort_values("seed")["solved"], base["solved"])
-             for v, x in study.groupby("variant") if v != "v"]  # fmt: skip
-        trial_rates.append(bool((S.correct(np.array(p), "holm") < 0.05).any()))
-    assert np.mean(trial_rates) > _upper(0.05, studies)  # the design would catch a test that counted trials
+    rates = unit_error_rates(REPLICATED, studies, seed=5).set_index("test")
+    assert (rates["engine"] <= _upper(0.05, studies)).all(), rates
+    assert rates.loc["mcnemar", "trials"] > _upper(0.05, studies), rates
+    assert rates.loc["mannwhitney", "trials"] > _upper(0.05, studies), rates
+
+
+def test_a_replicated_study_has_one_seed_per_replicate_of_each_configuration():
+    from harness.suites import split_seed
+
+    design = Design(n=5, replicates=3, sigma_interaction=0.5)
+    df = simulate(design, studies=2, seed=1)
+    assert len(df) == 2 * design.blocks * (design.variants + 1) * 5 * 3
+    k_r = np.array([split_seed(s) for s in df["seed"]])
+    assert set(k_r[:, 0]) == set(range(5)) and set(k_r[:, 1]) == {0, 1, 2}
+    # replicates of one configuration share the variant's interaction: they correlate
+    one = df[(df["framework"] == "s0") & (df["length"] == 0) & (df["variant"] == "x0")]
+    logs = np.log(one.sort_values("seed")["test_metric"].to_numpy()).reshape(3, 5).T  # seed = k + r * stride
+    assert np.corrcoef(logs[:, 0], logs[:, 1])[0, 1] > 0.5

@@ -310,3 +310,17 @@ def test_a_recorded_analysis_plan_that_cannot_be_read_is_named_in_the_report_not
     data = load(path, suite="synthetic")
     assert data.plan == AnalysisPlan()
     assert any("'wilcoxon'" in n and "default statistics plan" in n for n in data.notes), data.notes
+
+
+def test_the_comparisons_export_says_when_the_recorded_plan_cannot_be_read(tmp_path, capsys):
+    from harness.cli import main
+    from harness.store import Store
+    from tests.synthetic_store import write_synthetic_store
+
+    path = write_synthetic_store(tmp_path / "s.sqlite", variants=("v", "rnn"), tasks={"adding": (10,)},
+                                 frameworks=("torch",), trials_per_cell=4, failures=False)  # fmt: skip
+    with Store(path) as store:
+        store.start_run("synthetic", ["rnn-bench", "run"], {}, suite_text='variants = ["v"]\n[statistics]\nalpha = 2\n')
+    assert main(["export", "--store", str(path), "--comparisons", "--suite", "synthetic", "-o",
+                 str(tmp_path / "c.csv")]) == 0  # fmt: skip
+    assert "alpha = 2 must be a number in (0, 1)" in capsys.readouterr().err

@@ -131,10 +131,13 @@ def _shift_words(r: Any, metric: str) -> str:
 
 
 def _n_words(r: Any) -> str:
-    """A comparison's n as its tests count it: '40 pairs of 20 configurations', '10 pairs', '12 vs 12 trials'."""
-    if not r.paired:
-        return f"{r.n} vs {r.n_baseline} trials"
-    return f"{r.pairs} pairs" + (f" of {r.configurations} configurations" if r.configurations < r.pairs else "")
+    """A comparison's n as its tests count it: '40 pairs of 20 configurations', '10 pairs', '20 vs 20
+    configurations (40 vs 40 trials)', '12 vs 12 trials'."""
+    if r.paired:
+        return f"{r.pairs} pairs" + (f" of {r.configurations} configurations" if r.configurations < r.pairs else "")
+    if r.units < r.n or r.units_baseline < r.n_baseline:
+        return f"{r.units} vs {r.units_baseline} configurations ({r.n} vs {r.n_baseline} trials)"
+    return f"{r.n} vs {r.n_baseline} trials"
 
 
 def robust_verdict_sentences(an: Analysis, c: pd.DataFrame, most: int) -> list[str]:
@@ -210,16 +213,21 @@ def power_sentence(an: Analysis, c: pd.DataFrame) -> str:
         return ""
     known = null[null["detectable"].notna()]
     m = int(null["family_size"].max())
-    paired = bool(null["paired"].all())
-    replicated = paired and bool((null["configurations"] < null["pairs"]).any())
-    n = int(null["configurations" if replicated else "finished"].median())
-    units = ("configurations (counted as one pair each, cautiously)" if replicated else "pairs" if paired
-             else "trials per side")  # fmt: skip
-    test = ("McNemar's exact test on the pairs, their outcomes taken as independent: correlated pairs only "
-            "make it stronger" if paired else "Fisher's exact test")  # fmt: skip
-    if replicated:
+    paired = null["paired"].astype(bool)
+    # with replicates the tests' units are configurations, and the power is computed per configuration
+    replicated = bool(((null["configurations"] < null["pairs"]) | (null["units"] < null["n"])).any())
+    if paired.all():
+        n = int(null["configurations" if replicated else "pairs"].median())
+        units = "configurations (counted as one pair each, cautiously)" if replicated else "pairs"
         test = ("McNemar's exact test with one pair per configuration: a configuration's replicates add less "
-                "than independent pairs would")  # fmt: skip
+                "than independent pairs would" if replicated else "McNemar's exact test on the pairs, their "
+                "outcomes taken as independent: correlated pairs only make it stronger")  # fmt: skip
+    else:
+        n = int(null["units" if replicated else "n"].median())
+        units = ("configurations per side (counted as one trial each, cautiously)" if replicated
+                 else "trials per side")  # fmt: skip
+        test = ("Fisher's exact test" if not paired.any()
+                else "McNemar's exact test where the trials pair, Fisher's where they do not")
     text = (f"'No significant difference' ({len(null)} comparisons) rules out only large effects: at about {n} "
             f"{units} and the strictest threshold of a family of {m} (α/m = {an.plan.alpha / max(m, 1):.2g}), ")
     if len(known):

@@ -164,7 +164,8 @@ def comparisons_table(an: Analysis) -> Table:
         f"primary test's ({an.plan.short()}); alternatives: the other tests' verdicts (▲ better, ▼ worse, · no "
         "significant difference), each corrected over the same family. Detectable Δ solved: for a null verdict, the "
         f"smallest difference in solved rate the design detects with {an.plan.power:.0%} power at the family's "
-        f"strictest threshold (α/m). A top-10 % selection under {MIN_SELECTION} trials on either side is not tested."
+        f"strictest threshold (α/m). A top-10 % selection from under {MIN_SELECTION} configurations on either side "
+        "(replicates count once) is not tested."
     )
     return Table("comparisons", "Tests against the baseline", caption, c, display)
 
