@@ -224,10 +224,13 @@ def clustered_sign_test(differences: Sequence[int]) -> float:
     D_k is 0. Computed exactly by convolving the units' two-point distributions, written here because
     scipy's ``permutation_test`` is exact only by enumerating all 2^K patterns (K = 20 configurations:
     a million) and otherwise samples, which leaves a Monte Carlo floor under the p-values Holm needs."""
-    d = np.abs(np.asarray(differences, dtype=np.int64))
-    if not len(d):
+    raw = np.asarray(differences, dtype=float)
+    if not len(raw):
         return float("nan")
-    observed = abs(int(np.asarray(differences, dtype=np.int64).sum()))
+    if not np.array_equal(raw, np.round(raw)):
+        raise ValueError(f"clustered_sign_test takes integer differences (solved counts), got {raw.tolist()}")
+    d = np.abs(raw.astype(np.int64))
+    observed = abs(int(raw.sum()))
     total = int(d.sum())
     if total == 0:
         return 1.0

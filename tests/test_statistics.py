@@ -112,6 +112,10 @@ def test_the_clustered_sign_test_is_mcnemar_without_replicates_and_the_enumerate
         assert S.clustered_sign_test(d) == pytest.approx(_all_signs(d), abs=1e-12), d
     assert S.clustered_sign_test([2, 2, 2, 2, 2]) == pytest.approx(2 / 32)  # 2 patterns of 32 reach |10|
     assert S.clustered_sign_test([0, 0]) == 1.0 and math.isnan(S.clustered_sign_test([]))
+    with pytest.raises(ValueError, match="integer differences"):
+        S.clustered_sign_test([0.6, 0.6])
+    with pytest.raises(ValueError, match="non-negative"):
+        S.clustered_fisher_test([-1, 1], [0, 1])
 
 
 def test_mcnemar_takes_configurations_as_units_where_they_hold_replicates():
