@@ -28,6 +28,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 smoke: $(STAMP)
 	$(BIN)/rnn-bench run smoke && $(BIN)/rnn-bench report --suite smoke

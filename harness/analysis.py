@@ -51,7 +51,7 @@ import pandas as pd
 from harness import statistics as S
 from harness.analysis_plan import AnalysisPlan
 from harness.comparisons import compare_with_baseline
-from harness.equivalence import equivalence
+from harness.equivalence import equivalence, framework_pairs
 from harness.importance import importance as hyperparameter_importance
 from harness.importance import importance_by_task
 from harness.marginals import interaction, marginal_effects, strongest_effects
@@ -67,7 +67,6 @@ CELL = ["task", "length", "variant", "framework"]
 BLOCK = ["task", "length", "framework"]
 GROUP = ["task", "length", "variant"]  # a cell without its framework: where configurations are pooled
 FINISHED = ("ok", "diverged")  # trained to an outcome: the solved rate's denominator
-RUN_ONLY = EXECUTION_HPARAMS  # hyperparameters that change how a trial runs, not what it computes
 
 FRAMEWORK_ORDER = ("torch", "tf")
 FRAMEWORK_NAMES = {"torch": "PyTorch", "tf": "TensorFlow"}
@@ -224,9 +223,9 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def hparam_key(hparams: str) -> str:
-    """The hyperparameters of a trial without run-only settings (``RUN_ONLY``), as canonical JSON."""
+    """The hyperparameters of a trial without execution settings (``EXECUTION_HPARAMS``), as canonical JSON."""
     hp = json.loads(hparams)
-    return json.dumps({k: v for k, v in hp.items() if k not in RUN_ONLY}, sort_keys=True)
+    return json.dumps({k: v for k, v in hp.items() if k not in EXECUTION_HPARAMS}, sort_keys=True)
 
 
 def configuration_ids(trials: pd.DataFrame) -> pd.Series:
@@ -324,14 +323,6 @@ def top_count(n: int, fraction: float = TOP_FRACTION) -> int:
 # ------------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------------
-def _mean(x: np.ndarray) -> float:
-    return float(np.mean(x)) if len(x) else float("nan")
-
-
-def _median(x: np.ndarray) -> float:
-    return float(np.median(x)) if len(x) else float("nan")
-
-
 def _std(x: np.ndarray) -> float:
     return float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")
 
@@ -394,14 +385,14 @@ def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[
         "timeout": int(status.get("timeout", 0)),
         "with_metric": len(x),
         **solved_counts(cell["solved"], cell["finished"]),
-        "mean": _mean(x),
+        "mean": S.mean(x),
         "std": _std(x),
-        "median": _median(x),
+        "median": S.median(x),
         "best": _best(x, hib),
         "top_n": top_n,
-        "top_mean": _mean(tx),
+        "top_mean": S.mean(tx),
         "top_std": _std(tx),
-        "top_median": _median(tx),
+        "top_median": S.median(tx),
         "top_best": _best(tx, hib),
         "median_steps_to_solve": float(steps_to_solve.median()) if len(steps_to_solve) else np.nan,
         "params": float(params.mean()) if len(params) else np.nan,
@@ -500,7 +491,7 @@ def dependency_curves(trials: pd.DataFrame) -> pd.DataFrame:
         x = cell.loc[cell["has_metric"], "test_metric"].to_numpy(float)
         rows.append({"task": task, "length": int(length), "variant": variant, "framework": framework,
                      **solved_counts(cell["solved"], cell["finished"]),
-                     "best": _best(x, bool(cell["higher_is_better"].iloc[0])), "median": _median(x),
+                     "best": _best(x, bool(cell["higher_is_better"].iloc[0])), "median": S.median(x),
                      "trials": len(cell)})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
@@ -557,24 +548,6 @@ def learning_curves(curves: pd.DataFrame, top: pd.DataFrame, trials: pd.DataFram
                          "step": int(step), "median": float(med), "q25": float(q25), "q75": float(q75),
                          "n": len(finite)})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
-
-
-def framework_pairs(trials: pd.DataFrame) -> pd.DataFrame:
-    """The same configuration (task, T, variant, hyperparameters, seed) run in PyTorch and in TensorFlow:
-    one row per configuration with a test metric in both."""
-    cols = ["task", "length", "variant", "configuration", "seed", "torch", "tf"]
-    if trials.empty or not {"torch", "tf"} <= set(trials["framework"]):
-        return pd.DataFrame(columns=cols)
-    df = trials[trials["has_metric"]]
-    if "seed" not in df:
-        df = df.assign(seed=-1)
-    wide = df.pivot_table(index=["task", "length", "variant", "configuration", "seed"], columns="framework",
-                          values="test_metric", aggfunc="first")  # fmt: skip
-    if not {"torch", "tf"} <= set(wide.columns):
-        return pd.DataFrame(columns=cols)
-    wide = wide.dropna(subset=["torch", "tf"]).reset_index()
-    return wide[cols].sort_values(["task", "length", "variant", "seed", "configuration"],
-                                  kind="stable").reset_index(drop=True)  # fmt: skip
 
 
 def speed_table(trials: pd.DataFrame, baseline: str | None = None, ranks: Mapping[str, int] | None = None
@@ -643,7 +616,7 @@ def forget_bias_rates(configs: pd.DataFrame) -> pd.DataFrame:
     cols = ["task", "length", "setting", "solved", "finished", "solved_rate", "solved_low", "solved_high", "split"]
     if configs.empty or FORGET_BIAS not in configs:
         return pd.DataFrame(columns=cols)
-    df = configs[configs[FORGET_BIAS].map(_present) & configs["finished"]]
+    df = configs[configs[FORGET_BIAS].map(S.present) & configs["finished"]]
     rows = []
     for (task, T), group in df.groupby(["task", "length"], sort=True):
         settings = group[FORGET_BIAS].map(lambda v: v if isinstance(v, str) else float(v))
@@ -654,10 +627,6 @@ def forget_bias_rates(configs: pd.DataFrame) -> pd.DataFrame:
             rows.append({"task": task, "length": int(T), "setting": setting,
                          **solved_counts(g["solved"], g["finished"]), "split": int(g["split"].sum())})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
-
-
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
 # ------------------------------------------------------------------------------------------------------

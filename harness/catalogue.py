@@ -76,6 +76,6 @@ def variant_table(reg: Registry, input_size: int, hidden_size: int) -> str:
         "frameworks": "frameworks",
         "fused": "fused kernel",
     }
-    widths = {k: max(len(headers[k]), *(len(r[k]) for r in rows)) for k in headers}
-    line = lambda r: "  ".join(r[k].ljust(widths[k]) for k in headers).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line({k: "-" * widths[k] for k in headers})] + [line(r) for r in rows])
+    from harness.text_table import text_table
+
+    return text_table([[r[k] for k in headers] for r in [headers, *rows]], rule="columns")

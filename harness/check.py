@@ -22,13 +22,14 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from harness.error_text import headline
 from harness.errors import UsageError
+from harness.job import JobContext
 from harness.registry import registry
 from harness.unroll import check_params, unroll_numpy
 from harness.variant import StepError, Variant
@@ -145,7 +146,6 @@ def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = 
 
     The check runs the variants' code, so it runs in a worker process (a ``PreflightJob``): a step that
     exits, crashes or hangs costs the check, not the runner."""
-    from harness.jobs import PreflightJob
     from harness.worker import WorkerError, WorkerProcess
 
     reg = registry()
@@ -222,8 +222,8 @@ def check_variant(
     variant_id: str, only: list[str] | None = None, frameworks: list[str] | None = None
 ) -> list[CheckRow]:
     """Run the checks and return one row per check (and framework where it applies)."""
-    from harness.jobs import ParityJob
     from harness.parity import (
+        ParityJob,
         compare_frameworks_many,
         compare_fused_many,
         compare_training,
@@ -415,12 +415,10 @@ def _learning_row(
 
 def format_rows(rows: list[CheckRow]) -> str:
     headers = CheckRow("check", "frameworks", "status", "measured", "tolerance", "detail")
-    table = [headers] + rows
+    from harness.text_table import text_table
+
     cols = ["name", "frameworks", "status", "measured", "tolerance", "detail"]
-    widths = {c: max(len(getattr(r, c)) for r in table) for c in cols[:-1]}
-    lines = ["  ".join(getattr(r, c).ljust(widths[c]) for c in cols[:-1]) + "  " + r.detail for r in table]
-    lines.insert(1, "-" * min(110, max(len(x) for x in lines)))
-    return "\n".join(x.rstrip() for x in lines)
+    return text_table([[getattr(r, c) for c in cols] for r in [headers, *rows]], rule="line")
 
 
 def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
@@ -445,3 +443,17 @@ def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(run_checks(sys.argv[1]))
+
+
+@dataclass(frozen=True)
+class PreflightJob:
+    """The contract problems of each variant (``contract_problems``, then under PyTorch autograd where
+    PyTorch is installed): ``{variant_id: [problem, ...]}``. Runs the variants' own code, so a step that
+    exits, crashes or hangs costs the worker's process, not the driver."""
+
+    variant_ids: tuple[str, ...]
+    variant_hparams: dict = field(default_factory=dict)
+    framework: None = None
+
+    def run(self, context: JobContext) -> dict[str, list[str]]:
+        return preflight_problems(list(self.variant_ids), self.variant_hparams)

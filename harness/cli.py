@@ -271,9 +271,9 @@ def running_table(running, now: float | None = None) -> str:
         rows.append((str(r.task), str(r.length), str(r.variant), str(r.framework),
                      "-" if not seen else str(int(r.step)), _metric_text(r.metric),
                      "-" if not seen else f"{max(0.0, now - r.at):.0f}"))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([f"\nrunning: {len(running)} trial{'s' if len(running) != 1 else ''}", *lines])
+    from harness.text_table import text_table
+
+    return f"\nrunning: {len(running)} trial{'s' if len(running) != 1 else ''}\n" + text_table(rows)
 
 
 def _metric_text(value) -> str:

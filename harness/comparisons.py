@@ -192,8 +192,8 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     mx, mb = _metric(x), _metric(base)
     fx, fb = x[x["finished"]], base[base["finished"]]
     row: dict[str, Any] = {
-        "n": len(mx), "n_baseline": len(mb), "mean": _stat(np.mean, mx), "mean_baseline": _stat(np.mean, mb),
-        "median": _stat(np.median, mx), "median_baseline": _stat(np.median, mb),
+        "n": len(mx), "n_baseline": len(mb), "mean": S.mean(mx), "mean_baseline": S.mean(mb),
+        "median": S.median(mx), "median_baseline": S.median(mb),
         "solved": int(fx["solved"].sum()), "finished": len(fx), "solved_baseline": int(fb["solved"].sum()),
         "finished_baseline": len(fb),
         "_sign": 1 if bool(pd.concat([base, x])["higher_is_better"].iloc[0]) else -1,  # a side may be empty
@@ -317,7 +317,3 @@ def _detectable(r: Any, plan: AnalysisPlan) -> float:
 
 def _metric(frame: pd.DataFrame) -> np.ndarray:
     return frame.loc[frame["has_metric"], "test_metric"].to_numpy(float)
-
-
-def _stat(fn, x: np.ndarray) -> float:
-    return float(fn(x)) if len(x) else float("nan")

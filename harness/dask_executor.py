@@ -7,7 +7,7 @@ with rnn-bench installed in their environment (docs/cluster.md).
 
 Guarantees, the same as ``harness.executors.LocalPool``'s:
 
-* **The driver alone writes the store.** A Dask task trains one job (a population, ``harness.jobs.
+* **The driver alone writes the store.** A Dask task trains one job (a population, ``harness.train_job.
   TrainJob``) and sends back each member's result; ``on_result`` runs here, in the driver.
 * **A worker process never imports both frameworks.** A Dask worker process imports neither: it runs
   each job in a child process of the job's framework (``harness.worker.WorkerProcess``, kept for the
@@ -49,9 +49,9 @@ from typing import Any
 
 from harness import executors as local
 from harness.errors import UsageError
-from harness.executors import ClaimCallback, FrameworkUnavailable, ProgressCallback, ResultCallback
-from harness.jobs import TrainJob
-from harness.training import TrialResult, failed
+from harness.executors import ClaimCallback, FrameworkUnavailable, ProgressCallback
+from harness.train_job import TrainJob
+from harness.training import ResultCallback, TrialResult, failed
 from harness.trial import Trial
 from harness.worker import WorkerError, WorkerProcess
 

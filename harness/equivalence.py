@@ -1,7 +1,7 @@
 """Framework equivalence: PyTorch and TensorFlow as two implementations of one computation.
 
 The PyTorch and TensorFlow trials of one configuration and seed start from the same initial weights and
-train on the same batches (``harness.analysis.framework_pairs`` pairs them): they are one computation
+train on the same batches (``framework_pairs`` pairs them): they are one computation
 implemented twice, not two replicates, so their agreement says nothing about seed noise
 (``harness.replicates``) and is no replication of a result. What it can say is how closely the two
 implementations agree: per task and T, the share of pairs whose test metrics lie within a stated
@@ -84,7 +84,7 @@ def framework_equivalence(
     solved: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per task and T, the two frameworks checked as two implementations of one computation (not as
-    replicates). ``pairs``: ``harness.analysis.framework_pairs`` (task, length, torch, tf: one configuration
+    replicates). ``pairs``: ``framework_pairs`` (task, length, torch, tf: one configuration
     and seed's test metric in each); ``scales``: the metric's span per (task, T) (``metric_scales``);
     ``solved``: ``solved_pairs`` (optional).
 
@@ -126,8 +126,6 @@ def framework_equivalence(
 def equivalence(trials: pd.DataFrame, tolerance: float = TOLERANCE) -> pd.DataFrame:
     """``framework_equivalence`` of a prepared trials frame (``harness.analysis.prepare``): its pairs,
     spans and solved outcomes."""
-    from harness.analysis import framework_pairs
-
     return framework_equivalence(framework_pairs(trials), metric_scales(trials), tolerance, solved_pairs(trials))
 
 
@@ -141,3 +139,21 @@ def _lower_bound(k: int, n: int, confidence: float = CONFIDENCE) -> float:
     if k <= 0:
         return 0.0
     return float(stats.beta.ppf(1.0 - confidence, k, n - k + 1))
+
+
+def framework_pairs(trials: pd.DataFrame) -> pd.DataFrame:
+    """The same configuration (task, T, variant, hyperparameters, seed) run in PyTorch and in TensorFlow:
+    one row per configuration with a test metric in both."""
+    cols = ["task", "length", "variant", "configuration", "seed", "torch", "tf"]
+    if trials.empty or not {"torch", "tf"} <= set(trials["framework"]):
+        return pd.DataFrame(columns=cols)
+    df = trials[trials["has_metric"]]
+    if "seed" not in df:
+        df = df.assign(seed=-1)
+    wide = df.pivot_table(index=["task", "length", "variant", "configuration", "seed"], columns="framework",
+                          values="test_metric", aggfunc="first")  # fmt: skip
+    if not {"torch", "tf"} <= set(wide.columns):
+        return pd.DataFrame(columns=cols)
+    wide = wide.dropna(subset=["torch", "tf"]).reset_index()
+    return wide[cols].sort_values(["task", "length", "variant", "seed", "configuration"],
+                                  kind="stable").reset_index(drop=True)  # fmt: skip

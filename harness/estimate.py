@@ -113,7 +113,7 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
 def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str]]) -> list[float]:
     """ms per trial-step at ``CALIBRATION_LENGTH`` for each (variant, members) -> (hidden, batch, device),
     measured in one child process of ``framework``."""
-    from harness.jobs import SpeedJob
+    from harness.speed import SpeedJob
     from harness.worker import Workers
 
     device = next(iter(wanted.values()))[2]

@@ -1,7 +1,7 @@
 """Executors: run jobs and hand back each trial's result as it finishes.
 
 A job is a list of trials that train together as one population (``harness.population``; a job of one
-trial trains solo), sent to a worker as a ``harness.jobs.TrainJob``. Every executor has the same
+trial trains solo), sent to a worker as a ``harness.train_job.TrainJob``. Every executor has the same
 interface, ``run(jobs, on_result, claim=None, on_progress=None)``, and the same guarantees; the runner
 does not know which one runs. ``LocalPool`` (here) runs worker processes on this machine
 (``harness.worker.WorkerProcess``), each dedicated to one framework and holding one intra-op thread;
@@ -28,12 +28,11 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.jobs import TrainJob
-from harness.training import TrialResult, failed
+from harness.train_job import TrainJob
+from harness.training import ResultCallback, TrialResult, failed
 from harness.trial import Trial
 from harness.worker import START_TIMEOUT, WorkerProcess
 
-ResultCallback = Callable[[Trial, TrialResult], None]
 ClaimCallback = Callable[[Trial], bool]
 ProgressCallback = Callable[[Trial, int, str, float, float], None]  # trial, step, split, loss, metric
 MAX_START_FAILURES = 3  # workers of one framework dying in a row before they are ready

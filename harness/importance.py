@@ -28,17 +28,15 @@ is still a fair measure of how much the number moves with the sample.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.statistics import CONFIDENCE
+from harness.statistics import CONFIDENCE, present
+from harness.trial import NOT_SEARCHED
 
-#: Protocol settings that change how a trial runs, not what it learns: never "hyperparameters" of fANOVA.
-NOT_SEARCHED = ("fused", "xla", "eval_every", "validation_size", "test_size", "time_limit")
 MIN_CONFIGURATIONS = 10
 VARIANT_FACTOR = "hp.variant"  # the pseudo-hyperparameter "variant" in a family's importance
 MISSING = "n/a"  # a hyperparameter that some variants of a family do not have (nfg has no forget bias)
@@ -254,16 +252,12 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
 def _column(raw: pd.Series) -> tuple[list[Any], bool]:
     """(values, numeric): a column with a missing or non-numeric value becomes categories (strings)."""
     values = raw.tolist()
-    if all(_present(v) and _is_number(v) for v in values):
+    if all(present(v) and _is_number(v) for v in values):
         return values, True
-    return [str(v) if _present(v) else MISSING for v in values], False
+    return [str(v) if present(v) else MISSING for v in values], False
 
 
 def _distribution(values: list[Any], numeric: bool):

@@ -33,6 +33,7 @@ import pandas as pd
 
 from harness.importance import searched_hparams
 from harness.statistics import CONFIDENCE
+from harness.statistics import present as is_present
 
 MAX_POINTS = 8  # a numeric hyperparameter with at most this many values gets one point per value
 PER_BIN = 8  # configurations per bin of a continuous hyperparameter (about)
@@ -67,16 +68,12 @@ def _number(v: Any) -> bool:
         math.isfinite(float(v))  # fmt: skip
 
 
-def _present(v: Any) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
 def points(values: pd.Series, per_bin: int = PER_BIN, max_points: int = MAX_POINTS,
            max_bins: int = MAX_BINS) -> tuple[pd.Series, pd.DataFrame]:  # fmt: skip
     """Each present value's point, and the points: (per row of ``values``, the point's order or NaN;
     a frame with ``order``, ``point`` (its label), ``x`` (the number, NaN for a named setting), ``named``
     and ``binned``, in order: numbers ascending, then named settings alphabetically)."""
-    present = values[values.map(_present)]
+    present = values[values.map(is_present)]
     numeric = present[present.map(_number)].astype(float)
     named = present[~present.index.isin(numeric.index)].astype(str)
     assign = pd.Series(np.nan, index=values.index)

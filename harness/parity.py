@@ -29,13 +29,27 @@ Every error is the maximum absolute difference (``max |a - b|``) unless its name
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from harness.jobs import ParityJob
+from harness.job import JobContext
 from harness.protocol import FRAMEWORKS, check_hparams
 from harness.worker import Workers
+
+
+@dataclass(frozen=True)
+class ParityJob:
+    """``cases`` of one ``kind`` (``CASES``) in ``framework``; one dict per case (``{"error": traceback}``
+    for a case that raised)."""
+
+    framework: str
+    kind: str
+    cases: tuple[dict, ...]
+
+    def run(self, context: JobContext) -> list[dict]:
+        return run_cases(context.backend, self.framework, self.kind, list(self.cases))
 
 # --- the worker side: runs in a worker process of one framework (harness.worker) -------------------------
 

@@ -30,7 +30,7 @@ from harness.batchable import batchability
 from harness.errors import UsageError
 from harness.model import init_model_params
 from harness.task import Batch, Task, stack_batches
-from harness.training import EVAL_BATCH, TrialResult, failed, is_better, train
+from harness.training import EVAL_BATCH, ResultCallback, TrialResult, failed, is_better, train
 from harness.trial import Trial, canonical
 from harness.variant import Variant
 
@@ -39,8 +39,7 @@ MEMBER_KEYS = ("learning_rate", "hidden_size", "clip_norm", "max_steps", "eval_e
 #: the population engine of each framework (a framework missing here trains its groups solo)
 ENGINES = {"torch": "harness.backends.torch_population", "tf": "harness.backends.tf_population"}
 
-ResultCallback = Callable[[Trial, TrialResult], None]
-ProgressCallback = Callable[[Trial, int, float, float], None]  # trial, step, validation loss, metric
+ValidationCallback = Callable[[Trial, int, float, float], None]  # trial, step, validation loss, metric (worker side)
 Scored = Callable[[Trial, int, dict[str, float]], None]
 
 
@@ -180,7 +179,7 @@ def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, tar
 
 def train_population(
     trials: list[Trial], framework: str, device: str = "cpu", on_result: ResultCallback | None = None,
-    time_limit: float | None = None, on_progress: ProgressCallback | None = None,
+    time_limit: float | None = None, on_progress: ValidationCallback | None = None,
 ) -> list[TrialResult]:  # fmt: skip
     """Train one group of ``population_groups`` as one computation; the results in the order of ``trials``.
 

@@ -21,8 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from harness.jobs import ProbeJob
+from harness.job import JobContext
 from harness.worker import WorkerError, WorkerProcess
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """The gradient-flow probe (``probe``) for ``spec``; it loads PyTorch itself and says in its answer's
+    ``error`` when it cannot."""
+
+    spec: dict
+    framework: None = None
+
+    def run(self, context: JobContext) -> dict:
+        return probe(self.spec)
 
 TORCH_BACKEND = "harness.backends.torch_backend"
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import importlib
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from harness.job import JobContext, guarded
 
 FUSED_REFERENCE = "np"  # torch.nn.LSTM / keras.layers.LSTM
 
@@ -61,3 +64,14 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
         if k >= 2:
             times.append(clock() - t0)
     return 1000 * statistics.median(times) / count
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    """``step_ms(framework, **case)`` for each case in a worker; ``{"ms": ...}`` or ``{"error": ...}`` each."""
+
+    framework: str
+    cases: tuple[dict, ...]
+
+    def run(self, context: JobContext) -> list[dict]:
+        return [guarded(lambda c=case: {"ms": step_ms(self.framework, **c)}) for case in self.cases]

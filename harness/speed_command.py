@@ -31,7 +31,7 @@ def measure(variants: list[str], frameworks: list[str], device: str, hidden_size
             populations: list[int], length: int, batch: int, steps: int, steps_per_trial: int,
             fused: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """One row per framework x hidden size x variant x population (see the module docstring)."""
-    from harness.jobs import SpeedJob
+    from harness.speed import SpeedJob
     from harness.worker import Workers
 
     rows = []
@@ -86,9 +86,9 @@ def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
         writer.writeheader()
         writer.writerows({k: _cell(k, r[k]) for k in COLUMNS} for r in rows)
         return buffer.getvalue()
-    table = [COLUMNS] + [tuple(_cell(k, r[k]) for k in COLUMNS) for r in rows]
-    widths = [max(len(str(line[i])) for line in table) for i in range(len(COLUMNS))]
-    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in table) + "\n"
+    from harness.text_table import text_table
+
+    return text_table([COLUMNS, *[[_cell(k, r[k]) for k in COLUMNS] for r in rows]]) + "\n"
 
 
 def _cell(column: str, value: Any) -> str:

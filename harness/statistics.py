@@ -29,6 +29,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,12 +120,19 @@ def direction(diff_in_metric_direction: float, p_adjusted: float, alpha: float =
     return SAME
 
 
-def _mean(x: np.ndarray) -> float:
+def mean(x: Sequence[float]) -> float:
+    """The mean, NaN for no value (numpy warns and returns NaN; a report must not warn)."""
     return float(np.mean(x)) if len(x) else float("nan")
 
 
-def _median(x: np.ndarray) -> float:
+def median(x: Sequence[float]) -> float:
+    """The median, NaN for no value."""
     return float(np.median(x)) if len(x) else float("nan")
+
+
+def present(value: Any) -> bool:
+    """Whether a stored value is there: not None and not a float NaN (pandas reads a missing value as either)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -451,7 +459,7 @@ def framework_tests(pairs: pd.DataFrame, higher_is_better: dict[str, bool], alph
         diff = tf - torch
         rows.append({
             "task": task, "length": int(length), "pairs": res.n, "nonzero": res.nonzero,
-            "median_difference": _median(diff), "median_abs_difference": _median(np.abs(diff)),
+            "median_difference": median(diff), "median_abs_difference": median(np.abs(diff)),
             "max_abs_difference": float(np.max(np.abs(diff))) if len(diff) else float("nan"),
             "tf_better": int((sign * diff > 0).sum()), "torch_better": int((sign * diff < 0).sum()),
             "statistic": res.statistic, "p": res.p, "_sign": sign,

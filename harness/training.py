@@ -47,6 +47,10 @@ class TrialResult:
     population: int = 1  # how many trials trained together with it, itself included (harness.population)
 
 
+#: called with each trial's result the moment it finishes (a population's member, a worker's event)
+ResultCallback = Callable[[Trial, TrialResult], None]
+
+
 def evaluate(model: TrainableModel, task: Task, inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     outputs = np.concatenate([model.predict(inputs[i : i + EVAL_BATCH]) for i in range(0, len(inputs), EVAL_BATCH)])
     return {k: float(v) for k, v in task.metrics(outputs, targets).items()}

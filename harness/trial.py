@@ -24,6 +24,9 @@ EXECUTION_FIELDS = ("framework", "device")
 #: Settings of the same kind: a fused library kernel computes the generic step's function (``rnn-bench
 #: check`` tests their parity), and ``xla`` exists in TensorFlow's trials only.
 EXECUTION_HPARAMS = ("fused", "xla")
+#: Settings that are never searched: the execution settings and how a trial is measured (never
+#: "hyperparameters" of an importance analysis).
+NOT_SEARCHED = (*EXECUTION_HPARAMS, "eval_every", "validation_size", "test_size", "time_limit")
 
 
 def canonical(value: Any) -> Any:

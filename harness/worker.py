@@ -3,7 +3,7 @@
 A ``WorkerProcess`` is a fresh interpreter (multiprocessing ``spawn``: no framework state inherited) that
 serves one framework for its whole life — TensorFlow and PyTorch never share a process — with one
 intra-op thread (parallelism comes from running several). It loads that framework's backend once, says
-``ready``, then runs typed jobs (``harness.jobs``) one at a time. Every executor places this worker:
+``ready``, then runs jobs (``harness.job``) one at a time. Every executor places this worker:
 ``harness.executors.LocalPool`` on this machine, ``harness.dask_executor`` inside Dask workers; the parity
 checks, speed measurements, the contract preflight and the gradient-flow probe use it through
 ``Workers`` and ``WorkerProcess.call``.
@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from harness.jobs import Job, JobContext
+from harness.job import Job, JobContext
 from harness.protocol import FRAMEWORKS
 
 THREAD_VARIABLES = {
