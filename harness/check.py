@@ -441,10 +441,6 @@ def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
     return 1 if failed or not_run else 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_checks(sys.argv[1]))
-
-
 @dataclass(frozen=True)
 class PreflightJob:
     """The contract problems of each variant (``contract_problems``, then under PyTorch autograd where
@@ -457,3 +453,7 @@ class PreflightJob:
 
     def run(self, context: JobContext) -> dict[str, list[str]]:
         return preflight_problems(list(self.variant_ids), self.variant_hparams)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_checks(sys.argv[1]))
