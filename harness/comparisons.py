@@ -189,7 +189,7 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
                     skip_tests: bool, resamples: int) -> dict[str, Any]:  # fmt: skip
     """The counts, effects and raw p-values of one comparison (x: the variant's trials, base: the
     baseline's). The metric's sign is the task's: effects stay in metric units (x − baseline)."""
-    mx, mb = _metric(x), _metric(base)
+    mx, mb = _unit_metric(x, False), _unit_metric(base, False)  # every trial: the descriptive columns
     fx, fb = x[x["finished"]], base[base["finished"]]
     row: dict[str, Any] = {
         "n": len(mx), "n_baseline": len(mb), "mean": S.mean(mx), "mean_baseline": S.mean(mb),
@@ -212,8 +212,7 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     ux, ub = _unit_metric(x, by), _unit_metric(base, by)
     (sx, nx), (sb, nb) = _unit_solved(x, by), _unit_solved(base, by)
     row["units"], row["units_baseline"] = len(ux), len(ub)
-    row["solved_units"] = (len(set(_configuration(solved_pairs["seed"]))) if solved_pairs is not None
-                           else min(len(sx), len(sb)))  # fmt: skip
+    row["solved_units"] = len(set(_configuration(solved_pairs["seed"]))) if solved_pairs is not None else 0
     row["solved_units_x"], row["solved_units_b"] = len(sx), len(sb)
     welch = S.welch(ux, ub)
     row["t"], row["df"] = welch.t, welch.df
@@ -238,7 +237,7 @@ def _one_comparison(x: pd.DataFrame, base: pd.DataFrame, plan: AnalysisPlan, pai
     row.update(solved_difference=solved.estimate, solved_difference_low=solved.low,
                solved_difference_high=solved.high, shift=metric.estimate, shift_low=metric.low,
                shift_high=metric.high)  # fmt: skip
-    row["_mean_shift"] = float(np.mean(ux) - np.mean(ub)) if len(ux) and len(ub) else nan
+    row["_mean_shift"] = S.mean(ux) - S.mean(ub)  # NaN where a side is empty
     row["_unpaired_shift"] = S.hodges_lehmann(ux, ub) if pairs is not None else metric.estimate
     return row
 
@@ -313,7 +312,3 @@ def _detectable(r: Any, plan: AnalysisPlan) -> float:
     if r.paired:  # the configurations with a pair that trained to an outcome on both sides
         return detectable_difference(rate, r.solved_units, r.solved_units, alpha, plan.power, paired=True)
     return detectable_difference(rate, r.solved_units_x, r.solved_units_b, alpha, plan.power)
-
-
-def _metric(frame: pd.DataFrame) -> np.ndarray:
-    return frame.loc[frame["has_metric"], "test_metric"].to_numpy(float)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.statistics import present
 from harness.suites import split_seed
 from harness.trial import EXECUTION_HPARAMS
 
@@ -55,13 +55,9 @@ def configuration_keys(trials: pd.DataFrame) -> pd.Series:
                for h in trials["hparams"]]  # fmt: skip
     else:
         cols = sorted(c for c in trials.columns if c.startswith("hp.") and c[3:] not in EXECUTION_HPARAMS)
-        hps = [json.dumps([None if _missing(v) else v for v in row], default=str)
+        hps = [json.dumps([v if present(v) else None for v in row], default=str)
                for row in trials[cols].itertuples(index=False)]  # fmt: skip
     return pd.Series([f"{c}|{h}" for c, h in zip(search, hps)], index=trials.index, dtype=object)
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def replicate_index(trials: pd.DataFrame) -> pd.Series:

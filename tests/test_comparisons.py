@@ -243,3 +243,21 @@ def test_the_primary_p_values_are_corrected_together_when_a_family_mixes_paired_
     assert (c.loc["nfg", "test"], c.loc["cifg", "test"]) == ("wilcoxon", "mannwhitney")
     np.testing.assert_allclose(c["p_adjusted"], S.correct(c["p"].to_numpy(float), "holm"))
     assert set(c["family_size"]) == {2}
+
+
+def test_a_top_selection_of_four_trials_from_two_configurations_is_not_tested():
+    """Four selected trials a side, but each the two replicates of two configurations: two units, too few
+    for a rank test; four configurations of one replicate each are tested."""
+    from harness.suites import SEED_STRIDE
+
+    def selection(seeds):
+        rows = [{"variant": v, "seed": s, "test_metric": x + (5.0 if v == "nfg" else 0.0), "val_metric": 0.1}
+                for v in ("v", "nfg") for s, x in zip(seeds, (0.1, 0.2, 0.3, 0.4))]  # fmt: skip
+        df = trials(rows)
+        top = compare_with_baseline(df, df, "v")  # the four trials are the selection
+        return top[top["selection"] == "top"].iloc[0]
+
+    replicated = selection([0, SEED_STRIDE, 1, 1 + SEED_STRIDE])
+    assert replicated["direction"] == S.TOO_FEW_SELECTED and replicated["units"] == 2
+    single = selection([0, 1, 2, 3])
+    assert single["direction"] != S.TOO_FEW_SELECTED and single["units"] == 4
