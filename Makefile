@@ -34,10 +34,10 @@ smoke: $(STAMP)
 	$(BIN)/rnn-bench run smoke && $(BIN)/rnn-bench report --suite smoke
 
 scaling: $(STAMP)
-	$(BIN)/python -m harness.scaling
+	$(BIN)/python benchmarks/scaling.py
 
 error-rates: $(STAMP)
-	$(BIN)/python -m harness.simulated_studies
+	$(BIN)/python -m harness.analysis.simulated_studies
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,6 +1,6 @@
 """``python -m harness`` is ``rnn-bench``."""
 
-from harness.cli import entry
+from harness.cli.main import entry
 
 if __name__ == "__main__":
     entry()

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from harness.backends import check_framework, load_backend
-from harness.contract import sizes_of
+from harness.cell.contract import sizes_of
+from harness.cell.model import init_rng
+from harness.cell.unroll import check_params, unroll_numpy
 from harness.errors import UsageError
-from harness.model import init_rng
-from harness.registry import registry
+from harness.plugins.registry import registry
 from harness.task import Batch
-from harness.unroll import check_params, unroll_numpy
 
 
 def tasks() -> list[str]:

@@ -15,8 +15,8 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"  # tests/plugins/<folder>/
 
 @pytest.fixture
 def cli(capsys):
-    """``cli("list", "tasks")`` -> (exit code, stdout, stderr), running ``harness.cli.main`` in this process."""
-    from harness.cli import main
+    """``cli("list", "tasks")`` -> (exit code, stdout, stderr), running ``harness.cli.main.main`` in this process."""
+    from harness.cli.main import main
 
     def run(*argv):
         try:
@@ -57,7 +57,7 @@ def bench(tmp_path_factory) -> Bench:
 @pytest.fixture
 def use_plugins(monkeypatch):
     """``use_plugins("broken")``: this process's registry also discovers tests/plugins/broken/."""
-    from harness import registry
+    from harness.plugins import registry
 
     def use(*folders: str) -> None:
         monkeypatch.setenv("RNN_BENCH_PLUGINS", os.pathsep.join(str(PLUGINS / f) for f in folders))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from harness.protocol import check_hparams
-from harness.registry import registry
-from harness.trial import Trial
+from harness.plugins.registry import registry
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
 
 RTOL = 1e-5  # float32 rounding, the bound for a member against its solo run
 SMALL = dict(batch_size=4, validation_size=8, test_size=8)

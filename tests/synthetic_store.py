@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.metadata import from_registry
-from harness.protocol import check_hparams
-from harness.registry import registry
-from harness.store import Store
-from harness.training import TrialResult
-from harness.trial import Trial
+from harness.plugins.registry import registry
+from harness.store.database import Store
+from harness.store.metadata import from_registry
+from harness.training.solo import TrialResult
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
 
 #: skill in [0, 1] at T = 10, and how fast it fades with T (per doubling of T)
 SKILL = {

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import analysis as A
-from harness import statistics as S
+from harness.analysis import statistics as S
+from harness.analysis import study as A
 
 
 def trials(rows: list[dict]) -> pd.DataFrame:
@@ -213,7 +213,7 @@ def test_dependency_gives_every_solved_rate_its_interval():
 # orders, ranking
 # ------------------------------------------------------------------------------------------------------
 def test_variant_order_and_baseline():
-    from harness.catalogue import catalogue_rank
+    from harness.plugins.catalogue import catalogue_rank
 
     ranks = {v: catalogue_rank(v) for v in ("rnn", "gru", "v", "nfg", "zzz", "aaa")}  # as a run records them
     assert A.variant_order(["rnn", "gru", "v", "nfg", "zzz", "aaa"], "v", ranks) == ["v", "nfg", "gru", "rnn", "aaa",
@@ -273,7 +273,7 @@ def test_framework_pairs_match_configurations():
 
 def test_speeds_compare_as_trial_steps_per_second_across_population_sizes():
     """A population of 10 at 5 steps/s trains 50 trial-steps/s: faster than a solo trial at 20 steps/s."""
-    from harness.analysis import prepare, speed_table
+    from harness.analysis.study import prepare, speed_table
 
     rows = [{"trial_id": f"{fw}{i}", "task": "adding", "length": 10, "variant": "np", "framework": fw,
              "status": "ok", "test_metric": 0.1, "val_metric": 0.1, "val_loss": 0.1, "steps_to_solve": None,

@@ -60,8 +60,8 @@ def test_run_cell_refuses_wrong_params():
 
 
 def test_init_params_is_the_trials_initial_layer():
-    from harness.model import init_model_params
-    from harness.registry import registry
+    from harness.cell.model import init_model_params
+    from harness.plugins.registry import registry
 
     reg = registry()
     trial = init_model_params(reg.variant("np"), reg.task("adding"), 8, seed=3, lag=50)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.protocol import check_hparams
-from harness.registry import registry
-from harness.training import train
-from harness.trial import Trial
+from harness.plugins.registry import registry
+from harness.training.solo import train
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
 
 #: the model's prediction after each training step: best at step 1 (adding's targets average 1), worse after
 SCHEDULE = [1.0, 3.0, 4.0]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.check import check_variant, contract_problems, preflight
+from harness.diagnostics.check import check_variant, contract_problems, preflight
 from harness.errors import UsageError
-from harness.registry import Registry
-from harness.templates import write_new_variant
+from harness.plugins.registry import Registry
+from harness.plugins.scaffold import write_new_variant
 
 pytest.importorskip("torch")
 
@@ -85,7 +85,7 @@ def test_contract_problems_name_the_fault(broken, vid, needle):
 @pytest.fixture
 def on_plugin_path(broken, monkeypatch):
     """The broken cells on RNN_BENCH_PLUGINS, so that spawned children discover them too."""
-    from harness import registry as registry_module
+    from harness.plugins import registry as registry_module
 
     monkeypatch.setenv("RNN_BENCH_PLUGINS", str(Path(broken.variant_class("unused_param").source_file).parent))
     registry_module.reload()
@@ -148,7 +148,7 @@ def test_shipped_variant_learns_in_the_training_check():
 
 
 def test_population_row_says_how_a_variant_trains_in_populations():
-    from harness.check import population_row
+    from harness.diagnostics.check import population_row
     from variants.rnn import SimpleRNN
 
     class ReadsFirstAxis(SimpleRNN):  # sizes from shape[0]: with a member axis that is M, not H
@@ -160,7 +160,7 @@ def test_population_row_says_how_a_variant_trains_in_populations():
             h = ops.tanh(ops.matmul(x, p["W"]) + ops.matmul(h, p["R"]) * scale + p["b"])
             return h, (h,)
 
-    from harness.registry import registry
+    from harness.plugins.registry import registry
 
     reg = registry()
     assert "members of any hidden size" in population_row(reg.variant("v")).detail

@@ -9,10 +9,10 @@ import math
 
 import pytest
 
-from harness import check
-from harness.check import LEARNS, TRAINING_RUN, CheckRow
-from harness.registry import registry
-from harness.templates import write_new_variant
+from harness.diagnostics import check
+from harness.diagnostics.check import LEARNS, TRAINING_RUN, CheckRow
+from harness.plugins.registry import registry
+from harness.plugins.scaffold import write_new_variant
 
 BASELINE = registry().task(TRAINING_RUN["task"]).baseline(TRAINING_RUN["length"])["loss"]  # 1/6 at T = 10
 

@@ -1,6 +1,6 @@
 """The command line's promises: help for every verb, listings, bad input exits 2 naming the bad value
 (and nothing is written), dry runs, status and the export formats. Mostly in-process
-(``harness.cli.main``); nothing here starts a worker."""
+(``harness.cli.main.main``); nothing here starts a worker."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.registry import registry
-from harness.store import Store
-from harness.suites import list_suites, load_suite, parse_suite, plan
-from harness.training import TrialResult
+from harness.plugins.registry import registry
+from harness.store.database import Store
+from harness.suites.suite import list_suites, load_suite, parse_suite, plan
+from harness.training.solo import TrialResult
 
 VERBS = ["list", "run", "status", "export", "report", "check", "new-variant"]
 TASKS = ["adding", "copy", "delayed_recall"]
@@ -225,8 +225,8 @@ def test_dry_run_prints_the_plan_and_its_size_and_creates_no_store(bench, tmp_pa
 
 
 def test_run_output_goes_to_the_current_stdout(tmp_path):
-    import harness.runner  # noqa: F401  (imported earlier, as in any longer-lived process)
-    from harness.cli import main
+    import harness.run.runner  # noqa: F401  (imported earlier, as in any longer-lived process)
+    from harness.cli.main import main
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -351,7 +351,7 @@ def test_status_lists_the_running_trials_with_their_latest_point(cli, small_stor
 
 
 def test_the_running_table_says_how_long_since_the_last_point():
-    from harness.cli import running_table
+    from harness.cli.main import running_table
 
     running = pd.DataFrame([{"trial_id": "x", "run_id": "r", "suite": "s", "task": "adding", "length": 50,
                              "variant": "v", "framework": "tf", "step": 400, "metric": 0.012345,
@@ -450,7 +450,7 @@ def test_export_to_a_folder_exits_2_naming_it(cli, small_store, tmp_path):
 def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch, fills_at):
     """The disk fills while the second trial is stored (or claimed, also a write): the first is kept, the
     run stops with a message."""
-    import harness.runner as runner
+    import harness.run.runner as runner
 
     class Pool:  # finishes every trial at once, without training anything
         def __init__(self, *args, **kwargs):

@@ -1,4 +1,4 @@
-"""The verdict engine (``harness.comparisons``): every variant against the baseline as the analysis plan
+"""The verdict engine (``harness.analysis.comparisons``): every variant against the baseline as the analysis plan
 says: pairing by seed, the primary test and its alternatives, the correction's family, effects, power."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from scipy import stats
 from test_analysis import trials  # a trials frame as the store gives it, from a few fields per row
 
-from harness import analysis as A
-from harness import statistics as S
-from harness.analysis_plan import AnalysisPlan
-from harness.comparisons import alternative_tests, compare_with_baseline, primary_test
-from harness.power import detectable_difference
+from harness.analysis import statistics as S
+from harness.analysis import study as A
+from harness.analysis.comparisons import alternative_tests, compare_with_baseline, primary_test
+from harness.analysis.power import detectable_difference
+from harness.suites.analysis_plan import AnalysisPlan
 
 WELCH_PER_BLOCK = AnalysisPlan(test="welch", family="block")  # Greff et al.'s test, for comparison with them
 
@@ -189,7 +189,7 @@ def test_a_configurations_replicate_pairs_count_once_in_the_metric_test():
     """Two replicate seeds (k and k + SEED_STRIDE) of 12 configurations: 24 pairs, but the signed-rank
     test and the shift take the 12 configurations' mean differences, since a configuration's replicates
     share its hyperparameters (treating them as 24 independent pairs overstates the evidence)."""
-    from harness.suites import SEED_STRIDE
+    from harness.suites.suite import SEED_STRIDE
 
     rng = np.random.default_rng(7)
     base = rng.lognormal(-3, 1.0, 24)
@@ -218,7 +218,7 @@ def test_configurations_with_fewer_finished_trials_are_not_compared_with_fuller_
     running): equal solved rates, but the variant's configurations count up to 2 solved and the
     baseline's up to 1. The solved test compares configurations of equal size only, so it finds nothing
     (summing counts of unequal size would call the variant better)."""
-    from harness.suites import SEED_STRIDE
+    from harness.suites.suite import SEED_STRIDE
 
     rows = []
     for k in range(12):
@@ -248,7 +248,7 @@ def test_the_primary_p_values_are_corrected_together_when_a_family_mixes_paired_
 def test_a_top_selection_of_four_trials_from_two_configurations_is_not_tested():
     """Four selected trials a side, but each the two replicates of two configurations: two units, too few
     for a rank test; four configurations of one replicate each are tested."""
-    from harness.suites import SEED_STRIDE
+    from harness.suites.suite import SEED_STRIDE
 
     def selection(seeds):
         rows = [{"variant": v, "seed": s, "test_metric": x + (5.0 if v == "nfg" else 0.0), "val_metric": 0.1}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_runner import assert_exactly, plugin_env, query, rows_by_variant, stored_count, write_suite
 
-from harness.suites import load_suite, plan
+from harness.suites.suite import load_suite, plan
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="Dask is not installed"),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_runner import ONE_WORKER, SOLO, assert_exactly, hold_after_first_trial, plugin_env, query, write_suite
 
-from harness.suites import load_suite, plan
+from harness.suites.suite import load_suite, plan
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 

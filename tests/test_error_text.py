@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.error_text import headline, plain
-from harness.training import failed
+from harness.training.solo import failed
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 REAL = "Using a symbolic `tf.Tensor` as a Python `bool` is not allowed."

@@ -1,4 +1,4 @@
-"""Plan-time estimates (harness.estimate): the cost model, the schedule, the store as a source of speeds,
+"""Plan-time estimates (harness.run.estimate): the cost model, the schedule, the store as a source of speeds,
 and the dry run's time-limit warning."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import importlib.util
 import pandas as pd
 import pytest
 
-from harness.estimate import FORWARD_SHARE, _schedule, estimate
-from harness.protocol import check_hparams
-from harness.trial import Trial
+from harness.run.estimate import FORWARD_SHARE, _schedule, estimate
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
 
 
 def trial(seed: int, length: int = 10, variant: str = "v", **hp) -> Trial:
@@ -69,7 +69,7 @@ def test_dry_run_estimates_by_calibration_and_warns_of_timeouts(bench, tmp_path)
 
 
 def test_warnings_name_each_cell_once_the_longest_first_and_count_the_rest():
-    from harness.estimate import Estimate, describe
+    from harness.run.estimate import Estimate, describe
 
     over = [([trial(s, length=length)], 100.0 + length) for length in range(2, 14) for s in range(3)]
     lines = describe(Estimate(1e6, [], {("torch", "v"): "store"}, over), workers=2, time_limit=60, most=10)

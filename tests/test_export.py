@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.export import export_format, hparam_columns
-from harness.registry import registry
-from harness.store import Store
-from harness.suites import SEED_STRIDE, parse_suite, plan, split_seed
-from harness.training import TrialResult
-from harness.trial import Trial, configuration_id
+from harness.plugins.registry import registry
+from harness.report.export import export_format, hparam_columns
+from harness.store.database import Store
+from harness.suites.suite import SEED_STRIDE, parse_suite, plan, split_seed
+from harness.training.solo import TrialResult
+from harness.trials.trial import Trial, configuration_id
 
 #: 2 configurations x 2 seeds x 2 variants (one without forget_bias) x 2 frameworks = 16 trials
 SUITE = {"tasks": ["adding"], "variants": ["lstm", "gru"], "frameworks": ["torch", "tf"], "trials": 2, "seeds": 2,
@@ -231,9 +231,9 @@ def _recorded(tmp_path, statistics: str) -> Path:
 
 
 def test_comparisons_export_is_the_reports_comparisons_under_the_recorded_plan(cli, tmp_path):
-    from harness.analysis import analyse
-    from harness.analysis_plan import AnalysisPlan
-    from harness.comparisons import COMPARISON_COLUMNS
+    from harness.analysis.comparisons import COMPARISON_COLUMNS
+    from harness.analysis.study import analyse
+    from harness.suites.analysis_plan import AnalysisPlan
 
     path = _recorded(tmp_path, 'test = "welch"\nfamily = "block"')
     target = tmp_path / "comparisons.parquet"

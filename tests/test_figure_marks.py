@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from harness import analysis as A
+from harness.analysis import study as A
 from harness.report import figures
 from harness.report.palette import Palette
 

@@ -1,4 +1,4 @@
-"""Code fingerprints (harness.fingerprint): what changes a trial's code, and what does not."""
+"""Code fingerprints (harness.plugins.fingerprint): what changes a trial's code, and what does not."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import fingerprint
-from harness.fingerprint import fingerprint_class, fingerprint_file
-from harness.registry import registry
+from harness.plugins import fingerprint
+from harness.plugins.fingerprint import fingerprint_class, fingerprint_file
+from harness.plugins.registry import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def test_what_a_file_imports_from_the_harness_counts(tmp_path, monkeypatch):
     variant_hash, _ = fingerprint._parse((ROOT / "harness" / "variant.py").resolve())
     assert variant_hash in fingerprint._closure(tmp_path / "mine.py")
     # a harness module that is not imported is not in it
-    training_hash, _ = fingerprint._parse((ROOT / "harness" / "training.py").resolve())
+    training_hash, _ = fingerprint._parse((ROOT / "harness" / "training" / "solo.py").resolve())
     assert training_hash not in fingerprint._closure(tmp_path / "mine.py")
     # and changing an imported module's hash changes the fingerprint
     real = fingerprint._parse
@@ -95,3 +95,19 @@ def test_a_relative_import_counts_too(tmp_path):
     before = fp(tmp_path, text)
     (tmp_path / "helpers.py").write_text("SCALE = 2.0\n")
     assert fp(tmp_path, text) != before
+
+
+def test_the_committed_greff_store_has_no_trial_whose_code_changed():
+    """Moving a file (issue 17's sub-packages) must not change a variant's or task's fingerprint: every
+    trial of the committed ``greff`` study still matches the code here, as ``rnn-bench status`` shows."""
+    from harness.plugins.freshness import changed_code
+    from harness.store.database import Store
+
+    store = Store(ROOT / "results" / "greff.sqlite", create=False, read_only=True)
+    try:
+        trials = store.trials_frame(expand_hparams=False)
+    finally:
+        store.close()
+    stale, changed = changed_code(trials)
+    assert len(trials) == 8800 and trials["variant_code"].notna().all()
+    assert not stale.any(), changed

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from test_analysis import trials  # a trials frame as the store gives it, from a few fields per row
 
-from harness import analysis as A
-from harness import importance as I
+from harness.analysis import importance as I
+from harness.analysis import study as A
 from harness.report.page import importance_sentences
 from harness.report.tables import importance_table, pct
 
@@ -30,7 +30,7 @@ FB_EFFECT = {1: 0.8, 3: 0.5, "chrono": 0.1}
 
 
 def _configs(lengths: tuple[int, ...] = LENGTHS, n: int = N, seed: int = 0) -> pd.DataFrame:
-    """``harness.analysis.configurations`` of a made-up search: per length, ``n`` configurations of ``v``
+    """``harness.analysis.study.configurations`` of a made-up search: per length, ``n`` configurations of ``v``
     (lstm: learning rate, hidden size and forget-gate bias searched; the metric is mostly the forget bias)
     and ``n`` of ``gru`` (no forget-gate bias at all; the metric is mostly the learning rate)."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.marginals import interaction, marginal_effects, median_interval, points, strongest_effects
+from harness.analysis.marginals import interaction, marginal_effects, median_interval, points, strongest_effects
 
 
 def _configs(n: int = 48, seed: int = 0) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """PyTorch and TensorFlow compute the same numbers: every variant's outputs and gradients, the fused
 layers against the generic step, exported parameters, and a short training run.
 
-Both frameworks never share a process: ``harness.parity`` runs each in a spawned child. One module
+Both frameworks never share a process: ``harness.diagnostics.parity`` runs each in a spawned child. One module
 fixture keeps one child per framework for every check below (TensorFlow's import costs seconds), and
 the tests only read its results.
 
@@ -22,7 +22,7 @@ import importlib.util
 
 import pytest
 
-from harness.registry import registry
+from harness.plugins.registry import registry
 
 MISSING = [p for p in ("torch", "tensorflow") if importlib.util.find_spec(p) is None]
 pytestmark = pytest.mark.skipif(
@@ -47,7 +47,7 @@ TRANSFER = ["np", "gru_ra", "v"]
 
 @pytest.fixture(scope="module")
 def parity():
-    from harness.parity import (
+    from harness.diagnostics.parity import (
         Workers,
         compare_frameworks_many,
         compare_fused_many,

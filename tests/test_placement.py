@@ -10,7 +10,7 @@ import pytest
 from test_runner import plugin_env, query, write_suite
 
 from harness.errors import UsageError
-from harness.placement import Placement, parse_resources
+from harness.execution.placement import Placement, parse_resources
 
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 EXECUTORS = ["local"] + (["dask"] if importlib.util.find_spec("distributed") else [])
@@ -41,8 +41,8 @@ def test_placement_refuses_impossible_settings(kwargs, message):
 @needs_torch
 def test_workers_per_gpu_pins_each_worker_to_one_gpu(tmp_path, use_plugins, monkeypatch):
     """Two workers given GPUs "0" and "1" (on CPU: only the pinning is tested) each see one of them."""
-    from harness.executors import LocalPool
-    from harness.suites import load_suite, plan
+    from harness.execution.local import LocalPool
+    from harness.suites.suite import load_suite, plan
 
     use_plugins("runner")
     suite = write_suite(tmp_path / "pinned.toml", ["probe"], trials=2)

@@ -9,13 +9,13 @@ torch = pytest.importorskip("torch")
 
 from harness.backends import torch_backend  # noqa: E402
 from harness.backends.torch_population import Population  # noqa: E402
-from harness.batchable import batchability  # noqa: E402
+from harness.cell.batchable import batchability  # noqa: E402
+from harness.cell.model import init_model_params  # noqa: E402
 from harness.errors import UsageError  # noqa: E402
-from harness.model import init_model_params  # noqa: E402
-from harness.population import population_groups, train_population  # noqa: E402
-from harness.protocol import check_hparams  # noqa: E402
-from harness.registry import registry  # noqa: E402
-from harness.training import train  # noqa: E402
+from harness.plugins.registry import registry  # noqa: E402
+from harness.training.population import population_groups, train_population  # noqa: E402
+from harness.training.solo import train  # noqa: E402
+from harness.trials.protocol import check_hparams  # noqa: E402
 from harness.variant import Variant  # noqa: E402
 from tests.population_cases import RTOL, SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The exact power of the solved tests (``harness.power``) against brute-force references: scipy's and
+"""The exact power of the solved tests (``harness.analysis.power``) against brute-force references: scipy's and
 statsmodels' own tests applied to every outcome of a small design."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from harness import power as P
+from harness.analysis import power as P
 
 
 @pytest.mark.parametrize("n_x, n_y, alpha", [(5, 7, 0.05), (12, 12, 0.01), (3, 15, 0.2), (20, 20, 0.0005)])

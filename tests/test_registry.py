@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry as registry_module
-from harness.registry import HUNG_VARIABLE, TIMEOUT_VARIABLE, registry
+from harness.plugins import registry as registry_module
+from harness.plugins.registry import HUNG_VARIABLE, TIMEOUT_VARIABLE, registry
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import analysis as A
-from harness.equivalence import framework_equivalence, metric_scales, solved_pairs
-from harness.replicates import SEED_NOISE_COLUMNS, one_way_random_effects, seed_noise, seed_noise_by_task
-from harness.scheduling import make_jobs
-from harness.suites import SEED_STRIDE, load_suite, plan, split_seed
+from harness.analysis import study as A
+from harness.analysis.equivalence import framework_equivalence, metric_scales, solved_pairs
+from harness.analysis.replicates import SEED_NOISE_COLUMNS, one_way_random_effects, seed_noise, seed_noise_by_task
+from harness.run.scheduling import make_jobs
+from harness.suites.suite import SEED_STRIDE, load_suite, plan, split_seed
 
 
 def trials(rows: list[dict]) -> pd.DataFrame:
@@ -244,7 +244,7 @@ def replicate_suite(path: Path) -> Path:
 
 
 def stored(store: Path) -> pd.DataFrame:
-    from harness.store import Store
+    from harness.store.database import Store
 
     with Store(store, read_only=True) as s:
         return s.trials_frame()

@@ -23,8 +23,8 @@ from synthetic_store import write_synthetic_store
 
 from harness.errors import UsageError
 from harness.report import build_report
-from harness.store import Store
-from harness.trial import Trial
+from harness.store.database import Store
+from harness.trials.trial import Trial
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -339,9 +339,9 @@ def test_hidden_gradient_is_the_total_derivative():
     torch = pytest.importorskip("torch")
     from harness.backends.torch_backend import task_loss
     from harness.backends.torch_ops import TORCH_OPS
-    from harness.model import init_model_params, split_params
-    from harness.probes import hidden_gradient_norms
-    from harness.registry import registry
+    from harness.cell.model import init_model_params, split_params
+    from harness.diagnostics.probes import hidden_gradient_norms
+    from harness.plugins.registry import registry
 
     task = registry().task("adding")
     batch = task.batch(12, 4, seed=3)
@@ -372,7 +372,7 @@ def test_hidden_gradient_is_the_total_derivative():
 
 def test_probe_is_seeded():
     pytest.importorskip("torch")
-    from harness.probes import probe
+    from harness.diagnostics.probes import probe
 
     spec = {
         "backend": "harness.backends.torch_backend",
@@ -392,7 +392,7 @@ def test_probe_is_seeded():
 
 def test_probe_degrades_to_a_note(tmp_path, monkeypatch):
     import harness.report.build as build
-    from harness.probes import gradient_flow
+    from harness.diagnostics.probes import gradient_flow
 
     result = gradient_flow(["v"], "adding", 10, backend="harness.backends.no_such_backend", timeout=60)
     assert result.note and "could not load" in result.note and not result.ok
@@ -565,10 +565,10 @@ def test_rebuilding_removes_only_report_files_the_manifest_names(tmp_path):
 
 def _writer(path: Path, stop: threading.Event, started: threading.Event, user_file: Path) -> None:
     """A run writing trials into the store at ``path`` until ``stop`` (each in its own transaction)."""
-    from harness.protocol import check_hparams
-    from harness.registry import registry
-    from harness.training import TrialResult
-    from harness.trial import Trial
+    from harness.plugins.registry import registry
+    from harness.training.solo import TrialResult
+    from harness.trials.protocol import check_hparams
+    from harness.trials.trial import Trial
 
     task = registry().task("adding")
     with Store(path) as store:
@@ -681,9 +681,9 @@ def test_unknown_baseline_is_a_usage_error(tmp_path):
 def start_running(path: Path, seeds_by_variant: dict[str, list[int]]) -> list[str]:
     """Claim trials of adding T=10 in PyTorch (as this process: a live driver) and give each two
     evaluation points, through the Store API as a run does. Returns their ids."""
-    from harness.metadata import from_registry
-    from harness.protocol import check_hparams
-    from harness.trial import Trial
+    from harness.store.metadata import from_registry
+    from harness.trials.protocol import check_hparams
+    from harness.trials.trial import Trial
 
     ids = []
     with Store(path) as store:
@@ -752,7 +752,7 @@ def test_a_read_only_version_2_store_still_reports(cli, tmp_path, monkeypatch):
 
 def test_gradient_finding_phrases_the_probes_own_ratios():
     """The probe computes ‖∂loss/∂h_0‖ / ‖∂loss/∂h_(L-1)‖ per variant; the finding only words it."""
-    from harness.probes import GradientFlow
+    from harness.diagnostics.probes import GradientFlow
     from harness.report.page import gradient_sentences
 
     rows = [{"variant": v, "phase": "init", "t": t, "grad_norm": g}

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.suites import SUITES_DIR, load_suite, plan
+from harness.suites.suite import SUITES_DIR, load_suite, plan
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
 
@@ -483,7 +483,7 @@ def test_smoke_runs_in_tensorflow(tf_run):
 def _pool_whose_workers(tmp_path, monkeypatch, behaviour: str):
     """A LocalPool whose every spawned process runs ``behaviour`` as it starts (as a framework import that
     segfaults or hangs would), and the smoke trials it is given, as jobs of one."""
-    from harness.executors import LocalPool
+    from harness.execution.local import LocalPool
 
     (tmp_path / "sitecustomize.py").write_text(
         f"import os, sys, time\nif '--multiprocessing-fork' in sys.argv:\n    {behaviour}\n"
@@ -495,7 +495,7 @@ def _pool_whose_workers(tmp_path, monkeypatch, behaviour: str):
 
 def test_workers_that_die_before_ready_stop_the_run_instead_of_restarting_for_ever(tmp_path, monkeypatch):
     """Driven at the executor, since every spawned process dies (``run``'s preflight child too)."""
-    from harness.executors import MAX_START_FAILURES, FrameworkUnavailable
+    from harness.execution.local import MAX_START_FAILURES, FrameworkUnavailable
 
     pool, trials = _pool_whose_workers(tmp_path, monkeypatch, "os._exit(9)")
     results = []
@@ -508,7 +508,7 @@ def test_workers_that_die_before_ready_stop_the_run_instead_of_restarting_for_ev
 
 
 def test_a_worker_that_never_becomes_ready_is_given_up(tmp_path, monkeypatch):
-    import harness.executors as executors
+    import harness.execution.local as executors
 
     monkeypatch.setattr(executors, "START_TIMEOUT", 3.0)
     monkeypatch.setattr(executors, "MAX_START_FAILURES", 1)

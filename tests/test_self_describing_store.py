@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from test_runner import ONE_WORKER, write_suite
 
-from harness import registry
+from harness.plugins import registry
 from harness.report import build_report
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")

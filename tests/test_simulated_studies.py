@@ -1,4 +1,4 @@
-"""The statistics tested as statistics: simulated studies whose truth is known (``harness.simulated_studies``).
+"""The statistics tested as statistics: simulated studies whose truth is known (``harness.analysis.simulated_studies``).
 
 Over many null studies the verdict engine's family-wise error rate stays at or below alpha; planted
 differences of the size the power calculation promises are found at least as often as promised; and a
@@ -14,8 +14,15 @@ import math
 import numpy as np
 import pytest
 
-from harness.analysis_plan import AnalysisPlan
-from harness.simulated_studies import Design, detection_rate, error_rate, promised_difference, simulate, solved_effect
+from harness.analysis.simulated_studies import (
+    Design,
+    detection_rate,
+    error_rate,
+    promised_difference,
+    simulate,
+    solved_effect,
+)
+from harness.suites.analysis_plan import AnalysisPlan
 
 DESIGN = Design()  # 2 blocks × 4 variants against the baseline (m = 8), 20 configurations per block
 Z = 2.33  # one-sided 99 %
@@ -90,7 +97,7 @@ def test_pairing_finds_a_shift_the_unpaired_test_cannot_see():
 def test_replicates_are_not_counted_as_independent_units_by_any_test():
     """On null studies whose two replicates nearly repeat each other, every test of the engine stays at α
     (configurations as units); the same tests counting trials err far more often, so the check can fail."""
-    from harness.simulated_studies import REPLICATED, unit_error_rates
+    from harness.analysis.simulated_studies import REPLICATED, unit_error_rates
 
     studies = 150
     rates = unit_error_rates(REPLICATED, studies, seed=5).set_index("test")
@@ -100,7 +107,7 @@ def test_replicates_are_not_counted_as_independent_units_by_any_test():
 
 
 def test_a_replicated_study_has_one_seed_per_replicate_of_each_configuration():
-    from harness.suites import split_seed
+    from harness.suites.suite import split_seed
 
     design = Design(n=5, replicates=3, sigma_interaction=0.5)
     df = simulate(design, studies=2, seed=1)

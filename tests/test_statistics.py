@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 from test_analysis import trials  # a trials frame as the store gives it, from a few fields per row
 
-from harness import analysis as A
-from harness import importance as I
-from harness import statistics as S
+from harness.analysis import importance as I
+from harness.analysis import statistics as S
+from harness.analysis import study as A
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def test_correct_matches_statsmodels_for_holm_and_benjamini_hochberg():
 
 
 # ------------------------------------------------------------------------------------------------------
-# the tests against the baseline, one by one (harness.comparisons runs them)
+# the tests against the baseline, one by one (harness.analysis.comparisons runs them)
 # ------------------------------------------------------------------------------------------------------
 def test_rank_and_signed_rank_tests_match_scipy():
     x, y = [0.3, 0.1, 0.5, 0.9, 0.2, 0.7], [0.6, 0.8, 1.2, 1.0, 0.95, 1.1]

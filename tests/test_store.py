@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from harness import store as store_module
 from harness.errors import UsageError
-from harness.protocol import check_hparams
-from harness.registry import registry
-from harness.store import Store, StoreError
-from harness.training import TrialResult
-from harness.trial import Trial
+from harness.plugins.registry import registry
+from harness.store import database as store_module
+from harness.store.database import Store, StoreError
+from harness.training.solo import TrialResult
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
 
 
 def a_trial(seed=0, variant="np"):
@@ -341,7 +341,7 @@ def test_full_disk_while_recording_is_a_store_error_and_keeps_what_was_stored(tm
 
 
 def test_the_heartbeat_keeps_a_drivers_claims_alive_and_lets_them_lapse_when_stopped(tmp_path):
-    from harness.recorder import ClaimHeartbeat
+    from harness.run.recorder import ClaimHeartbeat
 
     path = tmp_path / "s.sqlite"
     with Store(path) as store:
@@ -360,7 +360,7 @@ def test_the_heartbeat_keeps_a_drivers_claims_alive_and_lets_them_lapse_when_sto
 
 # --- what a report needs: the suite as run, variant and task metadata (schema version 3) ------------------
 def some_metadata(name="Vanilla LSTM", threshold=0.04, rank=0):
-    from harness.metadata import Metadata, TaskMeta, VariantMeta
+    from harness.store.metadata import Metadata, TaskMeta, VariantMeta
 
     return Metadata(
         {"v": VariantMeta("v", name, "Greff et al. 2015", "lstm", rank, ("lstm", "peephole"))},
@@ -406,7 +406,7 @@ def v2_store(path) -> None:
 
 
 def test_a_version_2_store_opened_for_writing_gets_the_metadata_of_what_it_holds(tmp_path):
-    from harness.catalogue import catalogue_rank
+    from harness.plugins.catalogue import catalogue_rank
 
     path = tmp_path / "v2.sqlite"
     v2_store(path)
@@ -502,8 +502,8 @@ def test_a_dead_drivers_progress_never_shows_as_running_and_the_next_run_clears_
 
 
 def test_the_recorder_writes_progress_points_through_the_store(tmp_path):
-    from harness.recorder import Recorder, RunSummary
-    from harness.runner import Work
+    from harness.run.recorder import Recorder, RunSummary
+    from harness.run.runner import Work
 
     with Store(tmp_path / "s.sqlite") as store:
         run = store.start_run("t", [], {})

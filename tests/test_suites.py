@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis_plan import AnalysisPlan
 from harness.errors import UsageError
-from harness.protocol import DEFAULTS, check_hparams
-from harness.search_space import sample
-from harness.suites import MAX_TRIALS, SEED_STRIDE, list_suites, load_suite, parse_suite, plan, plan_size
-from harness.trial import Trial
+from harness.suites.analysis_plan import AnalysisPlan
+from harness.suites.search_space import sample
+from harness.suites.suite import MAX_TRIALS, SEED_STRIDE, list_suites, load_suite, parse_suite, plan, plan_size
+from harness.trials.protocol import DEFAULTS, check_hparams
+from harness.trials.trial import Trial
 
 
 def small_suite(**changes):
@@ -87,7 +87,7 @@ def test_shipped_suites_load_and_plan():
         trials = plan(s)
         assert trials and s.baseline in s.variants
     full = load_suite("full")
-    from harness.registry import registry
+    from harness.plugins.registry import registry
 
     assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
 
@@ -235,12 +235,12 @@ def test_plan_size_is_the_length_of_the_plan():
 
 
 def test_a_plan_over_the_limit_is_refused_before_any_trial_is_built(monkeypatch):
-    import harness.suites
+    import harness.suites.suite
 
     def no_sampling(*args):
         raise AssertionError("the plan was materialised")
 
-    monkeypatch.setattr(harness.suites, "sample", no_sampling)
+    monkeypatch.setattr(harness.suites.suite, "sample", no_sampling)
     with pytest.raises(UsageError) as e:
         plan(small_suite(trials=100_000_000))
     message = str(e.value)
@@ -249,11 +249,11 @@ def test_a_plan_over_the_limit_is_refused_before_any_trial_is_built(monkeypatch)
 
 
 def test_the_plan_limit_is_inclusive_and_narrowing_gets_under_it(monkeypatch):
-    import harness.suites
+    import harness.suites.suite
 
     s = small_suite()
-    monkeypatch.setattr(harness.suites, "MAX_TRIALS", len(plan(s)))
-    assert len(plan(s)) == harness.suites.MAX_TRIALS
+    monkeypatch.setattr(harness.suites.suite, "MAX_TRIALS", len(plan(s)))
+    assert len(plan(s)) == harness.suites.suite.MAX_TRIALS
     with pytest.raises(UsageError, match="over the limit"):
         plan(small_suite(replicates=3))
     assert plan(small_suite(replicates=3).narrowed(replicates=2))
@@ -267,7 +267,7 @@ def test_seeds_is_the_old_name_of_replicates_and_both_together_are_refused():
 
 
 def test_the_statistics_table_is_validated_and_defaults_to_the_documented_plan():
-    from harness.analysis_plan import AnalysisPlan
+    from harness.suites.analysis_plan import AnalysisPlan
 
     assert small_suite().statistics == AnalysisPlan()
     s = small_suite(statistics={"primary": "solved", "test": "welch", "correction": "bh", "family": "block"})
@@ -294,7 +294,7 @@ def test_a_recorded_analysis_plan_that_cannot_be_read_is_named_in_the_report_not
     """A store edited by hand can hold a [statistics] table the run would have refused: the report uses
     the default plan and says so, rather than fail or silently test by another plan."""
     from harness.report.build import RecordedSuite, load
-    from harness.store import Store
+    from harness.store.database import Store
     from tests.synthetic_store import write_synthetic_store
 
     bad = 'variants = ["v", "rnn"]\n[statistics]\ntest = "wilcoxon"\n'
@@ -313,8 +313,8 @@ def test_a_recorded_analysis_plan_that_cannot_be_read_is_named_in_the_report_not
 
 
 def test_the_comparisons_export_says_when_the_recorded_plan_cannot_be_read(tmp_path, capsys):
-    from harness.cli import main
-    from harness.store import Store
+    from harness.cli.main import main
+    from harness.store.database import Store
     from tests.synthetic_store import write_synthetic_store
 
     path = write_synthetic_store(tmp_path / "s.sqlite", variants=("v", "rnn"), tasks={"adding": (10,)},

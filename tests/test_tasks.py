@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.errors import UsageError
-from harness.registry import registry
+from harness.plugins.registry import registry
 from harness.task import Task
 from tasks.adding import Adding
 from tasks.adding_hs97 import AddingHS97

@@ -24,15 +24,15 @@ from harness.backends.tf_cell import (  # noqa: E402
     to_layer_weights,
 )
 from harness.backends.tf_ops import TF_OPS  # noqa: E402
+from harness.cell.model import init_model_params  # noqa: E402
+from harness.cell.unroll import unroll_numpy  # noqa: E402
+from harness.diagnostics.parity import random_case  # noqa: E402
 from harness.errors import UsageError  # noqa: E402
-from harness.model import init_model_params  # noqa: E402
 from harness.ops import NUMPY_OPS, OP_NAMES  # noqa: E402
-from harness.parity import random_case  # noqa: E402
-from harness.protocol import check_hparams  # noqa: E402
-from harness.registry import registry  # noqa: E402
-from harness.training import train  # noqa: E402
-from harness.trial import Trial  # noqa: E402
-from harness.unroll import unroll_numpy  # noqa: E402
+from harness.plugins.registry import registry  # noqa: E402
+from harness.training.solo import train  # noqa: E402
+from harness.trials.protocol import check_hparams  # noqa: E402
+from harness.trials.trial import Trial  # noqa: E402
 from harness.variant import StepError, Variant  # noqa: E402
 
 tf_backend.setup("cpu")

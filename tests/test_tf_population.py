@@ -11,9 +11,9 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("k
     pytest.skip("TensorFlow (and Keras 3) is not installed: pip install -e '.[tf]'", allow_module_level=True)
 
 from harness.backends import tf_backend  # noqa: E402
-from harness.population import population_groups, train_population  # noqa: E402
-from harness.registry import registry  # noqa: E402
-from harness.training import train  # noqa: E402
+from harness.plugins.registry import registry  # noqa: E402
+from harness.training.population import population_groups, train_population  # noqa: E402
+from harness.training.solo import train  # noqa: E402
 from tests.population_cases import SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
 
 tf_backend.setup("cpu")
@@ -30,7 +30,7 @@ def solo(trial):
 def check_variant(variant_id, task="adding"):
     """Two members of their own seed, learning rate, hidden size (where padding is exact), forget bias,
     clipping, schedule and budget, against their solo TensorFlow runs."""
-    from harness.batchable import batchability
+    from harness.cell.batchable import batchability
 
     cls = registry().variant_class(variant_id)
     sizes = (3, 5) if batchability(cls()).pads else (4, 4)
@@ -82,9 +82,9 @@ def test_solved_and_diverged_members_leave_and_the_others_are_unchanged(monkeypa
 
 def test_cuda_is_refused_cleanly_without_a_visible_gpu():
     from harness.backends.tf_population import Population
+    from harness.cell.model import init_model_params
     from harness.errors import UsageError
-    from harness.model import init_model_params
-    from harness.protocol import check_hparams
+    from harness.trials.protocol import check_hparams
 
     reg = registry()
     task, variant = reg.task("adding"), reg.variant("rnn")
@@ -109,8 +109,8 @@ def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch, leave
 
 def make_population(sizes=(3, 5, 4), lrs=(0.01, 0.05, 0.002), clips=(1.0, 0.1, 0.0), length=4):
     from harness.backends.tf_population import Population
-    from harness.model import init_model_params
-    from harness.protocol import check_hparams
+    from harness.cell.model import init_model_params
+    from harness.trials.protocol import check_hparams
 
     reg = registry()
     task, variant = reg.task("adding"), reg.variant("v")

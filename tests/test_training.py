@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from harness.backends import torch_backend  # noqa: E402
-from harness.model import init_model_params  # noqa: E402
-from harness.protocol import check_hparams  # noqa: E402
-from harness.registry import registry  # noqa: E402
-from harness.training import is_better, train  # noqa: E402
-from harness.trial import Trial  # noqa: E402
+from harness.cell.model import init_model_params  # noqa: E402
+from harness.plugins.registry import registry  # noqa: E402
+from harness.training.solo import is_better, train  # noqa: E402
+from harness.trials.protocol import check_hparams  # noqa: E402
+from harness.trials.trial import Trial  # noqa: E402
 
 torch_backend.setup("cpu")
 

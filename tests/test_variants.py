@@ -16,11 +16,11 @@ try:  # PyTorch is optional: the numpy tests run without it, the PyTorch ones sk
     from harness.backends.torch_cell import run_layer, unroll_torch
 except ImportError:
     torch = None
-from harness.contract import sizes_of
+from harness.cell.contract import sizes_of
+from harness.cell.unroll import unroll_numpy
 from harness.errors import UsageError
 from harness.ops import NUMPY_OPS
-from harness.registry import registry
-from harness.unroll import unroll_numpy
+from harness.plugins.registry import registry
 from harness.variant import Variant
 
 I, H = 3, 4  # sizes of the hard-coded contracts

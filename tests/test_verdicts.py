@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.comparisons import COMPARISON_COLUMNS, compare_with_baseline
+from harness.analysis.comparisons import COMPARISON_COLUMNS, compare_with_baseline
+from harness.analysis.statistics import NOT_TESTED, SAME
+from harness.analysis.verdicts import agreement, agreement_summary, verdicts
 from harness.report.tables import verdict_cell
-from harness.statistics import NOT_TESTED, SAME
-from harness.verdicts import agreement, agreement_summary, verdicts
 
 
 def _comparison(variant: str, framework: str, direction: str, selection: str = "all", n: int = 5) -> dict:

@@ -7,13 +7,19 @@ A backend module provides ``FRAMEWORK``, ``setup(device)``, ``environment()``,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from harness.errors import UsageError, unknown_name
-from harness.protocol import FRAMEWORKS
+from harness.trials.protocol import FRAMEWORKS
 
 MODULES = {"torch": "harness.backends.torch_backend", "tf": "harness.backends.tf_backend"}
 PACKAGES = {"torch": "torch", "tf": "tensorflow"}
+
+
+def installed_frameworks() -> list[str]:
+    """The frameworks whose package is importable here, found without importing it."""
+    return [fw for fw, pkg in PACKAGES.items() if importlib.util.find_spec(pkg)]
 
 
 def check_framework(name: str, where: str = "") -> str:

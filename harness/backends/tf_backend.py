@@ -1,6 +1,6 @@
 """The TensorFlow backend (Keras 3 layers, ``tf.function`` training step): builds a trial's model, runs
 the training step, owns device, threads and determinism. Same interface as ``torch_backend``; the
-protocol itself (data, evaluation, early stopping) is ``harness.training``.
+protocol itself (data, evaluation, early stopping) is ``harness.training.solo``.
 
 Optimisers are written here, not taken from ``keras.optimizers``, because Keras' Adam is not torch's:
 Keras applies the bias corrections as ``lr·sqrt(1-β2^t)/(1-β1^t) · m / (sqrt(v) + ε)`` (the paper's "ε̂"
@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from harness.backends.tf_cell import RecurrentLayer  # noqa: E402
+from harness.cell.model import split_params  # noqa: E402
 from harness.errors import UsageError  # noqa: E402
-from harness.model import split_params  # noqa: E402
 from harness.task import Task  # noqa: E402
 from harness.variant import Variant  # noqa: E402
 
@@ -135,7 +135,7 @@ def masked_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor, axis: tuple[
 
 
 def task_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-    """The loss of ``harness.model``'s docstring, read where the task says (as ``torch_backend``'s)."""
+    """The loss of ``harness.cell.model``'s docstring, read where the task says (as ``torch_backend``'s)."""
     if task.loss_at == "mask":
         return masked_loss(task, outputs, targets, (0, 1))
     if task.loss == "mse":
@@ -293,7 +293,7 @@ def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray
              device: str = "cpu") -> np.ndarray:  # fmt: skip
     """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision
     (float64 inputs build the layer in float64)."""
-    from harness.contract import sizes_of
+    from harness.cell.contract import sizes_of
 
     dtype = _dtype_of(inputs)
     input_size, hidden = sizes_of(variant, params)
@@ -306,7 +306,7 @@ def cell_gradients(variant: Variant, params: dict[str, np.ndarray], inputs: np.n
                    fused: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Outputs (B, L, H), and the gradients of the fixed loss ``sum(outputs * upstream)`` with respect to
     every parameter and to the inputs; in the inputs' float precision. For parity checks."""
-    from harness.contract import sizes_of
+    from harness.cell.contract import sizes_of
 
     dtype = _dtype_of(inputs)
     input_size, hidden = sizes_of(variant, params)

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from harness.backends.tf_ops import TF_OPS
-from harness.unroll import call_step, check_params, check_step_output
+from harness.cell.unroll import call_step, check_params, check_step_output
 from harness.variant import StepError, Variant
 
 #: batch size of the probe step that checks a step's output shapes when the cell is built
@@ -53,7 +53,7 @@ class VariantCell(keras.layers.Layer):
     initial state), ``output_size`` is H. Its weights are one Keras variable per contract name
     (``self.contract``: contract name -> variable), created at ``build`` from ``params`` (a contract dict
     of numpy arrays) or zeros. ``build`` also runs one probe step and checks its output shapes with
-    ``harness.unroll.check_step_output``, so a broken step fails with a ``StepError`` before any trace.
+    ``harness.cell.unroll.check_step_output``, so a broken step fails with a ``StepError`` before any trace.
     """
 
     def __init__(self, variant: Variant, input_size: int, hidden_size: int,

@@ -1,9 +1,9 @@
-"""The TensorFlow population engine: M trials of one cell as one computation (``harness.population``);
+"""The TensorFlow population engine: M trials of one cell as one computation (``harness.training.population``);
 the same interface and arithmetic as ``torch_population``, in TensorFlow's terms.
 
-Parameters are variables stacked along a leading member axis (``harness.stacking``). The training step
+Parameters are variables stacked along a leading member axis (``harness.cell.stacking``). The training step
 is one ``tf.function``: the variant's unchanged ``step`` runs in a Python loop over time inside the
-graph with fewer, larger products (``harness.hoisting``: x_t's for all steps at once, a tensor's with
+graph with fewer, larger products (``harness.cell.hoisting``: x_t's for all steps at once, a tensor's with
 several parameters in one call), each member's loss is its own mean over its own batch, and the
 optimiser is ``tf_backend``'s written out per member (its own learning rate, global-norm clipping and
 state; the same formulas in the same order, so it rounds the same). Gradients of padding are
@@ -25,17 +25,17 @@ import tensorflow as tf
 
 from harness.backends.tf_backend import masked_loss, resolve_device
 from harness.backends.tf_ops import TfOps
-from harness.hoisting import Hoisting
-from harness.stacking import masks, region, stack
+from harness.cell.hoisting import Hoisting
+from harness.cell.stacking import masks, region, stack
+from harness.cell.unroll import call_step
 from harness.task import Task
-from harness.unroll import call_step
 from harness.variant import StepError, Variant
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # tf_backend's Adam
 
 
 class HoistingOps(Hoisting, TfOps):
-    """The ops namespace with ``harness.hoisting``'s products. Inputs (M, B, L, I), L known."""
+    """The ops namespace with ``harness.cell.hoisting``'s products. Inputs (M, B, L, I), L known."""
 
     def __init__(self, inputs: tf.Tensor, params: dict[str, tf.Tensor]) -> None:
         super().__init__(tf.unstack(inputs, axis=2), params)
@@ -216,7 +216,7 @@ class Population:
     @property
     def leave_at(self) -> float:
         """The fraction of slots that must be finished before the finished members leave
-        (``harness.population.leave``): leaving pays once the steps still to run, each saving a
+        (``harness.training.population.leave``): leaving pays once the steps still to run, each saving a
         finished member's share of a step, repay the measured cost of the new member count (a trace,
         with XLA a compile: ~3 s at T = 50, which a few hundred steps of half the members repay).
         A member's share of a step is taken as half of step/M (the rest is per-op overhead: ``speed``

@@ -1,5 +1,5 @@
 """The PyTorch backend: builds a trial's model, runs the training step, owns device, threads and
-determinism. The protocol itself (data, evaluation, early stopping) is ``harness.training``.
+determinism. The protocol itself (data, evaluation, early stopping) is ``harness.training.solo``.
 
 Optimisers match the TensorFlow backend's exactly: Adam (β1 0.9, β2 0.999, ε 1e-8) or SGD with
 (Nesterov) momentum; gradients are scaled by ``min(1, clip_norm / ‖g‖)`` with ‖g‖ the global norm
@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.backends.torch_cell import run_layer
+from harness.cell.model import split_params
 from harness.errors import UsageError
-from harness.model import split_params
 from harness.task import Task
 from harness.variant import Variant
 
@@ -74,7 +74,7 @@ def masked_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor, dims: 
 
 
 def task_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The loss of ``harness.model``'s docstring, read where the task says."""
+    """The loss of ``harness.cell.model``'s docstring, read where the task says."""
     if task.loss_at == "mask":
         return masked_loss(task, outputs, targets, (0, 1))
     if task.loss == "mse":
@@ -160,7 +160,7 @@ def build_model(variant: Variant, task: Task, hparams: dict[str, Any], params: d
 def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,
              device: str = "cpu") -> np.ndarray:  # fmt: skip
     """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision."""
-    from harness.contract import sizes_of
+    from harness.cell.contract import sizes_of
 
     dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
     dev = resolve_device(device)
@@ -175,7 +175,7 @@ def cell_gradients(variant: Variant, params: dict[str, np.ndarray], inputs: np.n
                    fused: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Outputs (B, L, H), and the gradients of the fixed loss ``sum(outputs * upstream)`` with respect to
     every parameter and to the inputs; in the inputs' float precision. For parity checks."""
-    from harness.contract import sizes_of
+    from harness.cell.contract import sizes_of
 
     dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
     p = {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for k, v in params.items()}

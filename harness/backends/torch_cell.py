@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from harness.backends.torch_ops import TORCH_OPS
-from harness.unroll import unroll
+from harness.cell.unroll import unroll
 from harness.variant import Variant
 
 

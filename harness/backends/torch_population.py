@@ -1,6 +1,6 @@
-"""The PyTorch population engine: M trials of one cell as one computation (``harness.population``).
+"""The PyTorch population engine: M trials of one cell as one computation (``harness.training.population``).
 
-Parameters are leaf tensors stacked along a leading member axis (``harness.stacking``); the variant's
+Parameters are leaf tensors stacked along a leading member axis (``harness.cell.stacking``); the variant's
 ``step`` runs unchanged on them, once per time step for all members; each member's loss is its own mean
 over its own batch, and the gradient of their sum is, member by member, the gradient of its own loss.
 The optimiser is ``torch_backend``'s written out per member, with the same calls in the same order so
@@ -10,7 +10,7 @@ global-norm clipping (``min(1, clip / ‖g_m‖)``, skipped when not finite or c
 Gradients of padding are multiplied by zero before clipping, so padding never moves.
 
 ``HoistingOps`` computes the products of x_t with parameters for all time steps at once, and a
-tensor's products with several parameters in one call (``harness.hoisting``): the step is unchanged.
+tensor's products with several parameters in one call (``harness.cell.hoisting``): the step is unchanged.
 ``FusingOps`` (the engine's namespace) goes further for gates ``x_t W + h R + b``: their sums are
 left pending and computed as fused multiply-adds, the step still unchanged.
 """
@@ -25,17 +25,17 @@ import torch.nn.functional as F
 
 from harness.backends.torch_backend import masked_loss, resolve_device
 from harness.backends.torch_ops import TorchOps
-from harness.hoisting import Hoisting
-from harness.stacking import masks, region, stack
+from harness.cell.hoisting import Hoisting
+from harness.cell.stacking import masks, region, stack
+from harness.cell.unroll import call_step, shape_of
 from harness.task import Task
-from harness.unroll import call_step, shape_of
 from harness.variant import StepError, Variant
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch_backend's Adam
 
 
 class HoistingOps(Hoisting, TorchOps):
-    """The ops namespace with ``harness.hoisting``'s products. Inputs (M, B, L, I)."""
+    """The ops namespace with ``harness.cell.hoisting``'s products. Inputs (M, B, L, I)."""
 
     def __init__(self, inputs: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
         super().__init__(list(inputs.unbind(2)), params)

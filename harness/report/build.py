@@ -16,15 +16,15 @@ from typing import Any
 
 import pandas as pd
 
-from harness import analysis as A
-from harness.analysis_plan import AnalysisPlan, parse_analysis_plan
+from harness.analysis import study as A
+from harness.diagnostics.probes import GradientFlow, gradient_flow
 from harness.errors import UsageError, unknown_name
-from harness.metadata import Metadata, complete
-from harness.probes import GradientFlow, gradient_flow
 from harness.report.figures import make_figures
 from harness.report.page import Context, findings, suite_lines_from_data, write_html, write_markdown
 from harness.report.tables import build_tables, trials_export, write_tables
-from harness.store import Store, is_sqlite_file
+from harness.store.database import Store, is_sqlite_file
+from harness.store.metadata import Metadata, complete
+from harness.suites.analysis_plan import AnalysisPlan, parse_analysis_plan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -181,7 +181,7 @@ def _baseline_id(name: str, metadata: Metadata) -> str:
     if name in known:
         return known[name]
     try:
-        from harness.registry import registry
+        from harness.plugins.registry import registry
 
         return registry().canonical_variant(name, "--baseline")
     except UsageError:
@@ -286,8 +286,8 @@ def _write_manifest(out: Path, written: list[Path]) -> None:
 
 
 def _freshness_notes(trials: pd.DataFrame) -> list[str]:
-    """A word on every reported trial whose code has changed since it ran (``harness.freshness``)."""
-    from harness.freshness import changed_code, describe
+    """A word on every reported trial whose code has changed since it ran (``harness.plugins.freshness``)."""
+    from harness.plugins.freshness import changed_code, describe
 
     stale, changed = changed_code(trials)
     if not stale.any():
@@ -361,7 +361,7 @@ def _resolve_suite(suite: Any, runs: pd.DataFrame, plans: pd.DataFrame,
         recorded = RecordedSuite.parse(name, text)
         return name, recorded, (f"{recorded.problem[0].upper()}{recorded.problem[1:]}." if recorded.problem else None)
     try:  # a store from before stores recorded suite texts: the suite file here, if there is one
-        from harness.suites import load_suite
+        from harness.suites.suite import load_suite
 
         obj = load_suite(str(suite))
     except Exception:  # an unknown or custom suite can still be reported from the store alone
@@ -398,7 +398,7 @@ def _probe(an: A.Analysis) -> GradientFlow:
     chosen += [v for v in PROBE_PREFERENCE if v in an.variants and v not in chosen]
     chosen += [v for v in an.variants if v not in chosen]
     try:
-        from harness.registry import registry
+        from harness.plugins.registry import registry
 
         chosen = [v for v in chosen if v in registry().variants] if task in registry().tasks else []
     except Exception:

@@ -22,10 +22,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from harness.analysis import Analysis, TaskInfo, framework_name, trials_for_top
-from harness.probes import GradientFlow
+from harness.analysis.statistics import MIN_SELECTION
+from harness.analysis.study import Analysis, TaskInfo, framework_name, trials_for_top
+from harness.diagnostics.probes import GradientFlow
 from harness.report.palette import REFERENCE_LINE, Palette, hatch, linestyle
-from harness.statistics import MIN_SELECTION
 
 DPI = 110
 SIG_MARK = {"better": "▲", "worse": "▼"}

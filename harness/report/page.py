@@ -15,17 +15,17 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis import Analysis, framework_name, trials_for_top
-from harness.comparisons import TEST_NAMES as TEST_NAME
-from harness.comparisons import alternative_tests, primary_test
-from harness.equivalence import TOLERANCE
-from harness.importance import RESAMPLES
-from harness.probes import GradientFlow
+from harness.analysis.comparisons import TEST_NAMES as TEST_NAME
+from harness.analysis.comparisons import alternative_tests, primary_test
+from harness.analysis.equivalence import TOLERANCE
+from harness.analysis.importance import RESAMPLES
+from harness.analysis.statistics import MIN_SELECTION, NOT_TESTED, SAME
+from harness.analysis.study import Analysis, framework_name, trials_for_top
+from harness.analysis.verdicts import agreement_summary
+from harness.diagnostics.probes import GradientFlow
 from harness.report.figures import FigureFile
 from harness.report.palette import Palette
 from harness.report.tables import Table, num, pct, pval, to_html, to_markdown
-from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
-from harness.verdicts import agreement_summary
 
 SECTIONS = (
     (
@@ -90,7 +90,7 @@ class Findings:
 
 
 def findings(an: Analysis, ctx: Context, gradient: GradientFlow | None) -> Findings:
-    """Plain sentences that phrase the numbers the analysis computed (``harness.analysis``)."""
+    """Plain sentences that phrase the numbers the analysis computed (``harness.analysis.study``)."""
     sections = {
         "variants": significance_sentences(an) + selection_sentences(an) + failure_sentences(an),
         "ranking": ranking_sentences(an),
@@ -207,7 +207,7 @@ def robustness_sentence(an: Analysis, c: pd.DataFrame) -> str:
 
 def power_sentence(an: Analysis, c: pd.DataFrame) -> str:
     """What "no significant difference" rules out: the range of the detectable difference in solved rate
-    (``harness.power``), and how many null verdicts could not have detected any difference."""
+    (``harness.analysis.power``), and how many null verdicts could not have detected any difference."""
     null = c[c["direction"] == SAME]
     if null.empty:
         return ""
@@ -427,9 +427,9 @@ def failure_sentences(an: Analysis) -> list[str]:
 
 
 def replicate_sentences(an: Analysis) -> list[str]:
-    """What the replicate seeds show (``harness.replicates``): per task and T, the share of a cell's test
+    """What the replicate seeds show (``harness.analysis.replicates``): per task and T, the share of a cell's test
     metric variance that is seed noise; then the frameworks as an implementation check
-    (``harness.equivalence``), never as a replication."""
+    (``harness.analysis.equivalence``), never as a replication."""
     out = []
     by_task = an.seed_noise_by_task
     if len(by_task):

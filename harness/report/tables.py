@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.analysis import Analysis, framework_name
-from harness.comparisons import TEST_NAMES, TEST_SHORT_NAMES, alternative_tests
-from harness.importance import RESAMPLES
-from harness.probes import GradientFlow
-from harness.statistics import MIN_SELECTION, NOT_TESTED, SAME
+from harness.analysis.comparisons import TEST_NAMES, TEST_SHORT_NAMES, alternative_tests
+from harness.analysis.importance import RESAMPLES
+from harness.analysis.statistics import MIN_SELECTION, NOT_TESTED, SAME
+from harness.analysis.study import Analysis, framework_name
+from harness.diagnostics.probes import GradientFlow
 
 
 @dataclass

@@ -22,7 +22,7 @@ from variants.rnn import SimpleRNN
 
 
 def in_worker(ops) -> bool:
-    """In a benchmark worker (named rnn-bench-<framework> by harness.worker), not in run's contract preflight
+    """In a benchmark worker (named rnn-bench-<framework> by harness.workers.worker), not in run's contract preflight
     (a worker of no framework, rnn-bench-harness)."""
     return ops.backend in ("torch", "tf") and multiprocessing.current_process().name in ("rnn-bench-torch",
                                                                                           "rnn-bench-tf")

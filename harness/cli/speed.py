@@ -1,0 +1,101 @@
+"""``rnn-bench speed``: the cost of a training step per trial, solo and in populations, against the
+framework's fused solo LSTM measured in the same run.
+
+Each framework is measured in a spawned child of its own (``harness.workers.worker.Workers``: one intra-op
+thread, never both frameworks in one process), one framework after the other so that they do not
+share the cores. A row is ``harness.diagnostics.speed.step_ms``: the median over ``steps`` timed steps after two
+warm-up steps, divided by the trials the step advances. Population 1 is the solo model (the fused
+kernel where the variant has one, unless ``fused`` is off); the reference row is ``np`` at population
+1 with its fused kernel (``torch.nn.LSTM`` / ``keras.layers.LSTM``).
+
+    ms_per_trial_step   median ms of one training step / population size
+    trials_per_hour     3.6e6 / (ms_per_trial_step x steps_per_trial), one worker
+    ratio_to_fused      ms_per_trial_step / the fused solo LSTM's, same framework, device and sizes
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from harness.diagnostics.speed import FUSED_REFERENCE
+from harness.error_text import headline
+from harness.errors import UsageError
+
+COLUMNS = ("variant", "framework", "device", "hidden_size", "population", "path", "ms_per_trial_step",
+           "trials_per_hour", "ratio_to_fused")  # fmt: skip
+
+
+def measure(variants: list[str], frameworks: list[str], device: str, hidden_sizes: list[int],
+            populations: list[int], length: int, batch: int, steps: int, steps_per_trial: int,
+            fused: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per framework x hidden size x variant x population (see the module docstring)."""
+    from harness.diagnostics.speed import SpeedJob
+    from harness.workers.worker import Workers
+
+    rows = []
+    for framework in frameworks:
+        jobs = _jobs(variants, hidden_sizes, populations, length, batch, steps, fused, device)
+        with Workers((framework,), device) as workers:
+            results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
+        rows += _rows(framework, device, jobs, results, steps_per_trial)
+    return rows
+
+
+def _jobs(variants: list[str], hidden_sizes: list[int], populations: list[int], length: int, batch: int,
+          steps: int, fused: bool, device: str) -> list[dict[str, Any]]:  # fmt: skip
+    """``harness.diagnostics.speed.step_ms`` arguments: per hidden size, the fused reference first, then each variant at
+    each population (population 1 is ``members`` 0, the solo model)."""
+    jobs: list[dict[str, Any]] = []
+    for h in hidden_sizes:
+        wanted = [(FUSED_REFERENCE, 0, True)] + [(v, 0 if m == 1 else m, fused) for v in variants for m in populations]
+        for vid, members, use_fused in dict.fromkeys(wanted):  # np at population 1 is the reference itself
+            jobs.append({"variant_id": vid, "members": members, "T": length, "batch": batch, "hidden": h,
+                         "steps": steps, "fused": use_fused, "device": device})  # fmt: skip
+    return jobs
+
+
+def _rows(framework: str, device: str, jobs: list[dict], results: list[dict], steps_per_trial: int) -> list[dict]:
+    """Rows of one framework's measurements, each with its ratio to the fused LSTM of its hidden size."""
+    from harness.plugins.registry import registry
+
+    for job, result in zip(jobs, results):
+        if "error" in result:
+            raise UsageError(f"measuring {job['variant_id']} at population {max(job['members'], 1)} and hidden "
+                             f"size {job['hidden']} in {framework} failed: {headline(result['error'])}")  # fmt: skip
+    reference = {j["hidden"]: r["ms"] for j, r in zip(jobs, results)
+                 if j["variant_id"] == FUSED_REFERENCE and j["members"] == 0 and j["fused"]}  # fmt: skip
+    rows = []
+    for job, result in zip(jobs, results):
+        ms, kernel = result["ms"], registry().variant_class(job["variant_id"]).fused_kernel
+        path = "population" if job["members"] else "fused" if job["fused"] and kernel else "generic"
+        rows.append({
+            "variant": job["variant_id"], "framework": framework, "device": device, "hidden_size": job["hidden"],
+            "population": max(job["members"], 1), "path": path, "ms_per_trial_step": ms,
+            "trials_per_hour": 3.6e6 / (ms * steps_per_trial), "ratio_to_fused": ms / reference[job["hidden"]],
+        })  # fmt: skip
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
+    """``table`` (aligned, for people) or ``csv``."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _cell(k, r[k]) for k in COLUMNS} for r in rows)
+        return buffer.getvalue()
+    from harness.text_table import text_table
+
+    return text_table([COLUMNS, *[[_cell(k, r[k]) for k in COLUMNS] for r in rows]]) + "\n"
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "ms_per_trial_step":
+        return f"{value:.3f}"
+    if column == "trials_per_hour":
+        return f"{value:.0f}"
+    if column == "ratio_to_fused":
+        return f"{value:.2f}"
+    return str(value)

@@ -1,0 +1,77 @@
+"""Training-step cost per trial, solo and in populations: the measurement behind choosing a population
+size and behind preferring a fused kernel (``harness.training.population``). One framework per process (call it
+in a worker, or a fresh interpreter): it runs ``backend.setup(device)``, one thread.
+
+``step_ms(framework, variant_id, members)`` is the median time of one training step divided by the
+number of trials it advances: on a CPU the CPU time of this process (a busy machine's other processes
+do not count; with one thread and an idle machine it equals wall time), on a GPU the wall time:
+``members = 0`` is the solo model (``build_model``: fused when the variant has a kernel and ``fused``),
+``members = M`` a population of M. ``rnn-bench speed`` (``harness.cli.speed``) tabulates it
+against the framework's fused solo LSTM (``FUSED_REFERENCE``), and its measurements chose the
+defaults of ``harness.run.scheduling``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.workers.job import JobContext, guarded
+
+FUSED_REFERENCE = "np"  # torch.nn.LSTM / keras.layers.LSTM
+
+
+def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
+            steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu") -> float:  # fmt: skip
+    """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
+    tracing)."""
+    from harness.backends import load_backend
+    from harness.cell.model import init_model_params
+    from harness.plugins.registry import registry
+    from harness.task import stack_batches
+    from harness.training.population import ENGINES
+    from harness.trials.protocol import check_hparams
+
+    backend = load_backend(framework)
+    backend.setup(device)
+    reg = registry()
+    task, variant = reg.task(task_id), reg.variant(variant_id)
+    hp = check_hparams({"hidden_size": hidden, "batch_size": batch, "fused": fused})
+    count = max(members, 1)
+    params = [init_model_params(variant, task, hidden, seed, lag=T) for seed in range(count)]
+    if members == 0:
+        model: Any = backend.build_model(variant, task, hp, params[0], device)
+    else:
+        model = importlib.import_module(ENGINES[framework]).Population(variant, task, [hp] * members, params, device)
+    rng = np.random.default_rng(0)
+    # CPU time on a CPU (a busy machine's other processes do not count); wall time on a GPU, where the
+    # step's loss (a Python float) waits for the device, so the wall clock covers the kernels
+    clock = time.process_time if device == "cpu" else time.perf_counter
+    times = []
+    for k in range(steps + 2):
+        batches = [task.generate(T, batch, rng) for _ in range(count)]
+        inputs, targets = stack_batches(batches)
+        t0 = clock()
+        if members == 0:
+            model.train_step(inputs[0], targets[0])
+        else:
+            model.train_step(inputs, targets)
+        if k >= 2:
+            times.append(clock() - t0)
+    return 1000 * statistics.median(times) / count
+
+
+@dataclass(frozen=True)
+class SpeedJob:
+    """``step_ms(framework, **case)`` for each case in a worker; ``{"ms": ...}`` or ``{"error": ...}`` each."""
+
+    framework: str
+    cases: tuple[dict, ...]
+
+    def run(self, context: JobContext) -> list[dict]:
+        return [guarded(lambda c=case: {"ms": step_ms(self.framework, **c)}) for case in self.cases]

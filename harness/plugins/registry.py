@@ -1,0 +1,252 @@
+"""Discovery of tasks and variants: every ``*.py`` in ``tasks/`` and ``variants/`` is imported and its
+``Task`` / ``Variant`` subclasses with an ``id`` are registered. Adding one is dropping a file in.
+
+A file that fails to import is reported by its name (``registry.broken_files``) and the others still
+work: whatever it raises, ``SystemExit`` (``sys.exit`` at import) included, since a plugin must not
+end the program. Only Ctrl-C (``KeyboardInterrupt``) goes through. Two classes claiming one id (or
+alias) is an error naming both files. A task declaring a loss the backends cannot train
+(``harness.task.LOSSES``) makes its file broken, with the value and what is allowed. Extra folders of
+plugin files can be named in ``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
+
+A plugin file must finish importing within ``RNN_BENCH_IMPORT_TIMEOUT`` seconds (default 30; 0: no
+limit), else it is reported broken ("did not finish importing within N s") and the others still work.
+The limit is a SIGALRM timer, so it applies where the registry is first loaded in a process's main
+thread (the CLI, benchmark workers, run's preflight child) and only to Python code: a file blocked
+inside one C call is interrupted when that call returns. A process records the files that hung in
+``RNN_BENCH_HUNG_PLUGINS``, which the worker processes it starts inherit: they skip those files instead
+of waiting for each of them again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
+
+from harness.errors import UsageError, unknown_name
+from harness.task import LOSSES, Task
+from harness.variant import Variant
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_VARIABLE = "RNN_BENCH_IMPORT_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT = 30.0  # seconds; importing a framework at the top of a plugin takes a few
+HUNG_VARIABLE = "RNN_BENCH_HUNG_PLUGINS"
+
+
+class DuplicateIdError(UsageError):
+    """Two plugin files claim the same id."""
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.tasks: dict[str, type[Task]] = {}
+        self.variants: dict[str, type[Variant]] = {}
+        self.aliases: dict[str, str] = {}
+        self.broken_files: dict[str, str] = {}  # file -> error text
+
+    # --- lookup -------------------------------------------------------------------------------------
+    def task(self, name: str, where: str = "") -> Task:
+        if name not in self.tasks:
+            raise unknown_name("task", name, self.tasks, where)
+        return self.tasks[name]()
+
+    def canonical_variant(self, name: str, where: str = "") -> str:
+        name = self.aliases.get(name, name)
+        if name not in self.variants:
+            hint = self._broken_hint(name)
+            err = unknown_name("variant", name, list(self.variants) + list(self.aliases), where)
+            raise UsageError(f"{err}{hint}") if hint else err
+        return name
+
+    def variant_class(self, name: str, where: str = "") -> type[Variant]:
+        return self.variants[self.canonical_variant(name, where)]
+
+    def variant(self, name: str, where: str = "", **hparams) -> Variant:
+        return self.variant_class(name, where)(**hparams)
+
+    def _broken_hint(self, name: str) -> str:
+        files = [f for f in self.broken_files if Path(f).stem == name]
+        return (
+            f" (the file {files[0]} exists but failed to import: {self.broken_files[files[0]].splitlines()[-1]})"
+            if files
+            else ""
+        )
+
+    # --- discovery ----------------------------------------------------------------------------------
+    def load_folder(self, folder: Path, package: str | None) -> None:
+        """Register the tasks and variants of every ``*.py`` in ``folder``; a file that fails to import
+        (raises anything but KeyboardInterrupt, or exceeds the import time limit) goes to ``broken_files``."""
+        limit = import_timeout()
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            module = self._import_or_report(path, package, limit)
+            if module is None:
+                continue
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ != module.__name__ or not getattr(cls, "id", ""):
+                    continue
+                if issubclass(cls, Variant):
+                    self._add_variant(cls, path)
+                elif issubclass(cls, Task):
+                    self._add_task(cls, path)
+
+    def _import_or_report(self, path: Path, package: str | None, limit: float) -> ModuleType | None:
+        """The plugin file's module, or None with the reason in ``broken_files``."""
+        if str(path) in _hung_files():
+            self.broken_files[str(path)] = "did not finish importing in the parent process; not imported again"
+            return None
+        try:
+            with _time_limit(limit):
+                return _import(path, package)
+        except KeyboardInterrupt:  # the user's Ctrl-C, not the file's fault
+            raise
+        except ImportTimedOut as e:
+            self.broken_files[str(path)] = str(e)
+            _remember_hung(path)
+        except SystemExit as e:
+            self.broken_files[str(path)] = f"called sys.exit({e.code!r}) while importing (a plugin must not exit)"
+        except BaseException:
+            self.broken_files[str(path)] = traceback.format_exc(limit=3)
+        return None
+
+    def _add_task(self, cls: type[Task], path: Path) -> None:
+        if cls.id in self.tasks:
+            raise DuplicateIdError(f"task id {cls.id!r} is claimed by {self.tasks[cls.id].source_file} and {path}")
+        problem = loss_problem(cls)
+        if problem:  # the backends could not train it: the file is broken, the others still work
+            self.broken_files[str(path)] = problem
+            return
+        cls.source_file = str(path)
+        self.tasks[cls.id] = cls
+
+    def _add_variant(self, cls: type[Variant], path: Path) -> None:
+        for name in (cls.id, *cls.aliases):
+            owner = self.variants.get(name) or self.variants.get(self.aliases.get(name, ""))
+            if owner is not None:
+                raise DuplicateIdError(
+                    f"variant id {name!r} is claimed by {owner.source_file} ({owner.__name__}) "
+                    f"and {path} ({cls.__name__})"
+                )
+        cls.source_file = str(path)
+        self.variants[cls.id] = cls
+        for alias in cls.aliases:
+            self.aliases[alias] = cls.id
+
+
+def loss_problem(cls: type[Task]) -> str:
+    """Why the backends cannot train ``cls``'s declared loss (``harness.task.LOSSES``), or ""."""
+    allowed = LOSSES.get(cls.loss_at)
+    if allowed is None:
+        return f"task {cls.id!r} declares loss_at = {cls.loss_at!r}; allowed: {', '.join(LOSSES)}"
+    if cls.loss not in allowed:
+        return (f"task {cls.id!r} declares loss = {cls.loss!r} with loss_at = {cls.loss_at!r}; "
+                f"allowed there: {', '.join(allowed)}")  # fmt: skip
+    return ""
+
+
+def _import(path: Path, package: str | None) -> ModuleType:
+    """Import a plugin file: as ``package.stem`` when it lies in our package, else by its path."""
+    if package is not None:
+        return importlib.import_module(f"{package}.{path.stem}")
+    name = f"rnn_bench_plugin_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # as importlib does: no half-imported module left behind
+        raise
+    return module
+
+
+class ImportTimedOut(BaseException):
+    """A plugin file did not finish importing in time. A BaseException, so that a plugin's own
+    ``except Exception`` cannot swallow it."""
+
+
+def import_timeout() -> float:
+    """Seconds a plugin file may take to import (``RNN_BENCH_IMPORT_TIMEOUT``; 0 means no limit)."""
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_IMPORT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"{TIMEOUT_VARIABLE}={text!r} should be a number of seconds >= 0 (0: no limit)")
+    return value
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise ``ImportTimedOut`` in the block after ``seconds``; a timer already set (e.g. by a test
+    runner) is restored afterwards. Without a limit, off the main thread or without SIGALRM: no limit."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        yield
+        return
+    armed = True
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if armed:  # the alarm may land after the block ended, before the timer is cancelled
+            raise ImportTimedOut(
+                f"did not finish importing within {seconds:g} s (limit set by {TIMEOUT_VARIABLE}); "
+                "does it loop, wait or read input at import?"
+            )
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    earlier, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if earlier:
+            signal.setitimer(signal.ITIMER_REAL, max(earlier - (time.monotonic() - started), 1e-3), interval)
+
+
+def _hung_files() -> list[str]:
+    return [f for f in os.environ.get(HUNG_VARIABLE, "").split(os.pathsep) if f]
+
+
+def _remember_hung(path: Path) -> None:
+    """Tell the processes this one starts (they inherit the environment) not to wait for ``path`` again."""
+    os.environ[HUNG_VARIABLE] = os.pathsep.join([*_hung_files(), str(path)])
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    """The process-wide registry (discovered once)."""
+    reg = Registry()
+    reg.load_folder(ROOT / "tasks", "tasks")
+    reg.load_folder(ROOT / "variants", "variants")
+    for extra in filter(None, os.environ.get("RNN_BENCH_PLUGINS", "").split(os.pathsep)):
+        reg.load_folder(Path(extra), None)
+    return reg
+
+
+def reload() -> Registry:
+    """Forget and rediscover (after ``new-variant`` writes a file)."""
+    for name in [m for m in sys.modules if m.startswith(("tasks.", "variants.", "rnn_bench_plugin_"))]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    registry.cache_clear()
+    from harness.plugins import fingerprint
+
+    fingerprint.forget()  # the files may have changed too
+    return registry()

@@ -1,0 +1,365 @@
+"""Population training: several planned trials of one cell trained as one computation.
+
+Trials that share variant, task, length, framework, device and training protocol differ only in what
+is each member's own: seed (its data stream and initial weights), learning rate, hidden size, gradient
+clipping, step budget, evaluation schedule and set sizes, and the variant's ``init_only``
+hyperparameters (the forget-gate bias). A backend's population engine stacks their parameters along a
+leading member axis (``harness.cell.stacking``) and runs the variant's unchanged ``step`` once per time step
+for all of them, with one optimiser step for all; the protocol of ``harness.training.solo.train`` (data,
+evaluation, early stopping, divergence, checkpoints) is kept here per member, so every member's
+``TrialResult`` is the one its solo run gives, up to float32 rounding. A solved, diverged or finished
+member is reported at once and leaves the computation; a NaN in one member marks only that member.
+
+Entry points: ``population_groups(trials, cap)`` plans the groups; ``train_population(trials,
+framework, device)`` trains one group. A group of one, a variant that breaks ``harness.cell.batchable``'s
+rules, or a framework without a population engine runs today's solo path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+
+from harness.cell.batchable import batchability
+from harness.cell.model import init_model_params
+from harness.errors import UsageError
+from harness.task import Batch, Task, stack_batches
+from harness.training.solo import EVAL_BATCH, ResultCallback, TrialResult, failed, is_better, train
+from harness.trials.trial import Trial, canonical
+from harness.variant import Variant
+
+#: the common hyperparameters each member keeps as its own (everything else is shared by the group)
+MEMBER_KEYS = ("learning_rate", "hidden_size", "clip_norm", "max_steps", "eval_every", "validation_size", "test_size")
+#: the population engine of each framework (a framework missing here trains its groups solo)
+ENGINES = {"torch": "harness.backends.torch_population", "tf": "harness.backends.tf_population"}
+
+ValidationCallback = Callable[[Trial, int, float, float], None]  # trial, step, validation loss, metric (worker side)
+Scored = Callable[[Trial, int, dict[str, float]], None]
+
+
+def _variant(trial: Trial) -> Variant:
+    from harness.plugins.registry import registry
+
+    cls = registry().variant_class(trial.variant)
+    return cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
+
+
+def group_key(trial: Trial) -> tuple:
+    """Trials with equal keys may train in one population. A variant that is not batchable gets a key of
+    its own per trial; one that is not padding-exact shares its key only with its hidden size."""
+    variant = _variant(trial)
+    ability = batchability(variant)
+    if not ability.batchable:
+        return ("solo", trial.id)
+    specs = type(variant).hyperparameters
+    shared = {k: v for k, v in trial.hparams.items()
+              if k not in MEMBER_KEYS and not (k in specs and specs[k].init_only)}  # fmt: skip
+    if not ability.pads:
+        shared["hidden_size"] = trial.hparams["hidden_size"]
+    return (trial.task, trial.length, trial.variant, trial.framework, trial.device, json.dumps(canonical(shared)))
+
+
+def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str] = ()) -> list[list[Trial]]:
+    """``trials`` as populations of at most ``cap`` members (``cap`` 1: every trial alone, today's path).
+
+    ``fused_solo`` names variants whose fused kernel alone beats a population (measured with
+    ``harness.diagnostics.speed``): their trials that ask for the fused path (``fused = true``) train solo.
+    Groups keep the order in which their first trial appears; inside a group members are sorted by
+    hidden size, so that each population pads as little as possible. The replicates of one configuration
+    (``replicates = k``: the same hyperparameters, seeds ``c + r * SEED_STRIDE``) stay in one population
+    wherever they fit in ``cap`` (a configuration with more replicates than ``cap`` fills whole
+    populations first), so that replicates differ by their seed alone, not by their population's
+    company; with one replicate per configuration this is plain chunking."""
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise UsageError(f"population size {cap!r} is not allowed; it must be an integer >= 1 (1 trains solo)")
+    if cap == 1:
+        return [[t] for t in trials]
+    groups: dict[tuple, list[Trial]] = {}
+    for t in trials:
+        alone = t.variant in fused_solo and t.hparams.get("fused", True)
+        groups.setdefault(("fused", t.id) if alone else group_key(t), []).append(t)
+    out = []
+    for members in groups.values():
+        members = sorted(members, key=lambda t: t.hparams["hidden_size"])
+        out.extend(_pack_replicates(members, cap))
+    return out
+
+
+def _pack_replicates(members: list[Trial], cap: int) -> list[list[Trial]]:
+    """``members`` in order as chunks of at most ``cap``, never splitting a configuration's replicates
+    (trials alike but for the replicate r of their seed) that fit in one chunk."""
+    from harness.suites.suite import split_seed
+
+    configs: dict[tuple, list[Trial]] = {}
+    for t in members:
+        configs.setdefault((split_seed(t.seed)[0], json.dumps(canonical(t.hparams))), []).append(t)
+    chunks: list[list[Trial]] = []
+    current: list[Trial] = []
+    for replicates in configs.values():
+        for piece in (replicates[i : i + cap] for i in range(0, len(replicates), cap)):
+            if len(current) + len(piece) > cap:
+                chunks.append(current)
+                current = []
+            current = current + piece
+    return chunks + [current] if current else chunks
+
+
+class Member:
+    """One trial's side of the protocol inside a population: ``harness.training.solo.train``'s bookkeeping."""
+
+    def __init__(self, trial: Trial, task: Task, variant: Variant, size: int, started: float) -> None:
+        hp, T = trial.hparams, trial.length
+        self.trial, self.task, self.hp, self.started = trial, task, hp, started
+        count = variant.parameter_count(task.input_size, hp["hidden_size"])
+        self.result = TrialResult(status="ok", param_count=count, population=size)
+        self.params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
+        self.validation = task.fixed_set("validation", T, hp["validation_size"])
+        self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
+        self.best_params: dict[str, np.ndarray] | None = None
+        self.window: list[float] = []
+        self.train_seconds, self.timed_steps = 0.0, 0
+        self.done = False
+        self.on_scored: Callable[[int, dict[str, float]], None] | None = None  # progress: each validation point
+
+    def scored(self, step: int, metrics: dict[str, float], current: Callable[[], dict[str, np.ndarray]]) -> None:
+        """A validation score at ``step``; ``done`` once solved (``train``'s ``score``)."""
+        r = self.result
+        if self.window:
+            r.curve.append((step, "train", float(np.mean(self.window)), float("nan")))
+            self.window.clear()
+        r.curve.append((step, "validation", metrics["loss"], metrics[self.task.metric]))
+        if self.on_scored is not None:
+            self.on_scored(step, metrics)
+        if is_better(self.task, metrics, r.validation or None):
+            r.validation, r.best_step, self.best_params = metrics, step, current()
+        if self.task.solved(metrics):
+            r.steps_to_solve, self.done = step, True
+
+    def trained(self, step: int, loss: float, seconds: float | None) -> bool:
+        """The loss of training step ``step`` and its time (``None``: a warm-up step, not timed); True
+        when the member evaluates now."""
+        self.result.steps = step
+        if seconds is not None:
+            self.train_seconds, self.timed_steps = self.train_seconds + seconds, self.timed_steps + 1
+        if not math.isfinite(loss):
+            self.result.status, self.result.error = "diverged", f"training loss became {loss} at step {step}"
+            self.done = True
+            return False
+        self.window.append(loss)
+        if step == self.hp["max_steps"]:
+            self.done = True  # after this evaluation, as train's loop ends
+        return step % self.hp["eval_every"] == 0 or step == self.hp["max_steps"]
+
+    def finish(self, evaluate_now: Callable[[], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
+        """Test metrics at the last step and at the best checkpoint, speed and wall time (``train``'s end)."""
+        r = self.result
+        if r.status == "ok":
+            r.test_last = evaluate_now()
+        if self.best_params is not None:
+            load(self.best_params)
+            r.test_best = evaluate_now()
+            r.solved = self.task.solved(r.test_best)
+        r.steps_per_second = self.timed_steps / self.train_seconds if self.train_seconds > 0 else None
+        r.wall_seconds = time.perf_counter() - self.started
+        return r
+
+
+def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, targets: np.ndarray) -> list[dict]:
+    """``harness.training.solo.evaluate`` for several members at once (the same chunks of ``EVAL_BATCH``)."""
+    chunks = [model.predict(slots, inputs[i : i + EVAL_BATCH]) for i in range(0, len(inputs), EVAL_BATCH)]
+    outputs = np.concatenate(chunks, axis=1)
+    return [{k: float(v) for k, v in task.metrics(outputs[j], targets).items()} for j in range(len(slots))]
+
+
+def train_population(
+    trials: list[Trial], framework: str, device: str = "cpu", on_result: ResultCallback | None = None,
+    time_limit: float | None = None, on_progress: ValidationCallback | None = None,
+) -> list[TrialResult]:  # fmt: skip
+    """Train one group of ``population_groups`` as one computation; the results in the order of ``trials``.
+
+    Each result is the ``TrialResult`` the trial's solo ``harness.training.solo.train`` gives (to float32
+    rounding), with ``population`` the group's size. ``on_result(trial, result)`` is called the moment a
+    member finishes (solved, diverged, out of steps), so it can be stored at once. A member still
+    training after ``time_limit`` seconds is a ``timeout``. ``on_progress(trial, step, loss, metric)`` is
+    called at each validation point of a member (its learning curve as it grows). Never raises for a
+    numerical failure; an error of the engine or the variant becomes a ``failed`` result for every member
+    not yet finished.
+    """
+    from harness.backends import load_backend
+
+    if len({group_key(t) for t in trials}) > 1:
+        raise ValueError("these trials do not form one population (see population_groups): "
+                         + ", ".join(t.label() for t in trials))  # fmt: skip
+    backend = load_backend(framework)
+    results: dict[int, TrialResult] = {}
+
+    def report(index: int, result: TrialResult) -> None:
+        results[index] = result
+        if on_result is not None:
+            try:
+                on_result(trials[index], result)
+            except BaseException as e:  # the caller's own failure (a full disk): not the trials'
+                raise _CallbackFailed() from e
+
+    def scored(trial: Trial, step: int, metrics: dict[str, float]) -> None:
+        if on_progress is not None:
+            try:
+                on_progress(trial, step, metrics["loss"], metrics[_metric(trial)])
+            except BaseException as e:  # the caller's own failure (the pipe to the driver)
+                raise _CallbackFailed() from e
+
+    engine_name = ENGINES.get(framework)
+    try:
+        if len(trials) == 1 or engine_name is None:
+            for k, t in enumerate(trials):
+                report(k, _solo(t, backend, scored))
+        else:
+            _together(trials, engine_name, device, report, time_limit, scored)
+    except _CallbackFailed as e:
+        raise e.__cause__ from None
+    return [results[k] for k in range(len(trials))]
+
+
+class _CallbackFailed(Exception):
+    """``on_result`` raised: its error goes to the caller as it was, never into a trial's result."""
+
+
+def _metric(trial: Trial) -> str:
+    from harness.plugins.registry import registry
+
+    return registry().task(trial.task).metric
+
+
+def _together(trials: list[Trial], engine_name: str, device: str, report: Callable[[int, TrialResult], None],
+              time_limit: float | None, scored: Scored) -> None:  # fmt: skip
+    reported: set[int] = set()
+
+    def tracked(index: int, result: TrialResult) -> None:
+        reported.add(index)
+        report(index, result)
+
+    try:
+        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit, scored)
+    except _CallbackFailed:
+        raise
+    except Exception as e:  # a broken variant or engine costs this group, not the run
+        for k in range(len(trials)):
+            if k not in reported:
+                result = failed(e)
+                result.population = len(trials)
+                report(k, result)
+
+
+def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
+    from harness.plugins.registry import registry
+
+    try:
+        task, variant = registry().task(trial.task), _variant(trial)
+        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device),
+                     on_eval=lambda step, metrics: scored(trial, step, metrics))  # fmt: skip
+    except _CallbackFailed:
+        raise
+    except Exception as e:
+        return failed(e)
+
+
+def _train_together(trials: list[Trial], engine: Any, device: str, report: Callable[[int, TrialResult], None],
+                    time_limit: float | None, scored: Scored) -> None:  # fmt: skip
+    from harness.plugins.registry import registry
+
+    started = time.perf_counter()
+    task = registry().task(trials[0].task)
+    members = [Member(t, task, _variant(t), len(trials), started) for t in trials]
+    for m in members:
+        m.on_scored = lambda step, metrics, trial=m.trial: scored(trial, step, metrics)
+    model = engine.Population(_variant(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
+    for m in members:
+        m.result.path = model.path
+    slots: list[int | None] = list(range(len(members)))  # each model slot's member; None once it finished
+    evaluate(model, task, members, slots, list(range(len(slots))), 0)
+    step, warm = 0, False
+    while True:
+        retire(model, members, slots, report)
+        if all(k is None for k in slots):
+            return
+        if leave(model, slots):
+            slots = [k for k in slots if k is not None]
+            warm = False  # a smaller model allocates (and traces) again
+        live = [(slot, k) for slot, k in enumerate(slots) if k is not None]
+        if time_limit is not None and time.perf_counter() - started > time_limit:
+            for _, k in live:
+                msg = f"trial exceeded its time limit of {time_limit:.0f} s (in a population of {len(trials)})"
+                result = failed(msg, status="timeout")
+                result.population = len(trials)
+                report(k, result)
+            return
+        step += 1
+        inputs, targets = batches(members, slots)
+        t0 = time.perf_counter()
+        losses = model.train_step(inputs, targets)
+        seconds = time.perf_counter() - t0 if warm else None  # as train: warm-up steps are not speed
+        warm = True
+        due = [slot for slot, k in live if members[k].trained(step, float(losses[slot]), seconds)]
+        evaluate(model, task, members, slots, due, step)
+
+
+def batches(members: list[Member], slots: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Each live member's next batch from its own stream; zeros in the slots of finished members (they
+    draw nothing, so no stream moves for them; what their slot computes reaches no other member).
+    Batches of different lengths (a task whose sequences vary, ``loss_at = "mask"``) are right-padded
+    to the longest, which changes no member's loss (``harness.task.stack_batches``)."""
+    drawn = {slot: next(members[k].stream) for slot, k in enumerate(slots) if k is not None}
+    some = next(iter(drawn.values()))
+    empty = Batch(np.zeros_like(some.inputs), np.zeros_like(some.targets))
+    return stack_batches([drawn.get(s, empty) for s in range(len(slots))])
+
+
+def evaluate(model: Any, task: Task, members: list[Member], slots: list[int | None], due: list[int],
+             step: int) -> None:  # fmt: skip
+    """Score the members in the slots ``due`` on their validation sets; members sharing a set share the
+    forward."""
+    by_size: dict[int, list[int]] = {}
+    for slot in due:
+        by_size.setdefault(members[slots[slot]].hp["validation_size"], []).append(slot)
+    for group in by_size.values():
+        validation = members[slots[group[0]]].validation
+        scores = metrics_of(model, task, group, validation.inputs, validation.targets)
+        for slot, m in zip(group, scores):
+            members[slots[slot]].scored(step, m, lambda slot=slot: model.get_params(slot))
+
+
+def retire(model: Any, members: list[Member], slots: list[int | None],
+           report: Callable[[int, TrialResult], None]) -> None:  # fmt: skip
+    """Finish and report the members that are done; their slots become ``None``."""
+    for slot, k in enumerate(slots):
+        if k is not None and members[k].done:
+            report(k, finish(model, members[k], slot))
+            slots[slot] = None
+
+
+def leave(model: Any, slots: list[int | None]) -> bool:
+    """Drop the finished members' slots from the model when that pays: once they are at least the
+    engine's ``leave_at`` fraction of its slots (0 in PyTorch, where shrinking costs nothing; in
+    TensorFlow a fraction computed from the measured cost of retracing for a new member count against
+    the steps left). True when the model shrank."""
+    dead = sum(k is None for k in slots)
+    if not dead or dead < getattr(model, "leave_at", 0.0) * len(slots):
+        return False
+    model.keep([slot for slot, k in enumerate(slots) if k is not None])
+    return True
+
+
+def finish(model: Any, member: Member, slot: int) -> TrialResult:
+    """The member's final result, its test metrics computed in its slot of the model."""
+    test = member.task.fixed_set("test", member.trial.length, member.hp["test_size"])
+
+    def test_metrics() -> dict[str, float]:
+        return metrics_of(model, member.task, [slot], test.inputs, test.targets)[0]
+
+    return member.finish(test_metrics, lambda params: model.set_params(slot, params))

@@ -1,0 +1,61 @@
+"""The training job: one population of trials, trained inside a worker (``harness.workers.job``).
+
+``TrainJob`` emits ``("result", trial_id, result_dict)`` as each member finishes and ``("progress",
+trial_id, step, "validation", loss, metric)`` at each of its evaluations. Every failure of a trial becomes
+its result; it returns nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from harness.workers.job import JobContext
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train ``trials`` (JSON texts of ``harness.trials.trial.Trial``, one population) within ``time_limit`` seconds."""
+
+    framework: str
+    trials: tuple[str, ...]
+    time_limit: float | None = None
+
+    def run(self, context: JobContext) -> None:
+        from harness.trials.trial import Trial
+
+        train_job([Trial.from_json(text) for text in self.trials], self.framework, context, self.time_limit)
+
+
+def train_job(trials: list, framework: str, context: JobContext, time_limit: float | None) -> None:
+    """Train one population of trials (``harness.training.population``), emitting each member's result, its code
+    fingerprints filled in, as it finishes and each validation point as it is scored. Every failure of a
+    trial becomes its result; only ``emit``'s own failure (the connection to the driver) is raised."""
+    from harness.plugins.fingerprint import code_of
+    from harness.plugins.registry import registry
+    from harness.training.population import train_population
+    from harness.training.solo import failed
+
+    try:
+        reg = registry()
+        code = code_of(reg.variant_class(trials[0].variant), reg.tasks[trials[0].task])
+    except Exception:  # an unknown or broken plugin: train_population reports it as each trial's failure
+        code = {}
+    sent: set[str] = set()
+
+    def finished(trial, result) -> None:
+        result.code = code
+        context.emit(("result", trial.id, asdict(result)))
+        sent.add(trial.id)
+
+    def scored(trial, step: int, loss: float, metric: float) -> None:
+        context.emit(("progress", trial.id, int(step), "validation", float(loss), float(metric)))
+
+    try:
+        train_population(trials, framework, context.device, on_result=finished, time_limit=time_limit,
+                         on_progress=scored)  # fmt: skip
+    except (BrokenPipeError, OSError, EOFError):  # the connection: the driver is gone or stopped us
+        raise
+    except Exception as e:  # what the population could not turn into results (a plugin broken only here)
+        for trial in trials:
+            if trial.id not in sent:
+                finished(trial, replace(failed(e), population=len(trials)))
