@@ -33,8 +33,10 @@ class HyperParameter:
 
     ``check(value)`` returns the normalised value or raises ``UsageError`` naming the value and the
     allowed ones. ``choices`` restricts to a set; ``minimum`` bounds numbers from below; ``kind`` is
-    ``"int"``, ``"float"`` or ``"float_or_choice"`` (a number or one of ``choices``). ``init_only``: it
-    sets only initial values, never the step, so the members of one population may differ in it.
+    ``"int"``, ``"float"`` or ``"float_or_choice"`` (a number or one of ``choices``); any other kind
+    (the protocol's ``"choice"`` and ``"bool"``, ``harness.trials.protocol.SETTINGS``) is checked against
+    ``choices`` only. ``init_only``: it sets only initial values, never the step, so the members of one
+    population may differ in it.
     """
 
     default: Any

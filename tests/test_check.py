@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.diagnostics.check import check_variant, contract_problems, preflight
+from harness.diagnostics.check import check_variant
+from harness.diagnostics.preflight import contract_problems, preflight
 from harness.errors import UsageError
 from harness.plugins.registry import Registry
 from harness.plugins.scaffold import write_new_variant

@@ -111,3 +111,8 @@ def test_the_committed_greff_store_has_no_trial_whose_code_changed():
     stale, changed = changed_code(trials)
     assert len(trials) == 8800 and trials["variant_code"].notna().all()
     assert not stale.any(), changed
+    # and the protocol still gives every planned trial the id it was stored under: nothing to rerun
+    from harness.suites.suite import load_suite, plan
+
+    planned = {t.id for t in plan(load_suite("greff"))}
+    assert planned == set(trials["trial_id"])

@@ -17,7 +17,7 @@ from test_analysis import trials  # a trials frame as the store gives it, from a
 
 from harness.analysis import importance as I
 from harness.analysis import study as A
-from harness.report.page import importance_sentences
+from harness.report.findings import importance_sentences
 from harness.report.tables import importance_table, pct
 
 TASK = "delayed_recall"

@@ -753,7 +753,7 @@ def test_a_read_only_version_2_store_still_reports(cli, tmp_path, monkeypatch):
 def test_gradient_finding_phrases_the_probes_own_ratios():
     """The probe computes ‖∂loss/∂h_0‖ / ‖∂loss/∂h_(L-1)‖ per variant; the finding only words it."""
     from harness.diagnostics.probes import GradientFlow
-    from harness.report.page import gradient_sentences
+    from harness.report.findings import gradient_sentences
 
     rows = [{"variant": v, "phase": "init", "t": t, "grad_norm": g}
             for v, norms in (("v", (0.5, 1.0)), ("rnn", (0.001, 1.0)), ("dead", (1.0, 0.0)))
@@ -767,7 +767,7 @@ def test_gradient_finding_phrases_the_probes_own_ratios():
 def test_a_comparisons_n_is_stated_in_the_units_its_tests_counted():
     from types import SimpleNamespace
 
-    from harness.report.page import _n_words
+    from harness.report.findings import _n_words
 
     def row(**kw):
         base = dict(paired=True, pairs=10, configurations=10, n=10, n_baseline=10, units=10, units_baseline=10)
@@ -778,3 +778,26 @@ def test_a_comparisons_n_is_stated_in_the_units_its_tests_counted():
     assert _n_words(row(paired=False, n=40, n_baseline=38, units=20, units_baseline=20)) == (
         "20 vs 20 configurations (40 vs 38 trials)")
     assert _n_words(row(paired=False, n=12, n_baseline=11, units=12, units_baseline=11)) == "12 vs 11 trials"
+
+
+def test_the_page_template_escapes_every_text_it_shows(tmp_path):
+    """Suite names, notes, findings and the suite file are text: markup in them must not become markup."""
+    from markupsafe import Markup
+
+    from harness.report.context import Context
+    from harness.report.findings import Findings
+    from harness.report.page import page_template
+
+    ctx = Context(suite="<b>s</b>", store_path=tmp_path / "x.sqlite", progress={}, suite_lines=[("k", "<i>v</i>")],
+                  environment={}, report_environment={}, generated="now", notes=["<script>alert(1)</script>"],
+                  description="a & b", suite_text="[x]\n<y>")  # fmt: skip
+    page = page_template().render(
+        ctx=ctx, css=Markup("p{}"), script=Markup("var a = 1 < 2;"), n_trials=0, baseline="<v>", toc=[("a", "<t>")],
+        found=Findings("<c>", ["<h>"], {}), verdicts=None, sections=[], tables=[], method=["<m>"], legend=[],
+        environment=[], report_environment=[("<k>", "<w>")], downloads=[], trials_csv="",
+    )  # fmt: skip
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    for raw in ("<b>s</b>", "<i>v</i>", "<t>", "<c>", "<h>", "<m>", "<y>", "<v>", "<k>", "<w>"):
+        assert raw not in page, raw
+    assert "a &amp; b" in page and "var a = 1 < 2;" in page  # the page's own script is markup, kept as it is
+    assert page.startswith("<!DOCTYPE html>\n") and page.endswith("</html>\n")

@@ -158,6 +158,25 @@ def test_protocol_defaults_fill_and_check():
         check_hparams({"optimizer": "rmsprop"})
 
 
+@pytest.mark.parametrize("setting, needle", [
+    ({"fused": 1}, "fused=1 must be true or false"), ({"nesterov": "yes"}, "nesterov='yes' must be true or false"),
+    ({"learning_rate": 0}, "learning_rate=0 is impossible; it must be above 0"),
+    ({"momentum": 1.0}, "momentum=1.0 is impossible; it must be in"),
+    ({"batch_size": 0}, "batch_size=0 must be at least 1"),
+    ({"hidden_size": 2.5}, "hidden_size=2.5 must be a whole number"), ({"clip_norm": -1}, "clip_norm=-1"),
+])  # fmt: skip
+def test_the_protocol_settings_are_checked_as_variants_check_theirs(setting, needle):
+    """One check for both (HyperParameter.check), plus the two open bounds and strict booleans."""
+    with pytest.raises(UsageError, match=needle):
+        check_hparams(setting)
+
+
+def test_a_whole_number_given_as_a_float_is_the_same_setting():
+    hp = check_hparams({"hidden_size": 8.0, "learning_rate": 1})
+    assert hp["hidden_size"] == 8 and type(hp["hidden_size"]) is int and type(hp["learning_rate"]) is float
+    assert check_hparams({"hidden_size": 8, "learning_rate": 1.0}) == hp
+
+
 def test_adding_a_search_key_changes_no_other_draw():
     base = {"learning_rate": {"log_uniform": [1e-3, 1e-1]}}
     wider = {**base, "hidden_size": {"log_uniform_int": [4, 64]}, "batch_size": {"choice": [8, 16]}}

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.diagnostics.check import PreflightJob
 from harness.diagnostics.parity import ParityJob
+from harness.diagnostics.preflight import PreflightJob
 from harness.diagnostics.probes import ProbeJob
 from harness.diagnostics.speed import SpeedJob
 from harness.training.train_job import TrainJob

@@ -19,21 +19,19 @@ with the reason. The exit code is 0 only when no check fails.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from harness.backends import installed_frameworks
-from harness.cell.unroll import check_params, unroll_numpy
+from harness.cell.unroll import unroll_numpy
+from harness.diagnostics.preflight import B, I, L, contract_problems, small_hidden_size
 from harness.error_text import headline
-from harness.errors import UsageError
 from harness.plugins.registry import registry
 from harness.variant import StepError, Variant
-from harness.workers.job import JobContext
 
 CHECKS = ("contract", "population", "gradients", "parity", "fused", "transfer", "training")
 #: Float32 tolerances from the arithmetic (unit roundoff u = 6e-8): the two frameworks differ only in the
@@ -49,7 +47,6 @@ TOLERANCE = {"outputs": 2e-6, "gradients": 1e-5, "fd": 1e-6, "transfer": 2e-6, "
 #: a cell that does not learn stays at or above it.
 TRAINING_RUN = {"task": "adding", "length": 10, "steps": 40, "hparams": {"learning_rate": 0.01}}
 LEARNS = 0.95  # the variant learns: best validation loss ≤ 0.95 × the trivial baseline's loss
-I, B, L = 3, 2, 6
 
 
 @dataclass
@@ -60,109 +57,6 @@ class CheckRow:
     measured: str = ""
     tolerance: str = ""
     detail: str = ""
-
-
-def small_hidden_size(variant: Variant) -> int:
-    """A small H the variant accepts (clockwork wants H divisible by its modules)."""
-    for h in (4, 6, 8, 12, 16, 24, 32, 64):
-        try:
-            variant.parameter_shapes(I, h)
-            return h
-        except Exception:
-            continue
-    raise StepError(variant.id, "parameter_shapes accepts no hidden size among 4..64")
-
-
-def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
-    """Everything wrong with the variant's contract, found with numpy alone (also the runner's preflight)."""
-    try:
-        params = variant.init_params(I, hidden_size, 0, lag=L)
-    except Exception as e:  # e.g. a parameter name no default initialiser knows
-        return [f"init_params raised {type(e).__name__}: {e}"]
-    problems = []
-    try:
-        check_params(variant, params, I, hidden_size)
-    except StepError as e:
-        problems.append(f"init_params: {e.message}")
-    bad_dtype = sorted(k for k, v in params.items() if np.asarray(v).dtype != np.float32)
-    if bad_dtype:
-        problems.append(f"init_params returns non-float32 arrays for {bad_dtype} (the contract is float32)")
-    not_finite = sorted(k for k, v in params.items() if not np.all(np.isfinite(v)))
-    if not_finite:
-        problems.append(f"init_params returns non-finite values in {not_finite}")
-    if not problems:
-        x = np.random.default_rng(0).normal(size=(B, L, I)).astype(np.float32)
-        try:
-            out = unroll_numpy(variant, params, x)
-            if not np.all(np.isfinite(out)):
-                problems.append("the step returns non-finite outputs at the initial parameters")
-        except StepError as e:
-            problems.append(e.message)
-        except Exception as e:  # the step itself is broken: say so with the type and text
-            problems.append(f"the step raised {type(e).__name__}: {e}")
-    return problems
-
-
-def autograd_problems(variant: Variant, hidden_size: int) -> list[str]:
-    """The step under PyTorch autograd (when PyTorch is installed): catches steps that escape the ops
-    namespace (``np.tanh`` on a tensor works in numpy, not in a framework)."""
-    if importlib.util.find_spec("torch") is None:
-        return []
-    from harness.backends import torch_backend
-
-    params = variant.init_params(I, hidden_size, 0, lag=L)
-    rng = np.random.default_rng(0)
-    x, upstream = rng.normal(size=(B, L, I)), rng.normal(size=(B, L, hidden_size))
-    try:
-        torch_backend.cell_gradients(variant, {k: v.astype(np.float64) for k, v in params.items()}, x, upstream)
-    except StepError as e:
-        return [e.message]
-    except Exception as e:
-        return [f"the step fails under PyTorch autograd: {type(e).__name__}: {e} (use only ops.* and + - * /)"]
-    return []
-
-
-def preflight_problems(variant_ids: list[str], variant_hparams: dict[str, dict]) -> dict[str, list[str]]:
-    """Worker side of ``preflight`` (a ``PreflightJob``): each variant's contract problems (empty when fine)."""
-    reg = registry()
-    out = {}
-    for vid in variant_ids:
-        try:
-            variant = reg.variant(vid, **variant_hparams.get(vid, {}))
-            hidden = small_hidden_size(variant)
-            out[vid] = contract_problems(variant, hidden) or autograd_problems(variant, hidden)
-        except Exception as e:
-            out[vid] = [f"{type(e).__name__}: {e}"]
-    return out
-
-
-def preflight(variant_ids: list[str], variant_hparams: dict[str, dict] | None = None, timeout: float = 120) -> None:
-    """Refuse to run variants whose contract is broken, before any work or store write.
-
-    The check runs the variants' code, so it runs in a worker process (a ``PreflightJob``): a step that
-    exits, crashes or hangs costs the check, not the runner."""
-    from harness.workers.worker import WorkerError, WorkerProcess
-
-    reg = registry()
-    worker = WorkerProcess(None)
-    try:
-        problems = worker.call(PreflightJob(tuple(variant_ids), variant_hparams or {}), timeout=timeout)
-    except WorkerError as e:
-        raise UsageError(
-            f"checking the contracts of {', '.join(variant_ids)} failed ({e}): does a step exit, crash or loop "
-            "forever? Run 'rnn-bench check VARIANT' on each to find the one at fault"
-        ) from e
-    finally:
-        worker.stop(kill=True)  # a hung child must not outlive the check
-    if "error" in problems and isinstance(problems["error"], str):
-        raise UsageError(f"checking the contracts of {', '.join(variant_ids)} failed: {problems['error']}")
-    for vid, found in problems.items():
-        if found:
-            source = reg.variant_class(vid).source_file
-            raise UsageError(
-                f"variant {vid!r} ({source}) breaks its contract: {'; '.join(found)}. "
-                f"Run 'rnn-bench check {vid}' for details."
-            )
 
 
 def finite_difference_errors(variant: Variant, case: tuple, torch_result: dict, samples: int = 4) -> dict[str, float]:
@@ -436,18 +330,6 @@ def run_checks(variant_id: str, frameworks: list[str] | None = None) -> int:
     return 1 if failed or not_run else 0
 
 
-@dataclass(frozen=True)
-class PreflightJob:
-    """The contract problems of each variant (``contract_problems``, then under PyTorch autograd where
-    PyTorch is installed): ``{variant_id: [problem, ...]}``. Runs the variants' own code, so a step that
-    exits, crashes or hangs costs the worker's process, not the driver."""
-
-    variant_ids: tuple[str, ...]
-    variant_hparams: dict = field(default_factory=dict)
-    framework: None = None
-
-    def run(self, context: JobContext) -> dict[str, list[str]]:
-        return preflight_problems(list(self.variant_ids), self.variant_hparams)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,8 +19,10 @@ import pandas as pd
 from harness.analysis import study as A
 from harness.diagnostics.probes import GradientFlow, gradient_flow
 from harness.errors import UsageError, unknown_name
+from harness.report.context import Context
 from harness.report.figures import make_figures
-from harness.report.page import Context, findings, suite_lines_from_data, write_html, write_markdown
+from harness.report.findings import findings
+from harness.report.page import suite_lines_from_data, write_html, write_markdown
 from harness.report.tables import build_tables, trials_export, write_tables
 from harness.store.database import Store, is_sqlite_file
 from harness.store.metadata import Metadata, complete

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.backends import PACKAGES, installed_frameworks
-from harness.diagnostics.check import preflight
+from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
 from harness.errors import UsageError
 from harness.execution.local import FrameworkUnavailable

@@ -12,10 +12,10 @@ the best validation checkpoint and at the last step.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from harness.errors import UsageError
+from harness.variant import HyperParameter
 
 PROTOCOL_VERSION = 1
 
@@ -23,56 +23,38 @@ FRAMEWORKS = ("torch", "tf")
 DEVICES = ("cpu", "cuda")
 OPTIMIZERS = ("adam", "sgd")
 
-#: The common hyperparameters and their defaults (variant-specific ones are declared by the variant).
-DEFAULTS: dict[str, Any] = {
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "momentum": 0.9,  # SGD only
-    "nesterov": True,  # SGD only
-    "batch_size": 64,
-    "hidden_size": 64,
-    "clip_norm": 1.0,
-    "max_steps": 1000,
-    "eval_every": 100,
-    "validation_size": 512,
-    "test_size": 1024,
-    "fused": True,
-    "xla": False,  # TensorFlow only: jit_compile the training step
+#: The protocol's settings, declared the way a variant declares its hyperparameters, so that one check
+#: (``HyperParameter.check``) validates both; variant-specific ones are declared by each variant.
+SETTINGS: dict[str, HyperParameter] = {
+    "optimizer": HyperParameter("adam", "adam, or sgd with momentum", kind="choice", choices=OPTIMIZERS),
+    "learning_rate": HyperParameter(1e-3, "the optimiser's step size, above 0", minimum=0.0),
+    "momentum": HyperParameter(0.9, "SGD only: the momentum, in [0, 1)", minimum=0.0),
+    "nesterov": HyperParameter(True, "SGD only: Nesterov momentum", kind="bool", choices=(False, True)),
+    "batch_size": HyperParameter(64, "training sequences per step", kind="int", minimum=1),
+    "hidden_size": HyperParameter(64, "H, the width of the recurrent layer", kind="int", minimum=1),
+    "clip_norm": HyperParameter(1.0, "the global gradient-norm clip; 0 disables it", minimum=0.0),
+    "max_steps": HyperParameter(1000, "the most training steps", kind="int", minimum=1),
+    "eval_every": HyperParameter(100, "steps between validations", kind="int", minimum=1),
+    "validation_size": HyperParameter(512, "sequences in the fixed validation set", kind="int", minimum=1),
+    "test_size": HyperParameter(1024, "sequences in the fixed test set", kind="int", minimum=1),
+    "fused": HyperParameter(True, "the variant's fused kernel where it has one", kind="bool", choices=(False, True)),
+    "xla": HyperParameter(False, "TensorFlow only: jit_compile the training step", kind="bool", choices=(False, True)),
 }
-
-
-def _number(hp: dict, key: str, where: str, *, integer: bool = False, low: float | None = None,
-            strict_low: bool = False) -> None:  # fmt: skip
-    value = hp[key]
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        kind = "an integer" if integer else "a finite number"
-        raise UsageError(f"{where}: {key}={value!r} must be {kind}")
-    if low is not None and (value <= low if strict_low else value < low):
-        bound = f"> {low}" if strict_low else f">= {low}"
-        raise UsageError(f"{where}: {key}={value!r} is impossible; it must be {bound}")
+#: The settings' defaults: what a trial gets for a setting its suite leaves out.
+DEFAULTS: dict[str, Any] = {key: spec.default for key, spec in SETTINGS.items()}
 
 
 def check_hparams(hp: dict[str, Any], where: str = "hyperparameters") -> dict[str, Any]:
-    """Fill defaults and refuse impossible values, naming the key, the value and what is allowed."""
+    """Fill the settings' defaults and refuse impossible values, naming the key, the value and what is
+    allowed. Keys that are not settings (a variant's hyperparameters) pass through unchanged."""
     out = {**DEFAULTS, **hp}
-    if out["optimizer"] not in OPTIMIZERS:
-        raise UsageError(f"{where}: optimizer={out['optimizer']!r} is unknown; valid: {', '.join(OPTIMIZERS)}")
-    _number(out, "learning_rate", where, low=0, strict_low=True)
-    _number(out, "momentum", where, low=0)
+    for key, spec in SETTINGS.items():
+        if spec.kind == "bool" and not isinstance(out[key], bool):  # HyperParameter would take 1 for True
+            raise UsageError(f"{where}: {key}={out[key]!r} must be true or false")
+        out[key] = spec.check(key, out[key], where)
+    # the two open bounds HyperParameter's closed ``minimum`` cannot state
+    if out["learning_rate"] <= 0:
+        raise UsageError(f"{where}: learning_rate={hp.get('learning_rate')!r} is impossible; it must be above 0")
     if out["momentum"] >= 1:
-        raise UsageError(f"{where}: momentum={out['momentum']!r} is impossible; it must be in [0, 1)")
-    _number(out, "batch_size", where, integer=True, low=1)
-    _number(out, "hidden_size", where, integer=True, low=1)
-    _number(out, "clip_norm", where, low=0)
-    _number(out, "max_steps", where, integer=True, low=1)
-    _number(out, "eval_every", where, integer=True, low=1)
-    _number(out, "validation_size", where, integer=True, low=1)
-    _number(out, "test_size", where, integer=True, low=1)
-    for flag in ("fused", "nesterov", "xla"):
-        if not isinstance(out[flag], bool):
-            raise UsageError(f"{where}: {flag}={out[flag]!r} must be true or false")
-    out["learning_rate"] = float(out["learning_rate"])
-    out["momentum"] = float(out["momentum"])
-    out["clip_norm"] = float(out["clip_norm"])
+        raise UsageError(f"{where}: momentum={hp.get('momentum')!r} is impossible; it must be in [0, 1)")
     return out
