@@ -6,7 +6,8 @@ clipping, step budget, evaluation schedule and set sizes, and the variant's ``in
 hyperparameters (the forget-gate bias). A backend's population engine stacks their parameters along a
 leading member axis (``harness.cell.stacking``) and runs the variant's unchanged ``step`` once per time step
 for all of them, with one optimiser step for all; the protocol of ``harness.training.solo.train`` (data,
-evaluation, early stopping, divergence, checkpoints) is kept here per member, so every member's
+evaluation, early stopping, divergence, checkpoints) is kept per member by ``solo.Member``, the
+bookkeeping solo training uses too, so every member's
 ``TrialResult`` is the one its solo run gives, up to float32 rounding. A solved, diverged or finished
 member is reported at once and leaves the computation; a NaN in one member marks only that member.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -27,10 +27,9 @@ from typing import Any
 import numpy as np
 
 from harness.cell.batchable import batchability
-from harness.cell.model import init_model_params
 from harness.errors import UsageError
 from harness.task import Batch, Task, stack_batches
-from harness.training.solo import EVAL_BATCH, ResultCallback, TrialResult, failed, is_better, train
+from harness.training.solo import EVAL_BATCH, Member, ResultCallback, TrialResult, failed, train
 from harness.trials.trial import Trial, canonical
 from harness.variant import Variant
 
@@ -108,66 +107,6 @@ def _pack_replicates(members: list[Trial], cap: int) -> list[list[Trial]]:
                 current = []
             current = current + piece
     return chunks + [current] if current else chunks
-
-
-class Member:
-    """One trial's side of the protocol inside a population: ``harness.training.solo.train``'s bookkeeping."""
-
-    def __init__(self, trial: Trial, task: Task, variant: Variant, size: int, started: float) -> None:
-        hp, T = trial.hparams, trial.length
-        self.trial, self.task, self.hp, self.started = trial, task, hp, started
-        count = variant.parameter_count(task.input_size, hp["hidden_size"])
-        self.result = TrialResult(status="ok", param_count=count, population=size)
-        self.params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
-        self.validation = task.fixed_set("validation", T, hp["validation_size"])
-        self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
-        self.best_params: dict[str, np.ndarray] | None = None
-        self.window: list[float] = []
-        self.train_seconds, self.timed_steps = 0.0, 0
-        self.done = False
-        self.on_scored: Callable[[int, dict[str, float]], None] | None = None  # progress: each validation point
-
-    def scored(self, step: int, metrics: dict[str, float], current: Callable[[], dict[str, np.ndarray]]) -> None:
-        """A validation score at ``step``; ``done`` once solved (``train``'s ``score``)."""
-        r = self.result
-        if self.window:
-            r.curve.append((step, "train", float(np.mean(self.window)), float("nan")))
-            self.window.clear()
-        r.curve.append((step, "validation", metrics["loss"], metrics[self.task.metric]))
-        if self.on_scored is not None:
-            self.on_scored(step, metrics)
-        if is_better(self.task, metrics, r.validation or None):
-            r.validation, r.best_step, self.best_params = metrics, step, current()
-        if self.task.solved(metrics):
-            r.steps_to_solve, self.done = step, True
-
-    def trained(self, step: int, loss: float, seconds: float | None) -> bool:
-        """The loss of training step ``step`` and its time (``None``: a warm-up step, not timed); True
-        when the member evaluates now."""
-        self.result.steps = step
-        if seconds is not None:
-            self.train_seconds, self.timed_steps = self.train_seconds + seconds, self.timed_steps + 1
-        if not math.isfinite(loss):
-            self.result.status, self.result.error = "diverged", f"training loss became {loss} at step {step}"
-            self.done = True
-            return False
-        self.window.append(loss)
-        if step == self.hp["max_steps"]:
-            self.done = True  # after this evaluation, as train's loop ends
-        return step % self.hp["eval_every"] == 0 or step == self.hp["max_steps"]
-
-    def finish(self, evaluate_now: Callable[[], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
-        """Test metrics at the last step and at the best checkpoint, speed and wall time (``train``'s end)."""
-        r = self.result
-        if r.status == "ok":
-            r.test_last = evaluate_now()
-        if self.best_params is not None:
-            load(self.best_params)
-            r.test_best = evaluate_now()
-            r.solved = self.task.solved(r.test_best)
-        r.steps_per_second = self.timed_steps / self.train_seconds if self.train_seconds > 0 else None
-        r.wall_seconds = time.perf_counter() - self.started
-        return r
 
 
 def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, targets: np.ndarray) -> list[dict]:

@@ -3,7 +3,8 @@
 The trainer draws numpy batches from the task, hands them to the backend's model, scores the model's
 numpy outputs with the task's own ``metrics``: the data, the evaluation, early stopping and the
 bookkeeping are the same code for PyTorch and TensorFlow, so the frameworks can only differ in the
-arithmetic of the step itself.
+arithmetic of the step itself. The bookkeeping is one class, ``Member``, whether a trial trains alone
+(``train``) or in a population (``harness.training.population``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,71 @@ def is_better(task: Task, new: dict[str, float], old: dict[str, float] | None) -
     return new["loss"] < old["loss"]
 
 
+class Member:
+    """One trial's side of the training protocol, whatever trains it: its data (the validation set and its
+    own training stream), its evaluations, early stopping, divergence, best checkpoint, speed and result.
+    ``train`` drives one member with one model; a population drives many with one stacked model, so a
+    member's result is the one its solo run gives."""
+
+    def __init__(self, trial: Trial, task: Task, variant: Variant, size: int, started: float) -> None:
+        hp, T = trial.hparams, trial.length
+        self.trial, self.task, self.hp, self.started = trial, task, hp, started
+        count = variant.parameter_count(task.input_size, hp["hidden_size"])
+        self.result = TrialResult(status="ok", param_count=count, population=size)
+        self.params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
+        self.validation = task.fixed_set("validation", T, hp["validation_size"])
+        self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
+        self.best_params: dict[str, np.ndarray] | None = None
+        self.window: list[float] = []
+        self.train_seconds, self.timed_steps = 0.0, 0
+        self.done = False
+        self.on_scored: Callable[[int, dict[str, float]], None] | None = None  # progress: each validation point
+
+    def scored(self, step: int, metrics: dict[str, float], current: Callable[[], dict[str, np.ndarray]]) -> None:
+        """A validation score at ``step``: the curve, the best checkpoint (``current()`` gives the model's
+        parameters now); ``done`` once solved."""
+        r = self.result
+        if self.window:
+            r.curve.append((step, "train", float(np.mean(self.window)), float("nan")))
+            self.window.clear()
+        r.curve.append((step, "validation", metrics["loss"], metrics[self.task.metric]))
+        if self.on_scored is not None:
+            self.on_scored(step, metrics)
+        if is_better(self.task, metrics, r.validation or None):
+            r.validation, r.best_step, self.best_params = metrics, step, current()
+        if self.task.solved(metrics):
+            r.steps_to_solve, self.done = step, True
+
+    def trained(self, step: int, loss: float, seconds: float | None) -> bool:
+        """The loss of training step ``step`` and its time (``None``: a warm-up step, not timed); True
+        when the member evaluates now."""
+        self.result.steps = step
+        if seconds is not None:
+            self.train_seconds, self.timed_steps = self.train_seconds + seconds, self.timed_steps + 1
+        if not math.isfinite(loss):
+            self.result.status, self.result.error = "diverged", f"training loss became {loss} at step {step}"
+            self.done = True
+            return False
+        self.window.append(loss)
+        if step == self.hp["max_steps"]:
+            self.done = True  # after this last evaluation
+        return step % self.hp["eval_every"] == 0 or step == self.hp["max_steps"]
+
+    def finish(self, evaluate_now: Callable[[], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
+        """Test metrics at the last step and at the best checkpoint (``load`` puts it back in the model),
+        steps per second over the timed steps, and the wall time."""
+        r = self.result
+        if r.status == "ok":
+            r.test_last = evaluate_now()
+        if self.best_params is not None:
+            load(self.best_params)
+            r.test_best = evaluate_now()
+            r.solved = self.task.solved(r.test_best)
+        r.steps_per_second = self.timed_steps / self.train_seconds if self.train_seconds > 0 else None
+        r.wall_seconds = time.perf_counter() - self.started
+        return r
+
+
 def train(
     trial: Trial,
     task: Task,
@@ -75,62 +141,29 @@ def train(
     build_model: Callable[[dict[str, np.ndarray]], TrainableModel],
     on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrialResult:
-    """Run the protocol for one trial; never raises for a numerical failure (it is a result)."""
-    hp, T = trial.hparams, trial.length
-    started = time.perf_counter()
-    result = TrialResult(status="ok", param_count=variant.parameter_count(task.input_size, hp["hidden_size"]))
-    params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
-    model = build_model(params)
-    result.path = model.path
-    validation = task.fixed_set("validation", T, hp["validation_size"])
-    stream = task.training_stream(T, hp["batch_size"], trial.seed)
-    best_params: dict[str, np.ndarray] | None = None
-    train_seconds, window = 0.0, []
+    """Run the protocol for one trial (a population of one: one ``Member``, one model); never raises for
+    a numerical failure (it is a result)."""
+    member = Member(trial, task, variant, 1, time.perf_counter())
+    member.on_scored = on_eval
+    model = build_model(member.params)
+    member.result.path = model.path
+    validation = member.validation
 
-    def score(step: int) -> bool:
-        """Evaluate on validation; True when training should stop (solved)."""
-        nonlocal best_params
-        m = evaluate(model, task, validation.inputs, validation.targets)
-        if window:
-            result.curve.append((step, "train", float(np.mean(window)), float("nan")))
-            window.clear()
-        result.curve.append((step, "validation", m["loss"], m[task.metric]))
-        if on_eval is not None:
-            on_eval(step, m)
-        if is_better(task, m, result.validation or None):
-            result.validation, result.best_step, best_params = m, step, model.get_params()
-        if task.solved(m):
-            result.steps_to_solve = step
-            return True
-        return False
+    def score(step: int) -> None:
+        member.scored(step, evaluate(model, task, validation.inputs, validation.targets), model.get_params)
 
-    stop = score(0)
-    for step in range(1, hp["max_steps"] + 1):
-        if stop:
-            break
-        batch = next(stream)
-        t0 = time.perf_counter()
+    score(0)
+    step = 0
+    while not member.done:
+        step += 1
+        batch = next(member.stream)
+        started = time.perf_counter()
         loss = model.train_step(batch.inputs, batch.targets)
-        if step > 1:  # the first step traces (tf.function) and allocates: warm-up, not training speed
-            train_seconds += time.perf_counter() - t0
-        result.steps = step
-        if not math.isfinite(loss):
-            result.status, result.error = "diverged", f"training loss became {loss} at step {step}"
-            break
-        window.append(loss)
-        if step % hp["eval_every"] == 0 or step == hp["max_steps"]:
-            stop = score(step)
-
-    test = task.fixed_set("test", T, hp["test_size"])
-    if result.status == "ok":
-        result.test_last = evaluate(model, task, test.inputs, test.targets)
-    if best_params is not None:
-        model.set_params(best_params)
-        result.test_best = evaluate(model, task, test.inputs, test.targets)
-        result.solved = task.solved(result.test_best)
-    result.steps_per_second = (result.steps - 1) / train_seconds if train_seconds > 0 else None
-    result.wall_seconds = time.perf_counter() - started
-    return result
+        # the first step traces (tf.function) and allocates: warm-up, not training speed
+        if member.trained(step, loss, None if step == 1 else time.perf_counter() - started):
+            score(step)
+    test = task.fixed_set("test", trial.length, trial.hparams["test_size"])
+    return member.finish(lambda: evaluate(model, task, test.inputs, test.targets), model.set_params)
 
 
 def failed(error: BaseException | str, status: str = "failed") -> TrialResult:
