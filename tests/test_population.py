@@ -13,7 +13,8 @@ from harness.cell.batchable import batchability  # noqa: E402
 from harness.cell.model import init_model_params  # noqa: E402
 from harness.errors import UsageError  # noqa: E402
 from harness.plugins.registry import registry  # noqa: E402
-from harness.training.population import population_groups, train_population  # noqa: E402
+from harness.training.grouping import population_groups  # noqa: E402
+from harness.training.population import train_population  # noqa: E402
 from harness.training.solo import train  # noqa: E402
 from harness.trials.protocol import check_hparams  # noqa: E402
 from harness.variant import Variant  # noqa: E402

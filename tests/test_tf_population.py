@@ -12,7 +12,8 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("k
 
 from harness.backends import tf_backend  # noqa: E402
 from harness.plugins.registry import registry  # noqa: E402
-from harness.training.population import population_groups, train_population  # noqa: E402
+from harness.training.grouping import population_groups  # noqa: E402
+from harness.training.population import train_population  # noqa: E402
 from harness.training.solo import train  # noqa: E402
 from tests.population_cases import SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
 

@@ -13,7 +13,7 @@ state tensors (M, B, s). Two rules follow.
    only through ``ops.matmul`` with a parameter, and nothing else in the step may depend on H. Then
    the zero rows and columns of the padding (kept zero, ``harness.cell.stacking``) make a padded member
    compute exactly its own numbers. Clockwork's periods and mask are functions of H, so it is not
-   padding-exact: its populations share one hidden size (``harness.training.population.population_groups``).
+   padding-exact: its populations share one hidden size (``harness.training.grouping.population_groups``).
 
 ``batchability(variant)`` runs the step both ways for a few steps, random parameters and inputs, and
 compares every member with its solo run (and says why not, when not).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from harness.errors import UsageError
 from harness.plugins.registry import registry
-from harness.training.population import population_groups
+from harness.training.grouping import population_groups
 from harness.trials.trial import Trial
 
 #: (framework, device) -> population cap when --population is not given. CPU: measured with

@@ -1,3 +1,4 @@
-"""Training trials: one trial alone (``solo``), many configurations as one population
-(``population``), and the job that trains a batch of trials in a worker (``train_job``).
+"""Training trials: the protocol's bookkeeping and one trial alone (``solo``), many configurations as one
+population (``population``), which planned trials may train together (``grouping``, driver side), and
+the job that trains a batch of trials in a worker (``train_job``).
 """

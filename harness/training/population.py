@@ -11,102 +11,30 @@ bookkeeping solo training uses too, so every member's
 ``TrialResult`` is the one its solo run gives, up to float32 rounding. A solved, diverged or finished
 member is reported at once and leaves the computation; a NaN in one member marks only that member.
 
-Entry points: ``population_groups(trials, cap)`` plans the groups; ``train_population(trials,
-framework, device)`` trains one group. A group of one, a variant that breaks ``harness.cell.batchable``'s
+Entry point: ``train_population(trials, framework, device)`` trains one group (planned by
+``harness.training.grouping.population_groups``). A group of one, a variant that breaks ``harness.cell.batchable``'s
 rules, or a framework without a population engine runs today's solo path.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from harness.cell.batchable import batchability
-from harness.errors import UsageError
 from harness.task import Batch, Task, stack_batches
+from harness.training.grouping import group_key, variant_of
 from harness.training.solo import EVAL_BATCH, Member, ResultCallback, TrialResult, failed, train
-from harness.trials.trial import Trial, canonical
-from harness.variant import Variant
+from harness.trials.trial import Trial
 
-#: the common hyperparameters each member keeps as its own (everything else is shared by the group)
-MEMBER_KEYS = ("learning_rate", "hidden_size", "clip_norm", "max_steps", "eval_every", "validation_size", "test_size")
 #: the population engine of each framework (a framework missing here trains its groups solo)
 ENGINES = {"torch": "harness.backends.torch_population", "tf": "harness.backends.tf_population"}
 
 ValidationCallback = Callable[[Trial, int, float, float], None]  # trial, step, validation loss, metric (worker side)
 Scored = Callable[[Trial, int, dict[str, float]], None]
-
-
-def _variant(trial: Trial) -> Variant:
-    from harness.plugins.registry import registry
-
-    cls = registry().variant_class(trial.variant)
-    return cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
-
-
-def group_key(trial: Trial) -> tuple:
-    """Trials with equal keys may train in one population. A variant that is not batchable gets a key of
-    its own per trial; one that is not padding-exact shares its key only with its hidden size."""
-    variant = _variant(trial)
-    ability = batchability(variant)
-    if not ability.batchable:
-        return ("solo", trial.id)
-    specs = type(variant).hyperparameters
-    shared = {k: v for k, v in trial.hparams.items()
-              if k not in MEMBER_KEYS and not (k in specs and specs[k].init_only)}  # fmt: skip
-    if not ability.pads:
-        shared["hidden_size"] = trial.hparams["hidden_size"]
-    return (trial.task, trial.length, trial.variant, trial.framework, trial.device, json.dumps(canonical(shared)))
-
-
-def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str] = ()) -> list[list[Trial]]:
-    """``trials`` as populations of at most ``cap`` members (``cap`` 1: every trial alone, today's path).
-
-    ``fused_solo`` names variants whose fused kernel alone beats a population (measured with
-    ``harness.diagnostics.speed``): their trials that ask for the fused path (``fused = true``) train solo.
-    Groups keep the order in which their first trial appears; inside a group members are sorted by
-    hidden size, so that each population pads as little as possible. The replicates of one configuration
-    (``replicates = k``: the same hyperparameters, seeds ``c + r * SEED_STRIDE``) stay in one population
-    wherever they fit in ``cap`` (a configuration with more replicates than ``cap`` fills whole
-    populations first), so that replicates differ by their seed alone, not by their population's
-    company; with one replicate per configuration this is plain chunking."""
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-        raise UsageError(f"population size {cap!r} is not allowed; it must be an integer >= 1 (1 trains solo)")
-    if cap == 1:
-        return [[t] for t in trials]
-    groups: dict[tuple, list[Trial]] = {}
-    for t in trials:
-        alone = t.variant in fused_solo and t.hparams.get("fused", True)
-        groups.setdefault(("fused", t.id) if alone else group_key(t), []).append(t)
-    out = []
-    for members in groups.values():
-        members = sorted(members, key=lambda t: t.hparams["hidden_size"])
-        out.extend(_pack_replicates(members, cap))
-    return out
-
-
-def _pack_replicates(members: list[Trial], cap: int) -> list[list[Trial]]:
-    """``members`` in order as chunks of at most ``cap``, never splitting a configuration's replicates
-    (trials alike but for the replicate r of their seed) that fit in one chunk."""
-    from harness.suites.suite import split_seed
-
-    configs: dict[tuple, list[Trial]] = {}
-    for t in members:
-        configs.setdefault((split_seed(t.seed)[0], json.dumps(canonical(t.hparams))), []).append(t)
-    chunks: list[list[Trial]] = []
-    current: list[Trial] = []
-    for replicates in configs.values():
-        for piece in (replicates[i : i + cap] for i in range(0, len(replicates), cap)):
-            if len(current) + len(piece) > cap:
-                chunks.append(current)
-                current = []
-            current = current + piece
-    return chunks + [current] if current else chunks
 
 
 def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, targets: np.ndarray) -> list[dict]:
@@ -199,7 +127,7 @@ def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
     from harness.plugins.registry import registry
 
     try:
-        task, variant = registry().task(trial.task), _variant(trial)
+        task, variant = registry().task(trial.task), variant_of(trial)
         return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device),
                      on_eval=lambda step, metrics: scored(trial, step, metrics))  # fmt: skip
     except _CallbackFailed:
@@ -214,10 +142,10 @@ def _train_together(trials: list[Trial], engine: Any, device: str, report: Calla
 
     started = time.perf_counter()
     task = registry().task(trials[0].task)
-    members = [Member(t, task, _variant(t), len(trials), started) for t in trials]
+    members = [Member(t, task, variant_of(t), len(trials), started) for t in trials]
     for m in members:
         m.on_scored = lambda step, metrics, trial=m.trial: scored(trial, step, metrics)
-    model = engine.Population(_variant(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
+    model = engine.Population(variant_of(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
     for m in members:
         m.result.path = model.path
     slots: list[int | None] = list(range(len(members)))  # each model slot's member; None once it finished
