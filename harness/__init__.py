@@ -1,7 +1,8 @@
 """rnn-bench's harness: everything between a variant file and a report.
 
-The packages are layers; a module imports only from its own layer or one below (pyproject.toml's
-import-linter contracts, run by ``make lint`` and the tests). Top to bottom:
+The packages are layers; a module imports only from its own package or a layer below, never from a
+package on its own line (pyproject.toml's import-linter contracts, run by ``make lint`` and the tests).
+Top to bottom:
 
     cli, api        the verbs and the Python API
     report          the report and the export, read from a store

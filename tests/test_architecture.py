@@ -1,6 +1,6 @@
 """The architecture as a contract: import-linter checks pyproject.toml's ``[tool.importlinter]`` contracts
-(no import cycle inside ``harness``; the worker knows only the Job protocol; the verbs sit on the report,
-the report on the analysis, the analysis on the statistics). ``make lint`` runs the same check."""
+(the layers of ``harness``'s packages; no cycle inside a package; the plugin API, the worker and the
+frameworks fenced in; see docs/architecture.md, "Layering"). ``make lint`` runs the same check."""
 
 from __future__ import annotations
 
@@ -38,12 +38,14 @@ def test_harness_is_one_regular_package_whose_sub_packages_say_what_they_hold():
 
 
 def test_every_file_the_docs_name_exists():
-    """A path in README.md or docs/ (``harness/run/runner.py``) that a move left behind fails here."""
+    """A path in README.md, docs/, a docstring, an error message or a suite comment (``harness/run/runner.py``)
+    that a move left behind fails here."""
     import re
 
-    named = re.compile(r"\b((?:harness|benchmarks)/[\w/.-]*\.(?:py|toml|tmpl))")
+    named = re.compile(r"\b((?:harness|benchmarks)/[\w/.-]*\.(?:py|toml|tmpl|j2|css|js))")
     missing = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    sources = [*ROOT.glob("harness/**/*.py"), *ROOT.glob("harness/**/*.toml"), *ROOT.glob("tests/*.py")]
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(sources)]:
         for path in named.findall(doc.read_text(encoding="utf-8")):
             if not (ROOT / path).exists() and "*" not in path:
                 missing.append(f"{doc.relative_to(ROOT)}: {path}")

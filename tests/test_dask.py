@@ -1,6 +1,6 @@
 """``--executor dask``: a real ``dask.distributed.LocalCluster`` of process workers (never a mock).
 
-What it must guarantee (harness/dask_executor.py): the same trials and, on CPU, the same numbers as the
+What it must guarantee (harness/execution/dask_cluster.py): the same trials and, on CPU, the same numbers as the
 local executor; a lost Dask worker costs its job one attempt, then the trial is recorded failed and the
 run goes on; a driver killed at any moment leaves a store that the same command completes, every trial
 exactly once.

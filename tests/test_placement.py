@@ -1,4 +1,4 @@
-"""Where workers go (harness/placement.py): flags, GPU pinning, and live progress under both executors."""
+"""Where workers go (harness/execution/placement.py): flags, GPU pinning, and live progress under both executors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Replicate seeds (``replicates = k``): seed noise against hand-computed answers (harness/replicates.py),
-the frameworks' equivalence check (harness/equivalence.py), the planner keeping a configuration's
+"""Replicate seeds (``replicates = k``): seed noise against hand-computed answers (harness/analysis/replicates.py),
+the frameworks' equivalence check (harness/analysis/equivalence.py), the planner keeping a configuration's
 replicates in one population job, and tiny real runs with ``replicates = 2`` through the local executor
 (populations of 1 and 4) and a local Dask cluster."""
 

@@ -161,6 +161,7 @@ def test_protocol_defaults_fill_and_check():
 @pytest.mark.parametrize("setting, needle", [
     ({"fused": 1}, "fused=1 must be true or false"), ({"nesterov": "yes"}, "nesterov='yes' must be true or false"),
     ({"learning_rate": 0}, "learning_rate=0 is impossible; it must be above 0"),
+    ({"learning_rate": -0.1}, "learning_rate=-0.1 is impossible; it must be above 0"),
     ({"momentum": 1.0}, "momentum=1.0 is impossible; it must be in"),
     ({"batch_size": 0}, "batch_size=0 must be at least 1"),
     ({"hidden_size": 2.5}, "hidden_size=2.5 must be a whole number"), ({"clip_norm": -1}, "clip_norm=-1"),

@@ -51,6 +51,15 @@ class UnreadableJob:
         return operator.truediv, (1, 0)
 
 
+class MissingFileJob:
+    """Unpickling it opens a file that does not exist: an OSError while reading the job, not a closed pipe."""
+
+    framework = None
+
+    def __reduce__(self):
+        return open, ("/nonexistent/rnn-bench/job",)
+
+
 def every_job():
     trial = Trial("adding", 10, "v", "torch", "cpu", {"hidden_size": 4}, seed=0)
     return [
@@ -75,6 +84,9 @@ def test_a_job_the_worker_cannot_read_is_answered_with_an_error_and_the_worker_s
         answer = worker.call(UnreadableJob(), timeout=60)
         assert "could not read its job" in answer["error"] and "ZeroDivisionError" in answer["error"]
         assert worker.call(EchoJob("still here"), timeout=60) == "still here"
+        answer = worker.call(MissingFileJob(), timeout=60)  # an OSError is not the pipe closing
+        assert "could not read its job" in answer["error"] and "FileNotFoundError" in answer["error"]
+        assert worker.call(EchoJob("and here"), timeout=60) == "and here"
     finally:
         worker.stop()
 

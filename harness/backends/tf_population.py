@@ -129,7 +129,7 @@ class Population:
             h, state = call_step(self.variant, ops, layer, ops._at(t), state)
             if t == 0 and h.shape[-1] != self.hidden_size:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {h.shape}, "
-                                f"expected (M, B, {self.hidden_size}) (rules: harness/batchable.py)")  # fmt: skip
+                                f"expected (M, B, {self.hidden_size}) (rules: harness/cell/batchable.py)")  # fmt: skip
             outputs.append(h)
         hs = outputs[-1][:, :, None, :] if last_only else tf.stack(outputs, axis=2)
         flat = tf.reshape(hs, [shape[0], -1, self.hidden_size])

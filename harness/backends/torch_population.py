@@ -317,7 +317,7 @@ class Population:
             expected = (members, batch, self.hidden_size)
             if t == 0 and shape_of(h) != expected:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {shape_of(h)}, "
-                                f"expected {expected} (rules: harness/batchable.py)")  # fmt: skip
+                                f"expected {expected} (rules: harness/cell/batchable.py)")  # fmt: skip
             outputs.append(h)
         hs = outputs[-1].unsqueeze(2) if last_only else torch.stack(outputs, dim=2)
         flat = hs.reshape(members, -1, self.hidden_size)

@@ -65,13 +65,13 @@ def _probe(variant: Variant) -> Batchability:
     except Exception as e:  # the step itself fails on stacked tensors
         problem = f"the step fails on stacked (member-axis) tensors: {type(e).__name__}: {e}"
     if problem:
-        return Batchability(False, False, f"{problem} (rule 1 in harness/batchable.py)")
+        return Batchability(False, False, f"{problem} (rule 1 in harness/cell/batchable.py)")
     try:
         problem = _compare(variant, [small, large], rng)
     except Exception as e:
         problem = f"the step fails on padded tensors: {type(e).__name__}: {e}"
     if problem:
-        return Batchability(True, False, f"{problem} (rule 2 in harness/batchable.py)")
+        return Batchability(True, False, f"{problem} (rule 2 in harness/cell/batchable.py)")
     return Batchability(True, True)
 
 

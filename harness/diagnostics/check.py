@@ -95,7 +95,7 @@ def population_row(variant: Variant) -> CheckRow:
 
     ability = batchability(variant)
     if ability.pads:
-        detail = "trains in populations, members of any hidden size (rules 1 and 2 of harness/batchable.py hold)"
+        detail = "trains in populations, members of any hidden size (rules 1 and 2 of harness/cell/batchable.py hold)"
     elif ability.batchable:
         detail = f"trains in populations of one hidden size: {ability.reason}"
     else:

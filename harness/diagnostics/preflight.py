@@ -10,11 +10,11 @@ reuses the same two checks.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.backends import installed_frameworks
 from harness.cell.unroll import check_params, unroll_numpy
 from harness.errors import UsageError
 from harness.plugins.registry import registry
@@ -68,7 +68,7 @@ def contract_problems(variant: Variant, hidden_size: int) -> list[str]:
 def autograd_problems(variant: Variant, hidden_size: int) -> list[str]:
     """The step under PyTorch autograd (when PyTorch is installed): catches steps that escape the ops
     namespace (``np.tanh`` on a tensor works in numpy, not in a framework)."""
-    if importlib.util.find_spec("torch") is None:
+    if "torch" not in installed_frameworks():
         return []
     from harness.backends import torch_backend
 

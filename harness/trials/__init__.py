@@ -1,3 +1,4 @@
-"""What a trial is: the training protocol's settings (``protocol``), a trial's identity and seeds (``trial``)
-and its result (``result``). Every layer above passes these around; this package imports only the plugin API.
+"""What a trial is: the training protocol's settings (``protocol``) and a trial's identity and seeds
+(``trial``). Every layer above passes these around; this package imports only the plugin API. (A trial's
+result, ``TrialResult``, is in ``harness.training.solo``, with the protocol that produces it.)
 """

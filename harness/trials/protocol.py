@@ -27,7 +27,7 @@ OPTIMIZERS = ("adam", "sgd")
 #: (``HyperParameter.check``) validates both; variant-specific ones are declared by each variant.
 SETTINGS: dict[str, HyperParameter] = {
     "optimizer": HyperParameter("adam", "adam, or sgd with momentum", kind="choice", choices=OPTIMIZERS),
-    "learning_rate": HyperParameter(1e-3, "the optimiser's step size, above 0", minimum=0.0),
+    "learning_rate": HyperParameter(1e-3, "the optimiser's step size, above 0"),  # bound: check_hparams
     "momentum": HyperParameter(0.9, "SGD only: the momentum, in [0, 1)", minimum=0.0),
     "nesterov": HyperParameter(True, "SGD only: Nesterov momentum", kind="bool", choices=(False, True)),
     "batch_size": HyperParameter(64, "training sequences per step", kind="int", minimum=1),
@@ -49,7 +49,9 @@ def check_hparams(hp: dict[str, Any], where: str = "hyperparameters") -> dict[st
     allowed. Keys that are not settings (a variant's hyperparameters) pass through unchanged."""
     out = {**DEFAULTS, **hp}
     for key, spec in SETTINGS.items():
-        if spec.kind == "bool" and not isinstance(out[key], bool):  # HyperParameter would take 1 for True
+        # HyperParameter.check takes 1 for True; it is fixed here, not there, because variant.py is in every
+        # variant's code fingerprint and any edit of its code would mark every stored trial as changed
+        if spec.kind == "bool" and not isinstance(out[key], bool):
             raise UsageError(f"{where}: {key}={out[key]!r} must be true or false")
         out[key] = spec.check(key, out[key], where)
     # the two open bounds HyperParameter's closed ``minimum`` cannot state

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -102,9 +103,11 @@ def serve(framework: str | None, device: str, conn: Connection, parent: int, log
     context = JobContext(backend, device, lambda event: conn.send(("event", event)))
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv_bytes()
         except (EOFError, OSError):
-            return
+            return  # the pipe: the driver is gone
+        try:  # apart from the read, so an OSError while unpickling (a module that cannot load) is answered
+            job = pickle.loads(message)
         except Exception as e:  # a job this process cannot unpickle (its class not importable here): say it
             job = _Unreadable(f"the worker could not read its job: {type(e).__name__}: {e}")
         if job is None:
