@@ -16,7 +16,7 @@ from harness.plugins.registry import registry  # noqa: E402
 from harness.training.grouping import population_groups  # noqa: E402
 from harness.training.population import train_population  # noqa: E402
 from harness.training.solo import train  # noqa: E402
-from harness.trials.protocol import check_hparams  # noqa: E402
+from harness.trials.protocol import Settings  # noqa: E402
 from harness.variant import Variant  # noqa: E402
 from tests.population_cases import RTOL, SMALL, EasyAdding, assert_same_result, make_trial  # noqa: E402
 
@@ -27,7 +27,7 @@ def solo(trial):
     reg = registry()
     task, cls = reg.task(trial.task), reg.variant_class(trial.variant)
     variant = cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
-    return train(trial, task, variant, lambda p: torch_backend.build_model(variant, task, trial.hparams, p))
+    return train(trial, task, variant, lambda p: torch_backend.build_model(variant, task, trial.settings, p))
 
 
 VARIANTS = sorted(registry().variants)
@@ -122,8 +122,8 @@ def test_padding_stays_zero_and_a_padded_member_trains_as_alone():
     reg = registry()
     task, variant = reg.task("adding"), SigmoidRNN()
     assert batchability(variant).pads
-    hps = [check_hparams({"hidden_size": h, "learning_rate": 0.05}) for h in (2, 5)]
-    params = [init_model_params(variant, task, hp["hidden_size"], seed, lag=4) for seed, hp in enumerate(hps)]
+    hps = [Settings(hidden_size=h, learning_rate=0.05) for h in (2, 5)]
+    params = [init_model_params(variant, task, hp.hidden_size, seed, lag=4) for seed, hp in enumerate(hps)]
     together, alone = Population(variant, task, hps, params), Population(variant, task, hps[:1], params[:1])
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -255,7 +255,7 @@ def test_an_error_of_the_result_callback_reaches_the_caller():
 def test_cuda_is_refused_cleanly_without_a_gpu():
     reg = registry()
     task, variant = reg.task("adding"), reg.variant("rnn")
-    hp = check_hparams({"hidden_size": 3})
+    hp = Settings(hidden_size=3)
     with pytest.raises(UsageError, match="no GPU"):
         Population(variant, task, [hp], [init_model_params(variant, task, 3, 0, lag=4)], device="cuda")
 

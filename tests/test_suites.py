@@ -8,7 +8,7 @@ from harness.errors import UsageError
 from harness.suites.analysis_plan import AnalysisPlan
 from harness.suites.search_space import sample
 from harness.suites.suite import MAX_TRIALS, SEED_STRIDE, list_suites, load_suite, parse_suite, plan, plan_size
-from harness.trials.protocol import DEFAULTS, check_hparams
+from harness.trials.protocol import DEFAULTS, SETTINGS, Settings, check_hparams
 from harness.trials.trial import Trial
 
 
@@ -176,6 +176,22 @@ def test_a_whole_number_given_as_a_float_is_the_same_setting():
     hp = check_hparams({"hidden_size": 8.0, "learning_rate": 1})
     assert hp["hidden_size"] == 8 and type(hp["hidden_size"]) is int and type(hp["learning_rate"]) is float
     assert check_hparams({"hidden_size": 8, "learning_rate": 1.0}) == hp
+
+
+def test_settings_are_typed_checked_on_construction_and_declared_once():
+    """``Settings`` is what crosses to a worker: every instance is checked and normalised, whichever way it
+    was made, and ``SETTINGS`` (what suites and docs list) is read off its fields, not kept beside them."""
+    from dataclasses import fields
+
+    s = Settings.of({"hidden_size": 8.0, "learning_rate": 1, "forget_bias": 2.0})  # a variant's key is not a setting
+    assert s.hidden_size == 8 and type(s.hidden_size) is int and type(s.learning_rate) is float
+    assert Settings(hidden_size=8.0) == Settings(hidden_size=8)
+    assert [f.name for f in fields(Settings)] == list(SETTINGS) and Settings() == Settings.of(DEFAULTS)
+    with pytest.raises(UsageError, match="learning_rate=-1 is impossible"):
+        Settings(learning_rate=-1)
+    with pytest.raises(UsageError, match=r"adding/T=10/np/torch/seed=3: fused=1 must be true or false"):
+        _ = Trial("adding", 10, "np", "torch", "cpu", {**DEFAULTS, "fused": 1}, 3).settings
+    assert Settings(optimizer="sgd", momentum=0.0).sgd_momentum() == (0.0, False)  # Nesterov needs momentum
 
 
 def test_adding_a_search_key_changes_no_other_draw():

@@ -31,7 +31,7 @@ from harness.errors import UsageError  # noqa: E402
 from harness.ops import NUMPY_OPS, OP_NAMES  # noqa: E402
 from harness.plugins.registry import registry  # noqa: E402
 from harness.training.solo import train  # noqa: E402
-from harness.trials.protocol import check_hparams  # noqa: E402
+from harness.trials.protocol import Settings  # noqa: E402
 from harness.trials.trial import Trial  # noqa: E402
 from harness.variant import StepError, Variant  # noqa: E402
 
@@ -41,8 +41,8 @@ FUSED = {"np": "lstm", "gru_ra": "gru", "rnn": "rnn"}
 SMALL = {"hidden_size": 8, "batch_size": 16, "validation_size": 64, "test_size": 64}
 
 
-def _hp(**overrides) -> dict:
-    return check_hparams({**SMALL, **overrides})
+def _hp(**overrides) -> Settings:
+    return Settings.of({**SMALL, **overrides})
 
 
 # --- the ops namespace ----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def solo(trial):
     reg = registry()
     task, cls = reg.task(trial.task), reg.variant_class(trial.variant)
     variant = cls(**{k: v for k, v in trial.hparams.items() if k in cls.hyperparameters})
-    return train(trial, task, variant, lambda p: tf_backend.build_model(variant, task, trial.hparams, p))
+    return train(trial, task, variant, lambda p: tf_backend.build_model(variant, task, trial.settings, p))
 
 
 def check_variant(variant_id, task="adding"):
@@ -85,12 +85,12 @@ def test_cuda_is_refused_cleanly_without_a_visible_gpu():
     from harness.backends.tf_population import Population
     from harness.cell.model import init_model_params
     from harness.errors import UsageError
-    from harness.trials.protocol import check_hparams
+    from harness.trials.protocol import Settings
 
     reg = registry()
     task, variant = reg.task("adding"), reg.variant("rnn")
     with pytest.raises(UsageError, match="no GPU"):
-        Population(variant, task, [check_hparams({"hidden_size": 3})], [init_model_params(variant, task, 3, 0, lag=4)],
+        Population(variant, task, [Settings(hidden_size=3)], [init_model_params(variant, task, 3, 0, lag=4)],
                    device="cuda")  # fmt: skip
 
 
@@ -111,12 +111,11 @@ def test_members_that_solve_stop_at_once_and_the_others_go_on(monkeypatch, leave
 def make_population(sizes=(3, 5, 4), lrs=(0.01, 0.05, 0.002), clips=(1.0, 0.1, 0.0), length=4):
     from harness.backends.tf_population import Population
     from harness.cell.model import init_model_params
-    from harness.trials.protocol import check_hparams
+    from harness.trials.protocol import Settings
 
     reg = registry()
     task, variant = reg.task("adding"), reg.variant("v")
-    hparams = [check_hparams({"hidden_size": h, "learning_rate": lr, "clip_norm": c})
-               for h, lr, c in zip(sizes, lrs, clips)]  # fmt: skip
+    hparams = [Settings(hidden_size=h, learning_rate=lr, clip_norm=c) for h, lr, c in zip(sizes, lrs, clips)]
     params = [init_model_params(variant, task, h, seed, lag=length) for seed, h in enumerate(sizes)]
     return Population(variant, task, hparams, params), task
 

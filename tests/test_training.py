@@ -13,7 +13,7 @@ from harness.backends import torch_backend  # noqa: E402
 from harness.cell.model import init_model_params  # noqa: E402
 from harness.plugins.registry import registry  # noqa: E402
 from harness.training.solo import is_better, train  # noqa: E402
-from harness.trials.protocol import check_hparams  # noqa: E402
+from harness.trials.protocol import Settings, check_hparams  # noqa: E402
 from harness.trials.trial import Trial  # noqa: E402
 
 torch_backend.setup("cpu")
@@ -26,7 +26,7 @@ def run(task_id, T, variant_id, seed=0, **hp):
     hparams = check_hparams({k: v for k, v in hp.items() if k != "forget_bias"})
     hparams.update(variant.hparams)
     trial = Trial(task_id, T, variant.id, "torch", "cpu", hparams, seed)
-    return train(trial, task, variant, lambda p: torch_backend.build_model(variant, task, hparams, p))
+    return train(trial, task, variant, lambda p: torch_backend.build_model(variant, task, trial.settings, p))
 
 
 def test_lstm_learns_adding_well_below_baseline():
@@ -79,7 +79,7 @@ def test_best_checkpoint_is_restored_for_the_test_metric():
     loaded = []
 
     def build(params):
-        model = torch_backend.build_model(variant, task, hp, params)
+        model = torch_backend.build_model(variant, task, Settings.of(hp), params)
         original = model.set_params
         model.set_params = lambda p: (loaded.append(p), original(p))[1]
         return model
@@ -104,10 +104,10 @@ def test_sgd_momentum_and_clipping_match_their_formulas():
     hp = check_hparams({"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
                         "clip_norm": 0.01, "hidden_size": 3, "fused": False})  # fmt: skip
     params = init_model_params(variant, task, 3, 0, lag=5)
-    model = torch_backend.build_model(variant, task, hp, params)
+    model = torch_backend.build_model(variant, task, Settings.of(hp), params)
     batch = task.batch(5, 4, 0)
     # gradient by hand via a twin model
-    twin = torch_backend.build_model(variant, task, hp, params)
+    twin = torch_backend.build_model(variant, task, Settings.of(hp), params)
     loss = torch_backend.task_loss(task, twin.forward(twin._tensor(batch.inputs)), twin._tensor(batch.targets))
     loss.backward()
     grads = {k: v.grad.numpy().astype(np.float64) for k, v in twin.params.items()}

@@ -63,7 +63,7 @@ class MissingFileJob:
 def every_job():
     trial = Trial("adding", 10, "v", "torch", "cpu", {"hidden_size": 4}, seed=0)
     return [
-        TrainJob("torch", (trial.to_json(),), time_limit=60.0),
+        TrainJob("torch", (trial,), time_limit=60.0),
         ParityJob("tf", "cell", ({"variant": "v", "hidden_size": 4},)),
         SpeedJob("torch", ({"variant": "v", "batch_size": 2},)),
         PreflightJob(("v", "gru"), {"v": {"hidden_size": 4}}),
@@ -101,3 +101,18 @@ def test_a_worker_that_dies_during_a_call_is_reported_with_its_exit_code_not_wai
         assert died.value.kind == "died"
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("members", [1, 2])  # solo and population
+def test_a_bad_setting_that_reaches_a_worker_is_its_trials_failure_named(members):
+    """A job may be built by another process (a Dask client, an older driver): the worker checks each
+    trial's settings again as it reads them (``Trial.settings``), and a bad one fails its trials with
+    the key, the value and the trial, instead of training something unchecked."""
+    bad = {"hidden_size": 4, "max_steps": 2, "eval_every": 1, "validation_size": 8, "test_size": 8, "fused": 1}
+    trials = tuple(Trial("adding", 5, "rnn", "torch", "cpu", bad, seed=s) for s in range(members))
+    events = []
+    TrainJob("torch", trials).run(JobContext(None, "cpu", events.append))
+    results = {e[1]: e[2] for e in events if e[0] == "result"}
+    assert set(results) == {t.id for t in trials}
+    for result in results.values():
+        assert result["status"] == "failed" and "seed=0: fused=1 must be true or false" in result["error"]

@@ -40,6 +40,7 @@ from harness.backends.tf_cell import RecurrentLayer  # noqa: E402
 from harness.cell.model import split_params  # noqa: E402
 from harness.errors import UsageError  # noqa: E402
 from harness.task import Task  # noqa: E402
+from harness.trials.protocol import Settings  # noqa: E402
 from harness.variant import Variant  # noqa: E402
 
 FRAMEWORK = "tf"
@@ -204,34 +205,31 @@ class SGD:
             var.assign_sub(self.lr * step)
 
 
-def make_optimizer(hparams: dict[str, Any], variables: list[tf.Variable]) -> Adam | SGD:
-    if hparams.get("optimizer", "adam") == "adam":
-        return Adam(variables, hparams["learning_rate"], epsilon=1e-8)
-    momentum = float(hparams.get("momentum", 0.0))
-    return SGD(
-        variables, hparams["learning_rate"], momentum, bool(hparams.get("nesterov", False)) and momentum > 0
-    )
+def make_optimizer(settings: Settings, variables: list[tf.Variable]) -> Adam | SGD:
+    if settings.optimizer == "adam":
+        return Adam(variables, settings.learning_rate, epsilon=1e-8)
+    return SGD(variables, settings.learning_rate, *settings.sgd_momentum())
 
 
 class TfModel:
     """A trial's model in TensorFlow: contract parameters as variables, layer + readout, optimiser.
 
     ``train_step`` runs under ``tf.function`` (traced once per model for the trial's batch shape;
-    ``jit_compile=hparams["xla"]``). With XLA the fused layers do not use cuDNN (its ops are not XLA
+    ``jit_compile=settings.xla``). With XLA the fused layers do not use cuDNN (its ops are not XLA
     ops); otherwise Keras decides (cuDNN on a GPU for LSTM and GRU).
     """
 
-    def __init__(self, variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+    def __init__(self, variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
                  device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
-        self.variant, self.task, self.hp, self.dtype = variant, task, hparams, dtype
+        self.variant, self.task, self.settings, self.dtype = variant, task, settings, dtype
         self.device = resolve_device(device)
-        self.hidden_size = int(hparams["hidden_size"])
-        xla = bool(hparams.get("xla", False))
+        self.hidden_size = settings.hidden_size
+        xla = settings.xla
         layer_params, readout = split_params(params)
         with tf.device(self.device):
             self.layer = RecurrentLayer(
                 variant, task.input_size, self.hidden_size, layer_params,
-                fused=bool(hparams.get("fused", True)), dtype=dtype, use_cudnn=False if xla else "auto",
+                fused=settings.fused, dtype=dtype, use_cudnn=False if xla else "auto",
             )  # fmt: skip
             self.readout = {
                 k: tf.Variable(np.asarray(v), dtype=dtype, name=k.replace(".", "_"))
@@ -239,7 +237,7 @@ class TfModel:
             }
             self.variables: dict[str, Any] = {**self.layer.variables, **self.readout}
             self._list = list(self.variables.values())
-            self.optimizer = make_optimizer(hparams, self._list)
+            self.optimizer = make_optimizer(settings, self._list)
         self.path = self.layer.path
         self._train = tf.function(self._train_step, jit_compile=xla)
         spec = tf.TensorSpec([None, None, task.input_size], tf.as_dtype(dtype))
@@ -253,7 +251,7 @@ class TfModel:
         with tf.GradientTape() as tape:
             loss = task_loss(self.task, self.forward(inputs), targets)
         grads = tape.gradient(loss, self._list)
-        grads = clip_by_global_norm(grads, float(self.hp["clip_norm"]))
+        grads = clip_by_global_norm(grads, self.settings.clip_norm)
         self.optimizer.apply(grads, self._list)
         return loss
 
@@ -280,9 +278,9 @@ class TfModel:
             self.variables[k].assign(np.asarray(v, dtype=self.dtype))
 
 
-def build_model(variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+def build_model(variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
                 device: str = "cpu") -> TfModel:  # fmt: skip
-    return TfModel(variant, task, hparams, params, device)
+    return TfModel(variant, task, settings, params, device)
 
 
 def _dtype_of(inputs: np.ndarray) -> str:

@@ -29,6 +29,7 @@ from harness.cell.hoisting import Hoisting
 from harness.cell.stacking import masks, region, stack
 from harness.cell.unroll import call_step
 from harness.task import Task
+from harness.trials.protocol import Settings
 from harness.variant import StepError, Variant
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # tf_backend's Adam
@@ -74,20 +75,18 @@ class Population:
 
     path = "generic"  # the variant's own step, batched (never a fused kernel)
 
-    def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
+    def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
         self.variant, self.task, self.dtype = variant, task, dtype
         self.device = resolve_device(device)
-        self.hidden_size = max(int(hp["hidden_size"]) for hp in hparams)
+        self.hidden_size = max(s.hidden_size for s in settings)
         self.shapes = [{k: tuple(v.shape) for k, v in p.items()} for p in params]
-        first = hparams[0]
-        self.optimizer = first.get("optimizer", "adam")
-        self.momentum = float(first.get("momentum", 0.0))
-        self.nesterov = bool(first.get("nesterov", False)) and self.momentum > 0
-        self.xla = bool(first.get("xla", False))  # as TfModel: jit_compile the training step
-        self.lr = np.array([float(hp["learning_rate"]) for hp in hparams])
-        self.clip = np.array([float(hp["clip_norm"]) for hp in hparams])
-        self.max_steps = np.array([int(hp["max_steps"]) for hp in hparams])
+        self.optimizer = settings[0].optimizer  # shared by the population (harness.training.grouping)
+        self.momentum, self.nesterov = settings[0].sgd_momentum()
+        self.xla = settings[0].xla  # as TfModel: jit_compile the training step
+        self.lr = np.array([s.learning_rate for s in settings])
+        self.clip = np.array([s.clip_norm for s in settings])
+        self.max_steps = np.array([s.max_steps for s in settings])
         self.steps_done = 0
         self.traced: set[int] = set()  # member counts the step is traced (with XLA: compiled) for
         self.new_count_seconds: float | None = None  # what a new member count costs beyond a step

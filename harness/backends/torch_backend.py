@@ -19,6 +19,7 @@ from harness.backends.torch_cell import run_layer
 from harness.cell.model import split_params
 from harness.errors import UsageError
 from harness.task import Task
+from harness.trials.protocol import Settings
 from harness.variant import Variant
 
 FRAMEWORK = "torch"
@@ -87,25 +88,23 @@ def task_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> torch
 class TorchModel:
     """A trial's model in PyTorch: contract parameters as leaf tensors, layer + readout, optimiser."""
 
-    def __init__(self, variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+    def __init__(self, variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
                  device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
-        self.variant, self.task, self.hp = variant, task, hparams
+        self.variant, self.task, self.settings = variant, task, settings
         self.device, self.dtype = resolve_device(device), dtype
-        self.hidden_size = int(hparams["hidden_size"])
-        self.fused = bool(hparams.get("fused", True)) and variant.fused_kernel is not None
+        self.hidden_size = settings.hidden_size
+        self.fused = settings.fused and variant.fused_kernel is not None
         self.path = "fused" if self.fused else "generic"
         self.params = {
             k: torch.tensor(v, dtype=dtype, device=self.device, requires_grad=True) for k, v in params.items()
         }
         self._kernels: dict = {}
-        if hparams.get("optimizer", "adam") == "adam":
-            self.optimizer = torch.optim.Adam(self.params.values(), lr=hparams["learning_rate"], eps=1e-8)
+        if settings.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(self.params.values(), lr=settings.learning_rate, eps=1e-8)
         else:
-            momentum = hparams["momentum"]
-            self.optimizer = torch.optim.SGD(
-                self.params.values(), lr=hparams["learning_rate"], momentum=momentum,
-                nesterov=bool(hparams["nesterov"]) and momentum > 0,
-            )  # fmt: skip
+            momentum, nesterov = settings.sgd_momentum()
+            self.optimizer = torch.optim.SGD(self.params.values(), lr=settings.learning_rate, momentum=momentum,
+                                             nesterov=nesterov)  # fmt: skip
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         layer, readout = split_params(self.params)
@@ -120,7 +119,7 @@ class TorchModel:
         loss = task_loss(self.task, self.forward(self._tensor(inputs)), self._tensor(targets))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        clip_by_global_norm(list(self.params.values()), self.hp["clip_norm"])
+        clip_by_global_norm(list(self.params.values()), self.settings.clip_norm)
         self.optimizer.step()
         return float(loss.detach())
 
@@ -152,9 +151,9 @@ def clip_by_global_norm(tensors: list[torch.Tensor], clip_norm: float) -> None:
             g.mul_(scale)
 
 
-def build_model(variant: Variant, task: Task, hparams: dict[str, Any], params: dict[str, np.ndarray],
+def build_model(variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
                 device: str = "cpu") -> TorchModel:  # fmt: skip
-    return TorchModel(variant, task, hparams, params, device)
+    return TorchModel(variant, task, settings, params, device)
 
 
 def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,

@@ -29,6 +29,7 @@ from harness.cell.hoisting import Hoisting
 from harness.cell.stacking import masks, region, stack
 from harness.cell.unroll import call_step, shape_of
 from harness.task import Task
+from harness.trials.protocol import Settings
 from harness.variant import StepError, Variant
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch_backend's Adam
@@ -277,22 +278,20 @@ class Population:
     path = "generic"  # the variant's own step, batched (never a fused kernel)
     leave_at = 0.0  # finished members leave at once: rebuilding costs a copy of the parameters
 
-    def __init__(self, variant: Variant, task: Task, hparams: list[dict[str, Any]], params: list[dict[str, np.ndarray]],
+    def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
         self.variant, self.task, self.dtype = variant, task, dtype
         self.device = resolve_device(device)
-        self.hidden_size = max(int(hp["hidden_size"]) for hp in hparams)
+        self.hidden_size = max(s.hidden_size for s in settings)
         self.shapes = [{k: tuple(v.shape) for k, v in p.items()} for p in params]
         stacked = stack(params)
         mask = masks(params, stacked)
         self.params = {k: self._as_tensor(v).requires_grad_() for k, v in stacked.items()}
         self.masks = None if mask is None else {k: self._as_tensor(v) for k, v in mask.items()}
-        self.lr = [float(hp["learning_rate"]) for hp in hparams]
-        self.clip = self._as_tensor(np.array([float(hp["clip_norm"]) for hp in hparams]))
-        first = hparams[0]
-        self.optimizer = first.get("optimizer", "adam")
-        self.momentum = float(first.get("momentum", 0.0))
-        self.nesterov = bool(first.get("nesterov", False)) and self.momentum > 0
+        self.lr = [s.learning_rate for s in settings]
+        self.clip = self._as_tensor(np.array([s.clip_norm for s in settings]))
+        self.optimizer = settings[0].optimizer  # shared by the population (harness.training.grouping)
+        self.momentum, self.nesterov = settings[0].sgd_momentum()
         self.moments: dict[str, list[torch.Tensor | None]] = {k: [None, None] for k in self.params}
         self.steps = 0
 

@@ -68,21 +68,21 @@ def _cell_job(backend: Any, job: dict) -> dict:
     return {"outputs": outputs, "grads": grads, "input_grad": input_grad}
 
 
-def _trial_parts(job: dict, framework: str) -> tuple[Any, Any, Any, dict]:
+def _trial_parts(job: dict, framework: str) -> tuple[Any, Any, Any, Any]:
     from harness.plugins.registry import registry
     from harness.trials.trial import Trial
 
     task = registry().task(job["task"])
     variant = _variant(job["variant"], job["variant_hparams"])
     trial = Trial(job["task"], job["length"], variant.id, framework, job["device"], job["hparams"], job["seed"])
-    return trial, task, variant, job["hparams"]
+    return trial, task, variant, trial.settings
 
 
 def _train_job(backend: Any, job: dict, framework: str) -> dict:
     from harness.training.solo import train
 
-    trial, task, variant, hp = _trial_parts(job, framework)
-    result = train(trial, task, variant, lambda p: backend.build_model(variant, task, hp, p, job["device"]))
+    trial, task, variant, settings = _trial_parts(job, framework)
+    result = train(trial, task, variant, lambda p: backend.build_model(variant, task, settings, p, job["device"]))
     return {
         "status": result.status,
         "error": result.error,
@@ -96,16 +96,16 @@ def _fresh_model(backend: Any, job: dict, framework: str) -> Any:
     """The trial's model at its initial parameters."""
     from harness.cell.model import init_model_params
 
-    trial, task, variant, hp = _trial_parts(job, framework)
-    params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=trial.length)
-    return backend.build_model(variant, task, hp, params, job["device"])
+    trial, task, variant, settings = _trial_parts(job, framework)
+    params = init_model_params(variant, task, settings.hidden_size, trial.seed, lag=trial.length)
+    return backend.build_model(variant, task, settings, params, job["device"])
 
 
 def _transfer_train_job(backend: Any, job: dict, framework: str) -> dict:
     """Train ``steps`` steps from the trial's initial parameters; export them and predict the probe."""
-    trial, task, _, hp = _trial_parts(job, framework)
+    trial, task, _, settings = _trial_parts(job, framework)
     model = _fresh_model(backend, job, framework)
-    stream = task.training_stream(trial.length, hp["batch_size"], trial.seed)
+    stream = task.training_stream(trial.length, settings.batch_size, trial.seed)
     for _ in range(job["steps"]):
         batch = next(stream)
         model.train_step(batch.inputs, batch.targets)

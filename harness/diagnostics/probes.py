@@ -141,6 +141,7 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
 
     from harness.cell.model import init_model_params
     from harness.plugins.registry import registry
+    from harness.trials.protocol import Settings
 
     backend.setup("cpu", threads=1)
     torch.manual_seed(spec["seed"])
@@ -156,16 +157,8 @@ def probe(spec: dict[str, Any]) -> dict[str, Any]:
         rows += [{"variant": vid, "phase": "init", "t": t, "grad_norm": float(n)} for t, n in enumerate(norms)]
         losses[vid] = {"init": loss}
         if spec["train_steps"] > 0:
-            hp = {
-                "hidden_size": H,
-                "learning_rate": spec["learning_rate"],
-                "clip_norm": 1.0,
-                "optimizer": "adam",
-                "fused": True,
-                "momentum": 0.9,
-                "nesterov": True,
-            }
-            model = backend.build_model(variant, task, hp, params, "cpu")
+            settings = Settings(hidden_size=H, learning_rate=spec["learning_rate"], clip_norm=1.0, optimizer="adam")
+            model = backend.build_model(variant, task, settings, params, "cpu")
             stream = task.training_stream(T, B, seed)
             for _ in range(spec["train_steps"]):
                 batch = next(stream)

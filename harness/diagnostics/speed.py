@@ -35,19 +35,20 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     from harness.plugins.registry import registry
     from harness.task import stack_batches
     from harness.training.population import ENGINES
-    from harness.trials.protocol import check_hparams
+    from harness.trials.protocol import Settings
 
     backend = load_backend(framework)
     backend.setup(device)
     reg = registry()
     task, variant = reg.task(task_id), reg.variant(variant_id)
-    hp = check_hparams({"hidden_size": hidden, "batch_size": batch, "fused": fused})
+    settings = Settings(hidden_size=hidden, batch_size=batch, fused=fused)
     count = max(members, 1)
     params = [init_model_params(variant, task, hidden, seed, lag=T) for seed in range(count)]
     if members == 0:
-        model: Any = backend.build_model(variant, task, hp, params[0], device)
+        model: Any = backend.build_model(variant, task, settings, params[0], device)
     else:
-        model = importlib.import_module(ENGINES[framework]).Population(variant, task, [hp] * members, params, device)
+        engine = importlib.import_module(ENGINES[framework])
+        model = engine.Population(variant, task, [settings] * members, params, device)
     rng = np.random.default_rng(0)
     # CPU time on a CPU (a busy machine's other processes do not count); wall time on a GPU, where the
     # step's loss (a Python float) waits for the device, so the wall clock covers the kernels

@@ -64,7 +64,7 @@ class Slot:
 
 def job_message(job: list[Trial], time_limit: float) -> TrainJob:
     """The ``TrainJob`` a worker gets for ``job``."""
-    return TrainJob(job[0].framework, tuple(t.to_json() for t in job), time_limit)
+    return TrainJob(job[0].framework, tuple(job), time_limit)
 
 
 class LocalPool:

@@ -54,11 +54,11 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
 
 def _job_seconds(job: list[Trial], per_trial_time_step: float) -> float:
     reg = registry()
-    hp = max((t.hparams for t in job), key=lambda h: h["max_steps"])
+    s = max((t.settings for t in job), key=lambda s: s.max_steps)
     length = reg.task(job[0].task).seq_len(job[0].length)
-    evals = hp["max_steps"] / hp["eval_every"] * hp["validation_size"] / hp["batch_size"] * FORWARD_SHARE
-    tests = 2 * hp["test_size"] / hp["batch_size"] * FORWARD_SHARE
-    return len(job) * per_trial_time_step * length * (hp["max_steps"] + evals + tests)
+    evals = s.max_steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE
+    tests = 2 * s.test_size / s.batch_size * FORWARD_SHARE
+    return len(job) * per_trial_time_step * length * (s.max_steps + evals + tests)
 
 
 def _schedule(seconds: list[float], workers: int) -> float:
@@ -82,8 +82,8 @@ def _costs(jobs: list[list[Trial]], stored: Any) -> tuple[dict[tuple, float], di
             costs[key] = learned[(*key, t.device)]
             source[(t.framework, t.variant)] = "store"
         else:
-            hidden = int(statistics.median(m.hparams["hidden_size"] for m in job))
-            setting = (hidden, t.hparams["batch_size"], t.device)
+            hidden = int(statistics.median(m.settings.hidden_size for m in job))
+            setting = (hidden, t.settings.batch_size, t.device)
             missing.setdefault(t.framework, {}).setdefault((t.variant, len(job)), setting)
     for framework, wanted in missing.items():
         for (variant, members), ms in zip(wanted, _calibrate(framework, wanted)):

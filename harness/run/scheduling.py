@@ -61,7 +61,7 @@ def make_jobs(trials: list[Trial], population: int | None = None) -> list[list[T
 
 def expected_cost(trial: Trial) -> int:
     """A trial's cost up to a constant: sequence length (the task's L, not T) x step budget."""
-    return registry().task(trial.task).seq_len(trial.length) * trial.hparams["max_steps"]
+    return registry().task(trial.task).seq_len(trial.length) * trial.settings.max_steps
 
 
 def _by(trials: list[Trial]) -> dict[tuple[str, str], list[Trial]]:

@@ -37,7 +37,7 @@ def group_key(trial: Trial) -> tuple:
     shared = {k: v for k, v in trial.hparams.items()
               if k not in MEMBER_KEYS and not (k in specs and specs[k].init_only)}  # fmt: skip
     if not ability.pads:
-        shared["hidden_size"] = trial.hparams["hidden_size"]
+        shared["hidden_size"] = trial.settings.hidden_size
     return (trial.task, trial.length, trial.variant, trial.framework, trial.device, json.dumps(canonical(shared)))
 
 
@@ -58,11 +58,11 @@ def population_groups(trials: list[Trial], cap: int, fused_solo: Collection[str]
         return [[t] for t in trials]
     groups: dict[tuple, list[Trial]] = {}
     for t in trials:
-        alone = t.variant in fused_solo and t.hparams.get("fused", True)
+        alone = t.variant in fused_solo and t.settings.fused
         groups.setdefault(("fused", t.id) if alone else group_key(t), []).append(t)
     out = []
     for members in groups.values():
-        members = sorted(members, key=lambda t: t.hparams["hidden_size"])
+        members = sorted(members, key=lambda t: t.settings.hidden_size)
         out.extend(_pack_replicates(members, cap))
     return out
 

@@ -127,8 +127,8 @@ def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
     from harness.plugins.registry import registry
 
     try:
-        task, variant = registry().task(trial.task), variant_of(trial)
-        return train(trial, task, variant, lambda p: backend.build_model(variant, task, trial.hparams, p, trial.device),
+        task, variant, settings = registry().task(trial.task), variant_of(trial), trial.settings
+        return train(trial, task, variant, lambda p: backend.build_model(variant, task, settings, p, trial.device),
                      on_eval=lambda step, metrics: scored(trial, step, metrics))  # fmt: skip
     except _CallbackFailed:
         raise
@@ -145,7 +145,8 @@ def _train_together(trials: list[Trial], engine: Any, device: str, report: Calla
     members = [Member(t, task, variant_of(t), len(trials), started) for t in trials]
     for m in members:
         m.on_scored = lambda step, metrics, trial=m.trial: scored(trial, step, metrics)
-    model = engine.Population(variant_of(trials[0]), task, [m.hp for m in members], [m.params for m in members], device)
+    settings, params = [m.settings for m in members], [m.params for m in members]
+    model = engine.Population(variant_of(trials[0]), task, settings, params, device)
     for m in members:
         m.result.path = model.path
     slots: list[int | None] = list(range(len(members)))  # each model slot's member; None once it finished
@@ -193,7 +194,7 @@ def evaluate(model: Any, task: Task, members: list[Member], slots: list[int | No
     forward."""
     by_size: dict[int, list[int]] = {}
     for slot in due:
-        by_size.setdefault(members[slots[slot]].hp["validation_size"], []).append(slot)
+        by_size.setdefault(members[slots[slot]].settings.validation_size, []).append(slot)
     for group in by_size.values():
         validation = members[slots[group[0]]].validation
         scores = metrics_of(model, task, group, validation.inputs, validation.targets)
@@ -224,7 +225,7 @@ def leave(model: Any, slots: list[int | None]) -> bool:
 
 def finish(model: Any, member: Member, slot: int) -> TrialResult:
     """The member's final result, its test metrics computed in its slot of the model."""
-    test = member.task.fixed_set("test", member.trial.length, member.hp["test_size"])
+    test = member.task.fixed_set("test", member.trial.length, member.settings.test_size)
 
     def test_metrics() -> dict[str, float]:
         return metrics_of(model, member.task, [slot], test.inputs, test.targets)[0]

@@ -76,13 +76,13 @@ class Member:
     member's result is the one its solo run gives."""
 
     def __init__(self, trial: Trial, task: Task, variant: Variant, size: int, started: float) -> None:
-        hp, T = trial.hparams, trial.length
-        self.trial, self.task, self.hp, self.started = trial, task, hp, started
-        count = variant.parameter_count(task.input_size, hp["hidden_size"])
+        settings, T = trial.settings, trial.length
+        self.trial, self.task, self.settings, self.started = trial, task, settings, started
+        count = variant.parameter_count(task.input_size, settings.hidden_size)
         self.result = TrialResult(status="ok", param_count=count, population=size)
-        self.params = init_model_params(variant, task, hp["hidden_size"], trial.seed, lag=T)
-        self.validation = task.fixed_set("validation", T, hp["validation_size"])
-        self.stream = task.training_stream(T, hp["batch_size"], trial.seed)
+        self.params = init_model_params(variant, task, settings.hidden_size, trial.seed, lag=T)
+        self.validation = task.fixed_set("validation", T, settings.validation_size)
+        self.stream = task.training_stream(T, settings.batch_size, trial.seed)
         self.best_params: dict[str, np.ndarray] | None = None
         self.window: list[float] = []
         self.train_seconds, self.timed_steps = 0.0, 0
@@ -115,9 +115,9 @@ class Member:
             self.done = True
             return False
         self.window.append(loss)
-        if step == self.hp["max_steps"]:
+        if step == self.settings.max_steps:
             self.done = True  # after this last evaluation
-        return step % self.hp["eval_every"] == 0 or step == self.hp["max_steps"]
+        return step % self.settings.eval_every == 0 or step == self.settings.max_steps
 
     def finish(self, evaluate_now: Callable[[], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
         """Test metrics at the last step and at the best checkpoint (``load`` puts it back in the model),
@@ -162,7 +162,7 @@ def train(
         # the first step traces (tf.function) and allocates: warm-up, not training speed
         if member.trained(step, loss, None if step == 1 else time.perf_counter() - started):
             score(step)
-    test = task.fixed_set("test", trial.length, trial.hparams["test_size"])
+    test = task.fixed_set("test", trial.length, member.settings.test_size)
     return member.finish(lambda: evaluate(model, task, test.inputs, test.targets), model.set_params)
 
 

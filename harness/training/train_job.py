@@ -3,30 +3,34 @@
 ``TrainJob`` emits ``("result", trial_id, result_dict)`` as each member finishes and ``("progress",
 trial_id, step, "validation", loss, metric)`` at each of its evaluations. Every failure of a trial becomes
 its result; it returns nothing.
+
+The job crosses to the worker as typed values: ``Trial`` dataclasses whose protocol settings the worker
+reads as ``Settings`` (``Trial.settings``), checked again on arrival, so a job built by another process
+(a Dask client, an older driver) trains nothing it has not checked; a bad setting is that trial's
+failure, named.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from harness.trials.trial import Trial
 from harness.workers.job import JobContext
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Train ``trials`` (JSON texts of ``harness.trials.trial.Trial``, one population) within ``time_limit`` seconds."""
+    """Train ``trials`` (one population, ``harness.training.grouping``) within ``time_limit`` seconds."""
 
     framework: str
-    trials: tuple[str, ...]
+    trials: tuple[Trial, ...]
     time_limit: float | None = None
 
     def run(self, context: JobContext) -> None:
-        from harness.trials.trial import Trial
-
-        train_job([Trial.from_json(text) for text in self.trials], self.framework, context, self.time_limit)
+        train_job(list(self.trials), self.framework, context, self.time_limit)
 
 
-def train_job(trials: list, framework: str, context: JobContext, time_limit: float | None) -> None:
+def train_job(trials: list[Trial], framework: str, context: JobContext, time_limit: float | None) -> None:
     """Train one population of trials (``harness.training.population``), emitting each member's result, its code
     fingerprints filled in, as it finishes and each validation point as it is scored. Every failure of a
     trial becomes its result; only ``emit``'s own failure (the connection to the driver) is raised."""

@@ -12,6 +12,8 @@ the best validation checkpoint and at the last step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from harness.errors import UsageError
@@ -23,23 +25,57 @@ FRAMEWORKS = ("torch", "tf")
 DEVICES = ("cpu", "cuda")
 OPTIMIZERS = ("adam", "sgd")
 
-#: The protocol's settings, declared the way a variant declares its hyperparameters, so that one check
-#: (``HyperParameter.check``) validates both; variant-specific ones are declared by each variant.
-SETTINGS: dict[str, HyperParameter] = {
-    "optimizer": HyperParameter("adam", "adam, or sgd with momentum", kind="choice", choices=OPTIMIZERS),
-    "learning_rate": HyperParameter(1e-3, "the optimiser's step size, above 0"),  # bound: check_hparams
-    "momentum": HyperParameter(0.9, "SGD only: the momentum, in [0, 1)", minimum=0.0),
-    "nesterov": HyperParameter(True, "SGD only: Nesterov momentum", kind="bool", choices=(False, True)),
-    "batch_size": HyperParameter(64, "training sequences per step", kind="int", minimum=1),
-    "hidden_size": HyperParameter(64, "H, the width of the recurrent layer", kind="int", minimum=1),
-    "clip_norm": HyperParameter(1.0, "the global gradient-norm clip; 0 disables it", minimum=0.0),
-    "max_steps": HyperParameter(1000, "the most training steps", kind="int", minimum=1),
-    "eval_every": HyperParameter(100, "steps between validations", kind="int", minimum=1),
-    "validation_size": HyperParameter(512, "sequences in the fixed validation set", kind="int", minimum=1),
-    "test_size": HyperParameter(1024, "sequences in the fixed test set", kind="int", minimum=1),
-    "fused": HyperParameter(True, "the variant's fused kernel where it has one", kind="bool", choices=(False, True)),
-    "xla": HyperParameter(False, "TensorFlow only: jit_compile the training step", kind="bool", choices=(False, True)),
-}
+def _setting(default: Any, doc: str, **spec: Any) -> Any:
+    """A field of ``Settings`` whose declaration (``HyperParameter``: default, meaning, what is allowed)
+    rides in its metadata, so that the one check that validates a variant's hyperparameters validates
+    these too."""
+    return field(default=default, metadata={"spec": HyperParameter(default, doc, **spec)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The protocol settings of one trial, typed: what a worker's trainer and the backends read.
+
+    Every instance is checked (``check_hparams``: types, bounds, choices; whole floats become ints), so
+    a worker trains only settings that passed the check, whatever process built the trial.
+    ``Settings.of(hparams)`` makes them from a trial's hyperparameters, naming where a bad one came
+    from. A variant's own hyperparameters are not here: ``harness.training.grouping.variant_of`` builds
+    the variant from them, checked by its own declarations.
+    """
+
+    optimizer: str = _setting("adam", "adam, or sgd with momentum", kind="choice", choices=OPTIMIZERS)
+    learning_rate: float = _setting(1e-3, "the optimiser's step size, above 0")  # bound: check_hparams
+    momentum: float = _setting(0.9, "SGD only: the momentum, in [0, 1)", minimum=0.0)
+    nesterov: bool = _setting(True, "SGD only: Nesterov momentum", kind="bool", choices=(False, True))
+    batch_size: int = _setting(64, "training sequences per step", kind="int", minimum=1)
+    hidden_size: int = _setting(64, "H, the width of the recurrent layer", kind="int", minimum=1)
+    clip_norm: float = _setting(1.0, "the global gradient-norm clip; 0 disables it", minimum=0.0)
+    max_steps: int = _setting(1000, "the most training steps", kind="int", minimum=1)
+    eval_every: int = _setting(100, "steps between validations", kind="int", minimum=1)
+    validation_size: int = _setting(512, "sequences in the fixed validation set", kind="int", minimum=1)
+    test_size: int = _setting(1024, "sequences in the fixed test set", kind="int", minimum=1)
+    fused: bool = _setting(True, "the variant's fused kernel where it has one", kind="bool", choices=(False, True))
+    xla: bool = _setting(False, "TensorFlow only: jit_compile the training step", kind="bool", choices=(False, True))
+
+    @classmethod
+    def of(cls, hparams: Mapping[str, Any], where: str = "hyperparameters") -> Settings:
+        """The settings among ``hparams`` (keys that are not settings are a variant's and are ignored),
+        defaults filled; ``UsageError`` names a bad value, ``where`` it came from and what is allowed."""
+        checked = check_hparams(dict(hparams), where)
+        return cls(**{key: checked[key] for key in SETTINGS})
+
+    def __post_init__(self) -> None:
+        checked = check_hparams({f.name: getattr(self, f.name) for f in fields(self)}, "settings")
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)  # normalised (3.0 -> 3); frozen, so not setattr
+
+    def sgd_momentum(self) -> tuple[float, bool]:
+        """SGD's momentum and whether it is Nesterov's (Nesterov without momentum is plain SGD)."""
+        return self.momentum, self.nesterov and self.momentum > 0
+
+
+#: The protocol's settings, declared the way a variant declares its hyperparameters (``Settings``' fields).
+SETTINGS: dict[str, HyperParameter] = {f.name: f.metadata["spec"] for f in fields(Settings)}
 #: The settings' defaults: what a trial gets for a setting its suite leaves out.
 DEFAULTS: dict[str, Any] = {key: spec.default for key, spec in SETTINGS.items()}
 

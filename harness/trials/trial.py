@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.trials.protocol import PROTOCOL_VERSION
+from harness.trials.protocol import PROTOCOL_VERSION, Settings
 
 #: Trial fields that choose how a configuration is computed, not what it is: both frameworks build
 #: their weights from one seeded parameter dict and train on one seeded data stream, on either device.
@@ -57,6 +57,11 @@ class Trial:
     @property
     def configuration_id(self) -> str:
         return configuration_id(self)
+
+    @property
+    def settings(self) -> Settings:
+        """The protocol settings among ``hparams``, typed and checked (``UsageError`` names a bad one)."""
+        return Settings.of(self.hparams, where=self.label())
 
     def key(self) -> dict[str, Any]:
         """Exactly what the id hashes."""
