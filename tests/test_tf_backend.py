@@ -31,7 +31,7 @@ from harness.errors import UsageError  # noqa: E402
 from harness.ops import NUMPY_OPS, OP_NAMES  # noqa: E402
 from harness.plugins.registry import registry  # noqa: E402
 from harness.training.solo import train  # noqa: E402
-from harness.trials.protocol import Settings  # noqa: E402
+from harness.trials.protocol import Settings, check_hparams  # noqa: E402
 from harness.trials.trial import Trial  # noqa: E402
 from harness.variant import StepError, Variant  # noqa: E402
 
@@ -168,9 +168,9 @@ def test_gru_unpacking_sums_the_redundant_recurrent_biases():
 
 def _model(variant_id="np", task_id="adding", seed=0, length=10, **hp):
     variant, task = registry().variant(variant_id), registry().task(task_id)
-    hparams = _hp(**hp)
-    params = init_model_params(variant, task, hparams["hidden_size"], seed, lag=length)
-    return tf_backend.build_model(variant, task, hparams, params), params, task
+    settings = _hp(**hp)
+    params = init_model_params(variant, task, settings.hidden_size, seed, lag=length)
+    return tf_backend.build_model(variant, task, settings, params), params, task
 
 
 @pytest.mark.parametrize("variant_id,fused", [("np", True), ("v", False), ("gru_ra", True)])
@@ -261,10 +261,10 @@ def test_clipping_scales_by_the_global_norm_and_zero_disables_it():
 
 def test_the_same_trial_twice_gives_identical_numbers():
     variant, task = registry().variant("v"), registry().task("adding")
-    hp = _hp(max_steps=8, eval_every=4)
-    trial = Trial("adding", 10, "v", "tf", "cpu", hp, 3)
+    trial = Trial("adding", 10, "v", "tf", "cpu", check_hparams({**SMALL, "max_steps": 8, "eval_every": 4}), 3)
     runs = [
-        train(trial, task, variant, lambda p: tf_backend.build_model(variant, task, hp, p)) for _ in range(2)
+        train(trial, task, variant, lambda p: tf_backend.build_model(variant, task, trial.settings, p))
+        for _ in range(2)
     ]
     assert runs[0].status == "ok" and runs[0].path == "generic"
     assert len(runs[0].curve) == 5
