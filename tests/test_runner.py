@@ -508,11 +508,11 @@ def test_workers_that_die_before_ready_stop_the_run_instead_of_restarting_for_ev
 
 
 def test_a_worker_that_never_becomes_ready_is_given_up(tmp_path, monkeypatch):
-    import harness.execution.local as executors
+    import harness.execution.local as local_pool
 
-    monkeypatch.setattr(executors, "START_TIMEOUT", 3.0)
-    monkeypatch.setattr(executors, "MAX_START_FAILURES", 1)
+    monkeypatch.setattr(local_pool, "START_TIMEOUT", 3.0)
+    monkeypatch.setattr(local_pool, "MAX_START_FAILURES", 1)
     pool, trials = _pool_whose_workers(tmp_path, monkeypatch, "time.sleep(600)")
-    with pytest.raises(executors.FrameworkUnavailable, match="not ready after 3 s"):
+    with pytest.raises(local_pool.FrameworkUnavailable, match="not ready after 3 s"):
         pool.run(trials, lambda trial, result: None)
     assert pool.slots == []

@@ -108,6 +108,8 @@ def test_a_bad_setting_that_reaches_a_worker_is_its_trials_failure_named(members
     """A job may be built by another process (a Dask client, an older driver): the worker checks each
     trial's settings again as it reads them (``Trial.settings``), and a bad one fails its trials with
     the key, the value and the trial, instead of training something unchecked."""
+    checked = Trial("adding", 5, "rnn", "torch", "cpu", {"hidden_size": 4}, seed=0)
+    assert checked.settings.hidden_size == 4 and "settings" not in vars(pickle.loads(pickle.dumps(checked)))
     bad = {"hidden_size": 4, "max_steps": 2, "eval_every": 1, "validation_size": 8, "test_size": 8, "fused": 1}
     trials = tuple(Trial("adding", 5, "rnn", "torch", "cpu", bad, seed=s) for s in range(members))
     events = []

@@ -61,7 +61,7 @@ from harness.analysis.verdicts import verdicts as verdict_rows
 from harness.store.metadata import Metadata, from_registry
 from harness.store.metadata import variant_order as metadata_order
 from harness.suites.analysis_plan import AnalysisPlan
-from harness.trials.trial import EXECUTION_HPARAMS, Trial, configuration_id
+from harness.trials.trial import Trial, configuration_id
 
 TOP_FRACTION = 0.10
 CELL = ["task", "length", "variant", "framework"]
@@ -221,12 +221,6 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     df["has_metric"] = np.isfinite(df["test_metric"].to_numpy(dtype=float))
     df["configuration"] = configuration_ids(df)
     return df.sort_values([*CELL, "trial_id"], kind="stable").reset_index(drop=True)
-
-
-def hparam_key(hparams: str) -> str:
-    """The hyperparameters of a trial without execution settings (``EXECUTION_HPARAMS``), as canonical JSON."""
-    hp = json.loads(hparams)
-    return json.dumps({k: v for k, v in hp.items() if k not in EXECUTION_HPARAMS}, sort_keys=True)
 
 
 def configuration_ids(trials: pd.DataFrame) -> pd.Series:

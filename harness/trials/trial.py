@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from harness.trials.protocol import PROTOCOL_VERSION, Settings
@@ -58,10 +59,15 @@ class Trial:
     def configuration_id(self) -> str:
         return configuration_id(self)
 
-    @property
+    @cached_property
     def settings(self) -> Settings:
-        """The protocol settings among ``hparams``, typed and checked (``UsageError`` names a bad one)."""
+        """The protocol settings among ``hparams``, typed and checked (``UsageError`` names a bad one);
+        computed once per trial (a plan reads them for every grouping and estimate)."""
         return Settings.of(self.hparams, where=self.label())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields only: a trial sent to a worker checks its settings again there."""
+        return {k: v for k, v in self.__dict__.items() if k != "settings"}
 
     def key(self) -> dict[str, Any]:
         """Exactly what the id hashes."""
