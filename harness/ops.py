@@ -2,10 +2,11 @@
 
 Each backend supplies one implementation (numpy here; PyTorch and TensorFlow in ``harness.backends``).
 Every op broadcasts like numpy. A variant that asks for an op outside this list gets an error naming
-the op and the list, from ``check`` and from ``run`` alike.
+the op and the list, from ``check`` and from ``run`` alike. Ops read and reshape the last axes only, so a
+step written with them runs unchanged on the leading (member, batch) axes of a population.
 
     sigmoid(x)            1 / (1 + exp(-x))
-    tanh(x), relu(x), exp(x), log(x), abs(x), softplus(x)
+    tanh(x), relu(x), exp(x), log(x), abs(x), softplus(x), sqrt(x)
     matmul(a, b)          a @ b   (row vectors: x (B, I) @ W (I, H))
     concat(xs, axis=-1)   join a list of tensors
     split(x, n, axis=-1)  n equal parts
@@ -13,6 +14,12 @@ the op and the list, from ``check`` and from ``run`` alike.
     equal(a, b)           elementwise a == b (a boolean tensor)
     floormod(a, b)        a mod b, elementwise
     maximum(a, b), minimum(a, b)
+    sum(x), mean(x)       over the last axis, kept as size 1: (..., n) -> (..., 1)
+    unflatten(x, shape)   the last axis as ``shape``: (..., prod(shape)) -> (..., *shape)
+    flatten(x, n)         the last n axes as one: (..., a, b) -> (..., a * b) for n = 2
+    scan(a, b)            s_t = a_t * s_{t-1} + b_t along the time axis (-2), s_0 = 0: every s_t, shaped
+                          like b; a broadcasts over b's last axis. Only in linear forms (``harness.scan``),
+                          whose inputs carry all time steps (..., T, I)
     zeros_like(x), ones_like(x)
     constant(array, like) a numpy array as a tensor of like's dtype (and device)
 """
@@ -24,8 +31,9 @@ from typing import Any
 import numpy as np
 
 OP_NAMES: tuple[str, ...] = (
-    "sigmoid", "tanh", "relu", "exp", "log", "abs", "softplus",
+    "sigmoid", "tanh", "relu", "exp", "log", "abs", "softplus", "sqrt",
     "matmul", "concat", "split", "where", "equal", "floormod", "maximum", "minimum",
+    "sum", "mean", "unflatten", "flatten", "scan",
     "zeros_like", "ones_like", "constant",
 )  # fmt: skip
 
@@ -71,6 +79,7 @@ class NumpyOps(Ops):
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
     abs = staticmethod(np.abs)
+    sqrt = staticmethod(np.sqrt)
     matmul = staticmethod(np.matmul)
     maximum = staticmethod(np.maximum)
     minimum = staticmethod(np.minimum)
@@ -91,6 +100,34 @@ class NumpyOps(Ops):
     @staticmethod
     def concat(xs, axis=-1):
         return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def sum(x):
+        return np.sum(x, axis=-1, keepdims=True)
+
+    @staticmethod
+    def mean(x):
+        return np.mean(x, axis=-1, keepdims=True)
+
+    @staticmethod
+    def unflatten(x, shape):
+        return np.reshape(x, (*np.shape(x)[:-1], *shape))
+
+    @staticmethod
+    def flatten(x, n):
+        leading = np.shape(x)[:-n]
+        return np.reshape(x, (*leading, -1))
+
+    @staticmethod
+    def scan(a, b):
+        """The recurrence itself, one step at a time: the reference the parallel scans are tested against."""
+        a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+        out = np.empty(b.shape, dtype=np.result_type(a, b))
+        s = np.zeros_like(out[..., 0, :])
+        for t in range(b.shape[-2]):
+            s = a[..., t, :] * s + b[..., t, :]
+            out[..., t, :] = s
+        return out
 
     @staticmethod
     def split(x, n, axis=-1):

@@ -169,3 +169,16 @@ def test_population_row_says_how_a_variant_trains_in_populations():
     assert clockwork.status == "pass" and "populations of one hidden size" in clockwork.detail
     solo = population_row(ReadsFirstAxis())
     assert solo.status == "pass" and solo.detail.startswith("trains solo, not in populations")
+
+
+def test_the_training_agreement_tolerance_follows_the_cells_own_rounding_and_is_capped():
+    from harness.diagnostics.check import ROUNDING_CAP, TOLERANCE, _agreement_row
+
+    plain = _agreement_row({"max_rel": 1e-5, "rounding_rel": 1e-7}, 40, "torch")
+    assert plain.status == "pass" and plain.tolerance == "2.0e-05" and "strays" not in plain.detail
+    sensitive = _agreement_row({"max_rel": 3.8e-3, "rounding_rel": 3.8e-3}, 40, "torch")
+    assert sensitive.status == "pass" and "strays 3.8e-03 from float64 (torch)" in sensitive.detail
+    assert _agreement_row({"max_rel": 5e-3, "rounding_rel": 1e-3}, 40, "tf").status == "fail"  # 3 x 1e-3 < 5e-3
+    capped = _agreement_row({"max_rel": 0.05, "rounding_rel": 0.1}, 40, "torch")
+    assert capped.status == "fail" and capped.tolerance == f"{ROUNDING_CAP:.1e}"
+    assert TOLERANCE["training"] < ROUNDING_CAP

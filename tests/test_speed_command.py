@@ -59,3 +59,25 @@ def test_speed_on_cuda_without_a_gpu_exits_2(cli):
         pytest.skip("this machine has a GPU")
     code, out, err = cli("speed", "--device", "cuda", "--frameworks", "torch", "--variants", "rnn", *TINY)
     assert code == 2 and "--device cuda: torch cannot use a GPU here" in err
+
+
+@needs_torch
+def test_speed_measures_a_linear_form_on_its_loop_and_as_a_scan(bench):
+    run = bench.run("speed", "--variants", "min_gru,rnn", "--populations", "1,2", "--frameworks", "torch", *TINY,
+                    "--format", "csv")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = [(r["variant"], r["population"], r["path"]) for r in csv.DictReader(io.StringIO(run.stdout))]
+    assert got == [("np", "1", "fused"), ("min_gru", "1", "generic"), ("min_gru", "1", "scan"),
+                   ("min_gru", "2", "population"), ("min_gru", "2", "population-scan"),
+                   ("rnn", "1", "fused"), ("rnn", "2", "population")]  # fmt: skip
+    off = bench.run("speed", "--variants", "min_gru", "--populations", "1", "--frameworks", "torch", *TINY,
+                    "--scan", "off", "--format", "csv")  # fmt: skip
+    assert [r["path"] for r in csv.DictReader(io.StringIO(off.stdout))] == ["fused", "generic"]
+
+
+def test_scan_on_keeps_the_loop_of_a_variant_without_a_linear_form():
+    from harness.cli.speed import _jobs
+
+    jobs = _jobs(["rnn", "min_gru"], [4], [1, 2], 3, 2, 1, True, "cpu", scan="on")
+    got = [(j["variant_id"], j["members"], j["scan"]) for j in jobs]
+    assert got == [("np", 0, False), ("rnn", 0, False), ("rnn", 2, False), ("min_gru", 0, True), ("min_gru", 2, True)]

@@ -21,7 +21,7 @@ from harness.cell.unroll import unroll_numpy
 from harness.errors import UsageError
 from harness.ops import NUMPY_OPS
 from harness.plugins.registry import registry
-from harness.variant import Variant
+from harness.variant import FORGET_BIAS, Variant
 
 I, H = 3, 4  # sizes of the hard-coded contracts
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
@@ -121,6 +121,18 @@ CONTRACTS: dict[str, dict[str, tuple[int, ...]]] = {
     },
     "min_gru": {"W_z": (I, H), "b_z": (H,), "W_h": (I, H), "b_h": (H,)},
     "min_lstm": {"W_f": (I, H), "b_f": (H,), "W_i": (I, H), "b_i": (H,), "W_h": (I, H), "b_h": (H,)},
+    "indrnn": {"W": (I, H), "u": (H,), "b": (H,)},
+    "ln_lstm": {
+        **_drop(V_CONTRACT, "p_i p_f p_o"),
+        "g_x": (4 * H,), "d_x": (4 * H,), "g_h": (4 * H,), "d_h": (4 * H,), "g_c": (H,), "d_c": (H,),
+    },  # fmt: skip
+    "slstm": _drop(V_CONTRACT, "p_i p_f p_o"),
+    "mlstm": {
+        "W_q": (I, H), "W_k": (I, H), "W_v": (I, H), "W_o": (I, H),
+        "b_q": (H,), "b_k": (H,), "b_v": (H,), "b_o": (H,),
+        "W_i": (I, 1), "W_f": (I, 1), "b_i": (1,), "b_f": (1,),
+    },  # fmt: skip
+    "rg_lru": {"W_u": (I, H), "W_a": (I, H), "W_x": (I, H), "b_u": (H,), "b_a": (H,), "b_x": (H,), "lam": (H,)},
 }
 CONTRACT_HPARAMS = {"clockwork": {"modules": 2}}
 
@@ -135,7 +147,7 @@ def test_the_whole_catalogue_is_registered_and_covered() -> None:
     ids = set(reg.variants)
     assert set(CONTRACTS) <= ids, f"catalogue ids not registered: {sorted(set(CONTRACTS) - ids)}"
     assert set(REFERENCES) == set(CONTRACTS), f"no reference for {sorted(set(CONTRACTS) - set(REFERENCES))}"
-    assert len(CONTRACTS) == 19
+    assert len(CONTRACTS) == 24
 
 
 @pytest.mark.parametrize("variant_id", sorted(CONTRACTS))
@@ -336,6 +348,82 @@ def ref_min_lstm(p: dict, x: np.ndarray) -> np.ndarray:
     return np.stack(out, axis=1)
 
 
+def ref_indrnn(p: dict, x: np.ndarray) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["b"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        h = np.maximum(x[:, t] @ p["W"] + p["u"] * h + p["b"], 0.0)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ln(a: np.ndarray, g: np.ndarray, d: np.ndarray) -> np.ndarray:
+    mu = a.mean(axis=-1, keepdims=True)
+    return g * (a - mu) / np.sqrt(a.var(axis=-1, keepdims=True) + 1e-5) + d
+
+
+def ref_ln_lstm(p: dict, x: np.ndarray) -> np.ndarray:
+    hidden = p["b_z"].shape[0]
+    h, c = np.zeros((x.shape[0], hidden)), np.zeros((x.shape[0], hidden))
+    W = np.concatenate([p[f"W_{g}"] for g in "zifo"], axis=1)
+    R = np.concatenate([p[f"R_{g}"] for g in "zifo"], axis=1)
+    b = np.concatenate([p[f"b_{g}"] for g in "zifo"])
+    out = []
+    for t in range(x.shape[1]):
+        a = ln(x[:, t] @ W, p["g_x"], p["d_x"]) + ln(h @ R, p["g_h"], p["d_h"]) + b
+        z, i, f, o = np.split(a, 4, axis=1)
+        c = np.tanh(z) * sig(i) + c * sig(f)
+        h = sig(o) * np.tanh(ln(c, p["g_c"], p["d_c"]))
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_slstm(p: dict, x: np.ndarray) -> np.ndarray:
+    """Without the stabiliser: i = exp(ĩ), f = σ(f̃). Every term of c and n carries the same exp(−m), so
+    h is the stabilised cell's (the claim this reference tests, at moderate pre-activations)."""
+    hidden = p["b_z"].shape[0]
+    h, c, n = (np.zeros((x.shape[0], hidden)) for _ in range(3))
+    out = []
+    for t in range(x.shape[1]):
+        pre = {g: x[:, t] @ p[f"W_{g}"] + h @ p[f"R_{g}"] + p[f"b_{g}"] for g in "zifo"}
+        i, f = np.exp(pre["i"]), sig(pre["f"])
+        c = f * c + i * np.tanh(pre["z"])
+        n = f * n + i
+        h = sig(pre["o"]) * c / n
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_mlstm(p: dict, x: np.ndarray) -> np.ndarray:
+    """Without the stabiliser: C and n are the stabilised ones times exp(m), so the normaliser
+    max(|q·n|, exp(−m)) becomes max(|q·n|, 1)."""
+    batch, hidden = x.shape[0], p["b_q"].shape[0]
+    C, n = np.zeros((batch, hidden, hidden)), np.zeros((batch, hidden))
+    out = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        q, k, v = xt @ p["W_q"] + p["b_q"], (xt @ p["W_k"] + p["b_k"]) / np.sqrt(hidden), xt @ p["W_v"] + p["b_v"]
+        i, f = np.exp(xt @ p["W_i"] + p["b_i"]), sig(xt @ p["W_f"] + p["b_f"])  # (B, 1)
+        C = f[:, :, None] * C + i[:, :, None] * np.einsum("bi,bj->bij", k, v)
+        n = f * n + i * k
+        read = np.einsum("bi,bij->bj", q, C)
+        h = sig(xt @ p["W_o"] + p["b_o"]) * read / np.maximum(np.abs((q * n).sum(axis=1, keepdims=True)), 1.0)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
+def ref_rg_lru(p: dict, x: np.ndarray) -> np.ndarray:
+    h = np.zeros((x.shape[0], p["lam"].shape[0]))
+    out = []
+    for t in range(x.shape[1]):
+        xt = x[:, t]
+        u, r, i = xt @ p["W_u"] + p["b_u"], sig(xt @ p["W_a"] + p["b_a"]), sig(xt @ p["W_x"] + p["b_x"])
+        a = sig(p["lam"]) ** (8.0 * r)
+        h = a * h + (np.sqrt(np.maximum(1.0 - a**2, 2.5e-7)) if t > 0 else 1.0) * (i * u)  # the documented floor
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
 # id -> (reference, hyperparameters, hidden size)
 REFERENCES: dict[str, tuple[Callable, dict, int]] = {
     "v": (ref_lstm, {}, 4),
@@ -358,6 +446,11 @@ REFERENCES: dict[str, tuple[Callable, dict, int]] = {
     "mut3": (lambda p, x: ref_mut(p, x, 3), {}, 4),
     "min_gru": (ref_min_gru, {}, 4),
     "min_lstm": (ref_min_lstm, {}, 4),
+    "indrnn": (ref_indrnn, {}, 4),
+    "ln_lstm": (ref_ln_lstm, {}, 4),
+    "slstm": (ref_slstm, {}, 4),
+    "mlstm": (ref_mlstm, {}, 4),
+    "rg_lru": (ref_rg_lru, {}, 4),
 }
 
 
@@ -452,11 +545,14 @@ def test_fused_matches_generic(variant_id: str) -> None:
 # --------------------------------------------------------------------------------------------------------
 # (e) initial forget-gate bias and hyperparameter errors
 # --------------------------------------------------------------------------------------------------------
-FORGET_BIAS_IDS = sorted(i for i, cls in registry().variants.items() if "forget_bias" in cls.hyperparameters)
+#: the variants whose forget_bias is the catalogue's shared one (slstm declares its own: tested below)
+FORGET_BIAS_IDS = sorted(
+    i for i, cls in registry().variants.items() if cls.hyperparameters.get("forget_bias") is FORGET_BIAS
+)
 
 
 def test_which_variants_take_forget_bias() -> None:
-    lstm_ids = {"v", "nig", "nog", "niaf", "noaf", "np", "cifg", "fgr", "depth_gated"}
+    lstm_ids = {"v", "nig", "nog", "niaf", "noaf", "np", "cifg", "fgr", "depth_gated", "ln_lstm"}
     assert lstm_ids <= set(FORGET_BIAS_IDS)
     assert "nfg" not in FORGET_BIAS_IDS
     with pytest.raises(UsageError, match="forget_bias"):
@@ -603,3 +699,95 @@ def test_min_rnn_step_is_affine_in_h(variant_id: str) -> None:
     out_b, _ = variant.step(NUMPY_OPS, params, x, (h_b,))
     np.testing.assert_allclose(out_a, a * h_a + b, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out_a - out_b, a * (h_a - h_b), rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------
+# (g) the frontier cells: their documented initial values and what their states mean
+# --------------------------------------------------------------------------------------------------------
+def test_indrnn_recurrent_weights_start_where_a_signal_survives_the_lag() -> None:
+    lag, hidden = 50, 256
+    u = make("indrnn").init_params(I, hidden, rng=0, lag=lag)["u"]
+    assert np.all(u >= 0.5 ** (1 / lag)) and np.all(u <= 2 ** (1 / lag))  # u^T in [1/2, 2]
+    assert np.ptp(u) > 0.5 * (2 ** (1 / lag) - 0.5 ** (1 / lag))  # drawn across the range, not one value
+    bare = make("indrnn").init_params(I, hidden, rng=0)
+    assert np.all((bare["u"] >= 0) & (bare["u"] <= 1))
+    assert abs(bare["W"].std() - 0.01) < 0.002 and not bare["b"].any()  # small input weights, as StefOe's
+
+
+def test_ln_lstm_starts_with_unit_gains_zero_shifts_and_np_forget_bias() -> None:
+    params = make("ln_lstm", forget_bias=2.0).init_params(I, H, rng=0)
+    assert all(np.all(params[g] == 1.0) for g in ("g_x", "g_h", "g_c"))
+    assert all(not params[d].any() for d in ("d_x", "d_h", "d_c"))
+    assert np.all(params["b_f"] == 2.0) and not params["b_i"].any()
+
+
+def test_slstm_starts_as_xlstm_does_powerlaw_forget_bias_and_zero_recurrence() -> None:
+    params = make("slstm").init_params(I, 5, rng=0)
+    np.testing.assert_allclose(params["b_f"], [5 - 12 * (j / 4) ** 0.3 for j in range(5)], rtol=1e-6)
+    assert params["b_f"][0] == 5.0 and params["b_f"][-1] == -7.0
+    assert all(not params[f"R_{g}"].any() for g in "zifo") and all(params[f"W_{g}"].any() for g in "zifo")
+    assert not any(params[f"b_{g}"].any() for g in "zio")
+    chrono = make("slstm", forget_bias="chrono").init_params(I, 32, rng=0, lag=50)
+    assert np.all((chrono["b_f"] >= 0) & (chrono["b_f"] <= np.log(49) + 1e-6)) and not chrono["b_i"].any()
+    assert np.all(make("slstm", forget_bias=1.5).init_params(I, H, rng=0)["b_f"] == 1.5)
+    with pytest.raises(UsageError, match="'sideways'"):
+        make("slstm", forget_bias="sideways")
+
+
+def test_slstm_stabiliser_keeps_large_gates_finite_where_the_plain_form_overflows() -> None:
+    """ĩ = 1000 overflows exp() in the unstabilised form; the stabilised h is the ratio it stands for."""
+    variant = make("slstm")
+    params = {k: np.zeros_like(v, dtype=np.float64) for k, v in random_params(variant, I, H, 0).items()}
+    params["b_i"][:], params["b_z"][:], params["b_f"][:] = 1000.0, 0.5, 0.0
+    out = unroll_numpy(variant, params, np.zeros((1, 3, I)))
+    # every step: c/n is tanh(0.5) whatever the gates (one input, i' = 1 after it is stabilised), o = 0.5
+    np.testing.assert_allclose(out, np.full((1, 3, H), 0.5 * np.tanh(0.5)), rtol=1e-12)
+
+
+def test_mlstm_starts_as_xlstm_does_and_keeps_its_matrix_memory_flat() -> None:
+    variant = make("mlstm")
+    params = variant.init_params(I, H, rng=0)
+    assert not params["W_i"].any() and not params["W_f"].any() and params["b_f"][0] == 3.0
+    wide = variant.init_params(I, 64, rng=0)["W_q"]
+    assert abs(wide.std() - np.sqrt(2 / (5 * 64))) < 0.02  # xLSTM's small init for q, k, v
+    assert 0 < abs(params["b_i"][0]) < 0.5
+    assert variant.state_sizes(H) == (H, H * H, H, 1)
+    # one step from zero state with one input: C_1 = i'·k vᵀ, with i' = 1 (m_1 = ĩ_1 > log σ(f̃_1) here)
+    p = random_params(variant, I, H, seed=3)
+    p["b_i"][:] = 5.0
+    x = np.random.default_rng(4).normal(size=(2, I))
+    zeros = tuple(np.zeros((2, s)) for s in variant.state_sizes(H))
+    _, (_, C, n, m) = variant.step(NUMPY_OPS, p, x, zeros)
+    k, v = (x @ p["W_k"] + p["b_k"]) / np.sqrt(H), x @ p["W_v"] + p["b_v"]
+    np.testing.assert_allclose(C.reshape(2, H, H), np.einsum("bi,bj->bij", k, v), rtol=1e-12)
+    np.testing.assert_allclose(n, k, rtol=1e-12)
+    np.testing.assert_allclose(m, x @ p["W_i"] + p["b_i"], rtol=1e-12)
+
+
+def test_rg_lru_starts_with_a_to_the_c_in_griffins_range_and_skips_the_first_scale() -> None:
+    variant = make("rg_lru")
+    lam = variant.init_params(I, 512, rng=0)["lam"].astype(np.float64)
+    a_c = sig(lam) ** 8
+    assert np.all((a_c >= 0.9 - 1e-6) & (a_c <= 0.999 + 1e-6)) and np.ptp(a_c) > 0.09
+    params = random_params(variant, I, H, seed=5)
+    x = np.random.default_rng(6).normal(size=(2, 1, I))
+    first = unroll_numpy(variant, params, x)[:, 0]
+    xt = x[:, 0]
+    gated = sig(xt @ params["W_x"] + params["b_x"]) * (xt @ params["W_u"] + params["b_u"])
+    np.testing.assert_allclose(first, gated, rtol=1e-12)  # h_1 = i_1 ⊙ u_1, not scaled by sqrt(1 − a²)
+
+
+@needs_torch
+def test_rg_lru_gradients_stay_finite_where_its_gate_rounds_to_one() -> None:
+    """σ(lam)^(c r) rounds to 1 for a large lam: the floor under sqrt(1 − a²) keeps every gradient finite
+    (without it: inf, and NaN at the first step, where the root is multiplied by 0)."""
+    from harness.backends import torch_backend
+
+    variant = make("rg_lru")
+    params = {k: v.astype(np.float32) for k, v in random_params(variant, I, H, seed=9).items()}
+    params["lam"][:] = 20.0
+    rng = np.random.default_rng(10)
+    x, upstream = rng.normal(size=(2, 6, I)).astype(np.float32), rng.normal(size=(2, 6, H)).astype(np.float32)
+    for scan in (False, True):
+        _, grads, input_grad = torch_backend.cell_gradients(variant, params, x, upstream, scan=scan)
+        assert all(np.all(np.isfinite(g)) for g in [*grads.values(), input_grad]), scan

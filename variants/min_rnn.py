@@ -1,7 +1,8 @@
 """minGRU and minLSTM (Feng et al. 2024, "Were RNNs All We Needed?"), in their sequential step form.
 
 Their gates read only x_t, never h_{t-1}, so the recurrence is linear in h and a parallel scan over time
-computes the same outputs; here they run step by step like every other variant (h_0 = 0).
+computes the same outputs: ``min_rnn_scan.py`` holds that form, which ``--scan`` runs instead of this
+step where it is faster (h_0 = 0 either way).
 """
 
 from __future__ import annotations

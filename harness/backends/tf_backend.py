@@ -220,7 +220,7 @@ class TfModel:
     """
 
     def __init__(self, variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
-                 device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
+                 device: str = "cpu", dtype: str = "float32", scan: bool = False) -> None:  # fmt: skip
         self.variant, self.task, self.settings, self.dtype = variant, task, settings, dtype
         self.device = resolve_device(device)
         self.hidden_size = settings.hidden_size
@@ -229,7 +229,7 @@ class TfModel:
         with tf.device(self.device):
             self.layer = RecurrentLayer(
                 variant, task.input_size, self.hidden_size, layer_params,
-                fused=settings.fused, dtype=dtype, use_cudnn=False if xla else "auto",
+                fused=settings.fused, dtype=dtype, use_cudnn=False if xla else "auto", scan=scan,
             )  # fmt: skip
             self.readout = {
                 k: tf.Variable(np.asarray(v), dtype=dtype, name=k.replace(".", "_"))
@@ -279,8 +279,10 @@ class TfModel:
 
 
 def build_model(variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
-                device: str = "cpu") -> TfModel:  # fmt: skip
-    return TfModel(variant, task, settings, params, device)
+                device: str = "cpu", scan: bool = False, dtype: str = "float32") -> TfModel:  # fmt: skip
+    """``scan``: run the variant's linear form where it has one (``harness.cell.scan_choice`` decides);
+    ``dtype``: ``float32`` (every trial) or ``float64`` (a reference for rounding, ``rnn-bench check``)."""
+    return TfModel(variant, task, settings, params, device, dtype=dtype, scan=scan)
 
 
 def _dtype_of(inputs: np.ndarray) -> str:
@@ -288,27 +290,29 @@ def _dtype_of(inputs: np.ndarray) -> str:
 
 
 def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,
-             device: str = "cpu") -> np.ndarray:  # fmt: skip
+             device: str = "cpu", scan: bool = False) -> np.ndarray:  # fmt: skip
     """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision
-    (float64 inputs build the layer in float64)."""
+    (float64 inputs build the layer in float64; ``scan``: its linear form, where it has one)."""
     from harness.cell.contract import sizes_of
 
     dtype = _dtype_of(inputs)
     input_size, hidden = sizes_of(variant, params)
     with tf.device(resolve_device(device)):
-        layer = RecurrentLayer(variant, input_size, hidden, params, fused, dtype)
+        layer = RecurrentLayer(variant, input_size, hidden, params, fused, dtype, scan=scan)
         return layer(tf.convert_to_tensor(np.asarray(inputs), dtype=dtype)).numpy()
 
 
 def cell_gradients(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, upstream: np.ndarray,
-                   fused: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+                   fused: bool = False,
+                   scan: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Outputs (B, L, H), and the gradients of the fixed loss ``sum(outputs * upstream)`` with respect to
-    every parameter and to the inputs; in the inputs' float precision. For parity checks."""
+    every parameter and to the inputs; in the inputs' float precision. For parity checks (``scan``: of
+    the linear form against the loop)."""
     from harness.cell.contract import sizes_of
 
     dtype = _dtype_of(inputs)
     input_size, hidden = sizes_of(variant, params)
-    layer = RecurrentLayer(variant, input_size, hidden, params, fused, dtype)
+    layer = RecurrentLayer(variant, input_size, hidden, params, fused, dtype, scan=scan)
     x = tf.convert_to_tensor(np.asarray(inputs), dtype=dtype)
     names = list(layer.variables)
     with tf.GradientTape() as tape:

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from harness.backends.tf_ops import TF_OPS
 from harness.cell.unroll import call_step, check_params, check_step_output
+from harness.scan import LINEAR_FORMS
 from harness.variant import StepError, Variant
 
 #: batch size of the probe step that checks a step's output shapes when the cell is built
@@ -268,16 +269,27 @@ class FusedKernel:
 class RecurrentLayer:
     """A variant's layer with its contract parameters as variables: (B, L, I) -> (B, L, H).
 
-    ``path`` is ``"fused"`` when asked for and the variant has a Keras kernel, else ``"generic"``.
-    ``variables`` maps every contract name to the variable the optimiser updates: the generic cell's
-    own weights, or (fused) variables beside the Keras layer, packed into its layout at each call.
+    ``path`` is ``"fused"`` when asked for and the variant has a Keras kernel, else ``"scan"`` when asked
+    for and the variant has a linear form (``harness.scan``), else ``"generic"``. ``variables`` maps every
+    contract name to the variable the optimiser updates: the generic cell's own weights, or (fused, scan)
+    variables beside the layer, packed into the kernel's layout at each call (fused).
     """
 
     def __init__(self, variant: Variant, input_size: int, hidden_size: int, params: dict[str, np.ndarray],
-                 fused: bool, dtype: str = "float32", use_cudnn: bool | str = "auto") -> None:  # fmt: skip
+                 fused: bool, dtype: str = "float32", use_cudnn: bool | str = "auto",
+                 scan: bool = False) -> None:  # fmt: skip
         self.variant = variant
         self.path = "fused" if fused and variant.fused_kernel in KERNELS else "generic"
-        if self.path == "fused":
+        if self.path == "generic" and scan and variant.id in LINEAR_FORMS:
+            self.path = "scan"
+        if self.path == "scan":
+            check_params(variant, params, input_size, hidden_size)
+            self.kernel, self.layer = None, None
+            self.variables = {
+                name: keras.Variable(np.asarray(value), dtype=dtype, name=safe_name(name))
+                for name, value in params.items()
+            }  # fmt: skip
+        elif self.path == "fused":
             check_params(variant, params, input_size, hidden_size)
             self.kernel: FusedKernel | None = FusedKernel(
                 variant.fused_kernel, input_size, hidden_size, dtype, use_cudnn
@@ -293,6 +305,9 @@ class RecurrentLayer:
             self.variables = dict(self.layer.cell.contract)
 
     def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
+        if self.path == "scan":
+            params = {name: var.value for name, var in self.variables.items()}
+            return LINEAR_FORMS[self.variant.id](self.variant, TF_OPS, params, inputs)
         if self.kernel is not None:
             return self.kernel({name: var.value for name, var in self.variables.items()}, inputs)
         return self.layer(inputs)

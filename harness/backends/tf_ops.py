@@ -29,6 +29,7 @@ class TfOps(Ops):
     exp = staticmethod(tf.math.exp)
     log = staticmethod(tf.math.log)
     abs = staticmethod(tf.math.abs)
+    sqrt = staticmethod(tf.math.sqrt)
     softplus = staticmethod(tf.math.softplus)
     matmul = staticmethod(tf.linalg.matmul)
     zeros_like = staticmethod(tf.zeros_like)
@@ -45,6 +46,52 @@ class TfOps(Ops):
     @staticmethod
     def concat(xs, axis=-1):
         return tf.concat(list(xs), axis=axis)
+
+    @staticmethod
+    def sum(x):
+        return tf.math.reduce_sum(x, axis=-1, keepdims=True)
+
+    @staticmethod
+    def mean(x):
+        return tf.math.reduce_mean(x, axis=-1, keepdims=True)
+
+    @staticmethod
+    def unflatten(x, shape):
+        # the leading axes may be unknown while tracing (a Keras cell's batch): take them from tf.shape
+        return tf.reshape(x, tf.concat([tf.shape(x)[:-1], list(shape)], axis=0))
+
+    @staticmethod
+    def flatten(x, n):
+        size = int(np.prod(x.shape[-n:]))  # the trailing sizes are known (they come from H and I)
+        return tf.reshape(x, tf.concat([tf.shape(x)[:-n], [size]], axis=0))
+
+    @staticmethod
+    def scan(a, b):
+        """``torch_ops.TorchOps.scan``'s parallel prefix (Hillis & Steele), with a Python loop where the
+        length is known while tracing and a ``tf.while_loop`` where it is not (a signature of any length)."""
+        a = a * tf.ones_like(b[..., :1])  # a per time step and sequence, its last axis as given
+
+        def combine(offset, a, b, length):
+            b = tf.concat([b[..., :offset, :], a[..., offset:, :] * b[..., : length - offset, :] + b[..., offset:, :]],
+                          axis=-2)  # fmt: skip
+            a = tf.concat([a[..., :offset, :], a[..., offset:, :] * a[..., : length - offset, :]], axis=-2)
+            return a, b
+
+        static = b.shape[-2]
+        if static is not None:
+            offset = 1
+            while offset < static:
+                a, b = combine(offset, a, b, static)
+                offset *= 2
+            return b
+        length = tf.shape(b)[-2]
+        _, _, b = tf.while_loop(
+            lambda offset, a, b: offset < length,
+            lambda offset, a, b: (offset * 2, *combine(offset, a, b, length)),
+            (tf.constant(1), a, b),
+            shape_invariants=(tf.TensorShape([]), a.shape, b.shape),
+        )  # fmt: skip
+        return b
 
     @staticmethod
     def split(x, n, axis=-1):

@@ -24,10 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from harness.backends.tf_backend import masked_loss, resolve_device
-from harness.backends.tf_ops import TfOps
+from harness.backends.tf_ops import TF_OPS, TfOps
 from harness.cell.hoisting import Hoisting
 from harness.cell.stacking import masks, region, stack
 from harness.cell.unroll import call_step
+from harness.scan import LINEAR_FORMS
 from harness.task import Task
 from harness.trials.protocol import Settings
 from harness.variant import StepError, Variant
@@ -73,11 +74,13 @@ def member_losses(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tens
 class Population:
     """M members' variables, optimiser state and per-member settings; slots index the members."""
 
-    path = "generic"  # the variant's own step, batched (never a fused kernel)
 
     def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
-                 device: str = "cpu", dtype: str = "float32") -> None:  # fmt: skip
+                 device: str = "cpu", dtype: str = "float32", scan: bool = False) -> None:  # fmt: skip
         self.variant, self.task, self.dtype = variant, task, dtype
+        # the variant's own step, batched (never a fused kernel), or its linear form (harness.scan)
+        self.scan = scan and variant.id in LINEAR_FORMS
+        self.path = "scan" if self.scan else "generic"
         self.device = resolve_device(device)
         self.hidden_size = max(s.hidden_size for s in settings)
         self.shapes = [{k: tuple(v.shape) for k, v in p.items()} for p in params]
@@ -118,6 +121,10 @@ class Population:
     def forward(self, params: dict[str, tf.Tensor], inputs: tf.Tensor, last_only: bool = False) -> tf.Tensor:
         """Inputs (M, B, L, I) -> readout outputs (M, B, L, O), or (M, B, 1, O) for the last step only."""
         shape = tf.shape(inputs)
+        if self.scan:  # the linear form (harness.scan); parameters gain a time axis: (M, 1, A, C), (M, 1, 1, C)
+            layer = {k: tf.expand_dims(v, 1) for k, v in params.items() if not k.startswith("readout.")}
+            hs = LINEAR_FORMS[self.variant.id](self.variant, TF_OPS, layer, inputs)
+            return self._readout(params, hs[:, :, -1:, :] if last_only else hs, shape)
         length = int(inputs.shape[2])
         ops = HoistingOps(inputs, params)
         layer = {k: v for k, v in params.items() if not k.startswith("readout.")}
@@ -130,7 +137,10 @@ class Population:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {h.shape}, "
                                 f"expected (M, B, {self.hidden_size}) (rules: harness/cell/batchable.py)")  # fmt: skip
             outputs.append(h)
-        hs = outputs[-1][:, :, None, :] if last_only else tf.stack(outputs, axis=2)
+        return self._readout(params, outputs[-1][:, :, None, :] if last_only else tf.stack(outputs, axis=2), shape)
+
+    def _readout(self, params: dict[str, tf.Tensor], hs: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
+        """Readout outputs (M, B, L', O) of the layer's (M, B, L', H); ``shape`` is the inputs'."""
         flat = tf.reshape(hs, [shape[0], -1, self.hidden_size])
         y = tf.linalg.matmul(flat, params["readout.W"]) + params["readout.b"]
         return tf.reshape(y, [shape[0], shape[1], -1, tf.shape(y)[-1]])

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from harness.backends.torch_cell import run_layer
 from harness.cell.model import split_params
 from harness.errors import UsageError
+from harness.scan import LINEAR_FORMS
 from harness.task import Task
 from harness.trials.protocol import Settings
 from harness.variant import Variant
@@ -89,12 +90,13 @@ class TorchModel:
     """A trial's model in PyTorch: contract parameters as leaf tensors, layer + readout, optimiser."""
 
     def __init__(self, variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
-                 device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, scan: bool = False) -> None:  # fmt: skip
         self.variant, self.task, self.settings = variant, task, settings
         self.device, self.dtype = resolve_device(device), dtype
         self.hidden_size = settings.hidden_size
         self.fused = settings.fused and variant.fused_kernel is not None
-        self.path = "fused" if self.fused else "generic"
+        self.scan = scan and not self.fused and variant.id in LINEAR_FORMS
+        self.path = "fused" if self.fused else "scan" if self.scan else "generic"
         self.params = {
             k: torch.tensor(v, dtype=dtype, device=self.device, requires_grad=True) for k, v in params.items()
         }
@@ -108,7 +110,7 @@ class TorchModel:
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         layer, readout = split_params(self.params)
-        h = run_layer(self.variant, layer, inputs, self.hidden_size, self.fused, self._kernels)
+        h = run_layer(self.variant, layer, inputs, self.hidden_size, self.fused, self._kernels, self.scan)
         return h @ readout["readout.W"] + readout["readout.b"]
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
@@ -152,13 +154,17 @@ def clip_by_global_norm(tensors: list[torch.Tensor], clip_norm: float) -> None:
 
 
 def build_model(variant: Variant, task: Task, settings: Settings, params: dict[str, np.ndarray],
-                device: str = "cpu") -> TorchModel:  # fmt: skip
-    return TorchModel(variant, task, settings, params, device)
+                device: str = "cpu", scan: bool = False, dtype: str = "float32") -> TorchModel:  # fmt: skip
+    """``scan``: run the variant's linear form where it has one (``harness.cell.scan_choice`` decides);
+    ``dtype``: ``float32`` (every trial) or ``float64`` (a reference for rounding, ``rnn-bench check``)."""
+    precision = torch.float64 if dtype == "float64" else torch.float32
+    return TorchModel(variant, task, settings, params, device, dtype=precision, scan=scan)
 
 
 def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, fused: bool = False,
-             device: str = "cpu") -> np.ndarray:  # fmt: skip
-    """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision."""
+             device: str = "cpu", scan: bool = False) -> np.ndarray:  # fmt: skip
+    """The variant's hidden outputs (B, L, H) for ``inputs`` (B, L, I), in the inputs' float precision
+    (``scan``: its linear form, where it has one)."""
     from harness.cell.contract import sizes_of
 
     dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
@@ -166,21 +172,24 @@ def run_cell(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray
     p = {k: torch.as_tensor(np.asarray(v), dtype=dtype, device=dev) for k, v in params.items()}
     _, hidden = sizes_of(variant, p)
     with torch.no_grad():
-        out = run_layer(variant, p, torch.as_tensor(np.asarray(inputs), dtype=dtype, device=dev), hidden, fused)
+        out = run_layer(variant, p, torch.as_tensor(np.asarray(inputs), dtype=dtype, device=dev), hidden, fused,
+                        scan=scan)  # fmt: skip
     return out.cpu().numpy()
 
 
 def cell_gradients(variant: Variant, params: dict[str, np.ndarray], inputs: np.ndarray, upstream: np.ndarray,
-                   fused: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+                   fused: bool = False,
+                   scan: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Outputs (B, L, H), and the gradients of the fixed loss ``sum(outputs * upstream)`` with respect to
-    every parameter and to the inputs; in the inputs' float precision. For parity checks."""
+    every parameter and to the inputs; in the inputs' float precision. For parity checks (``scan``: of
+    the linear form against the loop)."""
     from harness.cell.contract import sizes_of
 
     dtype = torch.float64 if np.asarray(inputs).dtype == np.float64 else torch.float32
     p = {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for k, v in params.items()}
     x = torch.tensor(np.asarray(inputs), dtype=dtype, requires_grad=True)
     _, hidden = sizes_of(variant, p)
-    out = run_layer(variant, p, x, hidden, fused)
+    out = run_layer(variant, p, x, hidden, fused, scan=scan)
     loss = (out * torch.as_tensor(np.asarray(upstream), dtype=dtype)).sum()
     grads = torch.autograd.grad(loss, [*p.values(), x], allow_unused=True)
     as_np = [np.zeros_like(np.asarray(params[k] if k in params else inputs), dtype=np.asarray(inputs).dtype)

@@ -15,6 +15,7 @@ import torch
 
 from harness.backends.torch_ops import TORCH_OPS
 from harness.cell.unroll import unroll
+from harness.scan import LINEAR_FORMS
 from harness.variant import Variant
 
 
@@ -86,9 +87,12 @@ class FusedKernel:
 
 def run_layer(
     variant: Variant, params: dict[str, torch.Tensor], inputs: torch.Tensor, hidden_size: int, fused: bool,
-    kernel_cache: dict | None = None,
+    kernel_cache: dict | None = None, scan: bool = False,
 ) -> torch.Tensor:  # fmt: skip
-    """(B, L, I) -> (B, L, H), fused when asked for and the variant has a kernel, else generic."""
+    """(B, L, I) -> (B, L, H), fused when asked for and the variant has a kernel, else its linear form
+    (``harness.scan``) when ``scan`` and it has one, else generic."""
+    if scan and not (fused and variant.fused_kernel in KERNELS) and variant.id in LINEAR_FORMS:
+        return LINEAR_FORMS[variant.id](variant, TORCH_OPS, params, inputs)
     if fused and variant.fused_kernel in KERNELS:
         cache = {} if kernel_cache is None else kernel_cache
         key = (variant.fused_kernel, inputs.shape[-1], hidden_size, inputs.device, inputs.dtype)

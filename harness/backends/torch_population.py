@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from harness.backends.torch_backend import masked_loss, resolve_device
-from harness.backends.torch_ops import TorchOps
+from harness.backends.torch_ops import TORCH_OPS, TorchOps
 from harness.cell.hoisting import Hoisting
 from harness.cell.stacking import masks, region, stack
 from harness.cell.unroll import call_step, shape_of
+from harness.scan import LINEAR_FORMS
 from harness.task import Task
 from harness.trials.protocol import Settings
 from harness.variant import StepError, Variant
@@ -150,7 +151,9 @@ class FusingOps(HoistingOps):
     # torch's own functions compute a PendingSum through __torch_function__; these look at it first
     where, equal, floormod = (_computing_op(op) for op in (TorchOps.where, TorchOps.equal, TorchOps.floormod))
     concat, split, constant = (_computing_op(op) for op in (TorchOps.concat, TorchOps.split, TorchOps.constant))
-    softplus = _computing_op(TorchOps.softplus)
+    softplus, maximum, minimum = (_computing_op(op) for op in (TorchOps.softplus, TorchOps.maximum, TorchOps.minimum))
+    sum, mean, unflatten, flatten = (_computing_op(op) for op in (TorchOps.sum, TorchOps.mean, TorchOps.unflatten,
+                                                                   TorchOps.flatten))  # fmt: skip
 
     def _at(self, t: int) -> Any:
         x = super()._at(t)  # at t = 1 this forms Hoisting's groups, which the plans use
@@ -275,12 +278,14 @@ def member_losses(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> t
 class Population:
     """M members' parameters, optimiser state and per-member settings; slots index the members."""
 
-    path = "generic"  # the variant's own step, batched (never a fused kernel)
     leave_at = 0.0  # finished members leave at once: rebuilding costs a copy of the parameters
 
     def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
-                 device: str = "cpu", dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, scan: bool = False) -> None:  # fmt: skip
         self.variant, self.task, self.dtype = variant, task, dtype
+        # the variant's own step, batched (never a fused kernel), or its linear form (harness.scan)
+        self.scan = scan and variant.id in LINEAR_FORMS
+        self.path = "scan" if self.scan else "generic"
         self.device = resolve_device(device)
         self.hidden_size = max(s.hidden_size for s in settings)
         self.shapes = [{k: tuple(v.shape) for k, v in p.items()} for p in params]
@@ -303,6 +308,9 @@ class Population:
     def forward(self, params: dict[str, torch.Tensor], inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Inputs (M, B, L, I) -> readout outputs (M, B, L, O), or (M, B, 1, O) for the last step only."""
         members, batch, length = (int(d) for d in inputs.shape[:3])
+        if self.scan:
+            hs = self._scanned(params, inputs)
+            return self._readout(params, hs[:, :, -1:] if last_only else hs)
         # vectors (M, 1, C) expanded to (M, B, C) once: their gradient is summed over the batch once per
         # forward, not at every use in every step (the values are the same; only the backward changes)
         vectors = {k for k, shape in self.shapes[0].items() if len(shape) == 1}  # by the contract: W may be (1, H)
@@ -318,7 +326,17 @@ class Population:
                 raise StepError(self.variant.id, f"on stacked tensors the step returned h of shape {shape_of(h)}, "
                                 f"expected {expected} (rules: harness/cell/batchable.py)")  # fmt: skip
             outputs.append(h)
-        hs = outputs[-1].unsqueeze(2) if last_only else torch.stack(outputs, dim=2)
+        return self._readout(params, outputs[-1].unsqueeze(2) if last_only else torch.stack(outputs, dim=2))
+
+    def _scanned(self, params: dict[str, torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+        """The layer's outputs (M, B, L, H) from its linear form: every parameter gains a time axis beside
+        the batch's, (M, 1, A, C) and (M, 1, 1, C), to meet inputs (M, B, L, I)."""
+        layer = {k: v.unsqueeze(1) for k, v in params.items() if not k.startswith("readout.")}
+        return LINEAR_FORMS[self.variant.id](self.variant, TORCH_OPS, layer, inputs)
+
+    def _readout(self, params: dict[str, torch.Tensor], hs: torch.Tensor) -> torch.Tensor:
+        """Readout outputs (M, B, L', O) of the layer's (M, B, L', H)."""
+        members, batch = int(hs.shape[0]), int(hs.shape[1])
         flat = hs.reshape(members, -1, self.hidden_size)
         y = torch.matmul(flat, params["readout.W"]) + params["readout.b"]
         return y.reshape(members, batch, hs.shape[2], -1)

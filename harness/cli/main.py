@@ -22,6 +22,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
+from harness.cell.scan_choice import SCAN_CHOICES
 from harness.errors import UsageError
 from harness.store.database import DEFAULT_PATH, store_fault
 
@@ -124,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "GPU, each pinned to its GPU (replaces --workers)")
     p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
                    "(default: measured per framework and device; 1 trains every trial alone)")
+    p.add_argument("--scan", choices=SCAN_CHOICES, default="auto", help="run a variant with a linear form "
+                   "(min_gru, min_lstm, rg_lru) as a parallel scan over time: on, off, or auto (where it was "
+                   "measured faster; docs/variants.md, 'Parallel scans')")
     p.add_argument("--time-limit", type=float, help="seconds per job (a trial, or a population) before its "
                    "unfinished trials time out (default: the suite's)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
@@ -171,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps-per-trial", type=int, default=1000,
                    help="training steps of one trial, for trials per hour (default 1000)")
     p.add_argument("--no-fused", action="store_true", help="population-1 rows use the generic path")
+    p.add_argument("--scan", choices=["off", "on", "both"], default="both", help="variants with a linear form "
+                   "(min_gru, min_lstm, rg_lru): their loop of steps (off), their parallel scan (on), or a row "
+                   "for each (both, the default)")
     p.add_argument("--format", choices=["table", "csv"], default="table")
 
     p = verb("new-variant")
@@ -225,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = run_suite(
         suite, args.store, args.workers, dry_run=args.dry_run, retry_failed=args.retry_failed,
         argv=sys.argv, progress=not args.no_progress and not args.dry_run, population=args.population,
-        placement=placement,
+        placement=placement, scan=args.scan,
     )  # fmt: skip
     return 130 if summary.interrupted else 0
 
@@ -337,7 +344,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
     if args.device == "cuda":
         _check_cuda(frameworks)
     rows = measure(variants, frameworks, args.device, args.hidden_sizes, args.populations, args.length,
-                   args.batch_size, args.steps, args.steps_per_trial, fused=not args.no_fused)  # fmt: skip
+                   args.batch_size, args.steps, args.steps_per_trial, fused=not args.no_fused,
+                   scan=args.scan)  # fmt: skip
     print(format_rows(rows, args.format), end="")
     return 0
 

@@ -8,6 +8,9 @@ warm-up steps, divided by the trials the step advances. Population 1 is the solo
 kernel where the variant has one, unless ``fused`` is off); the reference row is ``np`` at population
 1 with its fused kernel (``torch.nn.LSTM`` / ``keras.layers.LSTM``).
 
+Variants with a linear form (``harness.scan``) are measured on their loop of steps and as a parallel
+scan (``scan="both"``), so the two paths meet in one table: path ``scan`` (solo) or ``population-scan``.
+
     ms_per_trial_step   median ms of one training step / population size
     trials_per_hour     3.6e6 / (ms_per_trial_step x steps_per_trial), one worker
     ratio_to_fused      ms_per_trial_step / the fused solo LSTM's, same framework, device and sizes
@@ -29,14 +32,15 @@ COLUMNS = ("variant", "framework", "device", "hidden_size", "population", "path"
 
 def measure(variants: list[str], frameworks: list[str], device: str, hidden_sizes: list[int],
             populations: list[int], length: int, batch: int, steps: int, steps_per_trial: int,
-            fused: bool = True) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per framework x hidden size x variant x population (see the module docstring)."""
+            fused: bool = True, scan: str = "both") -> list[dict[str, Any]]:  # fmt: skip
+    """One row per framework x hidden size x variant x population x path (see the module docstring);
+    ``scan``: ``off`` (loops only), ``on`` (scans where a variant has a linear form) or ``both``."""
     from harness.diagnostics.speed import SpeedJob
     from harness.workers.worker import Workers
 
     rows = []
     for framework in frameworks:
-        jobs = _jobs(variants, hidden_sizes, populations, length, batch, steps, fused, device)
+        jobs = _jobs(variants, hidden_sizes, populations, length, batch, steps, fused, device, scan)
         with Workers((framework,), device) as workers:
             results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
         rows += _rows(framework, device, jobs, results, steps_per_trial)
@@ -44,15 +48,26 @@ def measure(variants: list[str], frameworks: list[str], device: str, hidden_size
 
 
 def _jobs(variants: list[str], hidden_sizes: list[int], populations: list[int], length: int, batch: int,
-          steps: int, fused: bool, device: str) -> list[dict[str, Any]]:  # fmt: skip
+          steps: int, fused: bool, device: str, scan: str = "both") -> list[dict[str, Any]]:  # fmt: skip
     """``harness.diagnostics.speed.step_ms`` arguments: per hidden size, the fused reference first, then each variant at
-    each population (population 1 is ``members`` 0, the solo model)."""
+    each population (population 1 is ``members`` 0, the solo model), on each path ``scan`` asks for."""
+    from harness.plugins.registry import registry
+    from harness.scan import LINEAR_FORMS
+
+    registry()  # loads the variant files, which register their linear forms
+    paths = {"off": (False,), "on": (True,), "both": (False, True)}[scan]
+
+    def paths_of(variant_id: str) -> tuple[bool, ...]:
+        return paths if variant_id in LINEAR_FORMS else (False,)  # no linear form: its loop, whatever --scan
+
     jobs: list[dict[str, Any]] = []
     for h in hidden_sizes:
-        wanted = [(FUSED_REFERENCE, 0, True)] + [(v, 0 if m == 1 else m, fused) for v in variants for m in populations]
-        for vid, members, use_fused in dict.fromkeys(wanted):  # np at population 1 is the reference itself
+        wanted = [(FUSED_REFERENCE, 0, True, False)] + [
+            (v, 0 if m == 1 else m, fused, s) for v in variants for m in populations for s in paths_of(v)
+        ]  # fmt: skip
+        for vid, members, use_fused, use_scan in dict.fromkeys(wanted):  # np at population 1 is the reference
             jobs.append({"variant_id": vid, "members": members, "T": length, "batch": batch, "hidden": h,
-                         "steps": steps, "fused": use_fused, "device": device})  # fmt: skip
+                         "steps": steps, "fused": use_fused, "device": device, "scan": use_scan})  # fmt: skip
     return jobs
 
 
@@ -70,6 +85,8 @@ def _rows(framework: str, device: str, jobs: list[dict], results: list[dict], st
     for job, result in zip(jobs, results):
         ms, kernel = result["ms"], registry().variant_class(job["variant_id"]).fused_kernel
         path = "population" if job["members"] else "fused" if job["fused"] and kernel else "generic"
+        if job["scan"]:
+            path = "population-scan" if job["members"] else "scan"
         rows.append({
             "variant": job["variant_id"], "framework": framework, "device": device, "hidden_size": job["hidden"],
             "population": max(job["members"], 1), "path": path, "ms_per_trial_step": ms,

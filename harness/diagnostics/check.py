@@ -7,10 +7,13 @@
                 for every parameter and the input; a parameter the output does not depend on fails
     parity      PyTorch and TensorFlow give the same outputs and gradients, float32 (``TOLERANCE``)
     fused       where the variant has a fused kernel: fused and generic paths agree, in each framework
+    scan        where the variant has a linear form (``harness.scan``): the parallel scan and the loop of
+                steps agree, outputs and gradients, float64 at T = 256, in each framework
     transfer    parameters trained in one framework load into the other and give the same predictions
     training    a short run on an easy task (adding, T = 10) in each framework: finite losses, and the
                 best validation loss clearly below the task's trivial baseline (the variant learns);
-                with both frameworks, the two loss curves agree
+                with both frameworks, the two loss curves agree (to ``TOLERANCE``, or to ``ROUNDING_FACTOR``
+                times the cell's own float32 stray from float64, whichever is larger)
 
 Framework computations run in worker processes, one per framework (``harness.workers.worker.Workers``): this
 process imports neither framework. Checks that need a framework that is not installed are skipped
@@ -33,7 +36,7 @@ from harness.error_text import headline
 from harness.plugins.registry import registry
 from harness.variant import StepError, Variant
 
-CHECKS = ("contract", "population", "gradients", "parity", "fused", "transfer", "training")
+CHECKS = ("contract", "population", "gradients", "parity", "fused", "scan", "transfer", "training")
 #: Float32 tolerances from the arithmetic (unit roundoff u = 6e-8): the two frameworks differ only in the
 #: order of their float32 sums, a few ulps per result accumulated over L = 6 steps of H-term sums.
 #: outputs and transfer: magnitudes ≤ ~2 (ulp 2.4e-7), 2e-6 ≈ 8 ulps (measured on the shipped variants:
@@ -42,6 +45,12 @@ CHECKS = ("contract", "population", "gradients", "parity", "fused", "transfer", 
 #: steps at learning rate 0.01 of ``TRAINING_RUN``: 2e-5 (measured ≤ 1.7e-6); a wrong gate order, learning
 #: rate or optimiser moves it by far more. fd: float64 autograd against central differences (eps 1e-6).
 TOLERANCE = {"outputs": 2e-6, "gradients": 1e-5, "fd": 1e-6, "transfer": 2e-6, "training": 2e-5}
+#: The training curves of two frameworks may differ by this many times one framework's own float32 stray
+#: from float64 (ln_lstm: layer normalisation amplifies rounding; its float32 curve strays 3.8e-3 from
+#: float64 in 40 steps, and PyTorch and TensorFlow differ by as much), up to ``ROUNDING_CAP`` at most
+ROUNDING_FACTOR, ROUNDING_CAP = 3.0, 1e-2
+#: the scan row compares float64 results: a scan and a loop differ there by the order of additions only
+SCAN_TOLERANCE = {"outputs": 1e-10, "gradients": 1e-9}
 #: The training check: adding at T = 10, 40 Adam steps at learning rate 0.01 (hidden size 8, batch 16).
 #: Every shipped cell's best validation loss there is 0.08-0.15, below the trivial baseline's 1/6;
 #: a cell that does not learn stays at or above it.
@@ -115,6 +124,7 @@ def check_variant(
         ParityJob,
         compare_frameworks_many,
         compare_fused_many,
+        compare_scan_many,
         compare_training,
         random_case,
         transfer_params_many,
@@ -214,6 +224,16 @@ def check_variant(
                 by_fw = compare_fused_many([vid], frameworks=tuple(fws), workers=workers)
                 for fw in fws:
                     rows.append(_parity_row("fused", f"{fw}: fused vs generic", by_fw[fw][vid]))
+        if "scan" in wanted:
+            from harness.scan import LINEAR_FORMS
+
+            if vid not in LINEAR_FORMS:
+                skip("scan", "the variant has no linear form")
+            else:
+                by_fw = compare_scan_many([vid], frameworks=tuple(fws), workers=workers)
+                for fw in fws:
+                    rows.append(_parity_row("scan", f"{fw}: scan vs loop (float64, T = 256)", by_fw[fw][vid],
+                                            SCAN_TOLERANCE))  # fmt: skip
         if "transfer" in wanted:
             if not both:
                 skip("transfer", need_both)
@@ -240,17 +260,17 @@ def check_variant(
     return rows
 
 
-def _parity_row(name: str, frameworks: str, r: dict[str, Any]) -> CheckRow:
+def _parity_row(name: str, frameworks: str, r: dict[str, Any], tolerance: dict[str, float] = TOLERANCE) -> CheckRow:
     if "error" in r:
         return CheckRow(name, frameworks, "fail", detail=headline(r["error"]))
-    ok = r["outputs"] <= TOLERANCE["outputs"] and r["gradients"] <= TOLERANCE["gradients"]
+    ok = r["outputs"] <= tolerance["outputs"] and r["gradients"] <= tolerance["gradients"]
     worst = max(r["params"], key=r["params"].get) if r["params"] else "inputs"
     return CheckRow(
         name,
         frameworks,
         "pass" if ok else "fail",
         f"out {_fmt(r['outputs'])}, grad {_fmt(r['gradients'])}",
-        f"{_fmt(TOLERANCE['outputs'])} / {_fmt(TOLERANCE['gradients'])}",
+        f"{_fmt(tolerance['outputs'])} / {_fmt(tolerance['gradients'])}",
         f"largest parameter-gradient error: {worst}",
     )
 
@@ -262,24 +282,31 @@ def _training_rows(vid: str, fws: list[str], workers: Any, compare_training: Any
     task, length, steps = TRAINING_RUN["task"], TRAINING_RUN["length"], TRAINING_RUN["steps"]
     r = compare_training(
         vid, task=task, length=length, steps=steps, hparams=TRAINING_RUN["hparams"],
-        workers=workers, frameworks=tuple(fws),
+        workers=workers, frameworks=tuple(fws), float64_reference=len(fws) == 2,
     )  # fmt: skip
     if "error" in r:
         return [CheckRow("training", ", ".join(fws), "fail", detail=headline(r["error"]))]
     baseline = registry().task(task).baseline(length)["loss"]
     rows = [_learning_row(fw, r[fw]["train"], r[fw]["validation"], task, length, baseline) for fw in fws]
     if "max_rel" in r:
-        rows.append(
-            CheckRow(
-                "training",
-                "torch vs tf",
-                "pass" if r["max_rel"] <= TOLERANCE["training"] else "fail",
-                f"rel {_fmt(r['max_rel'])}",
-                _fmt(TOLERANCE["training"]),
-                f"largest relative difference of the {min(len(r[fw]['train']) for fw in fws)} per-step losses",
-            )
-        )
+        rows.append(_agreement_row(r, min(len(r[fw]["train"]) for fw in fws), fws[0]))
     return rows
+
+
+def _agreement_row(r: dict[str, Any], steps: int, reference: str) -> CheckRow:
+    """The two frameworks' loss curves agree within ``TOLERANCE["training"]``, or, for a cell whose float32
+    training itself strays further from exact arithmetic, within ``ROUNDING_FACTOR`` times that stray
+    (``rounding_rel``: ``reference``'s float32 run against its float64 run of the same trial), capped at
+    ``ROUNDING_CAP``. Two float32 runs that add in different orders drift apart as far as either drifts
+    from the exact curve, so that stray is the scale on which they can be asked to agree."""
+    rounding = r.get("rounding_rel", 0.0)
+    tolerance = min(ROUNDING_CAP, max(TOLERANCE["training"], ROUNDING_FACTOR * rounding))
+    why = f"largest relative difference of the {steps} per-step losses"
+    if tolerance > TOLERANCE["training"]:
+        why += (f"; this cell's float32 training strays {_fmt(rounding)} from float64 ({reference}), so "
+                f"the tolerance is {ROUNDING_FACTOR:g} x that (at most {_fmt(ROUNDING_CAP)})")  # fmt: skip
+    return CheckRow("training", "torch vs tf", "pass" if r["max_rel"] <= tolerance else "fail",
+                    f"rel {_fmt(r['max_rel'])}", _fmt(tolerance), why)  # fmt: skip
 
 
 def _learning_row(

@@ -63,7 +63,7 @@ def _variant(variant_id: str, variant_hparams: dict | None) -> Any:
 def _cell_job(backend: Any, job: dict) -> dict:
     variant = _variant(job["variant"], job["variant_hparams"])
     outputs, grads, input_grad = backend.cell_gradients(
-        variant, job["params"], job["inputs"], job["upstream"], fused=job["fused"]
+        variant, job["params"], job["inputs"], job["upstream"], fused=job["fused"], scan=job.get("scan", False)
     )
     return {"outputs": outputs, "grads": grads, "input_grad": input_grad}
 
@@ -82,7 +82,9 @@ def _train_job(backend: Any, job: dict, framework: str) -> dict:
     from harness.training.solo import train
 
     trial, task, variant, settings = _trial_parts(job, framework)
-    result = train(trial, task, variant, lambda p: backend.build_model(variant, task, settings, p, job["device"]))
+    dtype = job.get("dtype", "float32")
+    result = train(trial, task, variant,
+                   lambda p: backend.build_model(variant, task, settings, p, job["device"], dtype=dtype))  # fmt: skip
     return {
         "status": result.status,
         "error": result.error,
@@ -285,6 +287,33 @@ def compare_fused_many(
     }
 
 
+def compare_scan_many(
+    variant_ids: list[str],
+    frameworks: tuple[str, ...] = FRAMEWORKS,
+    length: int = 256,
+    workers: Workers | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The linear form (``harness.scan``) against the loop of steps within each framework, float64, at a
+    length where a scan and a loop add in different orders: ``{framework: {variant id: errors}}``. Every
+    variant must have a linear form (``UsageError`` otherwise)."""
+    from harness.errors import UsageError
+    from harness.plugins.registry import registry
+    from harness.scan import LINEAR_FORMS
+
+    registry()  # loads the variant files, which register their forms
+    missing = [vid for vid in variant_ids if vid not in LINEAR_FORMS]
+    if missing:
+        raise UsageError(f"variant(s) {missing} have no linear form; these do: {sorted(LINEAR_FORMS)}")
+    loop = _cell_jobs(variant_ids, None, 3, 4, 2, length, 0, "float64", fused=False)
+    scan = [{**job, "scan": True} for job in loop]
+    results = _with_workers(workers, tuple(frameworks), {fw: ("cell", loop + scan) for fw in frameworks})
+    n = len(variant_ids)
+    return {
+        fw: {vid: compare_cell_results(a, b) for vid, a, b in zip(variant_ids, res[:n], res[n:])}
+        for fw, res in results.items()
+    }
+
+
 #: the small trial of the training checks: cheap, and every step's loss is recorded
 TRAINING_DEFAULTS = {
     "hidden_size": 8,
@@ -304,9 +333,11 @@ def _trial_job(
     variant_hparams: dict | None,
     seed: int,
     device: str,
+    dtype: str = "float32",
 ) -> dict:
     hp = check_hparams({**TRAINING_DEFAULTS, **(hparams or {})})
     return {
+        "dtype": dtype,
         "task": task,
         "length": length,
         "variant": variant_id,
@@ -327,14 +358,22 @@ def compare_training(
     steps: int = 20,
     workers: Workers | None = None,
     frameworks: tuple[str, ...] = ("torch", "tf"),
+    float64_reference: bool = False,
 ) -> dict[str, Any]:
     """The same trial trained ``steps`` steps in each of ``frameworks`` (``harness.training.solo.train``, the
     same seed, ``eval_every = 1``). Returns each framework's ``train`` (per-step losses), ``validation``
     (after each step) and ``path``; with both frameworks also ``max_abs`` / ``max_rel``
-    (``|a - b| / |a|``) over the train losses of the steps both ran."""
-    job = _trial_job(variant_id, task, length, {**(hparams or {}), "max_steps": steps}, variant_hparams, seed, "cpu")
-    results = _with_workers(workers, tuple(frameworks), {fw: ("train", [job]) for fw in frameworks})
+    (``|a - b| / |a|``) over the train losses of the steps both ran. ``float64_reference``: the first
+    framework also trains in float64, and ``rounding_rel`` is how far its float32 losses lie from those
+    (the scale on which float32 runs of this cell can agree at all)."""
+    hp = {**(hparams or {}), "max_steps": steps}
+    job = _trial_job(variant_id, task, length, hp, variant_hparams, seed, "cpu")
+    wanted = {fw: ("train", [job]) for fw in frameworks}
+    if float64_reference:
+        wanted[frameworks[0]] = ("train", [job, {**job, "dtype": "float64"}])
+    results = _with_workers(workers, tuple(frameworks), wanted)
     out: dict[str, Any] = {fw: res[0] for fw, res in results.items()}
+    rounding = _rounding_rel(out[frameworks[0]], results[frameworks[0]][1]) if float64_reference else None
     failed = [f"{fw}: {r['error']}" for fw, r in out.items() if r.get("status", "failed") != "ok"]
     if failed:
         out["error"] = "\n".join(failed)
@@ -345,7 +384,19 @@ def compare_training(
     a, b = np.asarray(out["torch"]["train"][:n]), np.asarray(out["tf"]["train"][:n])
     out["max_abs"] = float(np.max(np.abs(a - b))) if n else 0.0
     out["max_rel"] = float(np.max(np.abs(a - b) / np.abs(a))) if n else 0.0
+    if rounding is not None:
+        out["rounding_rel"] = rounding
     return out
+
+
+def _rounding_rel(float32: dict, float64: dict) -> float | None:
+    """The largest ``|a - b| / |b|`` of a float32 run's per-step losses ``a`` against the float64 run's
+    ``b`` (None when either failed)."""
+    if float32.get("status") != "ok" or float64.get("status") != "ok":
+        return None
+    n = min(len(float32["train"]), len(float64["train"]))
+    a, b = np.asarray(float32["train"][:n]), np.asarray(float64["train"][:n])
+    return float(np.max(np.abs(a - b) / np.abs(b))) if n else 0.0
 
 
 def transfer_params_many(

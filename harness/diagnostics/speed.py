@@ -27,9 +27,10 @@ FUSED_REFERENCE = "np"  # torch.nn.LSTM / keras.layers.LSTM
 
 
 def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
-            steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu") -> float:  # fmt: skip
+            steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu",
+            scan: bool = False) -> float:  # fmt: skip
     """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
-    tracing)."""
+    tracing). ``scan``: the variant's linear form (``harness.scan``) instead of its loop of steps."""
     from harness.backends import load_backend
     from harness.cell.model import init_model_params
     from harness.plugins.registry import registry
@@ -45,10 +46,10 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     count = max(members, 1)
     params = [init_model_params(variant, task, hidden, seed, lag=T) for seed in range(count)]
     if members == 0:
-        model: Any = backend.build_model(variant, task, settings, params[0], device)
+        model: Any = backend.build_model(variant, task, settings, params[0], device, scan=scan)
     else:
         engine = importlib.import_module(ENGINES[framework])
-        model = engine.Population(variant, task, [settings] * members, params, device)
+        model = engine.Population(variant, task, [settings] * members, params, device, scan=scan)
     rng = np.random.default_rng(0)
     # CPU time on a CPU (a busy machine's other processes do not count); wall time on a GPU, where the
     # step's loss (a Python float) waits for the device, so the wall clock covers the kernels

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.execution import local as local
+from harness.execution import local
 from harness.execution.local import ClaimCallback, FrameworkUnavailable, ProgressCallback
 from harness.training.solo import ResultCallback, TrialResult, failed
 from harness.training.train_job import TrainJob
@@ -144,12 +144,13 @@ class DaskPool:
 
     def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0, scheduler: str | None = None,
                  resources: dict[str, float] | None = None, retries: int = 1,
-                 logs: str | Path | None = None) -> None:  # fmt: skip
+                 logs: str | Path | None = None, scan: str = "auto") -> None:  # fmt: skip
         if retries < 0:
             raise UsageError(f"--retries {retries} is impossible; it must be 0 or more")
         self.workers, self.device, self.time_limit = max(1, int(workers)), device, float(time_limit)
         self.scheduler, self.resources, self.retries = scheduler, dict(resources or {}), int(retries)
         self.logs = Path(logs) if logs else None
+        self.scan = scan  # --scan, for each TrainJob
         self.environments: dict[str, dict] = {}
         self.topic = f"{TOPIC}-{uuid.uuid4().hex[:8]}"
         self.client = self.cluster = None
@@ -252,7 +253,7 @@ class DaskPool:
         return self.time_limit + (local.POPULATION_GRACE if size > 1 else 0.0)
 
     def _submit(self, members: list[Trial], size: int) -> Any:
-        job = local.job_message(members, self.time_limit)
+        job = local.job_message(members, self.time_limit, self.scan)
         return self.client.submit(run_on_dask_worker, job, self.device, self._deadline(size), self.topic,
                                   str(self.logs) if self.logs else None, pure=False, resources=self.resources or None,
                                   key=f"rnn-bench-{uuid.uuid4().hex}")  # fmt: skip

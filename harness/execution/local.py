@@ -62,9 +62,9 @@ class Slot:
         return self.worker.ready
 
 
-def job_message(job: list[Trial], time_limit: float) -> TrainJob:
+def job_message(job: list[Trial], time_limit: float, scan: str = "auto") -> TrainJob:
     """The ``TrainJob`` a worker gets for ``job``."""
-    return TrainJob(job[0].framework, tuple(job), time_limit)
+    return TrainJob(job[0].framework, tuple(job), time_limit, scan)
 
 
 class LocalPool:
@@ -74,9 +74,9 @@ class LocalPool:
     receives each worker's output (``<framework>-<n>.log``)."""
 
     def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0, gpus: list[str] | None = None,
-                 logs: str | Path | None = None) -> None:  # fmt: skip
+                 logs: str | Path | None = None, scan: str = "auto") -> None:  # fmt: skip
         self.workers = max(1, int(workers))
-        self.device, self.time_limit = device, float(time_limit)
+        self.device, self.time_limit, self.scan = device, float(time_limit), scan
         self.gpus = list(gpus or [])
         self.logs = Path(logs) if logs else None
         self.slots: list[Slot] = []
@@ -145,7 +145,7 @@ class LocalPool:
         else:
             return
         try:
-            slot.worker.send(job_message(job, self.time_limit))
+            slot.worker.send(job_message(job, self.time_limit, self.scan))
         except (BrokenPipeError, OSError):  # it died since it said ready: the job goes back first in line
             queue.appendleft(job)  # (still claimed by us: the claims are asked again, and granted)
             return

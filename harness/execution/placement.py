@@ -88,14 +88,14 @@ def visible_gpus(framework: str) -> list[str]:
 
 
 def make_executor(placement: Placement, device: str, time_limit: float, frameworks: list[str],
-                  logs: str | Path) -> Any:  # fmt: skip
-    """The executor ``placement`` asks for, ready to ``run`` jobs."""
+                  logs: str | Path, scan: str = "auto") -> Any:  # fmt: skip
+    """The executor ``placement`` asks for, ready to ``run`` jobs (``scan``: the run's ``--scan``)."""
     if placement.executor == "dask":
         from harness.execution.dask_cluster import DaskPool
 
         pool = DaskPool(placement.workers, device, time_limit, scheduler=placement.scheduler,
                         resources=placement.resources, retries=1 if placement.retries is None else placement.retries,
-                        logs=logs)  # fmt: skip
+                        logs=logs, scan=scan)  # fmt: skip
         pool.connect()  # no scheduler there: exit 2 before the run is recorded
         return pool
     from harness.execution.local import LocalPool
@@ -105,4 +105,4 @@ def make_executor(placement: Placement, device: str, time_limit: float, framewor
         gpus = visible_gpus(frameworks[0])
         if placement.workers_per_gpu is not None:
             workers = placement.workers_per_gpu * len(gpus)
-    return LocalPool(workers, device, time_limit, gpus=gpus, logs=logs)
+    return LocalPool(workers, device, time_limit, gpus=gpus, logs=logs, scan=scan)

@@ -13,7 +13,7 @@ from harness.plugins.registry import Registry
 #: The catalogue's order (docs/variants.md). A variant outside it (a plugin) ranks after all of them.
 CATALOGUE_ORDER = (
     "v", "nig", "nfg", "nog", "niaf", "noaf", "np", "cifg", "fgr", "gru", "gru_ra", "mut1", "mut2", "mut3",
-    "rnn", "clockwork", "depth_gated", "min_gru", "min_lstm",
+    "rnn", "clockwork", "depth_gated", "min_gru", "min_lstm", "indrnn", "ln_lstm", "slstm", "mlstm", "rg_lru",
 )  # fmt: skip
 
 

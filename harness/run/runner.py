@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.backends import PACKAGES, installed_frameworks
+from harness.cell.scan_choice import check_scan_choice
 from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
 from harness.errors import UsageError
@@ -25,6 +26,7 @@ from harness.plugins.freshness import expected_code
 from harness.run.environment import environment
 from harness.run.estimate import describe as describe_estimate
 from harness.run.estimate import estimate
+from harness.run.memory import fit_to_memory
 from harness.run.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.run.scheduling import make_jobs, population_cap
 from harness.store.database import Store, StoredTrial
@@ -90,21 +92,24 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
 def run_suite(
     suite: Suite, store_path: str | Path, workers: int, *, dry_run: bool = False, retry_failed: bool = False,
     argv: list[str] | None = None, progress: bool = True, out: TextIO | None = None, population: int | None = None,
-    placement: Placement | None = None,
+    placement: Placement | None = None, scan: str = "auto",
 ) -> RunSummary:  # fmt: skip
     """Plan ``suite``, run what the store lacks on the executor ``placement`` names (default: ``workers``
     local processes) and store every result; see docs/architecture.md."""
     out = out if out is not None else sys.stdout  # read at call time: honours redirect_stdout
     placement = placement or Placement("local", workers)
+    check_scan_choice(scan)
     placement.check_device(suite.device)
     trials = list({t.id: t for t in plan(suite)}.values())  # a plan never holds one id twice
     for framework in suite.frameworks:
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
-        return _dry_run(suite, trials, store_path, retry_failed, out, workers, population)
+        return _dry_run(suite, trials, store_path, retry_failed, out, workers, population, placement)
 
     check_installed(suite.frameworks)
+    # what is left to do, too large for memory even alone: refused before the plan is recorded
+    _fit(make_jobs(work_to_do(trials, _stored(store_path), retry_failed).todo, population), placement, suite.device)
     store = Store(store_path)
     try:
         store.add_plan(suite.name, trials, whole=suite.whole)
@@ -112,25 +117,42 @@ def run_suite(
         summary = RunSummary(len(trials), len(trials) - len(work.todo), len(work.todo),
                              stale=sum(work.changed.values()))  # fmt: skip
         describe_changes(work, out)
-        jobs = make_jobs(work.todo, population)
+        jobs = _fit(make_jobs(work.todo, population), placement, suite.device)
         print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
               f"{len(work.todo)} to run{_jobs_text(jobs)}", file=out)  # fmt: skip
         if not jobs:
             print("Nothing to do: every planned trial is in the store.", file=out)
             return summary
-        _run_jobs(suite, store, work, jobs, summary, placement, argv or [], progress, out)
+        _run_jobs(suite, store, work, jobs, summary, placement, argv or [], progress, out, scan)
     finally:
         store.close()
     _print_summary(summary, store_path, out)
     return summary
 
 
+def _stored(store_path: str | Path) -> dict[str, StoredTrial]:
+    """The store's finished trials, read without writing (none when there is no store yet)."""
+    if not Path(store_path).exists():
+        return {}
+    with Store(store_path, read_only=True) as store:
+        return store.stored()
+
+
+def _fit(jobs: list[list[Trial]], placement: Placement, device: str) -> list[list[Trial]]:
+    """Local CPU jobs split to fit this machine's memory (``harness.run.memory``). A Dask cluster's
+    workers have their own memory, and a GPU's is not the host's; the driver sees neither, so those jobs
+    go as planned."""
+    local_cpu = placement.executor == "local" and device == "cpu"
+    return fit_to_memory(jobs, placement.workers) if local_cpu else jobs
+
+
 def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary,
-              placement: Placement, argv: list[str], progress: bool, out: TextIO) -> None:  # fmt: skip
+              placement: Placement, argv: list[str], progress: bool, out: TextIO, scan: str) -> None:  # fmt: skip
     """Run the jobs on the chosen executor, claiming and storing through a ``Recorder``, and close the run."""
     run_id = store.new_run_id()
     logs = worker_logs(store.path, run_id)
-    pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs)  # before the run's row
+    # the executor before the run's row: a scheduler that does not answer is exit 2 with nothing recorded
+    pool = make_executor(placement, suite.device, suite.time_limit, suite.frameworks, logs, scan)
     # what the report needs besides the trials, recorded before any: the suite as run, names, thresholds
     store.start_run(suite.name, argv, environment(), suite.text or None, for_suite(suite), run_id=run_id)
     print(f"running on {pool.describe()}; worker output goes to {logs}/", file=out)
@@ -166,7 +188,7 @@ def _jobs_text(jobs: list[list[Trial]]) -> str:
 
 
 def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO,
-             workers: int, population: int | None) -> RunSummary:  # fmt: skip
+             workers: int, population: int | None, placement: Placement) -> RunSummary:  # fmt: skip
     """Print the plan, what the store already has, what a run would do and how long it would take; write
     nothing."""
     describe_plan(suite, trials, out)
@@ -179,7 +201,7 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     todo = len(work.todo)
     busy = sum(t.id in claimed for t in work.todo)
     running = f", {busy} of them being run by another driver now" if busy else ""
-    jobs = make_jobs(work.todo, population)
+    jobs = _fit(make_jobs(work.todo, population), placement, suite.device)
     print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running}"
           f"{_jobs_text(jobs)})", file=out)  # fmt: skip
     for line in _estimate_lines(suite, jobs, workers, frame):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.cell.scan_choice import uses_scan
 from harness.task import Batch, Task, stack_batches
 from harness.training.grouping import group_key, variant_of
 from harness.training.solo import EVAL_BATCH, Member, ResultCallback, TrialResult, failed, train
@@ -46,7 +47,7 @@ def metrics_of(model: Any, task: Task, slots: list[int], inputs: np.ndarray, tar
 
 def train_population(
     trials: list[Trial], framework: str, device: str = "cpu", on_result: ResultCallback | None = None,
-    time_limit: float | None = None, on_progress: ValidationCallback | None = None,
+    time_limit: float | None = None, on_progress: ValidationCallback | None = None, scan: str = "auto",
 ) -> list[TrialResult]:  # fmt: skip
     """Train one group of ``population_groups`` as one computation; the results in the order of ``trials``.
 
@@ -56,7 +57,8 @@ def train_population(
     training after ``time_limit`` seconds is a ``timeout``. ``on_progress(trial, step, loss, metric)`` is
     called at each validation point of a member (its learning curve as it grows). Never raises for a
     numerical failure; an error of the engine or the variant becomes a ``failed`` result for every member
-    not yet finished.
+    not yet finished. ``scan`` (``auto``, ``on``, ``off``): whether a variant with a linear form runs it
+    (``harness.cell.scan_choice``).
     """
     from harness.backends import load_backend
 
@@ -85,9 +87,9 @@ def train_population(
     try:
         if len(trials) == 1 or engine_name is None:
             for k, t in enumerate(trials):
-                report(k, _solo(t, backend, scored))
+                report(k, _solo(t, backend, scored, scan))
         else:
-            _together(trials, engine_name, device, report, time_limit, scored)
+            _together(trials, engine_name, device, report, time_limit, scored, scan)
     except _CallbackFailed as e:
         raise e.__cause__ from None
     return [results[k] for k in range(len(trials))]
@@ -104,7 +106,7 @@ def _metric(trial: Trial) -> str:
 
 
 def _together(trials: list[Trial], engine_name: str, device: str, report: Callable[[int, TrialResult], None],
-              time_limit: float | None, scored: Scored) -> None:  # fmt: skip
+              time_limit: float | None, scored: Scored, scan: str) -> None:  # fmt: skip
     reported: set[int] = set()
 
     def tracked(index: int, result: TrialResult) -> None:
@@ -112,7 +114,7 @@ def _together(trials: list[Trial], engine_name: str, device: str, report: Callab
         report(index, result)
 
     try:
-        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit, scored)
+        _train_together(trials, importlib.import_module(engine_name), device, tracked, time_limit, scored, scan)
     except _CallbackFailed:
         raise
     except Exception as e:  # a broken variant or engine costs this group, not the run
@@ -123,13 +125,17 @@ def _together(trials: list[Trial], engine_name: str, device: str, report: Callab
                 report(k, result)
 
 
-def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
+def _solo(trial: Trial, backend: Any, scored: Scored, scan: str) -> TrialResult:
     from harness.plugins.registry import registry
 
     try:
         task, variant, settings = registry().task(trial.task), variant_of(trial), trial.settings
-        return train(trial, task, variant, lambda p: backend.build_model(variant, task, settings, p, trial.device),
-                     on_eval=lambda step, metrics: scored(trial, step, metrics))  # fmt: skip
+        scans = uses_scan(variant, scan, trial.framework, trial.device, 1)
+
+        def build(params: dict) -> Any:
+            return backend.build_model(variant, task, settings, params, trial.device, scans)
+
+        return train(trial, task, variant, build, on_eval=lambda step, metrics: scored(trial, step, metrics))
     except _CallbackFailed:
         raise
     except Exception as e:
@@ -137,7 +143,7 @@ def _solo(trial: Trial, backend: Any, scored: Scored) -> TrialResult:
 
 
 def _train_together(trials: list[Trial], engine: Any, device: str, report: Callable[[int, TrialResult], None],
-                    time_limit: float | None, scored: Scored) -> None:  # fmt: skip
+                    time_limit: float | None, scored: Scored, scan: str) -> None:  # fmt: skip
     from harness.plugins.registry import registry
 
     started = time.perf_counter()
@@ -146,7 +152,9 @@ def _train_together(trials: list[Trial], engine: Any, device: str, report: Calla
     for m in members:
         m.on_scored = lambda step, metrics, trial=m.trial: scored(trial, step, metrics)
     settings, params = [m.settings for m in members], [m.params for m in members]
-    model = engine.Population(variant_of(trials[0]), task, settings, params, device)
+    variant = variant_of(trials[0])
+    scans = uses_scan(variant, scan, trials[0].framework, device, len(trials))
+    model = engine.Population(variant, task, settings, params, device, scan=scans)
     for m in members:
         m.result.path = model.path
     slots: list[int | None] = list(range(len(members)))  # each model slot's member; None once it finished

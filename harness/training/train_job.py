@@ -25,12 +25,14 @@ class TrainJob:
     framework: str
     trials: tuple[Trial, ...]
     time_limit: float | None = None
+    scan: str = "auto"  # --scan: whether a variant with a linear form runs it (harness.cell.scan_choice)
 
     def run(self, context: JobContext) -> None:
-        train_job(list(self.trials), self.framework, context, self.time_limit)
+        train_job(list(self.trials), self.framework, context, self.time_limit, self.scan)
 
 
-def train_job(trials: list[Trial], framework: str, context: JobContext, time_limit: float | None) -> None:
+def train_job(trials: list[Trial], framework: str, context: JobContext, time_limit: float | None,
+              scan: str = "auto") -> None:  # fmt: skip
     """Train one population of trials (``harness.training.population``), emitting each member's result, its code
     fingerprints filled in, as it finishes and each validation point as it is scored. Every failure of a
     trial becomes its result; only ``emit``'s own failure (the connection to the driver) is raised."""
@@ -56,7 +58,7 @@ def train_job(trials: list[Trial], framework: str, context: JobContext, time_lim
 
     try:
         train_population(trials, framework, context.device, on_result=finished, time_limit=time_limit,
-                         on_progress=scored)  # fmt: skip
+                         on_progress=scored, scan=scan)  # fmt: skip
     except (BrokenPipeError, OSError, EOFError):  # the connection: the driver is gone or stopped us
         raise
     except Exception as e:  # what the population could not turn into results (a plugin broken only here)

@@ -1,0 +1,170 @@
+"""What a run needs in memory: an estimate per job, populations split to fit, and a refusal (exit 2) of a
+plan whose single trials would not fit, instead of a worker killed by the kernel halfway through a run.
+
+Training keeps, for the backward pass, what every time step computed. A step's size is the variant's
+own business (an LSTM computes about 40 H floats per sequence and step, mLSTM's matrix memory makes
+it H²), so it is counted, not guessed: ``floats_per_step`` runs the variant's step once in numpy on
+arrays that count every float they allocate. A job of M members, batch B, sequence length L and
+(padded) hidden size H then needs about
+
+    bytes = M × B × L × floats_per_step(H) × bytes_per_float(framework, variant)
+
+``bytes_per_float`` is measured (``python -m benchmarks.memory_ratios``): the growth of a worker's peak
+resident memory from one training step at L = 50 to one at L = 200, per sequence and step, divided by
+the counted floats, per framework and variant on the reference machine (docs/variants.md, "Memory"),
+times a margin; a plugin variant gets the largest ratio measured. It covers what autograd keeps, the
+gradients' temporaries and the allocator's slack.
+Evaluation keeps nothing for a backward pass, but runs ``EVAL_BATCH`` sequences at once: one step of
+those is the other peak (mLSTM's H × H temporaries for 1024 sequences), and a job needs the larger of
+the two. Parameters are small beside either. The estimate is for the loop of steps; a solo trial that
+runs as a parallel scan keeps a few more (T, H) tensors per step (``harness.scan``).
+
+``fit_to_memory`` halves a population that would not fit in its share of the available memory
+(``workers`` jobs run at once) until it does, and refuses a trial that does not fit alone, naming it,
+the estimate and what would make it fit.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from harness.errors import UsageError
+from harness.ops import NUMPY_OPS
+from harness.plugins.registry import registry
+from harness.training.solo import EVAL_BATCH
+from harness.trials.trial import Trial
+from harness.variant import Variant
+
+#: bytes of peak resident memory per float a step allocates (per sequence and time step, training), per
+#: framework and variant: ``python -m benchmarks.memory_ratios`` (H = 32, populations of 4, batch 32,
+#: reference machine, 2026-12-06). Small sizes pay more allocator and per-tensor overhead per float than
+#: large ones, so these overstate a large trial's need; ``MARGIN`` covers the measurement's noise.
+MEASURED_BYTES_PER_FLOAT: dict[str, dict[str, float]] = {
+    "torch": {"v": 1.49, "nig": 1.34, "nfg": 1.42, "nog": 1.33, "niaf": 1.86, "noaf": 1.46, "np": 1.49,
+              "cifg": 1.42, "fgr": 2.02, "gru": 1.35, "gru_ra": 2.43, "mut1": 2.08, "mut2": 1.67, "mut3": 1.47,
+              "rnn": 1.92, "clockwork": 1.69, "depth_gated": 1.52, "min_gru": 2.58, "min_lstm": 3.01,
+              "indrnn": 3.00, "ln_lstm": 2.28, "slstm": 1.99, "mlstm": 4.49, "rg_lru": 3.76},
+    "tf": {"v": 12.21, "nig": 12.56, "nfg": 12.78, "nog": 12.74, "niaf": 12.42, "noaf": 12.18, "np": 9.63,
+           "cifg": 13.36, "fgr": 11.96, "gru": 13.15, "gru_ra": 13.14, "mut1": 12.96, "mut2": 13.18,
+           "mut3": 12.85, "rnn": 17.34, "clockwork": 12.51, "depth_gated": 11.10, "min_gru": 13.48,
+           "min_lstm": 14.69, "indrnn": 20.48, "ln_lstm": 13.27, "slstm": 15.07, "mlstm": 7.64, "rg_lru": 15.20},
+}  # fmt: skip
+MARGIN = 1.25
+#: a variant not measured (a plugin): the largest ratio of its framework, so its estimate errs high
+BYTES_PER_FLOAT = {fw: max(ratios.values()) for fw, ratios in MEASURED_BYTES_PER_FLOAT.items()}
+#: the share of the available memory a run plans to use (the rest: the workers' frameworks, the driver)
+USABLE_SHARE = 0.8
+PROBE_BATCH, PROBE_INPUT = 4, 2
+
+
+class _Counting(np.ndarray):
+    """An array that adds every array it allocates (not its views) to ``allocated``, in float64s (a
+    boolean array counts an eighth)."""
+
+    allocated = 0.0
+
+    def __array_finalize__(self, obj: object) -> None:
+        if not isinstance(self.base, _Counting):  # a ufunc's new result, wrapped; a view's base is counted
+            _Counting.allocated += self.nbytes / 8
+
+    def __array_function__(self, func, types, args, kwargs):  # noqa: ANN001, ANN204 (numpy's protocol)
+        # np.concatenate, np.where, np.split... return plain arrays: wrap them, so that they are counted
+        # (in __array_finalize__, once) and what is computed from them is too
+        result = super().__array_function__(func, types, args, kwargs)
+        if isinstance(result, np.ndarray) and not isinstance(result, _Counting):
+            return result.view(_Counting)
+        if isinstance(result, (list, tuple)):
+            return type(result)(r.view(_Counting) if type(r) is np.ndarray else r for r in result)
+        return result
+
+
+def floats_per_step(variant: Variant, hidden_size: int) -> float:
+    """Floats the variant's step allocates per sequence and time step at ``hidden_size`` (numpy, float64;
+    the second step is counted, after any constants the step caches)."""
+    return _floats_per_step(type(variant), tuple(sorted(variant.hparams.items())), hidden_size)
+
+
+@cache
+def _floats_per_step(cls: type[Variant], hparams: tuple, hidden_size: int) -> float:
+    variant = cls(**dict(hparams))
+    # the declared shapes filled with a constant: what is allocated does not depend on the values, and
+    # drawing a large orthogonal matrix per hidden size would cost more than the whole count
+    shapes = variant.parameter_shapes(PROBE_INPUT, hidden_size)
+    p = {k: np.full(shape, 0.1).view(_Counting) for k, shape in shapes.items()}
+    x = np.ones((PROBE_BATCH, PROBE_INPUT)).view(_Counting)
+    state = tuple(np.zeros((PROBE_BATCH, s)).view(_Counting) for s in variant.state_sizes(hidden_size))
+    variant.step(NUMPY_OPS, p, x, state)
+    _Counting.allocated = 0
+    variant.step(NUMPY_OPS, p, x, state)
+    return _Counting.allocated / PROBE_BATCH
+
+
+def job_bytes(job: list[Trial]) -> float:
+    """The estimated peak memory of training ``job`` (one population) in one worker."""
+    from harness.training.grouping import variant_of
+
+    first = job[0]
+    settings = [t.settings for t in job]
+    hidden = max(s.hidden_size for s in settings)  # members are padded to the largest
+    batch = max(s.batch_size for s in settings)
+    length = registry().task(first.task).seq_len(first.length)
+    per_step = floats_per_step(variant_of(first), hidden)
+    per_float = bytes_per_float(first.framework, first.variant)
+    training = len(job) * batch * length * per_step * per_float
+    evaluated = min(EVAL_BATCH, max(max(s.validation_size, s.test_size) for s in settings))
+    evaluation = len(job) * evaluated * per_step * per_float  # one step of the evaluation batch
+    return max(training, evaluation)
+
+
+def bytes_per_float(framework: str, variant_id: str) -> float:
+    """The measured ratio of ``variant_id`` in ``framework`` times ``MARGIN``; for a variant (or framework)
+    never measured, the largest ratio measured (of any framework), which errs high."""
+    measured = MEASURED_BYTES_PER_FLOAT.get(framework, {}).get(variant_id)
+    if measured is not None:
+        return MARGIN * measured
+    return BYTES_PER_FLOAT.get(framework, max(BYTES_PER_FLOAT.values()))
+
+
+def available_bytes() -> int:
+    """Memory available to new processes now (``psutil``: what the kernel could give without swapping)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def fit_to_memory(jobs: list[list[Trial]], workers: int, available: int | None = None) -> list[list[Trial]]:
+    """``jobs`` with every population that would not fit in ``USABLE_SHARE × available / workers`` split
+    in halves until it does (their members keep their order); ``UsageError`` for trials that do not fit
+    alone."""
+    budget = USABLE_SHARE * (available_bytes() if available is None else available) / max(1, workers)
+    fitted: list[list[Trial]] = []
+    too_large: list[tuple[Trial, float]] = []
+    todo = list(jobs)
+    while todo:
+        job = todo.pop(0)
+        need = job_bytes(job)
+        if need <= budget:
+            fitted.append(job)
+        elif len(job) == 1:
+            too_large.append((job[0], need))
+        else:
+            half = (len(job) + 1) // 2
+            todo[:0] = [job[:half], job[half:]]
+    if too_large:
+        raise UsageError(_refusal(too_large, budget, workers))
+    return fitted
+
+
+def _refusal(too_large: list[tuple[Trial, float]], budget: float, workers: int) -> str:
+    worst = sorted(too_large, key=lambda pair: -pair[1])
+    lines = [f"  {t.label()} (hidden_size {t.settings.hidden_size}, batch_size {t.settings.batch_size}): "
+             f"about {need / 2**30:.1f} GiB" for t, need in worst[:5]]  # fmt: skip
+    more = f"\n  ... and {len(worst) - 5} more" if len(worst) > 5 else ""
+    return (f"{len(too_large)} planned trial(s) would not fit in memory even alone: each of the {workers} "
+            f"worker(s) may use about {budget / 2**30:.1f} GiB ({USABLE_SHARE:.0%} of the memory available "
+            f"now, shared by the workers), and training keeps every time step for the backward pass:\n"
+            + "\n".join(lines) + more +
+            "\nLower hidden_size, batch_size or the length for these cells in the suite, run fewer --workers, "
+            "or leave these variants out (--variants). Nothing was run or stored.")  # fmt: skip

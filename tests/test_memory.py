@@ -1,0 +1,95 @@
+"""What a plan needs in memory (``harness.run.memory``): counted step sizes, populations split to fit,
+and a refusal, before anything is stored, of a trial that cannot fit even alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UsageError
+from harness.plugins.registry import registry
+from harness.run import memory
+from harness.run.memory import BYTES_PER_FLOAT, bytes_per_float, fit_to_memory, floats_per_step, job_bytes
+from harness.trials.protocol import check_hparams
+from harness.trials.trial import Trial
+
+
+def _job(variant: str, members: int, hidden: int = 16, batch: int = 8, length: int = 20, framework: str = "torch"):
+    hp = check_hparams({"hidden_size": hidden, "batch_size": batch})
+    return [Trial("adding", length, variant, framework, "cpu", hp, seed) for seed in range(members)]
+
+
+def test_a_step_is_counted_float_by_float():
+    """rnn: x W, h R, their sum, + b and tanh, H floats each per sequence; nothing else."""
+    rnn = registry().variant("rnn")
+    assert [floats_per_step(rnn, h) for h in (4, 16, 64)] == [20, 80, 320]
+
+
+def test_the_matrix_memory_of_mlstm_is_counted_as_h_squared():
+    mlstm, np_lstm = registry().variant("mlstm"), registry().variant("np")
+    assert 3.5 < floats_per_step(mlstm, 64) / floats_per_step(mlstm, 32) < 4.0  # H² dominates
+    assert floats_per_step(np_lstm, 64) == 2 * floats_per_step(np_lstm, 32)  # an LSTM's is linear in H
+    assert floats_per_step(mlstm, 64) > 2 * 64 * 64
+
+
+def test_a_jobs_bytes_are_its_training_steps_or_one_evaluation_step_whichever_is_larger():
+    """Training keeps members × batch × L steps; evaluation holds one step of up to EVAL_BATCH sequences."""
+    long = _job("rnn", 4, hidden=16, batch=64, length=1000)
+    assert job_bytes(long) == pytest.approx(4 * 64 * 1000 * 80 * bytes_per_float("torch", "rnn"))
+    short = _job("rnn", 4, hidden=16, batch=8, length=5)  # validation and test sets of 512 and 1024
+    assert job_bytes(short) == pytest.approx(4 * 1024 * 80 * bytes_per_float("torch", "rnn"))
+    assert job_bytes(_job("rnn", 4, framework="tf")) > job_bytes(_job("rnn", 4))  # TensorFlow keeps more
+
+
+def test_a_population_too_large_is_halved_until_it_fits_and_keeps_every_trial():
+    job = _job("mlstm", 16, hidden=64, batch=64, length=100)
+    one = job_bytes(job[:1])
+    fitted = fit_to_memory([job], workers=2, available=int(2 * 4.5 * one / memory.USABLE_SHARE))
+    assert [len(j) for j in fitted] == [4, 4, 4, 4]  # 16 -> 8 -> 4: four fit in a worker's 4.5 trials' share
+    assert [t.id for j in fitted for t in j] == [t.id for t in job]
+    assert fit_to_memory([job], workers=1, available=10 * 2**40) == [job]  # plenty: unchanged
+
+
+def test_a_trial_that_cannot_fit_alone_is_refused_by_name():
+    job = _job("mlstm", 2, hidden=256, batch=64, length=1000)
+    with pytest.raises(UsageError) as info:
+        fit_to_memory([job], workers=2, available=8 * 2**30)
+    text = str(info.value)
+    assert "2 planned trial(s) would not fit in memory even alone" in text
+    assert "adding/T=1000/mlstm/torch/seed=0 (hidden_size 256, batch_size 64): about" in text
+    assert "--workers" in text and "Nothing was run or stored" in text
+
+
+def test_a_run_that_cannot_fit_is_refused_before_its_store_exists(tmp_path, monkeypatch):
+    from harness.run.runner import run_suite
+    from harness.suites.suite import load_suite
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    suite = load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["rnn"])
+    store = tmp_path / "results.sqlite"
+    with pytest.raises(UsageError, match="would not fit in memory"):
+        run_suite(suite, store, workers=1, progress=False)
+    assert not store.exists()
+
+
+def test_trials_already_stored_are_not_refused(tmp_path, monkeypatch):
+    """Only what is left to do is sized: a plan whose large trials were all run elsewhere goes through."""
+    from harness.run import runner
+    from harness.store.database import StoredTrial
+    from harness.suites.suite import load_suite, plan
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    suite = load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["rnn"])
+    done = {t.id: StoredTrial("ok", 0.0, None, None) for t in plan(suite)}  # None: no fingerprint to compare
+    monkeypatch.setattr(runner, "_stored", lambda path: done)
+    monkeypatch.setattr(runner.Store, "stored", lambda self: done)
+    summary = runner.run_suite(suite, tmp_path / "results.sqlite", workers=1, progress=False)
+    assert summary.already_done == len(done) and summary.to_run == 0
+
+
+def test_a_measured_variant_gets_its_ratio_with_a_margin_and_a_plugin_the_largest():
+    measured = memory.MEASURED_BYTES_PER_FLOAT
+    assert bytes_per_float("torch", "np") == pytest.approx(memory.MARGIN * measured["torch"]["np"])
+    assert bytes_per_float("torch", "my_plugin_cell") == BYTES_PER_FLOAT["torch"] == max(
+        memory.MEASURED_BYTES_PER_FLOAT["torch"].values())
+    assert bytes_per_float("jax", "np") == max(BYTES_PER_FLOAT.values())  # no measurement at all: the largest
+    assert set(memory.MEASURED_BYTES_PER_FLOAT["tf"]) == set(registry().variants)  # the whole catalogue measured
