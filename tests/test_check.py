@@ -182,3 +182,12 @@ def test_the_training_agreement_tolerance_follows_the_cells_own_rounding_and_is_
     capped = _agreement_row({"max_rel": 0.05, "rounding_rel": 0.1}, 40, "torch")
     assert capped.status == "fail" and capped.tolerance == f"{ROUNDING_CAP:.1e}"
     assert TOLERANCE["training"] < ROUNDING_CAP
+
+
+def test_the_scan_row_compares_the_linear_form_with_the_loop():
+    (row,) = check_variant("rg_lru", only=["scan"], frameworks=["torch"])
+    assert (row.name, row.status, row.tolerance) == ("scan", "pass", "1.0e-10 / 1.0e-09"), row.detail
+    out = float(row.measured.split(",")[0].split()[1])
+    assert 0 < out < 1e-10  # not zero: the scan adds in another order than the loop, so it really ran
+    (skipped,) = check_variant("np", only=["scan"], frameworks=["torch"])
+    assert (skipped.status, skipped.detail) == ("skip", "the variant has no linear form")

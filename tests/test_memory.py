@@ -93,3 +93,20 @@ def test_a_measured_variant_gets_its_ratio_with_a_margin_and_a_plugin_the_larges
         memory.MEASURED_BYTES_PER_FLOAT["torch"].values())
     assert bytes_per_float("jax", "np") == max(BYTES_PER_FLOAT.values())  # no measurement at all: the largest
     assert set(memory.MEASURED_BYTES_PER_FLOAT["tf"]) == set(registry().variants)  # the whole catalogue measured
+
+
+def test_what_numpy_returns_as_plain_arrays_is_counted_too():
+    """``np.concatenate`` (ops.concat) returns a plain array: it is counted, once, like a ufunc's result."""
+    from harness.variant import Variant
+
+    class Halves(Variant):
+        id = "halves"
+
+        def parameter_shapes(self, input_size, hidden_size):
+            return {"W1": (input_size, hidden_size // 2), "W2": (input_size, hidden_size // 2)}
+
+        def step(self, ops, p, x, state):
+            h = ops.concat([ops.matmul(x, p["W1"]), ops.matmul(x, p["W2"])])  # H/2 + H/2, then H
+            return h, (h,)
+
+    assert floats_per_step(Halves(), 8) == 16

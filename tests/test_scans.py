@@ -125,3 +125,18 @@ def test_a_second_linear_form_for_one_variant_is_refused():
             linear_form("a_test_cell")(second)
     finally:
         LINEAR_FORMS.pop("a_test_cell", None)
+
+
+@pytest.mark.parametrize("scan, path", [("off", "generic"), ("on", "scan")])
+def test_a_runs_scan_flag_reaches_its_workers_and_is_recorded(tmp_path, scan, path):
+    """``run --scan`` travels from the driver through the pool and the training job into the worker."""
+    import sqlite3
+
+    from harness.run.runner import run_suite
+    from harness.suites.suite import load_suite
+
+    suite = load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["min_gru"])
+    store = tmp_path / "results.sqlite"
+    run_suite(suite, store, workers=1, progress=False, scan=scan)
+    with sqlite3.connect(store) as conn:
+        assert {row[0] for row in conn.execute("SELECT path FROM trials")} == {path}

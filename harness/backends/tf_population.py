@@ -74,7 +74,6 @@ def member_losses(task: Task, outputs: tf.Tensor, targets: tf.Tensor) -> tf.Tens
 class Population:
     """M members' variables, optimiser state and per-member settings; slots index the members."""
 
-
     def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
                  device: str = "cpu", dtype: str = "float32", scan: bool = False) -> None:  # fmt: skip
         self.variant, self.task, self.dtype = variant, task, dtype

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from harness.ops import Ops
 
-SCAN_CHUNK = 64  # steps per chunk of ``TorchOps.scan``: the fastest of 8-128 and unchunked (docs/variants.md)
+SCAN_CHUNK = 64  # steps per chunk of ``TorchOps.scan``: measured against 8-128 and unchunked (docs/variants.md)
 
 
 class TorchOps(Ops):

@@ -18,9 +18,9 @@ from harness.variant import Variant
 SCAN_CHOICES = ("auto", "on", "off")
 #: (framework, device) -> the jobs in which ``auto`` scans: "solo" (a trial alone), "population".
 #: Measured with ``rnn-bench speed --scan both`` on the reference machine (min_gru, min_lstm, rg_lru;
-#: H = 32, B = 32, T = 100 and 1000; README, "Speed"): in PyTorch a solo trial's scan is 1.2-4x faster than
-#: its loop of small steps, while a population's loop (hoisted products, tensors that stay in cache) is
-#: 2-18x faster than its scan; in TensorFlow the traced loop beats the scan everywhere. On a GPU
+#: H = 32, B = 32, T = 100 and 1000; docs/variants.md, "Parallel scans"): in PyTorch a solo trial's scan is
+#: 1.6-3.7x faster than its loop of small steps, while a population's loop (hoisted products, tensors that
+#: stay in cache) is 1.5-6.5x faster than its scan; in TensorFlow the traced loop beats the scan everywhere. On a GPU
 #: nothing is measured yet, so ``auto`` keeps the loop there (``--scan on`` and ``rnn-bench speed
 #: --device cuda --scan both`` measure it on yours).
 SCAN_AUTO: dict[tuple[str, str], frozenset[str]] = {

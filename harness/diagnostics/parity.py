@@ -277,12 +277,19 @@ def compare_fused_many(
             fused = sorted(k for k, c in registry().variants.items() if c.fused_kernel)
             raise UsageError(f"variant {vid!r} has no fused kernel; fused variants: {fused}")
     case = (input_size, hidden_size, batch, length, seed, dtype)
-    generic = _cell_jobs(variant_ids, hparams, *case, fused=False)
-    fused = [{**job, "fused": True} for job in generic]
-    results = _with_workers(workers, tuple(frameworks), {fw: ("cell", generic + fused) for fw in frameworks})
+    return _paths_compared(variant_ids, frameworks, _cell_jobs(variant_ids, hparams, *case, fused=False), "fused",
+                           workers)  # fmt: skip
+
+
+def _paths_compared(variant_ids: list[str], frameworks: tuple[str, ...], jobs: list[dict], path: str,
+                    workers: Workers | None) -> dict[str, dict[str, dict[str, Any]]]:  # fmt: skip
+    """Each cell job (one per variant) on the generic path against the same job with ``path`` (``fused``,
+    ``scan``) switched on, within each framework: ``{framework: {variant id: errors}}``."""
+    other = [{**job, path: True} for job in jobs]
+    results = _with_workers(workers, tuple(frameworks), {fw: ("cell", jobs + other) for fw in frameworks})
     n = len(variant_ids)
     return {
-        fw: {vid: compare_cell_results(g, f) for vid, g, f in zip(variant_ids, res[:n], res[n:])}
+        fw: {vid: compare_cell_results(a, b) for vid, a, b in zip(variant_ids, res[:n], res[n:])}
         for fw, res in results.items()
     }
 
@@ -305,13 +312,7 @@ def compare_scan_many(
     if missing:
         raise UsageError(f"variant(s) {missing} have no linear form; these do: {sorted(LINEAR_FORMS)}")
     loop = _cell_jobs(variant_ids, None, 3, 4, 2, length, 0, "float64", fused=False)
-    scan = [{**job, "scan": True} for job in loop]
-    results = _with_workers(workers, tuple(frameworks), {fw: ("cell", loop + scan) for fw in frameworks})
-    n = len(variant_ids)
-    return {
-        fw: {vid: compare_cell_results(a, b) for vid, a, b in zip(variant_ids, res[:n], res[n:])}
-        for fw, res in results.items()
-    }
+    return _paths_compared(variant_ids, frameworks, loop, "scan", workers)
 
 
 #: the small trial of the training checks: cheap, and every step's loss is recorded
