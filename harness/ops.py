@@ -17,9 +17,12 @@ step written with them runs unchanged on the leading (member, batch) axes of a p
     sum(x), mean(x)       over the last axis, kept as size 1: (..., n) -> (..., 1)
     unflatten(x, shape)   the last axis as ``shape``: (..., prod(shape)) -> (..., *shape)
     flatten(x, n)         the last n axes as one: (..., a, b) -> (..., a * b) for n = 2
+    transpose(x)          the last two axes swapped: (..., a, b) -> (..., b, a)
     scan(a, b)            s_t = a_t * s_{t-1} + b_t along the time axis (-2), s_0 = 0: every s_t, shaped
                           like b; a broadcasts over b's last axis. Only in linear forms (``harness.scan``),
                           whose inputs carry all time steps (..., T, I)
+    cummax(x)             the running maximum along the time axis (-2): every max_{s <= t} x_s, shaped
+                          like x. Only in linear forms, as ``scan``
     zeros_like(x), ones_like(x)
     constant(array, like) a numpy array as a tensor of like's dtype (and device)
 """
@@ -33,7 +36,7 @@ import numpy as np
 OP_NAMES: tuple[str, ...] = (
     "sigmoid", "tanh", "relu", "exp", "log", "abs", "softplus", "sqrt",
     "matmul", "concat", "split", "where", "equal", "floormod", "maximum", "minimum",
-    "sum", "mean", "unflatten", "flatten", "scan",
+    "sum", "mean", "unflatten", "flatten", "transpose", "scan", "cummax",
     "zeros_like", "ones_like", "constant",
 )  # fmt: skip
 
@@ -119,15 +122,23 @@ class NumpyOps(Ops):
         return np.reshape(x, (*leading, -1))
 
     @staticmethod
+    def transpose(x):
+        return np.swapaxes(x, -1, -2)
+
+    @staticmethod
     def scan(a, b):
         """The recurrence itself, one step at a time: the reference the parallel scans are tested against."""
         a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
-        out = np.empty(b.shape, dtype=np.result_type(a, b))
+        out = np.empty_like(b, dtype=np.result_type(a, b))  # like b: an array subclass of b's is kept
         s = np.zeros_like(out[..., 0, :])
         for t in range(b.shape[-2]):
             s = a[..., t, :] * s + b[..., t, :]
             out[..., t, :] = s
         return out
+
+    @staticmethod
+    def cummax(x):
+        return np.maximum.accumulate(x, axis=-2)
 
     @staticmethod
     def split(x, n, axis=-1):

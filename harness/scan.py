@@ -17,12 +17,15 @@ outputs and gradients, at T ≥ 256. Like a fused kernel it is a way to compute 
 so it is not part of a trial's id or of the variant's code fingerprint (the register lives apart from
 the step, and a file that registers one need not be the variant's own).
 
-Which trials use it is the run's ``--scan on|off|auto`` (``harness.cell.scan_choice``).
+Which trials use it is the run's ``--scan on|off|auto`` (``harness.cell.scan_choice``). Where ``auto``
+scans is a measurement of the form, not of the cell: a form that is elementwise scans (the min cells,
+RG-LRU) follows ``scan_choice.SCAN_AUTO``; one measured otherwise (mLSTM's chunkwise products) says so
+with ``@linear_form(id, faster=...)``, in the same shape as that table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.errors import UsageError
@@ -31,10 +34,20 @@ LinearForm = Callable[[Any, Any, dict[str, Any], Any], Any]  # (variant, ops, pa
 
 #: variant id -> its linear form (registered when the file that defines it is imported)
 LINEAR_FORMS: dict[str, LinearForm] = {}
+#: variant id -> (framework, device) -> the jobs ("solo", "population") in which its form was measured
+#: faster than its loop, for forms registered with ``faster=``
+FASTER_WHERE: dict[str, Mapping[tuple[str, str], frozenset[str]]] = {}
 
 
-def linear_form(variant_id: str) -> Callable[[LinearForm], LinearForm]:
-    """Register the decorated function as the linear form of ``variant_id`` (one per variant)."""
+def linear_form(variant_id: str, faster: Mapping[tuple[str, str], frozenset[str]] | None = None,
+                ) -> Callable[[LinearForm], LinearForm]:  # fmt: skip
+    """Register the decorated function as the linear form of ``variant_id`` (one per variant); ``faster``,
+    where given, replaces ``scan_choice.SCAN_AUTO`` for it (a measurement: name the command in a comment)."""
+
+    jobs = {job for where in (faster or {}).values() for job in where}
+    if jobs - {"solo", "population"}:
+        raise UsageError(f"@linear_form({variant_id!r}, faster=...): {sorted(jobs - {'solo', 'population'})} "
+                         "are not jobs; a (framework, device) names a set of 'solo' and 'population'")  # fmt: skip
 
     def register(form: LinearForm) -> LinearForm:
         known = LINEAR_FORMS.get(variant_id)
@@ -42,6 +55,8 @@ def linear_form(variant_id: str) -> Callable[[LinearForm], LinearForm]:
             raise UsageError(f"variant {variant_id!r} has two linear forms: {known.__qualname__} and "
                              f"{form.__qualname__}; keep one")  # fmt: skip
         LINEAR_FORMS[variant_id] = form
+        if faster is not None:
+            FASTER_WHERE[variant_id] = faster
         return form
 
     return register

@@ -3,6 +3,7 @@ and a refusal, before anything is stored, of a trial that cannot fit even alone.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from harness.errors import UsageError
@@ -93,6 +94,12 @@ def test_a_measured_variant_gets_its_ratio_with_a_margin_and_a_plugin_the_larges
         memory.MEASURED_BYTES_PER_FLOAT["torch"].values())
     assert bytes_per_float("jax", "np") == max(BYTES_PER_FLOAT.values())  # no measurement at all: the largest
     assert set(memory.MEASURED_BYTES_PER_FLOAT["tf"]) == set(registry().variants)  # the whole catalogue measured
+    scans = memory.MEASURED_SCAN_BYTES_PER_FLOAT
+    assert bytes_per_float("tf", "mlstm", scanned=True) == pytest.approx(memory.MARGIN * scans["tf"]["mlstm"])
+    assert bytes_per_float("tf", "my_plugin_cell", scanned=True) == max(scans["tf"].values())
+    from harness.scan import LINEAR_FORMS
+
+    assert set(scans["torch"]) == set(scans["tf"]) == set(LINEAR_FORMS)  # every linear form measured
 
 
 def test_what_numpy_returns_as_plain_arrays_is_counted_too():
@@ -110,3 +117,50 @@ def test_what_numpy_returns_as_plain_arrays_is_counted_too():
             return h, (h,)
 
     assert floats_per_step(Halves(), 8) == 16
+
+
+def test_a_scanned_job_is_counted_from_its_linear_form():
+    """mLSTM's chunkwise form holds L × L products per chunk, not an H × H memory per step: its training
+    estimate is far below the loop's, and a plan the loop cannot fit goes through where the job scans."""
+    from harness.run.memory import floats_of_linear_form
+
+    mlstm = registry().variant("mlstm")
+    per_step, alive = floats_of_linear_form(mlstm, 64, 1000)
+    assert per_step < floats_per_step(mlstm, 64) / 5
+    assert 5 * 64 * 1000 < alive < per_step * 1000  # every step's q, k, v, h... alive at once, not every chunk's
+    job = _job("mlstm", 2, hidden=64, batch=64, length=1000)
+    assert job_bytes(job, "on") < job_bytes(job, "off") * 0.6  # its evaluation, not its training, is the peak
+    assert job_bytes(job, "auto") == job_bytes(job, "on")  # mLSTM's form was measured faster on a CPU
+    one_scanned = int(job_bytes(job[:1], "on") / memory.USABLE_SHARE) + 1
+    with pytest.raises(UsageError):
+        fit_to_memory([job], workers=1, available=one_scanned)
+    assert fit_to_memory([job], workers=1, available=one_scanned, scan="on") == [job[:1], job[1:]]
+
+
+def test_the_peak_counts_what_is_alive_at_once_not_what_was_ever_allocated():
+    memory._Counting.reset()
+    before = memory._Counting.live
+    x = np.ones(100).view(memory._Counting)
+    for _ in range(10):
+        y = x * 2.0  # the previous y is freed as this one is bound
+    del y
+    assert memory._Counting.allocated == 1100 and memory._Counting.peak - before == 300  # x, y and the next y
+    del x
+    assert memory._Counting.live == before
+
+
+def test_a_runs_scan_choice_decides_what_its_plan_is_sized_by(tmp_path, monkeypatch):
+    """The run sizes its jobs by the path they will take: memory for mLSTM's scans but not for its loops
+    refuses ``--scan off`` and runs ``--scan auto``."""
+    from harness.run.runner import run_suite
+    from harness.suites.suite import load_suite, plan
+
+    suite = load_suite("smoke").narrowed(frameworks=["torch"], tasks=["adding"], variants=["mlstm"])
+    trials = plan(suite)
+    scanned, looped = (max(job_bytes([t], scan) for t in trials) for scan in ("on", "off"))
+    assert looped > 1.2 * scanned
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(1.1 * scanned / memory.USABLE_SHARE))
+    with pytest.raises(UsageError, match="would not fit in memory"):
+        run_suite(suite, tmp_path / "off.sqlite", workers=1, progress=False, scan="off")
+    summary = run_suite(suite, tmp_path / "auto.sqlite", workers=1, progress=False, scan="auto")
+    assert summary.to_run == len(trials) and summary.counts["ok"] == len(trials)

@@ -28,7 +28,7 @@ I, H, T = 3, 5, 300  # T >= 256 and not a multiple of the PyTorch scan's chunk
 
 
 def test_the_catalogue_has_linear_forms_for_its_scan_able_cells():
-    assert {"min_gru", "min_lstm", "rg_lru"} <= set(FORMS)
+    assert {"min_gru", "min_lstm", "mlstm", "rg_lru"} <= set(FORMS)
 
 
 def _params(variant_id: str, seed: int) -> dict[str, np.ndarray]:
@@ -79,15 +79,34 @@ def test_ops_scan_is_the_recurrence_at_every_length_and_with_a_shared_coefficien
         np.testing.assert_allclose(unknown(tf.constant(a), tf.constant(b)).numpy(), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("length", [1, 2, 63, 64, 65, 300])
+def test_ops_cummax_is_the_running_maximum_at_every_length(length):
+    x = np.random.default_rng(length).normal(size=(2, 3, length, 4))
+    expected = NUMPY_OPS.cummax(x)
+    assert expected[0, 0, -1, 0] == x[0, 0, :, 0].max() and np.all(np.diff(expected, axis=-2) >= 0)
+    np.testing.assert_array_equal(TORCH_OPS.cummax(torch.tensor(x)).numpy(), expected)
+    np.testing.assert_array_equal(TF_OPS.cummax(tf.constant(x)).numpy(), expected)
+    unknown = tf.function(TF_OPS.cummax, input_signature=[tf.TensorSpec([2, 3, None, None], tf.float64)])
+    np.testing.assert_array_equal(unknown(tf.constant(x)).numpy(), expected)
+
+
+def test_ops_transpose_swaps_the_last_two_axes_in_every_backend():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    assert NUMPY_OPS.transpose(x).shape == (2, 4, 3) and NUMPY_OPS.transpose(x)[1, 3, 2] == x[1, 2, 3]
+    np.testing.assert_array_equal(TORCH_OPS.transpose(torch.tensor(x)).numpy(), NUMPY_OPS.transpose(x))
+    np.testing.assert_array_equal(TF_OPS.transpose(tf.constant(x)).numpy(), NUMPY_OPS.transpose(x))
+
+
 @pytest.mark.parametrize("framework", ["torch", "tf"])
-def test_a_population_scans_its_members_as_their_loops_train(framework):
-    """A population of two hidden sizes (padded) trained as a scan: every member's learning curve is the
-    loop's to float32 rounding, and the result says which path computed it."""
+@pytest.mark.parametrize("variant_id, sizes", [("rg_lru", (4, 6)), ("mlstm", (4, 4))])
+def test_a_population_scans_its_members_as_their_loops_train(framework, variant_id, sizes):
+    """A population (of two hidden sizes, padded, where the variant allows it) trained as a scan: every
+    member's learning curve is the loop's to float32 rounding, and the result says which path computed it."""
     from harness.training.population import train_population
 
     hp = {"max_steps": 6, "eval_every": 3, "batch_size": 8, "validation_size": 16, "test_size": 16}
-    trials = [Trial("adding", 12, "rg_lru", framework, "cpu", check_hparams({**hp, "hidden_size": h}), seed)
-              for seed, h in ((0, 4), (1, 6))]  # fmt: skip
+    trials = [Trial("adding", 12, variant_id, framework, "cpu", check_hparams({**hp, "hidden_size": h}), seed)
+              for seed, h in zip((0, 1), sizes)]  # fmt: skip
     loop = train_population(trials, framework, scan="off")
     scan = train_population(trials, framework, scan="on")
     for a, b in zip(loop, scan):
@@ -106,6 +125,9 @@ def test_scan_choice_follows_the_flag_and_the_measured_table():
     for (framework, device), jobs in SCAN_AUTO.items():
         assert uses_scan(min_gru, "auto", framework, device, 1) == ("solo" in jobs)
         assert uses_scan(min_gru, "auto", framework, device, 16) == ("population" in jobs)
+    mlstm = reg.variant("mlstm")  # its chunkwise form measured faster (or a draw won on memory) on a CPU
+    assert all(uses_scan(mlstm, "auto", fw, "cpu", m) for fw in ("torch", "tf") for m in (1, 16))
+    assert not uses_scan(mlstm, "auto", "torch", "cuda", 1)  # not measured on a GPU: the loop
     with pytest.raises(UsageError, match="--scan 'sometimes'"):
         uses_scan(min_gru, "sometimes", "torch", "cpu", 1)
 
@@ -140,3 +162,50 @@ def test_a_runs_scan_flag_reaches_its_workers_and_is_recorded(tmp_path, scan, pa
     run_suite(suite, store, workers=1, progress=False, scan=scan)
     with sqlite3.connect(store) as conn:
         assert {row[0] for row in conn.execute("SELECT path FROM trials")} == {path}
+
+
+@pytest.mark.parametrize("length", [1, 2, 63, 64, 65, 129])
+@pytest.mark.parametrize("b_f, b_i", [(0.0, 0.0), (-60.0, 40.0), (60.0, -40.0)])
+def test_mlstms_chunks_give_the_step_at_every_length_and_saturated_gates(length, b_f, b_i):
+    """Chunk edges (a length of one chunk, one more, a partial last chunk) and gates far from zero: the
+    forget gate shut (f̃ = −60, m follows ĩ) or open with the input gate shut (m follows the forget path)."""
+    variant, params = registry().variant("mlstm"), _params("mlstm", 7)
+    params["b_f"][...], params["b_i"][...] = b_f, b_i
+    x = np.random.default_rng(8).normal(size=(2, length, I))
+    form = LINEAR_FORMS["mlstm"](variant, NUMPY_OPS, params, x)
+    np.testing.assert_allclose(form, unroll_numpy(variant, params, x), rtol=1e-9, atol=1e-12)
+
+
+def test_mlstms_form_scans_c_itself_where_tensorflow_does_not_know_the_length():
+    """Chunks need a length; a TensorFlow signature of any length gets the stepwise scan over C, which
+    must give the step's numbers too (the chunkwise form is the one the other tests reach)."""
+    variant, params = registry().variant("mlstm"), _params("mlstm", 5)
+    x = np.random.default_rng(6).normal(size=(2, 70, I))
+    tensors = {k: tf.constant(v) for k, v in params.items()}
+    form = tf.function(lambda xs: LINEAR_FORMS["mlstm"](variant, TF_OPS, tensors, xs),
+                       input_signature=[tf.TensorSpec([2, None, I], tf.float64)])  # fmt: skip
+    np.testing.assert_allclose(form(tf.constant(x)).numpy(), unroll_numpy(variant, params, x), rtol=1e-10, atol=1e-12)
+
+
+def test_tensorflow_evaluates_mlstm_chunkwise_at_every_length_it_meets(monkeypatch):
+    """A trial's predictions are traced per length where its layer is a linear form, so mLSTM's
+    evaluation takes the chunkwise form (the stepwise one holds T · H² floats per sequence)."""
+    import variants.xlstm_scan as xlstm_scan
+    from harness.cell.model import init_model_params
+    from harness.trials.protocol import Settings
+
+    def refused(*args):
+        raise AssertionError("the stepwise form ran: the length was unknown while tracing")
+
+    monkeypatch.setattr(xlstm_scan, "_mlstm_stepwise", refused)
+    task, variant = registry().task("adding"), registry().variant("mlstm")
+    params = init_model_params(variant, task, 4, 0, lag=10)
+    model = tf_backend.build_model(variant, task, Settings(hidden_size=4), params, scan=True)
+    assert model.path == "scan"
+    for length in (10, 70):
+        assert model.predict(task.generate(length, 3, np.random.default_rng(0)).inputs).shape == (3, length, 1)
+
+
+def test_a_forms_measurement_names_only_known_jobs():
+    with pytest.raises(UsageError, match=r"\['populaton'\] are not jobs"):
+        linear_form("a_test_cell", faster={("torch", "cpu"): frozenset({"solo", "populaton"})})

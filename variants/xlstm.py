@@ -113,6 +113,8 @@ class MLSTM(Variant):
 
     Parameters ``W_q W_k W_v W_o`` (I, H), ``b_q b_k b_v b_o`` (H,), ``W_i W_f`` (I, 1), ``b_i b_f``
     (1,). States ``(h, C, n, m)`` of sizes H, H·H (C stored flat, row-major), H and 1; all zero at t = 0.
+    Its gates read only x_t, so C and n are linear in their past: ``variants/xlstm_scan.py`` computes the
+    same layer in xLSTM's chunkwise form.
     Memory: C is H² floats per sequence, and training keeps several H × H tensors per step for the
     backward pass (``harness.run.memory`` estimates a plan's need and refuses one that would not fit).
 
@@ -165,4 +167,3 @@ class MLSTM(Variant):
         normaliser = ops.maximum(ops.abs(ops.sum(q * n)), ops.exp(-m))
         h = ops.sigmoid(ops.matmul(x, p["W_o"]) + p["b_o"]) * read / normaliser
         return h, (h, ops.flatten(C, 2), n, m)
-

@@ -240,8 +240,7 @@ class TfModel:
             self.optimizer = make_optimizer(settings, self._list)
         self.path = self.layer.path
         self._train = tf.function(self._train_step, jit_compile=xla)
-        spec = tf.TensorSpec([None, None, task.input_size], tf.as_dtype(dtype))
-        self._predict = tf.function(self.forward, input_signature=[spec])
+        self._predictors: dict[int | None, Any] = {}  # the length traced for (None: any) -> traced forward
 
     def forward(self, inputs: tf.Tensor) -> tf.Tensor:
         h = self.layer(inputs)
@@ -265,7 +264,17 @@ class TfModel:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         with tf.device(self.device):
-            return self._predict(self._tensor(inputs)).numpy()
+            return self._predictor(np.shape(inputs)[1])(self._tensor(inputs)).numpy()
+
+    def _predictor(self, length: int) -> Any:
+        """The forward traced once for every batch size and length; for a linear form, once per length,
+        since its chunks are cut where the length is known (an unknown one takes its slower, larger form:
+        ``variants/xlstm_scan.py``)."""
+        key = length if self.path == "scan" else None
+        if key not in self._predictors:
+            spec = tf.TensorSpec([None, key, self.task.input_size], tf.as_dtype(self.dtype))
+            self._predictors[key] = tf.function(self.forward, input_signature=[spec])
+        return self._predictors[key]
 
     def get_params(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v.numpy(), dtype=np.float32) for k, v in self.variables.items()}

@@ -6,6 +6,8 @@ take the dtype of the tensor beside them, as they do in PyTorch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -66,32 +68,32 @@ class TfOps(Ops):
         return tf.reshape(x, tf.concat([tf.shape(x)[:-n], [size]], axis=0))
 
     @staticmethod
+    def transpose(x):
+        return tf.linalg.matrix_transpose(x)
+
+    @staticmethod
     def scan(a, b):
-        """``torch_ops.TorchOps.scan``'s parallel prefix (Hillis & Steele), with a Python loop where the
-        length is known while tracing and a ``tf.while_loop`` where it is not (a signature of any length)."""
+        """``torch_ops.TorchOps.scan``'s parallel prefix (Hillis & Steele) over the pairs (a_t, b_t), composed
+        as (a2 a1, a2 b1 + b2), in ceil(log2 T) rounds (``_doubling``)."""
         a = a * tf.ones_like(b[..., :1])  # a per time step and sequence, its last axis as given
 
-        def combine(offset, a, b, length):
+        def combine(offset, length, a, b):
             b = tf.concat([b[..., :offset, :], a[..., offset:, :] * b[..., : length - offset, :] + b[..., offset:, :]],
                           axis=-2)  # fmt: skip
             a = tf.concat([a[..., :offset, :], a[..., offset:, :] * a[..., : length - offset, :]], axis=-2)
             return a, b
 
-        static = b.shape[-2]
-        if static is not None:
-            offset = 1
-            while offset < static:
-                a, b = combine(offset, a, b, static)
-                offset *= 2
-            return b
-        length = tf.shape(b)[-2]
-        _, _, b = tf.while_loop(
-            lambda offset, a, b: offset < length,
-            lambda offset, a, b: (offset * 2, *combine(offset, a, b, length)),
-            (tf.constant(1), a, b),
-            shape_invariants=(tf.TensorShape([]), a.shape, b.shape),
-        )  # fmt: skip
-        return b
+        return _doubling(combine, (a, b))[1]
+
+    @staticmethod
+    def cummax(x):
+        """The running maximum by the same parallel prefix (TensorFlow has no cumulative maximum)."""
+
+        def combine(offset, length, x):
+            return (tf.concat([x[..., :offset, :], tf.maximum(x[..., offset:, :], x[..., : length - offset, :])],
+                              axis=-2),)  # fmt: skip
+
+        return _doubling(combine, (x,))[0]
 
     @staticmethod
     def split(x, n, axis=-1):
@@ -115,6 +117,27 @@ class TfOps(Ops):
     def constant(array, like):
         dtype = tf.as_dtype(like.dtype)
         return tf.constant(np.asarray(array).astype(dtype.as_numpy_dtype))
+
+
+def _doubling(combine: Any, tensors: tuple) -> tuple:
+    """Hillis & Steele's rounds ``tensors = combine(offset, length, *tensors)`` for offset = 1, 2, 4, ...
+    below the length of the time axis (-2): a Python loop where the length is known while tracing, a
+    ``tf.while_loop`` where it is not (a signature of any length)."""
+    static = tensors[0].shape[-2]
+    if static is not None:
+        offset = 1
+        while offset < static:
+            tensors = combine(offset, static, *tensors)
+            offset *= 2
+        return tensors
+    length = tf.shape(tensors[0])[-2]
+    result = tf.while_loop(
+        lambda offset, *tensors: offset < length,
+        lambda offset, *tensors: (offset * 2, *combine(offset, length, *tensors)),
+        (tf.constant(1), *tensors),
+        shape_invariants=(tf.TensorShape([]), *(t.shape for t in tensors)),
+    )  # fmt: skip
+    return tuple(result[1:])
 
 
 TF_OPS = TfOps()

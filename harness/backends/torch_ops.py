@@ -47,6 +47,10 @@ class TorchOps(Ops):
         return x.flatten(start_dim=-n)
 
     @staticmethod
+    def transpose(x):
+        return x.transpose(-1, -2)
+
+    @staticmethod
     def scan(a, b):
         """A chunked parallel scan: within chunks of ``SCAN_CHUNK`` steps, Hillis & Steele's parallel prefix
         over the pairs (a_t, b_t), composed as (a2 a1, a2 b1 + b2); across chunks, the state each chunk
@@ -62,6 +66,10 @@ class TorchOps(Ops):
             state = B[..., -1, :]
             outputs.append(B)
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-2)
+
+    @staticmethod
+    def cummax(x):
+        return torch.cummax(x, dim=-2).values
 
     @staticmethod
     def split(x, n, axis=-1):

@@ -3,7 +3,9 @@ the parallel scan, as a run's ``--scan`` asks.
 
 ``on`` scans wherever a variant has a linear form, ``off`` never does, and ``auto`` (the default) scans
 where it was measured faster: ``SCAN_AUTO`` names, per framework and device, the jobs (a trial alone,
-or a population) in which it was (``rnn-bench speed --scan both``; docs/variants.md, "Parallel scans").
+or a population) in which the elementwise scans were, and a form registered with its own measurement
+(``harness.scan.FASTER_WHERE``: mLSTM's) replaces that table for its variant (``rnn-bench speed --scan
+both``; docs/variants.md, "Parallel scans").
 A variant without a linear form always runs its loop. The choice changes only the order of float
 additions (the tests hold both paths to float64 rounding at T = 256), so it is not part of a trial's
 id; the result records ``path = "scan"``.
@@ -12,11 +14,12 @@ id; the result records ``path = "scan"``.
 from __future__ import annotations
 
 from harness.errors import UsageError
-from harness.scan import LINEAR_FORMS
+from harness.scan import FASTER_WHERE, LINEAR_FORMS
 from harness.variant import Variant
 
 SCAN_CHOICES = ("auto", "on", "off")
-#: (framework, device) -> the jobs in which ``auto`` scans: "solo" (a trial alone), "population".
+#: (framework, device) -> the jobs in which ``auto`` runs an elementwise scan: "solo" (a trial alone),
+#: "population". (mLSTM's chunkwise form has its own measurement: ``MLSTM_SCAN_FASTER`` in variants/xlstm_scan.py.)
 #: Measured with ``rnn-bench speed --scan both`` on the reference machine (min_gru, min_lstm, rg_lru;
 #: H = 32, B = 32, T = 100 and 1000; docs/variants.md, "Parallel scans"): in PyTorch a solo trial's scan is
 #: 1.6-3.7x faster than its loop of small steps, while a population's loop (hoisted products, tensors that
@@ -42,4 +45,5 @@ def uses_scan(variant: Variant, choice: str, framework: str, device: str, member
     """Whether a job of ``members`` trials (1: solo) of ``variant`` runs its layer as a scan."""
     if variant.id not in LINEAR_FORMS or check_scan_choice(choice) == "off":
         return False
-    return choice == "on" or ("solo" if members == 1 else "population") in SCAN_AUTO.get((framework, device), ())
+    measured = FASTER_WHERE.get(variant.id, SCAN_AUTO)
+    return choice == "on" or ("solo" if members == 1 else "population") in measured.get((framework, device), ())

@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
                    "(default: measured per framework and device; 1 trains every trial alone)")
     p.add_argument("--scan", choices=SCAN_CHOICES, default="auto", help="run a variant with a linear form "
-                   "(min_gru, min_lstm, rg_lru) as a parallel scan over time: on, off, or auto (where it was "
-                   "measured faster; docs/variants.md, 'Parallel scans')")
+                   "(min_gru, min_lstm, mlstm, rg_lru) as a parallel scan over time: on, off, or auto (where it was "
+                   "measured faster, or as fast in less memory; docs/variants.md, 'Parallel scans')")
     p.add_argument("--time-limit", type=float, help="seconds per job (a trial, or a population) before its "
                    "unfinished trials time out (default: the suite's)")
     p.add_argument("--retry-failed", action="store_true", help="rerun trials recorded failed or timeout")
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training steps of one trial, for trials per hour (default 1000)")
     p.add_argument("--no-fused", action="store_true", help="population-1 rows use the generic path")
     p.add_argument("--scan", choices=["off", "on", "both"], default="both", help="variants with a linear form "
-                   "(min_gru, min_lstm, rg_lru): their loop of steps (off), their parallel scan (on), or a row "
+                   "(min_gru, min_lstm, mlstm, rg_lru): their loop of steps (off), their parallel scan (on), or a row "
                    "for each (both, the default)")
     p.add_argument("--format", choices=["table", "csv"], default="table")
 

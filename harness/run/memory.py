@@ -16,8 +16,14 @@ times a margin; a plugin variant gets the largest ratio measured. It covers what
 gradients' temporaries and the allocator's slack.
 Evaluation keeps nothing for a backward pass, but runs ``EVAL_BATCH`` sequences at once: one step of
 those is the other peak (mLSTM's H × H temporaries for 1024 sequences), and a job needs the larger of
-the two. Parameters are small beside either. The estimate is for the loop of steps; a solo trial that
-runs as a parallel scan keeps a few more (T, H) tensors per step (``harness.scan``).
+the two. Parameters are small beside either.
+
+A job that runs its variant's linear form (``harness.scan``; ``--scan``) is counted the same way, from
+that form run in numpy on a whole sequence of the job's length (mLSTM's chunkwise form allocates L × L
+products per chunk instead of an H × H memory per step). Its evaluation computes every time step at
+once too, but keeps nothing for a backward pass: it needs the most floats alive at once while the form
+runs, counted as numpy frees them, at ``EVALUATION_BYTES_PER_FLOAT``. Its training's bytes per float
+are measured apart (``python -m benchmarks.memory_ratios --scan``).
 
 ``fit_to_memory`` halves a population that would not fit in its share of the available memory
 (``workers`` jobs run at once) until it does, and refuses a trial that does not fit alone, naming it,
@@ -26,6 +32,7 @@ the estimate and what would make it fit.
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
 
 import numpy as np
@@ -51,23 +58,48 @@ MEASURED_BYTES_PER_FLOAT: dict[str, dict[str, float]] = {
            "mut3": 12.85, "rnn": 17.34, "clockwork": 12.51, "depth_gated": 11.10, "min_gru": 13.48,
            "min_lstm": 14.69, "indrnn": 20.48, "ln_lstm": 13.27, "slstm": 15.07, "mlstm": 7.64, "rg_lru": 15.20},
 }  # fmt: skip
+#: the same for a population that runs its variant's linear form, per float the form allocates per step
+#: (``python -m benchmarks.memory_ratios --scan``, same sizes, 2026-12-06). The elementwise forms' ratios
+#: are high because numpy's reference scan is a loop, while the parallel scans keep log2(chunk) rounds
+MEASURED_SCAN_BYTES_PER_FLOAT: dict[str, dict[str, float]] = {
+    "torch": {"min_gru": 10.80, "min_lstm": 8.18, "mlstm": 2.98, "rg_lru": 5.71},
+    "tf": {"min_gru": 16.40, "min_lstm": 11.23, "mlstm": 5.16, "rg_lru": 8.55},
+}
 MARGIN = 1.25
 #: a variant not measured (a plugin): the largest ratio of its framework, so its estimate errs high
 BYTES_PER_FLOAT = {fw: max(ratios.values()) for fw, ratios in MEASURED_BYTES_PER_FLOAT.items()}
+SCAN_BYTES_PER_FLOAT = {fw: max(ratios.values()) for fw, ratios in MEASURED_SCAN_BYTES_PER_FLOAT.items()}
 #: the share of the available memory a run plans to use (the rest: the workers' frameworks, the driver)
 USABLE_SHARE = 0.8
+#: a scanned evaluation's bytes per float alive at its peak: the count is in float64s, twice what a float32
+#: framework holds, which covers the copies numpy does not make (mLSTM, 1024 sequences of T = 1000 at
+#: H = 64: PyTorch's peak 1.8-2.0 GiB, TensorFlow's 1.9, estimated 3.4; docs/variants.md, "Memory")
+EVALUATION_BYTES_PER_FLOAT = 8.0
 PROBE_BATCH, PROBE_INPUT = 4, 2
 
 
 class _Counting(np.ndarray):
     """An array that adds every array it allocates (not its views) to ``allocated``, in float64s (a
-    boolean array counts an eighth)."""
+    boolean array counts an eighth); ``live`` is what of it is still referenced, ``peak`` the most that
+    was at once (numpy frees an array when its last reference goes, as an eager framework does)."""
 
-    allocated = 0.0
+    allocated = live = peak = 0.0
 
     def __array_finalize__(self, obj: object) -> None:
         if not isinstance(self.base, _Counting):  # a ufunc's new result, wrapped; a view's base is counted
-            _Counting.allocated += self.nbytes / 8
+            floats = self.nbytes / 8
+            _Counting.allocated += floats
+            _Counting.live += floats
+            _Counting.peak = max(_Counting.peak, _Counting.live)
+            weakref.finalize(self, _Counting._freed, floats)
+
+    @staticmethod
+    def _freed(floats: float) -> None:
+        _Counting.live -= floats
+
+    @staticmethod
+    def reset() -> None:
+        _Counting.allocated, _Counting.peak = 0.0, _Counting.live
 
     def __array_function__(self, func, types, args, kwargs):  # noqa: ANN001, ANN204 (numpy's protocol)
         # np.concatenate, np.where, np.split... return plain arrays: wrap them, so that they are counted
@@ -96,35 +128,65 @@ def _floats_per_step(cls: type[Variant], hparams: tuple, hidden_size: int) -> fl
     x = np.ones((PROBE_BATCH, PROBE_INPUT)).view(_Counting)
     state = tuple(np.zeros((PROBE_BATCH, s)).view(_Counting) for s in variant.state_sizes(hidden_size))
     variant.step(NUMPY_OPS, p, x, state)
-    _Counting.allocated = 0
+    _Counting.reset()
     variant.step(NUMPY_OPS, p, x, state)
     return _Counting.allocated / PROBE_BATCH
 
 
-def job_bytes(job: list[Trial]) -> float:
-    """The estimated peak memory of training ``job`` (one population) in one worker."""
+def floats_of_linear_form(variant: Variant, hidden_size: int, length: int) -> tuple[float, float]:
+    """What the variant's linear form allocates at ``hidden_size`` over a sequence of ``length`` steps
+    (numpy, float64), per sequence: all of it per time step (training keeps it for the backward pass),
+    and the most alive at once over the sequence (evaluation keeps only that)."""
+    return _floats_of_linear_form(type(variant), tuple(sorted(variant.hparams.items())), hidden_size, length)
+
+
+@cache
+def _floats_of_linear_form(cls: type[Variant], hparams: tuple, hidden_size: int, length: int) -> tuple[float, float]:
+    from harness.scan import LINEAR_FORMS
+
+    variant = cls(**dict(hparams))
+    shapes = variant.parameter_shapes(PROBE_INPUT, hidden_size)
+    p = {k: np.full(shape, 0.1).view(_Counting) for k, shape in shapes.items()}
+    xs = np.ones((PROBE_BATCH, length, PROBE_INPUT)).view(_Counting)
+    _Counting.reset()
+    before = _Counting.live
+    hs = LINEAR_FORMS[variant.id](variant, NUMPY_OPS, p, xs)
+    del hs
+    return _Counting.allocated / (PROBE_BATCH * length), (_Counting.peak - before) / PROBE_BATCH
+
+
+def job_bytes(job: list[Trial], scan: str = "off") -> float:
+    """The estimated peak memory of training ``job`` (one population) in one worker, whose layer runs
+    as ``scan`` (a run's ``--scan``) decides."""
+    from harness.cell.scan_choice import uses_scan
     from harness.training.grouping import variant_of
 
-    first = job[0]
+    first, variant = job[0], variant_of(job[0])
     settings = [t.settings for t in job]
     hidden = max(s.hidden_size for s in settings)  # members are padded to the largest
     batch = max(s.batch_size for s in settings)
     length = registry().task(first.task).seq_len(first.length)
-    per_step = floats_per_step(variant_of(first), hidden)
-    per_float = bytes_per_float(first.framework, first.variant)
-    training = len(job) * batch * length * per_step * per_float
     evaluated = min(EVAL_BATCH, max(max(s.validation_size, s.test_size) for s in settings))
-    evaluation = len(job) * evaluated * per_step * per_float  # one step of the evaluation batch
-    return max(training, evaluation)
+    if uses_scan(variant, scan, first.framework, first.device, len(job)):
+        per_step, alive = floats_of_linear_form(variant, hidden, length)
+        per_float = bytes_per_float(first.framework, first.variant, scanned=True)
+        evaluation = evaluated * alive * EVALUATION_BYTES_PER_FLOAT  # every step at once, nothing kept
+    else:
+        per_step = floats_per_step(variant, hidden)
+        per_float = bytes_per_float(first.framework, first.variant)
+        evaluation = evaluated * per_step * per_float  # one step of the evaluation batch
+    return len(job) * max(batch * length * per_step * per_float, evaluation)
 
 
-def bytes_per_float(framework: str, variant_id: str) -> float:
-    """The measured ratio of ``variant_id`` in ``framework`` times ``MARGIN``; for a variant (or framework)
-    never measured, the largest ratio measured (of any framework), which errs high."""
-    measured = MEASURED_BYTES_PER_FLOAT.get(framework, {}).get(variant_id)
+def bytes_per_float(framework: str, variant_id: str, scanned: bool = False) -> float:
+    """The measured ratio of ``variant_id`` in ``framework`` (of its linear form if ``scanned``) times
+    ``MARGIN``; for a variant (or framework) never measured, the largest ratio measured, which errs high."""
+    table, largest = ((MEASURED_SCAN_BYTES_PER_FLOAT, SCAN_BYTES_PER_FLOAT) if scanned
+                      else (MEASURED_BYTES_PER_FLOAT, BYTES_PER_FLOAT))  # fmt: skip
+    measured = table.get(framework, {}).get(variant_id)
     if measured is not None:
         return MARGIN * measured
-    return BYTES_PER_FLOAT.get(framework, max(BYTES_PER_FLOAT.values()))
+    return largest.get(framework, max(largest.values()))
 
 
 def available_bytes() -> int:
@@ -134,17 +196,18 @@ def available_bytes() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def fit_to_memory(jobs: list[list[Trial]], workers: int, available: int | None = None) -> list[list[Trial]]:
+def fit_to_memory(jobs: list[list[Trial]], workers: int, available: int | None = None,
+                  scan: str = "off") -> list[list[Trial]]:  # fmt: skip
     """``jobs`` with every population that would not fit in ``USABLE_SHARE × available / workers`` split
     in halves until it does (their members keep their order); ``UsageError`` for trials that do not fit
-    alone."""
+    alone. ``scan`` is the run's ``--scan``: a job's path decides what it keeps."""
     budget = USABLE_SHARE * (available_bytes() if available is None else available) / max(1, workers)
     fitted: list[list[Trial]] = []
     too_large: list[tuple[Trial, float]] = []
     todo = list(jobs)
     while todo:
         job = todo.pop(0)
-        need = job_bytes(job)
+        need = job_bytes(job, scan)
         if need <= budget:
             fitted.append(job)
         elif len(job) == 1:

@@ -105,11 +105,12 @@ def run_suite(
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
     preflight(suite.variants)  # a broken variant is refused before any work or store write
     if dry_run:
-        return _dry_run(suite, trials, store_path, retry_failed, out, workers, population, placement)
+        return _dry_run(suite, trials, store_path, retry_failed, out, workers, population, placement, scan)
 
     check_installed(suite.frameworks)
     # what is left to do, too large for memory even alone: refused before the plan is recorded
-    _fit(make_jobs(work_to_do(trials, _stored(store_path), retry_failed).todo, population), placement, suite.device)
+    _fit(make_jobs(work_to_do(trials, _stored(store_path), retry_failed).todo, population), placement, suite.device,
+         scan)
     store = Store(store_path)
     try:
         store.add_plan(suite.name, trials, whole=suite.whole)
@@ -117,7 +118,7 @@ def run_suite(
         summary = RunSummary(len(trials), len(trials) - len(work.todo), len(work.todo),
                              stale=sum(work.changed.values()))  # fmt: skip
         describe_changes(work, out)
-        jobs = _fit(make_jobs(work.todo, population), placement, suite.device)
+        jobs = _fit(make_jobs(work.todo, population), placement, suite.device, scan)
         print(f"{suite.name}: {len(trials)} trials planned, {summary.already_done} already in {store_path}, "
               f"{len(work.todo)} to run{_jobs_text(jobs)}", file=out)  # fmt: skip
         if not jobs:
@@ -138,12 +139,12 @@ def _stored(store_path: str | Path) -> dict[str, StoredTrial]:
         return store.stored()
 
 
-def _fit(jobs: list[list[Trial]], placement: Placement, device: str) -> list[list[Trial]]:
+def _fit(jobs: list[list[Trial]], placement: Placement, device: str, scan: str) -> list[list[Trial]]:
     """Local CPU jobs split to fit this machine's memory (``harness.run.memory``). A Dask cluster's
     workers have their own memory, and a GPU's is not the host's; the driver sees neither, so those jobs
     go as planned."""
     local_cpu = placement.executor == "local" and device == "cpu"
-    return fit_to_memory(jobs, placement.workers) if local_cpu else jobs
+    return fit_to_memory(jobs, placement.workers, scan=scan) if local_cpu else jobs
 
 
 def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], summary: RunSummary,
@@ -188,7 +189,7 @@ def _jobs_text(jobs: list[list[Trial]]) -> str:
 
 
 def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_failed: bool, out: TextIO,
-             workers: int, population: int | None, placement: Placement) -> RunSummary:  # fmt: skip
+             workers: int, population: int | None, placement: Placement, scan: str) -> RunSummary:  # fmt: skip
     """Print the plan, what the store already has, what a run would do and how long it would take; write
     nothing."""
     describe_plan(suite, trials, out)
@@ -201,7 +202,7 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     todo = len(work.todo)
     busy = sum(t.id in claimed for t in work.todo)
     running = f", {busy} of them being run by another driver now" if busy else ""
-    jobs = _fit(make_jobs(work.todo, population), placement, suite.device)
+    jobs = _fit(make_jobs(work.todo, population), placement, suite.device, scan)
     print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running}"
           f"{_jobs_text(jobs)})", file=out)  # fmt: skip
     for line in _estimate_lines(suite, jobs, workers, frame):
