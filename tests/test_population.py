@@ -57,7 +57,7 @@ def test_every_variant_trains_in_a_population_as_it_would_alone(variant_id):
         assert_same_result(member, solo(trial))
 
 
-@pytest.mark.parametrize("task, T", [("continual_reber", 2), ("continual_adding", 3)])
+@pytest.mark.parametrize("task, T", [("continual_reber", 2), ("continual_adding", 3), ("associative_recall", 2)])
 def test_masked_losses_train_in_a_population_as_alone(task, T):
     """Members' batches differ in length (Reber streams): padded to the longest, each loss is unchanged;
     members of other hidden sizes, learning rates and schedules, as above."""

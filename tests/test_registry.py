@@ -86,5 +86,5 @@ def test_a_task_declaring_a_loss_the_backends_cannot_train_is_a_broken_file(cli,
     use_plugins("bad_loss")
     code, out, err = cli("list", "tasks")
     assert code == 0 and "bad_loss" not in out and "continual_reber" in out
-    assert ("bad_loss.py failed to import: task 'bad_loss' declares loss = 'cross_entropy' with "
-            "loss_at = 'mask'; allowed there: mse, binary_cross_entropy") in err  # fmt: skip
+    assert ("bad_loss.py failed to import: task 'bad_loss' declares loss = 'binary_cross_entropy' with "
+            "loss_at = 'all'; allowed there: cross_entropy") in err  # fmt: skip

@@ -81,8 +81,8 @@ def test_search_space_draws_inside_bounds():
 
 
 def test_shipped_suites_load_and_plan():
-    assert {"smoke", "quick", "greff", "full"} <= set(list_suites())
-    for name in ("smoke", "quick", "greff", "full"):
+    assert {"smoke", "quick", "greff", "full", "learnability"} <= set(list_suites())
+    for name in list_suites():
         s = load_suite(name)
         trials = plan(s)
         assert trials and s.baseline in s.variants
@@ -90,6 +90,9 @@ def test_shipped_suites_load_and_plan():
     from harness.plugins.registry import registry
 
     assert set(full.variants) == set(registry().variants)  # the full study covers the whole catalogue
+    learnability = load_suite("learnability")  # the reference cell on the state tracking and recall tasks
+    assert learnability.variants == ["np"] and learnability.training["max_steps"] == 1000
+    assert set(learnability.tasks) == {"parity", "cycle_navigation", "associative_recall", "selective_copy"}
 
 
 def test_greff_is_the_study_the_readme_cites():

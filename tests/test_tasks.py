@@ -12,20 +12,25 @@ from harness.plugins.registry import registry
 from harness.task import Task
 from tasks.adding import Adding
 from tasks.adding_hs97 import AddingHS97
+from tasks.associative_recall import AssociativeRecall
 from tasks.continual_adding import ContinualAdding
 from tasks.continual_reber import ContinualReber
 from tasks.copy import Copy
 from tasks.delayed_recall import DelayedRecall
+from tasks.selective_copy import SelectiveCopy
+from tasks.state_tracking import CycleNavigation, Parity
 from tasks.temporal_order import TemporalOrder
 from tasks.variable_copy import VariableCopy
 
 ALL_TASKS: list[type[Task]] = [
     Adding, Copy, DelayedRecall, AddingHS97, TemporalOrder, VariableCopy, ContinualAdding, ContinualReber,
+    Parity, CycleNavigation, AssociativeRecall, SelectiveCopy,
 ]  # fmt: skip
 LENGTHS = {
     "adding": [2, 3, 10, 25], "copy": [1, 2, 7], "delayed_recall": [1, 2, 9],
     "adding_hs97": [4, 5, 20, 33], "temporal_order": [10, 11, 25], "variable_copy": [1, 2, 7],
     "continual_adding": [2, 3, 10], "continual_reber": [1, 2, 5],
+    "parity": [1, 2, 17], "cycle_navigation": [1, 2, 17], "associative_recall": [1, 2, 9], "selective_copy": [8, 9, 30],
 }  # fmt: skip
 VARIABLE_LENGTH = {"continual_reber"}  # seq_len(T) is the expected length; each batch pads to its own
 BIG = 20000  # sample size of the measured baselines
@@ -67,6 +72,10 @@ def test_registry_discovers_the_core_tasks() -> None:
 
 def test_registry_discovers_the_optional_tasks() -> None:
     assert {"adding_hs97", "temporal_order", "variable_copy"} <= set(registry().tasks)
+
+
+def test_registry_discovers_the_state_tracking_and_recall_tasks() -> None:
+    assert {"parity", "cycle_navigation", "associative_recall", "selective_copy"} <= set(registry().tasks)
 
 
 def test_registry_discovers_the_continual_tasks() -> None:
@@ -365,6 +374,10 @@ SOLVED_RULES = [
     (AddingHS97, "success_rate", 0.99, True),  # optional task: its docstring's rule
     (TemporalOrder, "accuracy", 0.99, True),
     (ContinualAdding, "mse", 0.01, False),  # test MSE over the episode ends < 0.01
+    (Parity, "final_accuracy", 0.99, True),  # the state tracking and recall tasks: >= 0.99 each
+    (CycleNavigation, "final_accuracy", 0.99, True),
+    (AssociativeRecall, "query_accuracy", 0.99, True),
+    (SelectiveCopy, "recall_accuracy", 0.99, True),
 ]  # continual_reber needs two metrics: tests/test_continual_tasks.py
 
 

@@ -52,7 +52,7 @@ def test_a_padded_population_trains_as_its_members_alone():
     check_variant("v")
 
 
-@pytest.mark.parametrize("task, T", [("continual_reber", 1), ("continual_adding", 2)])
+@pytest.mark.parametrize("task, T", [("continual_reber", 1), ("continual_adding", 2), ("associative_recall", 2)])
 def test_masked_losses_train_in_a_population_as_alone(task, T):
     """Members' batches differ in length (Reber streams): padded to the longest, each loss is unchanged.
     One budget for both members, so that the step is traced for one member count only (seconds each)."""

@@ -126,11 +126,12 @@ def masked_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor, axis: tuple[
     """``loss_at = "mask"`` (``harness.task``): outputs (..., L, O), targets (..., L, O + 1); the mean of
     the per-step loss over the steps the mask reads, reduced over ``axis`` (as ``torch_backend``'s)."""
     values, mask = targets[..., :-1], targets[..., -1]
-    if task.loss == "mse":
-        per_output = tf.square(outputs - values)
+    if task.loss == "cross_entropy":  # one-hot classes: −Σ_o y_o log softmax(outputs)_o
+        per_step = tf.nn.softmax_cross_entropy_with_logits(labels=values, logits=outputs)
+    elif task.loss == "mse":
+        per_step = tf.reduce_mean(tf.square(outputs - values), axis=-1)
     else:
-        per_output = tf.nn.sigmoid_cross_entropy_with_logits(labels=values, logits=outputs)
-    per_step = tf.reduce_mean(per_output, axis=-1)
+        per_step = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=values, logits=outputs), axis=-1)
     count = tf.maximum(tf.reduce_sum(mask, axis=axis), tf.ones([], mask.dtype))
     return tf.reduce_sum(per_step * mask, axis=axis) / count
 

@@ -67,11 +67,12 @@ def masked_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor, dims: 
     """``loss_at = "mask"`` (``harness.task``): outputs (..., L, O), targets (..., L, O + 1); the mean of
     the per-step loss over the steps the mask reads, reduced over ``dims`` (batch and steps)."""
     values, mask = targets[..., :-1], targets[..., -1]
-    if task.loss == "mse":
-        per_output = (outputs - values) ** 2
+    if task.loss == "cross_entropy":  # one-hot classes: −Σ_o y_o log softmax(outputs)_o
+        per_step = -(values * F.log_softmax(outputs, dim=-1)).sum(dim=-1)
+    elif task.loss == "mse":
+        per_step = ((outputs - values) ** 2).mean(dim=-1)
     else:
-        per_output = F.binary_cross_entropy_with_logits(outputs, values, reduction="none")
-    per_step = per_output.mean(dim=-1)
+        per_step = F.binary_cross_entropy_with_logits(outputs, values, reduction="none").mean(dim=-1)
     return (per_step * mask).sum(dim=dims) / torch.clamp(mask.sum(dim=dims), min=1.0)
 
 

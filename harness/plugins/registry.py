@@ -5,7 +5,7 @@ A file that fails to import is reported by its name (``registry.broken_files``) 
 work: whatever it raises, ``SystemExit`` (``sys.exit`` at import) included, since a plugin must not
 end the program. Only Ctrl-C (``KeyboardInterrupt``) goes through. Two classes claiming one id (or
 alias) is an error naming both files. A task declaring a loss the backends cannot train
-(``harness.task.LOSSES``) makes its file broken, with the value and what is allowed. Extra folders of
+(``harness.losses.TRAINABLE_LOSSES``) makes its file broken, with the value and what is allowed. Extra folders of
 plugin files can be named in ``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
 
 A plugin file must finish importing within ``RNN_BENCH_IMPORT_TIMEOUT`` seconds (default 30; 0: no
@@ -35,7 +35,8 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.errors import UsageError, unknown_name
-from harness.task import LOSSES, Task
+from harness.losses import TRAINABLE_LOSSES
+from harness.task import Task
 from harness.variant import Variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,10 +147,10 @@ class Registry:
 
 
 def loss_problem(cls: type[Task]) -> str:
-    """Why the backends cannot train ``cls``'s declared loss (``harness.task.LOSSES``), or ""."""
-    allowed = LOSSES.get(cls.loss_at)
+    """Why the backends cannot train ``cls``'s declared loss (``harness.losses.TRAINABLE_LOSSES``), or ""."""
+    allowed = TRAINABLE_LOSSES.get(cls.loss_at)
     if allowed is None:
-        return f"task {cls.id!r} declares loss_at = {cls.loss_at!r}; allowed: {', '.join(LOSSES)}"
+        return f"task {cls.id!r} declares loss_at = {cls.loss_at!r}; allowed: {', '.join(TRAINABLE_LOSSES)}"
     if cls.loss not in allowed:
         return (f"task {cls.id!r} declares loss = {cls.loss!r} with loss_at = {cls.loss_at!r}; "
                 f"allowed there: {', '.join(allowed)}")  # fmt: skip
