@@ -31,6 +31,7 @@ from harness.run.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.run.scheduling import make_jobs, population_cap
 from harness.store.database import Store, StoredTrial
 from harness.store.metadata import for_suite
+from harness.suites.budget import budget_lines
 from harness.suites.suite import Suite, plan
 from harness.trials.trial import Trial
 
@@ -87,6 +88,8 @@ def describe_plan(suite: Suite, trials: list[Trial], out: TextIO) -> None:
     print(f"  frameworks: {', '.join(suite.frameworks)}; device {suite.device}", file=out)
     print(f"  {suite.trials} configuration(s) x {suite.replicates} replicate(s) per cell; search over "
           f"{', '.join(sorted(suite.search)) or 'nothing'}", file=out)  # fmt: skip
+    if suite.parameters is not None:
+        print("\n".join(budget_lines(suite.parameters, trials)), file=out)
 
 
 def run_suite(

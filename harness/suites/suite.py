@@ -9,6 +9,7 @@ trials (same suite, same trial ids).
     frameworks = ["torch", "tf"]
     baseline = "np"                            # the reference variant of the report
     trials = 3                                 # random-search configurations per (task, T)
+    parameters = 20000                         # optional: every cell at this many weights (harness.suites.budget)
     replicates = 1                             # independent seeds per configuration (``seeds``: old name)
     device = "cpu"
     time_limit = 600                           # seconds per job (a trial, or a population of trials)
@@ -52,6 +53,7 @@ from harness.backends import check_framework
 from harness.errors import UsageError, unknown_name
 from harness.plugins.registry import registry
 from harness.suites.analysis_plan import AnalysisPlan, parse_analysis_plan
+from harness.suites.budget import budget_hidden_size
 from harness.suites.search_space import check_distribution, sample
 from harness.trials.protocol import DEFAULTS, DEVICES, check_hparams
 from harness.trials.trial import Trial
@@ -67,6 +69,7 @@ SEED_STRIDE = 1_000_003  # seed of replicate r of configuration k: k + r * SEED_
 TOP_KEYS = {
     "name", "description", "tasks", "variants", "frameworks", "baseline", "trials", "replicates", "seeds",
     "device", "time_limit", "search_seed", "lengths", "training", "search", "overrides", "statistics",
+    "parameters",
 }  # fmt: skip
 
 
@@ -93,6 +96,7 @@ class Suite:
     device: str = "cpu"
     time_limit: float = 600.0
     search_seed: int = 0
+    parameters: int | None = None  # an equal parameter budget: each variant's hidden size from it (budget.py)
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
@@ -195,6 +199,7 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
         device=data.get("device", "cpu"),
         time_limit=data.get("time_limit", 600.0),
         search_seed=data.get("search_seed", 0),
+        parameters=data.get("parameters"),
         description=str(data.get("description", "")),
         training=dict(_table(data, "training", where)),
         search=dict(_table(data, "search", where)),
@@ -268,6 +273,7 @@ def validate(s: Suite, where: str) -> None:
         raise UsageError(f"{where}: search_seed = {s.search_seed!r} must be an integer >= 0")
     if isinstance(s.time_limit, bool) or not isinstance(s.time_limit, (int, float)) or not s.time_limit > 0:
         raise UsageError(f"{where}: time_limit = {s.time_limit!r} must be a positive number of seconds")
+    _check_budget(s, where)
     for task in s.tasks:
         if task not in s.lengths or not s.lengths[task]:
             raise UsageError(f"{where}: no lengths for task {task!r}; add it to [lengths] (e.g. {task} = [20, 50])")
@@ -292,6 +298,20 @@ def validate(s: Suite, where: str) -> None:
             if key not in DEFAULTS:
                 raise unknown_name("training key", key, DEFAULTS, f"{where}, [{table}]")
         check_hparams(values, f"{where}, [{table}]")
+
+
+def _check_budget(s: Suite, where: str) -> None:
+    """``parameters`` is a positive integer, and it replaces any hidden size the suite would set."""
+    if s.parameters is None:
+        return
+    if isinstance(s.parameters, bool) or not isinstance(s.parameters, int) or s.parameters < 1:
+        raise UsageError(f"{where}: parameters = {s.parameters!r} must be an integer >= 1 (weights per cell)")
+    tables = [("search", s.search), ("training", s.training)] + [(f"overrides.{t}", o) for t, o in s.overrides.items()]
+    for table, values in tables:
+        if "hidden_size" in values:
+            raise UsageError(f"{where}: [{table}] hidden_size and parameters = {s.parameters} both set the hidden "
+                             "size; with parameters each variant's hidden size is the one that brings its cell "
+                             "closest to that many weights, so remove hidden_size")  # fmt: skip
 
 
 def _search_values(spec: Any) -> list[Any]:
@@ -338,6 +358,8 @@ def plan(s: Suite) -> list[Trial]:
                     own = {key: v for key, v in config.items() if key in variant_cls.hyperparameters}
                     variant = variant_cls(**own)
                     hp.update(variant.hparams)  # validated, defaults filled
+                    if s.parameters is not None:  # an equal budget: the width that brings the cell closest
+                        hp["hidden_size"] = budget_hidden_size(variant, reg.task(task).input_size, s.parameters)
                     # Settings that cannot change this trial's arithmetic must not change its id either
                     if variant_cls.fused_kernel is None:
                         hp["fused"] = False
