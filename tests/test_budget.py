@@ -74,3 +74,31 @@ def test_a_budget_and_a_hidden_size_together_are_refused(table):
     extra = {table: {"hidden_size": value, **({"modules": {"choice": [2]}} if table == "search" else {})}}
     with pytest.raises(UsageError, match=rf"\[{table}\] hidden_size and parameters = 500 both set the hidden size"):
         _suite(parameters=500, **extra)
+
+
+def test_a_large_budget_is_reached_by_the_widest_cells_too():
+    """No fixed width cap: IndRNN's weights grow as 3H at I = 2, so 100,000 needs H of about 33,000."""
+    indrnn = registry().variant("indrnn")
+    assert abs(budget_count(indrnn, 2, 100_000) - 100_000) <= TOLERANCE * 100_000
+
+
+def test_initial_value_settings_do_not_start_a_new_search():
+    from harness.suites import budget
+
+    np_cls = registry().variant_class("np")
+    budget._closest.cache_clear()
+    for bias in (0.5, 1.0, 2.5, "chrono"):
+        budget_hidden_size(np_cls(forget_bias=bias), 2, 12_345)
+    assert budget._closest.cache_info().currsize == 1
+
+
+def test_a_miss_names_the_hyperparameters_that_shape_the_cell():
+    """Clockwork's widths are multiples of its modules: with 32 modules, 20,000 is missed by 16 %."""
+    suite = _suite(parameters=20_000, search={"modules": {"choice": [32]}})
+    lines = budget_lines(20_000, plan(suite))
+    assert any(line.strip().startswith("! clockwork with modules = 32 cannot come within 10%") for line in lines)
+
+
+def test_a_hidden_size_in_a_tasks_overrides_is_refused_with_a_budget():
+    with pytest.raises(UsageError, match=r"\[overrides.parity\] hidden_size and parameters = 500"):
+        _suite(parameters=500, overrides={"parity": {"hidden_size": 8}})

@@ -229,5 +229,6 @@ def _refusal(too_large: list[tuple[Trial, float]], budget: float, workers: int) 
             f"worker(s) may use about {budget / 2**30:.1f} GiB ({USABLE_SHARE:.0%} of the memory available "
             f"now, shared by the workers), and training keeps every time step for the backward pass:\n"
             + "\n".join(lines) + more +
-            "\nLower hidden_size, batch_size or the length for these cells in the suite, run fewer --workers, "
+            "\nLower hidden_size (or the suite's parameters budget), batch_size or the length for these cells in "
+            "the suite, run fewer --workers, "
             "or leave these variants out (--variants). Nothing was run or stored.")  # fmt: skip
