@@ -514,3 +514,31 @@ def test_the_recorder_writes_progress_points_through_the_store(tmp_path):
         assert rows.fetchall() == [(run, "t", "train", 10, 0.6, None), (run, "t", "validation", 10, 0.5, 0.25)]
         recorder.close_run({})
         assert store.conn.execute("SELECT COUNT(*) FROM progress").fetchone()[0] == 0
+
+
+def _open_new_store(path: str, results) -> None:
+    from harness.store.database import Store
+
+    try:
+        Store(path).close()
+        results.put("ok")
+    except Exception as e:  # noqa: BLE001 (the test reports what a driver would have printed)
+        results.put(str(e))
+
+
+def test_drivers_creating_one_store_at_once_all_open_it(tmp_path):
+    """Switching a new store to write-ahead logging needs the database to itself, and SQLite said
+    "database is locked" at once, without its busy timeout, to a driver that came while another created
+    the store (seen once in CI; 7 of 180 opens failed in 60 rounds of three before the fix)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for i in range(30):
+        results = context.Queue()
+        path = str(tmp_path / f"s{i}.sqlite")
+        drivers = [context.Process(target=_open_new_store, args=(path, results)) for _ in range(3)]
+        for d in drivers:
+            d.start()
+        for d in drivers:
+            d.join()
+        assert [results.get() for _ in drivers] == ["ok"] * 3

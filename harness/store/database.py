@@ -343,7 +343,7 @@ class Store:
         return sqlite3.connect(uri, uri=True, timeout=30)
 
     def _create_schema(self) -> None:
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        _wal(self.conn)
         self.conn.execute("PRAGMA synchronous=NORMAL")
         # The write lock from the first read on (BEGIN IMMEDIATE waits out the busy timeout): two drivers
         # opening a store together must not both read the version, then one fail to upgrade its read to a
@@ -701,3 +701,18 @@ class Store:
     def latest_environment(self) -> dict[str, Any]:
         row = self.conn.execute("SELECT environment FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row and row[0] else {}
+
+
+def _wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch to write-ahead logging. The switch needs the database to itself and SQLite answers "database
+    is locked" at once, without its busy timeout, while another driver creates the same store; so wait
+    for that driver here, as long as a connection would (a race seen once in CI, 2026-12-06)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
