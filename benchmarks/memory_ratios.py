@@ -7,9 +7,8 @@ added time step; that divided by ``harness.run.memory.floats_per_step`` (the flo
 counted in numpy) is the variant's ratio. ``harness.run.memory.BYTES_PER_FLOAT`` holds the largest ratio
 per framework. With ``--scan`` the population runs its variant's linear form (``harness.scan``), and the
 floats are the growth of what the form allocates from L = 50 to L = 200 (``floats_of_linear_form``),
-per added step. A benchmark, not
-a test: it asserts nothing; docs/variants.md ("Memory") quotes its numbers. One framework per process,
-one after the other, so that they do not share cores.
+per added step. A benchmark, not a test: it asserts nothing; docs/variants.md ("Memory") quotes its
+numbers. One framework per process, one after the other, so that they do not share cores.
 """
 
 from __future__ import annotations

@@ -15,16 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from harness.task import LOSSES as FIRST_LOSSES
+from harness.task import softmax_cross_entropy
 
 TRAINABLE_LOSSES: dict[str, tuple[str, ...]] = {**FIRST_LOSSES, "mask": (*FIRST_LOSSES["mask"], "cross_entropy")}
 
 
 def masked_cross_entropy(outputs: np.ndarray, targets: np.ndarray) -> float:
     """The masked cross-entropy of one-hot classes (module docstring), in float64: targets (B, L, O + 1),
-    the mask last."""
-    outputs, targets = np.asarray(outputs, dtype=np.float64), np.asarray(targets, dtype=np.float64)
-    values, mask = targets[..., :-1], targets[..., -1]
-    z = outputs - outputs.max(axis=-1, keepdims=True)
-    log_softmax = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    per_step = -(values * log_softmax).sum(axis=-1)
+    the mask last (a step the mask does not read may hold no class at all)."""
+    targets = np.asarray(targets)
+    values, mask = targets[..., :-1], targets[..., -1].astype(np.float64)
+    per_step = softmax_cross_entropy(outputs, values.argmax(axis=-1))
     return float((per_step * mask).sum() / max(1.0, mask.sum()))

@@ -48,6 +48,9 @@ def test_a_planned_trial_gets_its_variants_budget_width_and_clockwork_a_multiple
             assert t.hparams["hidden_size"] % t.hparams["modules"] == 0
     widths = {(t.variant, t.task): t.hparams["hidden_size"] for t in plan(suite)}
     assert widths[("mlstm", "parity")] > widths[("np", "parity")]  # no recurrent matrices: wider at one budget
+    lines = budget_lines(20_000, plan(suite))  # mLSTM's state: h, its H × H memory C, n and m
+    assert any(line.split()[:4] == ["mlstm", "I", "=", "2"] and "H 1666 (19,998 parameters, -0.0%; state 2,778,889)"
+               in line for line in lines), lines  # fmt: skip
 
 
 def test_a_budget_no_cell_can_reach_is_named_in_the_plan():

@@ -121,16 +121,20 @@ def floats_per_step(variant: Variant, hidden_size: int) -> float:
 @cache
 def _floats_per_step(cls: type[Variant], hparams: tuple, hidden_size: int) -> float:
     variant = cls(**dict(hparams))
-    # the declared shapes filled with a constant: what is allocated does not depend on the values, and
-    # drawing a large orthogonal matrix per hidden size would cost more than the whole count
-    shapes = variant.parameter_shapes(PROBE_INPUT, hidden_size)
-    p = {k: np.full(shape, 0.1).view(_Counting) for k, shape in shapes.items()}
+    p = _probe_params(variant, hidden_size)
     x = np.ones((PROBE_BATCH, PROBE_INPUT)).view(_Counting)
     state = tuple(np.zeros((PROBE_BATCH, s)).view(_Counting) for s in variant.state_sizes(hidden_size))
     variant.step(NUMPY_OPS, p, x, state)
     _Counting.reset()
     variant.step(NUMPY_OPS, p, x, state)
     return _Counting.allocated / PROBE_BATCH
+
+
+def _probe_params(variant: Variant, hidden_size: int) -> dict[str, np.ndarray]:
+    """The declared shapes filled with a constant, as counting arrays: what is allocated does not depend on
+    the values, and drawing a large orthogonal matrix per hidden size would cost more than the count."""
+    shapes = variant.parameter_shapes(PROBE_INPUT, hidden_size)
+    return {k: np.full(shape, 0.1).view(_Counting) for k, shape in shapes.items()}
 
 
 def floats_of_linear_form(variant: Variant, hidden_size: int, length: int) -> tuple[float, float]:
@@ -145,8 +149,7 @@ def _floats_of_linear_form(cls: type[Variant], hparams: tuple, hidden_size: int,
     from harness.scan import LINEAR_FORMS
 
     variant = cls(**dict(hparams))
-    shapes = variant.parameter_shapes(PROBE_INPUT, hidden_size)
-    p = {k: np.full(shape, 0.1).view(_Counting) for k, shape in shapes.items()}
+    p = _probe_params(variant, hidden_size)
     xs = np.ones((PROBE_BATCH, length, PROBE_INPUT)).view(_Counting)
     _Counting.reset()
     before = _Counting.live
