@@ -34,6 +34,9 @@ def assert_same_result(member, alone):
     for key in ("validation", "test_best", "test_last"):
         got, want = getattr(member, key), getattr(alone, key)
         assert set(got) == set(want) and all(close(got[k], want[k]) for k in want), (key, got, want)
+    assert sorted(member.test_lengths) == sorted(alone.test_lengths)
+    for L, want in alone.test_lengths.items():
+        assert all(close(member.test_lengths[L][k], want[k]) for k in want), (L, member.test_lengths[L], want)
     assert member.param_count == alone.param_count
 
 

@@ -41,6 +41,8 @@ TRAINING = [
     ("gru_ra", "adding", 10, {"clip_norm": 0.0}),
     ("np", "continual_reber", 2, {}),  # masked binary cross-entropy, batches of varying length
     ("v", "continual_adding", 3, {}),  # masked MSE
+    ("np", "parity", 6, {"train_lengths": "uniform"}),  # a new length at each step: TF traces once for all
+    ("slstm", "parity", 6, {"train_lengths": "uniform"}),  # ... through the generic step's while loop too
 ]
 TRANSFER = ["np", "gru_ra", "v"]
 

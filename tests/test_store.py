@@ -20,6 +20,8 @@ from harness.training.solo import TrialResult
 from harness.trials.protocol import check_hparams
 from harness.trials.trial import Trial
 
+VERSION = str(store_module.SCHEMA_VERSION)
+
 
 def a_trial(seed=0, variant="np"):
     return Trial("adding", 10, variant, "torch", "cpu", check_hparams({"max_steps": 5}), seed)
@@ -175,7 +177,8 @@ def test_a_trial_stored_since_the_plan_cannot_be_claimed(tmp_path):
 def test_a_version_1_store_is_migrated_and_its_rows_have_no_fingerprint(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript(store_module.SCHEMA.replace(",\n    variant_code TEXT, task_code TEXT, population INTEGER", ""))
+    added = ",\n    variant_code TEXT, task_code TEXT, population INTEGER, generalisation REAL"
+    conn.executescript(store_module.SCHEMA.replace(added, ""))
     conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     conn.execute("INSERT INTO trials (trial_id, task, length, variant, framework, device, seed, hparams, status, "
                  "finished_at) VALUES ('old', 'adding', 10, 'np', 'torch', 'cpu', 0, '{}', 'ok', 1.0)")  # fmt: skip
@@ -186,7 +189,7 @@ def test_a_version_1_store_is_migrated_and_its_rows_have_no_fingerprint(tmp_path
         old = store.stored()["old"]
         assert (old.variant_code, old.task_code) == (None, None)
         assert old.code_changed("x", "y") == []  # nothing known against it
-        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == VERSION
 
 
 def test_failed_trial_keeps_its_reason_and_nan_becomes_null(tmp_path):
@@ -390,8 +393,9 @@ def v2_store(path) -> None:
     trial of np on adding T=10 and a plan of gru there."""
     import re
 
-    schema = store_module.SCHEMA.replace(", suite_text TEXT", "")
-    schema = re.sub(r"CREATE TABLE IF NOT EXISTS (variants|tasks|progress) \(.*?\);\n", "", schema, flags=re.S)
+    schema = store_module.SCHEMA.replace(", suite_text TEXT", "").replace(", generalisation REAL", "")
+    schema = re.sub(r"CREATE TABLE IF NOT EXISTS (variants|tasks|progress|test_lengths) \(.*?\);\n", "", schema,
+                    flags=re.S)
     schema = schema.replace("CREATE INDEX IF NOT EXISTS progress_by_run ON progress (run_id);\n", "")
     conn = sqlite3.connect(path)
     conn.executescript(schema)
@@ -411,7 +415,7 @@ def test_a_version_2_store_opened_for_writing_gets_the_metadata_of_what_it_holds
     path = tmp_path / "v2.sqlite"
     v2_store(path)
     with Store(path) as store:
-        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert store.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == VERSION
         meta = store.metadata()
         assert set(meta.variants) == {"np", "gru"}  # stored and planned
         np_cls = registry().variants["np"]

@@ -52,6 +52,7 @@ import pandas as pd
 from harness.analysis import statistics as S
 from harness.analysis.comparisons import compare_with_baseline
 from harness.analysis.equivalence import equivalence, framework_pairs
+from harness.analysis.generalisation import length_generalisation
 from harness.analysis.importance import importance as hyperparameter_importance
 from harness.analysis.importance import importance_by_task
 from harness.analysis.marginals import interaction, marginal_effects, strongest_effects
@@ -667,6 +668,7 @@ class Analysis:
     seed_noise: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``replicates.seed_noise``, per cell
     seed_noise_by_task: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``replicates.seed_noise_by_task``
     equivalence: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``equivalence.equivalence``
+    generalisation: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``generalisation.length_generalisation``
 
     def lengths(self, task: str) -> list[int]:
         return sorted(int(t) for t in self.trials.loc[self.trials["task"] == task, "length"].unique())
@@ -712,12 +714,14 @@ def analyse(
     metadata: Metadata | None = None,
     running: pd.DataFrame | None = None,
     running_curves: pd.DataFrame | None = None,
+    test_lengths: pd.DataFrame | None = None,
 ) -> Analysis:
     """All the numbers of the report from the store's trials (and learning curves). ``metadata``: the
     variant and task records (``Store.metadata``) that give names, order and thresholds; None takes
     them from the code here (``harness.store.metadata.from_registry``). ``plan``: the suite's analysis plan (how
     the comparisons with the baseline are tested; None: the defaults). ``running`` (``Store.running``) and
-    ``running_curves``: trials still being trained, counted as running and drawn, never in a statistic."""
+    ``running_curves``: trials still being trained, counted as running and drawn, never in a statistic.
+    ``test_lengths`` (``Store.test_lengths_frame``): the metric of trials tested beyond T at each length."""
     running = running if running is not None else pd.DataFrame(columns=CELL)
     df, metadata, base, notes, variants = _design(trials, baseline, metadata, running)
     ranks = metadata.ranks()
@@ -773,7 +777,16 @@ def analyse(
         marginals=marginals,
         interaction=interaction(configs),
         strongest=strongest_effects(marginals),
+        generalisation=length_generalisation(df, test_lengths),
     )
+
+
+def generalisation_as_metric(trials: pd.DataFrame) -> pd.DataFrame:
+    """``trials`` (a store's frame) with the generalisation score as ``test_metric`` (a copy): what a plan
+    whose ``primary`` is ``"generalisation"`` compares; NaN where a trial has no score."""
+    df = trials.copy()
+    df["test_metric"] = pd.to_numeric(df["generalisation"], errors="coerce") if "generalisation" in df else np.nan
+    return df
 
 
 def planned_cells(plans: pd.DataFrame) -> pd.DataFrame:

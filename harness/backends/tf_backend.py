@@ -240,7 +240,10 @@ class TfModel:
             self._list = list(self.variables.values())
             self.optimizer = make_optimizer(settings, self._list)
         self.path = self.layer.path
-        self._train = tf.function(self._train_step, jit_compile=xla)
+        # under uniform training lengths every length would trace again; after the first few, traced once
+        # for any length (a linear form then takes its form for unknown lengths: variants/xlstm_scan.py)
+        self._train = tf.function(self._train_step, jit_compile=xla,
+                                  reduce_retracing=settings.train_lengths == "uniform")  # fmt: skip
         self._predictors: dict[int | None, Any] = {}  # the length traced for (None: any) -> traced forward
 
     def forward(self, inputs: tf.Tensor) -> tf.Tensor:

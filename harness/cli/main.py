@@ -3,7 +3,7 @@
     rnn-bench list tasks|variants|suites      what there is
     rnn-bench run SUITE [narrowing]           run a benchmark (resumes; Ctrl-C keeps finished trials)
     rnn-bench status                          finished / remaining / failed per suite
-    rnn-bench export -o FILE [--curves]       one row per trial (or curve point), typed, for pandas and friends
+    rnn-bench export -o FILE [--curves|--lengths]  one row per trial (curve point, test length), typed
     rnn-bench report                          the Greff-style report (HTML + Markdown + tables)
     rnn-bench check VARIANT                   contract, gradients, cross-framework and fused parity
     rnn-bench new-variant NAME                a working template for a new cell, with its test
@@ -43,8 +43,8 @@ VERBS = {
     "status": ("finished / remaining / failed trials per suite in a store"),
     "export": (
         "export one row per trial (every field, a configuration id pairing PyTorch with TensorFlow, "
-        "hyperparameters as typed hp.* columns), or with --curves one row per learning-curve point, as CSV "
-        "or Parquet: typed columns, described in docs/export.md"
+        "hyperparameters as typed hp.* columns), or with --curves one row per learning-curve point, with "
+        "--lengths one per test length, as CSV or Parquet: typed columns, described in docs/export.md"
     ),
     "report": (
         "write the Greff-style report of a store: reports/<suite>/index.html (self-contained), "
@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--curves", action="store_true", help="the learning curves: one row per trial, split and "
                       "step, with the trial's identifying columns")
+    what.add_argument("--lengths", action="store_true", help="length generalisation: one row per trial tested "
+                      "beyond T and test length (T included), its primary metric and loss at that length")
     what.add_argument("--comparisons", action="store_true", help="the report's comparisons with the baseline: "
                       "one row per variant, task, T, framework and selection, every test, effect and verdict")
     p.add_argument("--suite", help="with --comparisons: only this suite's trials, tested by its [statistics] "
@@ -290,7 +292,14 @@ def _metric_text(value) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from harness.report.export import comparisons_table, curves_table, export_format, trials_table, write_table
+    from harness.report.export import (
+        comparisons_table,
+        curves_table,
+        export_format,
+        lengths_table,
+        trials_table,
+        write_table,
+    )  # fmt: skip
     from harness.store.database import Store
 
     fmt = export_format(args.output, args.format)
@@ -303,11 +312,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"rnn-bench export: note: {df.attrs['note']}", file=sys.stderr)
     else:
         with Store(args.store, read_only=True) as store:
-            df = curves_table(store) if args.curves else trials_table(store)
+            df = curves_table(store) if args.curves else lengths_table(store) if args.lengths else trials_table(store)
     write_table(df, args.output, fmt)
     if args.output != "-":
         what = (f"{len(df)} comparisons" if args.comparisons else
-                f"{len(df)} curve points of {df['trial_id'].nunique()} trials" if args.curves else f"{len(df)} trials")
+                f"{len(df)} curve points of {df['trial_id'].nunique()} trials" if args.curves else
+                f"{len(df)} test lengths of {df['trial_id'].nunique()} trials" if args.lengths else f"{len(df)} trials")
         print(f"wrote {what} to {args.output}", file=sys.stderr)
     return 0
 

@@ -54,7 +54,8 @@ def build_report(
     """
     data = load(store_path, suite, baseline)
     an = A.analyse(data.trials, data.curves, data.baseline, data.planned, metadata=data.metadata,
-                   running=data.running, running_curves=data.running_curves, plan=data.plan)  # fmt: skip
+                   running=data.running, running_curves=data.running_curves, plan=data.plan,
+                   test_lengths=data.test_lengths)  # fmt: skip
     an.notes += data.notes
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(data.suite_name)
     _check_out(out, data.store_path)
@@ -82,6 +83,7 @@ class StoreData:
     baseline: str | None  # as asked (an id), the suite's, or None (the analysis chooses)
     plan: AnalysisPlan | None  # the suite's analysis plan as recorded, None: the defaults
     notes: list[str]
+    test_lengths: pd.DataFrame  # ``Store.test_lengths_frame`` of its trials: metric per test length
 
 
 def load(store_path: str | Path, suite: Any = None, baseline: str | None = None) -> StoreData:
@@ -131,15 +133,23 @@ def load(store_path: str | Path, suite: Any = None, baseline: str | None = None)
             running = running[running["trial_id"].isin(ids) if ids else running["suite"] == suite_name]
         planned = planned.drop_duplicates("trial_id")
         curves = store.curves_frame(trials["trial_id"])
+        test_lengths = store.test_lengths_frame()
+        test_lengths = test_lengths[test_lengths["trial_id"].isin(set(trials["trial_id"]))]
         running_curves = store.progress_frame(running["trial_id"])
         metadata = _metadata(store, trials, running)
     if baseline is not None:
         baseline = _baseline_id(baseline, metadata)  # unknown: exit 2, did you mean
     elif suite_obj is not None:
         baseline = getattr(suite_obj, "baseline", None)
+    plan = getattr(suite_obj, "statistics", None)
     notes = [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
+    if plan is not None and plan.primary == "generalisation":
+        trials = A.generalisation_as_metric(trials)
+        notes.append("The suite's analysis plan makes the generalisation score (the mean of the primary metric "
+                     "over the test lengths beyond T) the metric of its verdicts: every test metric below is "
+                     "that score; a trial tested at T only has none.")  # fmt: skip
     return StoreData(store_path, trials, curves, planned, running, running_curves, metadata, suite_name, suite_obj,
-                     environment, baseline, getattr(suite_obj, "statistics", None), notes)  # fmt: skip
+                     environment, baseline, plan, notes, test_lengths)  # fmt: skip
 
 
 def _of_suite(trials: pd.DataFrame, planned_ids: set[str], suite_name: str) -> tuple[pd.DataFrame, str | None]:

@@ -14,6 +14,8 @@ SECTIONS = (
     ),
     ("ranking", "Ranking across tasks", "Which variants do best over every task and length (both frameworks pooled)."),
     ("dependency", "Dependency length", "How long a lag each variant bridges: solved rate and best result against T."),
+    ("generalisation", "Length generalisation", "Delétang et al. (2023): the test metric beyond the training "
+     "length T, per variant."),
     ("learning", "Learning curves", "Validation metric against training step for each variant's best trials."),
     ("importance", "Hyperparameters", "Greff et al. Figs. 4–5: which hyperparameters matter, and how."),
     ("frameworks", "PyTorch and TensorFlow", "The same configurations in both frameworks, and their speed."),

@@ -2,7 +2,8 @@
 self-describing tables for pandas users (``rnn-bench export``; every column is described in
 docs/export.md).
 
-On top of the stored columns (``Store.trials_frame``, ``Store.curves_frame``) a table gets:
+On top of the stored columns (``Store.trials_frame``, ``Store.curves_frame``, ``Store.test_lengths_frame``)
+a table gets:
 
 - ``configuration_id`` (``harness.trials.trial.configuration_id``): the same for the PyTorch and TensorFlow
   trials of one configuration and seed, so ``pivot(index="configuration_id", columns="framework")``
@@ -42,6 +43,8 @@ IDENTITY = ["configuration_id", "search_index", "replicate"]
 #: What a curve row repeats of its trial, so that it can be filtered or joined without the trials table
 CURVE_KEYS = ["trial_id", *IDENTITY, "task", "length", "variant", "framework", "device", "seed", "metric_name"]
 CURVE_COLUMNS = [*CURVE_KEYS, "split", "step", "loss", "metric"]
+#: A test length's row: its trial's keys, the test length, its multiple of T, the metric and loss there
+LENGTH_COLUMNS = [*CURVE_KEYS, "test_length", "multiple", "metric", "loss"]
 #: Stored 0/1 integers that are yes/no
 BOOLEANS = ("solved", "higher_is_better")
 #: Stored Unix seconds that are points in time
@@ -73,6 +76,23 @@ def curves_table(store: Store) -> pd.DataFrame:
     keys = _with_identity(trials).rename(columns={"metric": "metric_name"})[CURVE_KEYS]
     out = keys.merge(curves, on="trial_id", how="inner", validate="one_to_many")[CURVE_COLUMNS]
     return _typed(out, types).reset_index(drop=True)  # the trials' order; (split, step) within each
+
+
+def lengths_table(store: Store) -> pd.DataFrame:
+    """One row per (trial, test length) of every trial tested beyond its T (``harness.training.lengths``):
+    ``LENGTH_COLUMNS``, T itself included (``multiple`` 1), by task, T, variant, framework, trial and
+    length. ``metric`` is the trial's primary metric at the best validation checkpoint on the test set of
+    that length, ``metric_name`` its name."""
+    trials, types = store.trials_frame(expand_hparams=False), store.column_types("trials")
+    lengths = store.test_lengths_frame().rename(columns={"length": "test_length"})
+    types = {**types, "metric_name": "TEXT", "metric": "REAL", "loss": "REAL", "test_length": "INTEGER",
+             "multiple": "REAL"}  # fmt: skip
+    if trials.empty or lengths.empty:
+        return _typed(pd.DataFrame({c: [] for c in LENGTH_COLUMNS}), types)
+    keys = _with_identity(trials).rename(columns={"metric": "metric_name"})[CURVE_KEYS]
+    out = keys.merge(lengths, on="trial_id", how="inner", validate="one_to_many")
+    out["multiple"] = out["test_length"] / out["length"]
+    return _typed(out[LENGTH_COLUMNS], types).reset_index(drop=True)
 
 
 def comparisons_table(store_path: str | Path, suite: str | None = None, baseline: str | None = None) -> pd.DataFrame:

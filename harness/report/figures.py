@@ -83,6 +83,9 @@ def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | Non
         for task, info in analysis.tasks.items():
             dependency_figure(analysis, figs, pal, task, info)
         for task, info in analysis.tasks.items():
+            for T in analysis.lengths(task):
+                generalisation_figure(analysis, figs, pal, task, info, T)
+        for task, info in analysis.tasks.items():
             learning_figure(analysis, figs, pal, task, info)
         importance_figure(analysis, figs)
         for task, info in analysis.tasks.items():
@@ -450,6 +453,61 @@ def dependency_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: s
         "(drawn slightly apart along T so that the bars stay apart)."
     )
     figs.save(fig, f"dependency_{task}", "dependency", f"{task}: dependency length", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 2b. length generalisation (Delétang et al. 2023, their Fig. 2 and Table 2)
+# ------------------------------------------------------------------------------------------------------
+def generalisation_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo,
+                          T: int) -> None:  # fmt: skip
+    """The primary metric against the evaluation length, per variant: median and interquartile range over
+    configurations (left), the best configuration (right); nothing where no trial was tested beyond T."""
+    gen = analysis.generalisation
+    if gen.empty:
+        return
+    gen = gen[(gen["task"] == task) & (gen["length"] == T)]
+    if gen.empty:
+        return
+    variants = [v for v in analysis.variants if v in set(gen["variant"])]
+    frameworks = [f for f in analysis.frameworks if f in set(gen["framework"])]
+    lengths = sorted(int(L) for L in gen["test_length"].unique())
+    fig = Figure(figsize=(11.5, 4.2), layout="constrained")
+    ax_m, ax_b = fig.subplots(1, 2, sharey=True)
+    lines = [(v, f) for v in variants for f in frameworks]
+    for j, (v, f) in enumerate(lines):
+        d = gen[(gen["variant"] == v) & (gen["framework"] == f)].sort_values("test_length")
+        if d.empty:
+            continue
+        style = {"color": pal.color(v), "marker": pal.marker(v), "linestyle": linestyle(f), "markersize": 5}
+        x = d["test_length"].to_numpy(float) * 1.015 ** (j - (len(lines) - 1) / 2)  # dodged, as dependency_figure
+        median = d["median"].to_numpy(float)
+        spread = np.vstack([median - d["q25"].to_numpy(float), d["q75"].to_numpy(float) - median])
+        ax_m.plot(x, median, **style)
+        ax_m.errorbar(x, median, yerr=spread, fmt="none", ecolor=pal.color(v), elinewidth=0.9, capsize=2, alpha=0.55)
+        ax_b.plot(d["test_length"], d["best"], **style)
+    for ax in (ax_m, ax_b):
+        _length_axis(ax, lengths)
+        ax.axvline(T, color="#999999", linewidth=0.8, linestyle=(0, (1, 2)), zorder=1)
+        _reference(ax, info.baseline(T), label=None)
+        ax.set_xlabel("evaluation length (the dotted line: the training length T)")
+    if _log_scale(info, gen[["median", "best"]].to_numpy(float).ravel()):
+        ax_m.set_yscale("log")
+    ax_m.set_ylabel(info.metric_label("test"))
+    ax_m.set_title("median over configurations (bars: interquartile range)", loc="left", fontsize=10)
+    ax_b.set_title("best configuration (best generalisation score)", loc="left", fontsize=10)
+    handles = (_variant_handles(pal, variants) + _framework_handles(frameworks)
+               + [Line2D([], [], **REFERENCE_LINE, label=f"trivial baseline at T = {T}")])  # fmt: skip
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}, trained up to T = {T}: beyond the training length", fontsize=12)
+    counts = gen.groupby(["variant", "framework"])["configurations"].max()
+    caption = (
+        f"Test {info.metric} at the training length T = {T} and at each longer test length, at each trial's best "
+        f"validation checkpoint, on {task} (Delétang et al. 2023's protocol): left, the median and interquartile "
+        f"range over {int(counts.min())}–{int(counts.max())} configurations per variant and framework; right, the "
+        "configuration whose mean metric beyond T (its generalisation score) is best. Solid lines PyTorch, dashed "
+        "TensorFlow; the grey dotted line is the trivial baseline at T."
+    )
+    figs.save(fig, f"generalisation_{task}_T{T}", "generalisation", f"{task}, T = {T}: length generalisation", caption)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ the per-trial step cost of its variant and framework, which grows linearly with 
     job seconds         = step seconds x (max_steps + evaluation)      evaluation, in training steps:
                           (max_steps / eval_every) x (validation_size / batch_size) x FORWARD_SHARE
                           + 2 x (test_size / batch_size) x FORWARD_SHARE
+                          + Σ_m m x (test_size / batch_size) x FORWARD_SHARE   (each test length m·T)
+
+L is the task's sequence length at T, or its mean over the uniform training lengths
+(``harness.training.lengths.mean_sequence_length``); a test at m·T is m times as long as one at T.
     plan seconds        = the jobs placed longest first on the free worker (greedy list scheduling)
 
 ``c`` is the per-trial cost of one training step per time step. It comes from the store where trials of
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.plugins.registry import registry
+from harness.training.lengths import mean_sequence_length
 from harness.trials.trial import Trial
 
 FORWARD_SHARE = 0.35  # an evaluation batch (forward only) costs about this share of a training step
@@ -55,9 +60,9 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
 def _job_seconds(job: list[Trial], per_trial_time_step: float) -> float:
     reg = registry()
     s = max((t.settings for t in job), key=lambda s: s.max_steps)
-    length = reg.task(job[0].task).seq_len(job[0].length)
+    length = mean_sequence_length(reg.task(job[0].task), job[0].length, s)
     evals = s.max_steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE
-    tests = 2 * s.test_size / s.batch_size * FORWARD_SHARE
+    tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE
     return len(job) * per_trial_time_step * length * (s.max_steps + evals + tests)
 
 

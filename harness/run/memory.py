@@ -16,7 +16,8 @@ times a margin; a plugin variant gets the largest ratio measured. It covers what
 gradients' temporaries and the allocator's slack.
 Evaluation keeps nothing for a backward pass, but runs ``EVAL_BATCH`` sequences at once: one step of
 those is the other peak (mLSTM's H × H temporaries for 1024 sequences), and a job needs the larger of
-the two. Parameters are small beside either.
+the two (at the longest test length, ``harness.training.lengths``, where that grows with the length).
+Parameters are small beside either.
 
 A job that runs its variant's linear form (``harness.scan``; ``--scan``) is counted the same way, from
 that form run in numpy on a whole sequence of the job's length (mLSTM's chunkwise form allocates L × L
@@ -168,10 +169,13 @@ def job_bytes(job: list[Trial], scan: str = "off") -> float:
     settings = [t.settings for t in job]
     hidden = max(s.hidden_size for s in settings)  # members are padded to the largest
     batch = max(s.batch_size for s in settings)
-    length = registry().task(first.task).seq_len(first.length)
+    task = registry().task(first.task)
+    length = task.seq_len(first.length)
+    longest = task.seq_len(max(first.length * max((*s.test_lengths, 1)) for s in settings))  # the longest test
     evaluated = min(EVAL_BATCH, max(max(s.validation_size, s.test_size) for s in settings))
     if uses_scan(variant, scan, first.framework, first.device, len(job)):
-        per_step, alive = floats_of_linear_form(variant, hidden, length)
+        per_step, _ = floats_of_linear_form(variant, hidden, length)
+        _, alive = floats_of_linear_form(variant, hidden, longest)
         per_float = bytes_per_float(first.framework, first.variant, scanned=True)
         evaluation = evaluated * alive * EVALUATION_BYTES_PER_FLOAT  # every step at once, nothing kept
     else:

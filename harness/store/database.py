@@ -10,6 +10,9 @@ Tables:
                   error text, validation/test metrics (primary metric flattened, all metrics as JSON),
                   solved, steps run, steps to solve, wall seconds, training steps per second, parameters
     curves        (trial_id, split, step, loss, metric): the learning curve
+    test_lengths  (trial_id, length, metric, loss): a trial's primary metric and loss on the test set at
+                  T and at each longer test length (``harness.training.lengths``), at its best checkpoint;
+                  rows only for trials tested beyond T, whose ``generalisation`` column holds the score
     claims        (trial_id, run_id, host, pid, claimed_at, expires_at): trials a running driver has taken
     superseded    earlier results of a trial that was run again (retried, or its code changed): the old
                   row and curve as JSON, never read by reports, kept so that no finished trial is lost
@@ -62,10 +65,11 @@ from typing import Any
 from harness.errors import UsageError
 from harness.store.metadata import Metadata, TaskMeta, VariantMeta
 from harness.task import Task
+from harness.training.lengths import generalisation
 from harness.training.solo import TrialResult
 from harness.trials.trial import Trial, canonical
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEASE_SECONDS = 60.0
 HOST = socket.gethostname()
 DEFAULT_PATH = Path("results") / "rnn-bench.sqlite"
@@ -91,11 +95,15 @@ CREATE TABLE IF NOT EXISTS trials (
     baseline_metric REAL, metrics TEXT,
     solved INTEGER, steps INTEGER, best_step INTEGER, steps_to_solve INTEGER,
     wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL,
-    variant_code TEXT, task_code TEXT, population INTEGER
+    variant_code TEXT, task_code TEXT, population INTEGER, generalisation REAL
 );
 CREATE TABLE IF NOT EXISTS curves (
     trial_id TEXT NOT NULL, split TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, metric REAL,
     PRIMARY KEY (trial_id, split, step)
+);
+CREATE TABLE IF NOT EXISTS test_lengths (
+    trial_id TEXT NOT NULL, length INTEGER NOT NULL, metric REAL, loss REAL,
+    PRIMARY KEY (trial_id, length)
 );
 CREATE TABLE IF NOT EXISTS claims (
     trial_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
@@ -128,7 +136,8 @@ CREATE INDEX IF NOT EXISTS progress_by_run ON progress (run_id);
 
 #: Columns added after schema version 1, with their SQL type: added to older stores when opened.
 ADDED_COLUMNS = {
-    "trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER"},  # version 2
+    # version 2; generalisation: version 4 (with the table test_lengths)
+    "trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER", "generalisation": "REAL"},
     "runs": {"suite_text": "TEXT"},  # version 3
 }
 
@@ -241,14 +250,33 @@ def _row(run_id: str | None, suite: str | None, trial: Trial, task: Task, result
         "test_loss_last": _finite(result.test_last.get("loss")),
         "baseline_metric": _finite(baseline),
         "metrics": json.dumps({"validation": result.validation, "test_best": result.test_best,
-                               "test_last": result.test_last}, allow_nan=True),
+                               "test_last": result.test_last, **_ladder_metrics(result)}, allow_nan=True),
         "solved": int(result.solved), "steps": result.steps, "best_step": result.best_step,
         "steps_to_solve": result.steps_to_solve, "wall_seconds": result.wall_seconds,
         "steps_per_second": result.steps_per_second, "param_count": result.param_count,
         "finished_at": time.time(),
         "variant_code": result.code.get("variant"), "task_code": result.code.get("task"),
         "population": result.population,
+        "generalisation": _finite_or_none(generalisation(m, result.test_lengths)),
     }  # fmt: skip
+
+
+def _ladder_metrics(result: TrialResult) -> dict[str, Any]:
+    """The metrics at each test length beyond T, as the ``metrics`` JSON holds them (absent without any)."""
+    return {"test_lengths": {str(L): m for L, m in result.test_lengths.items()}} if result.test_lengths else {}
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None else _finite(x)
+
+
+def _length_rows(trial: Trial, task: Task, result: TrialResult) -> list[tuple]:
+    """The ``test_lengths`` rows of a trial tested beyond T: T (its best checkpoint's test) and each longer
+    length; none for a trial tested at T only."""
+    if not result.test_lengths:
+        return []
+    by_length = {trial.length: result.test_best, **result.test_lengths}
+    return [(trial.id, int(L), _finite(m.get(task.metric)), _finite(m.get("loss"))) for L, m in by_length.items()]
 
 
 class StoreError(UsageError):
@@ -471,6 +499,9 @@ class Store:
                 "INSERT INTO curves (trial_id, split, step, loss, metric) VALUES (?, ?, ?, ?, ?)",
                 [(trial.id, split, step, _finite(loss), _finite(metric)) for step, split, loss, metric in result.curve],
             )
+            self.conn.execute("DELETE FROM test_lengths WHERE trial_id = ?", (trial.id,))
+            self.conn.executemany("INSERT INTO test_lengths (trial_id, length, metric, loss) VALUES (?, ?, ?, ?)",
+                                  _length_rows(trial, task, result))  # fmt: skip
         return True
 
     def _supersede(self, trial_id: str, finished_at: float, reason: str) -> None:
@@ -492,6 +523,8 @@ class Store:
         )
         self.conn.execute("DELETE FROM trials WHERE trial_id = ?", (trial_id,))
         self.conn.execute("DELETE FROM curves WHERE trial_id = ?", (trial_id,))
+        # the old row's ``metrics`` JSON keeps its metrics at every test length
+        self.conn.execute("DELETE FROM test_lengths WHERE trial_id = ?", (trial_id,))
 
     # --- progress: the curves of trials being trained ---------------------------------------------------
     def record_progress(self, run_id: str, trial: Trial, step: int, split: str, loss: float, metric: float) -> None:
@@ -646,6 +679,14 @@ class Store:
             for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500))
         ]  # fmt: skip
         return pd.concat(frames, ignore_index=True)
+
+    def test_lengths_frame(self):
+        """The ``test_lengths`` table (trial_id, length, metric, loss), empty for a store without it."""
+        import pandas as pd
+
+        if not self._columns("test_lengths"):  # a read-only store of an older version
+            return pd.DataFrame(columns=["trial_id", "length", "metric", "loss"])
+        return pd.read_sql_query("SELECT * FROM test_lengths ORDER BY trial_id, length", self.conn)
 
     def runs_frame(self):
         import pandas as pd

@@ -4,7 +4,8 @@ A study declares how it will be judged before it runs (the ``[statistics]`` tabl
 so that the verdicts cannot be chosen after seeing which test gives the answer one hoped for:
 
     [statistics]
-    primary = "metric"      # the outcome that decides a verdict: "metric" (test metric) or "solved"
+    primary = "metric"      # the outcome that decides a verdict: "metric" (test metric), "solved", or
+                            # "generalisation" (the mean metric over the test lengths beyond T)
     test = "paired"         # "paired", "unpaired" or "welch" (see below)
     correction = "holm"     # "holm" (family-wise error) or "bh" (Benjamini-Hochberg false discovery rate)
     family = "study"        # "study": correct over every comparison of a framework; "block": per task and T
@@ -12,6 +13,8 @@ so that the verdicts cannot be chosen after seeing which test gives the answer o
     power = 0.8             # power at which the detectable difference of a null verdict is stated
 
 Both outcomes are tested and reported for every comparison; ``primary`` says which one gives the verdict.
+``"generalisation"`` (a suite that tests beyond T: ``harness.training.lengths``) puts Delétang et al.'s
+score in the test metric's place, tested like it; the solved outcome stays the one at T.
 
 ``test``:
 
@@ -42,7 +45,7 @@ from typing import Any
 
 from harness.errors import UsageError, unknown_name
 
-PRIMARY = ("metric", "solved")
+PRIMARY = ("metric", "solved", "generalisation")
 TESTS = ("paired", "unpaired", "welch")
 CORRECTIONS = ("holm", "bh")
 FAMILIES = ("study", "block")
@@ -61,11 +64,13 @@ class AnalysisPlan:
 
     def short(self) -> str:
         """The primary test and its correction in a few words, for captions."""
+        primary = "metric" if self.primary == "generalisation" else self.primary
         test = {("metric", "paired"): "Wilcoxon signed-rank test paired by seed",
                 ("metric", "unpaired"): "Mann-Whitney U test", ("metric", "welch"): "Welch's t-test",
                 ("solved", "paired"): "McNemar's exact test paired by seed"}.get(  # fmt: skip
-            (self.primary, self.test), "Fisher's exact test on the solved counts")
-        return f"{test}, {self.correction_words()}, α = {self.alpha:g}"
+            (primary, self.test), "Fisher's exact test on the solved counts")
+        on = " on the generalisation score" if self.primary == "generalisation" else ""
+        return f"{test}{on}, {self.correction_words()}, α = {self.alpha:g}"
 
     def correction_words(self, per_framework: bool = True) -> str:
         """The correction and its family in a few words: 'Holm over the study, per framework'."""
@@ -80,8 +85,9 @@ class AnalysisPlan:
                   "unpaired": "the Mann-Whitney U test", "welch": "Welch's t-test"}[self.test]  # fmt: skip
         solved = ("McNemar's exact test on configurations paired by seed" if self.test == "paired"
                   else "Fisher's exact test")  # fmt: skip
-        primary = f"the test metric ({metric})" if self.primary == "metric" else f"the solved outcome ({solved})"
-        other = f"the solved outcome ({solved})" if self.primary == "metric" else f"the test metric ({metric})"
+        measured = "the generalisation score" if self.primary == "generalisation" else "the test metric"
+        primary = f"{measured} ({metric})" if self.primary != "solved" else f"the solved outcome ({solved})"
+        other = f"the solved outcome ({solved})" if self.primary != "solved" else f"the test metric ({metric})"
         correction = {"holm": "Holm's family-wise correction", "bh": "the Benjamini-Hochberg correction"}
         over = ("every comparison of the study within a framework" if self.family == "study"
                 else "the variants of each task, T and framework")  # fmt: skip

@@ -26,6 +26,8 @@ trials (same suite, same trial ids).
 
     [overrides.copy]                           # per-task training settings
     max_steps = 3000
+    train_lengths = "uniform"                  # length generalisation (harness.training.lengths)
+    test_lengths = [2, 4, 8]                   # ... tested at 2T, 4T, 8T too
 
     [statistics]                               # how verdicts are tested (harness.suites.analysis_plan)
     primary = "metric"
@@ -55,7 +57,7 @@ from harness.plugins.registry import registry
 from harness.suites.analysis_plan import AnalysisPlan, parse_analysis_plan
 from harness.suites.budget import budget_hidden_size
 from harness.suites.search_space import check_distribution, sample
-from harness.trials.protocol import DEFAULTS, DEVICES, check_hparams
+from harness.trials.protocol import DEFAULTS, DEVICES, check_hparams, id_hparams
 from harness.trials.trial import Trial
 
 if sys.version_info >= (3, 11):
@@ -367,7 +369,7 @@ def plan(s: Suite) -> list[Trial]:
                         reg.task(task).input_size, hp["hidden_size"]
                     )  # e.g. clockwork's H % modules
                     for framework in s.frameworks:
-                        fw_hp = dict(hp) if framework == "tf" else {k2: v for k2, v in hp.items() if k2 != "xla"}
+                        fw_hp = id_hparams(hp if framework == "tf" else {k2: v for k2, v in hp.items() if k2 != "xla"})
                         for r in range(s.replicates):
                             # replicate r of configuration k; replicate 0 keeps seed k whatever
                             # --replicates says, so adding replicates never changes a stored trial

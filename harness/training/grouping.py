@@ -33,6 +33,10 @@ def group_key(trial: Trial) -> tuple:
     ability = batchability(variant)
     if not ability.batchable:
         return ("solo", trial.id)
+    if trial.framework == "tf" and trial.settings.train_lengths == "uniform":
+        # TensorFlow's population unrolls the step in Python for one length: each of up to T lengths would
+        # be a trace of its own (seconds each), where a solo model's while loop traces once for all
+        return ("solo", trial.id)
     specs = type(variant).hyperparameters
     shared = {k: v for k, v in trial.hparams.items()
               if k not in MEMBER_KEYS and not (k in specs and specs[k].init_only)}  # fmt: skip

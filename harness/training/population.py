@@ -233,9 +233,8 @@ def leave(model: Any, slots: list[int | None]) -> bool:
 
 def finish(model: Any, member: Member, slot: int) -> TrialResult:
     """The member's final result, its test metrics computed in its slot of the model."""
-    test = member.task.fixed_set("test", member.trial.length, member.settings.test_size)
 
-    def test_metrics() -> dict[str, float]:
+    def test_metrics(test: Batch) -> dict[str, float]:
         return metrics_of(model, member.task, [slot], test.inputs, test.targets)[0]
 
     return member.finish(test_metrics, lambda params: model.set_params(slot, params))

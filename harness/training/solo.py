@@ -19,7 +19,8 @@ import numpy as np
 
 from harness.cell.model import TrainableModel, init_model_params
 from harness.error_text import plain
-from harness.task import Task
+from harness.task import Batch, Task
+from harness.training.lengths import longer_lengths, longer_test_set, training_stream
 from harness.trials.trial import Trial
 from harness.variant import Variant
 
@@ -40,6 +41,8 @@ class TrialResult:
     validation: dict[str, float] = field(default_factory=dict)  # at the best checkpoint
     test_best: dict[str, float] = field(default_factory=dict)  # at the best validation checkpoint
     test_last: dict[str, float] = field(default_factory=dict)  # at the last step
+    # at the best validation checkpoint, on the test set at each length beyond T (harness.training.lengths)
+    test_lengths: dict[int, dict[str, float]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     steps_per_second: float | None = None
     param_count: int = 0
@@ -82,7 +85,7 @@ class Member:
         self.result = TrialResult(status="ok", param_count=count, population=size)
         self.params = init_model_params(variant, task, settings.hidden_size, trial.seed, lag=T)
         self.validation = task.fixed_set("validation", T, settings.validation_size)
-        self.stream = task.training_stream(T, settings.batch_size, trial.seed)
+        self.stream = training_stream(task, T, settings, trial.seed)
         self.best_params: dict[str, np.ndarray] | None = None
         self.window: list[float] = []
         self.train_seconds, self.timed_steps = 0.0, 0
@@ -119,16 +122,20 @@ class Member:
             self.done = True  # after this last evaluation
         return step % self.settings.eval_every == 0 or step == self.settings.max_steps
 
-    def finish(self, evaluate_now: Callable[[], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
+    def finish(self, evaluate_on: Callable[[Batch], dict[str, float]], load: Callable[[dict], None]) -> TrialResult:
         """Test metrics at the last step and at the best checkpoint (``load`` puts it back in the model),
-        steps per second over the timed steps, and the wall time."""
-        r = self.result
+        there also at each test length beyond T; steps per second over the timed steps, and the wall
+        time. ``evaluate_on(batch)`` scores the model as it is now on a test set."""
+        r, T, size = self.result, self.trial.length, self.settings.test_size
+        test = self.task.fixed_set("test", T, size)
         if r.status == "ok":
-            r.test_last = evaluate_now()
+            r.test_last = evaluate_on(test)
         if self.best_params is not None:
             load(self.best_params)
-            r.test_best = evaluate_now()
+            r.test_best = evaluate_on(test)
             r.solved = self.task.solved(r.test_best)
+            longer = longer_lengths(T, self.settings)
+            r.test_lengths = {L: evaluate_on(longer_test_set(self.task, L, size)) for L in longer}
         r.steps_per_second = self.timed_steps / self.train_seconds if self.train_seconds > 0 else None
         r.wall_seconds = time.perf_counter() - self.started
         return r
@@ -162,8 +169,7 @@ def train(
         # the first step traces (tf.function) and allocates: warm-up, not training speed
         if member.trained(step, loss, None if step == 1 else time.perf_counter() - started):
             score(step)
-    test = task.fixed_set("test", trial.length, member.settings.test_size)
-    return member.finish(lambda: evaluate(model, task, test.inputs, test.targets), model.set_params)
+    return member.finish(lambda test: evaluate(model, task, test.inputs, test.targets), model.set_params)
 
 
 def failed(error: BaseException | str, status: str = "failed") -> TrialResult:

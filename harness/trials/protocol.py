@@ -7,6 +7,10 @@ the fixed validation set; training stops early once the task's success rule hold
 the loss becomes NaN or infinite (``diverged``), or after ``max_steps``. The test metric is reported at
 the best validation checkpoint and at the last step.
 
+Length generalisation (``harness.training.lengths``): ``train_lengths = "uniform"`` gives every training
+batch one length drawn uniformly from the task's smallest to T, and ``test_lengths`` (multiples of T)
+adds test sets at those longer lengths, scored at the best validation checkpoint too.
+
 ``PROTOCOL_VERSION`` is part of every trial id: bump it whenever a change alters what a trial computes.
 """
 
@@ -24,6 +28,12 @@ PROTOCOL_VERSION = 1
 FRAMEWORKS = ("torch", "tf")
 DEVICES = ("cpu", "cuda")
 OPTIMIZERS = ("adam", "sgd")
+TRAIN_LENGTHS = ("fixed", "uniform")
+#: the test lengths of a suite that trains at uniform lengths and names none: 2T, 4T and 8T (Delétang et al.)
+LADDER = (2, 4, 8)
+#: Settings added after stores held trials: a planned trial's hyperparameters hold them only where they
+#: differ from their default (``id_hparams``), so every trial planned before they existed keeps its id.
+LATER_SETTINGS = ("train_lengths", "test_lengths")
 
 def _setting(default: Any, doc: str, **spec: Any) -> Any:
     """A field of ``Settings`` whose declaration (``HyperParameter``: default, meaning, what is allowed)
@@ -56,6 +66,10 @@ class Settings:
     test_size: int = _setting(1024, "sequences in the fixed test set", kind="int", minimum=1)
     fused: bool = _setting(True, "the variant's fused kernel where it has one", kind="bool", choices=(False, True))
     xla: bool = _setting(False, "TensorFlow only: jit_compile the training step", kind="bool", choices=(False, True))
+    train_lengths: str = _setting("fixed", "fixed: every batch at T; uniform: each batch at a length drawn "
+                                  "uniformly from the task's smallest to T", kind="choice", choices=TRAIN_LENGTHS)
+    test_lengths: tuple[int, ...] = _setting((), "multiples of T (whole numbers >= 2) at which the test set is "
+                                             "scored too; (2, 4, 8) by default under uniform", kind="ladder")
 
     @classmethod
     def of(cls, hparams: Mapping[str, Any], where: str = "hyperparameters") -> Settings:
@@ -95,4 +109,30 @@ def check_hparams(hp: dict[str, Any], where: str = "hyperparameters") -> dict[st
         raise UsageError(f"{where}: learning_rate={hp.get('learning_rate')!r} is impossible; it must be above 0")
     if out["momentum"] >= 1:
         raise UsageError(f"{where}: momentum={hp.get('momentum')!r} is impossible; it must be in [0, 1)")
+    if out["train_lengths"] == "uniform" and "test_lengths" not in hp:
+        out["test_lengths"] = LADDER
+    out["test_lengths"] = _ladder(out["test_lengths"], where)
     return out
+
+
+def _ladder(value: Any, where: str) -> tuple[int, ...]:
+    """``test_lengths`` as sorted distinct whole multiples of T, each at least 2 (T itself is always tested)."""
+    allowed = "a list of whole multiples of T, each at least 2, e.g. test_lengths = [2, 4, 8]"
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise UsageError(f"{where}: test_lengths={value!r} is not allowed; it must be {allowed}")
+    for m in value:
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or m != int(m) or m < 2:
+            raise UsageError(f"{where}: test_lengths={list(value)!r} holds {m!r}; it must be {allowed}")
+    return tuple(sorted({int(m) for m in value}))
+
+
+def id_hparams(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked ``hp`` less the ``LATER_SETTINGS`` that ``check_hparams`` would fill in as they are (the
+    ladder of uniform training is ``LADDER``): what a planned trial's id hashes."""
+    implied = {"train_lengths": DEFAULTS["train_lengths"],
+               "test_lengths": LADDER if hp.get("train_lengths") == "uniform" else ()}  # fmt: skip
+    return {k: v for k, v in hp.items() if not (k in implied and _same(v, implied[k]))}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b

@@ -27,7 +27,8 @@ EXECUTION_FIELDS = ("framework", "device")
 EXECUTION_HPARAMS = ("fused", "xla")
 #: Settings that are never searched: the execution settings and how a trial is measured (never
 #: "hyperparameters" of an importance analysis).
-NOT_SEARCHED = (*EXECUTION_HPARAMS, "eval_every", "validation_size", "test_size", "time_limit")
+NOT_SEARCHED = (*EXECUTION_HPARAMS, "eval_every", "validation_size", "test_size", "time_limit", "train_lengths",
+                "test_lengths")
 
 
 def canonical(value: Any) -> Any:
