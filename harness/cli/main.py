@@ -197,11 +197,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         if value < 1:
             raise UsageError(f"{flag} {value} is impossible; it must be at least 1")
     if args.what == "tasks":
+        from harness.plugins.task_names import task_parameters
+
         for tid in sorted(reg.tasks):
             t = reg.task(tid)
             better = "higher" if t.higher_is_better else "lower"
+            params = task_parameters(reg.tasks[tid])
+            takes = f"; parameters {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
             print(f"{tid:<16} {t.name}  [{t.reference}]  metric {t.metric} ({better} is better), "
-                  f"inputs {t.input_size}, outputs {t.output_size}")  # fmt: skip
+                  f"inputs {t.input_size}, outputs {t.output_size}{takes}")  # fmt: skip
     elif args.what == "variants":
         from harness.plugins.catalogue import variant_table
 

@@ -18,8 +18,8 @@ from harness.plugins.registry import registry
 def expected_code(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
     """(variant, task) -> the fingerprints this checkout's code has, for the pairs it knows."""
     reg = registry()
-    known = {(v, k) for v, k in pairs if v in reg.variants and k in reg.tasks}
-    return {(v, k): code_of(reg.variants[v], reg.tasks[k]) for v, k in known}
+    known = {(v, k) for v, k in pairs if v in reg.variants and reg.knows_task(k)}
+    return {(v, k): code_of(reg.variants[v], reg.task_class(k)) for v, k in known}
 
 
 def changed_code(trials: Any) -> tuple[Any, Counter]:

@@ -36,6 +36,7 @@ from types import ModuleType
 
 from harness.errors import UsageError, unknown_name
 from harness.losses import TRAINABLE_LOSSES
+from harness.plugins.task_names import canonical_task_name, check_task_parameters, split_task_name
 from harness.task import Task
 from harness.variant import Variant
 
@@ -58,9 +59,29 @@ class Registry:
 
     # --- lookup -------------------------------------------------------------------------------------
     def task(self, name: str, where: str = "") -> Task:
-        if name not in self.tasks:
-            raise unknown_name("task", name, self.tasks, where)
-        return self.tasks[name]()
+        """The task ``name`` names, made with the parameters it carries (``harness.plugins.task_names``)."""
+        cls = self.task_class(name, where)
+        base, params = split_task_name(name, where)
+        check_task_parameters(cls, base, params, where)
+        return cls(**params)
+
+    def task_class(self, name: str, where: str = "") -> type[Task]:
+        """The class of the task ``name`` names (its parameters aside)."""
+        base, _ = split_task_name(name, where)
+        if base not in self.tasks:
+            raise unknown_name("task", base, self.tasks, where)
+        return self.tasks[base]
+
+    def knows_task(self, name: str) -> bool:
+        """Whether ``name`` names a task of this registry (its parameters unchecked)."""
+        try:
+            return split_task_name(name)[0] in self.tasks
+        except UsageError:
+            return False
+
+    def canonical_task(self, name: str, where: str = "") -> str:
+        """``name`` in its one canonical spelling (``harness.plugins.task_names.canonical_task_name``)."""
+        return canonical_task_name(self.task_class(name, where), name, where)
 
     def canonical_variant(self, name: str, where: str = "") -> str:
         name = self.aliases.get(name, name)

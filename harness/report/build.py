@@ -412,7 +412,7 @@ def _probe(an: A.Analysis) -> GradientFlow:
     try:
         from harness.plugins.registry import registry
 
-        chosen = [v for v in chosen if v in registry().variants] if task in registry().tasks else []
+        chosen = [v for v in chosen if v in registry().variants] if registry().knows_task(task) else []
     except Exception:
         chosen = []
     chosen = chosen[:PROBE_MAX_VARIANTS]

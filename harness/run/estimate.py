@@ -106,7 +106,7 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
     rows = stored[stored["steps_per_second"].notna() & (stored["steps_per_second"] > 0)]
     out: dict[tuple[str, str, int, str], list[float]] = {}
     for r in rows.itertuples():
-        if r.task not in reg.tasks:
+        if not reg.knows_task(r.task):
             continue
         members = getattr(r, "population", None)
         members = 1 if members is None or members != members else int(members)  # NaN: stored before populations

@@ -103,16 +103,20 @@ def from_registry(variants: Iterable[str], task_lengths: Iterable[tuple[str, int
             meta.variants[vid] = VariantMeta(vid, cls.name or vid, cls.reference or "", cls.family or "other",
                                              catalogue_rank(vid), tuple(cls.aliases))  # fmt: skip
     for task, T in task_lengths:
-        if task in reg.tasks:
-            meta.tasks[(task, int(T))] = _task_meta(reg.task(task), int(T))
+        if reg.knows_task(task):
+            meta.tasks[(task, int(T))] = _task_meta(task, reg.task(task), int(T))
     return meta
 
 
-def _task_meta(task: Any, T: int) -> TaskMeta:
+def _task_meta(name: str, task: Any, T: int) -> TaskMeta:
+    """The record of ``task`` at T under its ``name`` (its id, with its parameters where it has any)."""
     baseline = task.baseline(T).get(task.metric)
     finite = baseline is not None and math.isfinite(float(baseline))
+    shown = task.name or task.id
+    if name != task.id:  # associative_recall[pairs=2]: "Multi-query associative recall (pairs=2)"
+        shown = f"{shown} ({name[len(task.id) + 1:-1]})"
     return TaskMeta(
-        task.id, T, task.name or task.id, task.metric, bool(task.higher_is_better),
+        name, T, shown, task.metric, bool(task.higher_is_better),
         float(baseline) if finite else None, float(task.solved_threshold), task.reference or "",
     )  # fmt: skip
 

@@ -184,8 +184,11 @@ def parse_suite(data: dict[str, Any], where: str) -> Suite:
     for key in ("device", "name", "description", "baseline"):
         if key in data and not isinstance(data[key], str):
             raise UsageError(f"suite file {where}: {key} = {data[key]!r} should be a string")
-    for task in tasks:  # an unknown task in the list first: the keys below are checked against the list
-        registry().task(task, f"suite file {where}")
+    # an unknown task in the list first: the keys below are checked against the list; every name in its
+    # canonical spelling (associative_recall[pairs=2], harness.plugins.task_names)
+    tasks = [registry().canonical_task(task, f"suite file {where}") for task in tasks]
+    lengths = _task_keyed(lengths, f"suite file {where}, [lengths]")
+    overrides = _task_keyed(overrides, f"suite file {where}, [overrides]")
     _check_task_keys("lengths", list(lengths), tasks, where)
     _check_task_keys("overrides", list(overrides), tasks, where)
     suite = Suite(
@@ -220,6 +223,13 @@ def _replicates(data: dict, where: str) -> Any:
     return data.get("replicates", data.get("seeds", 1))
 
 
+def _task_keyed(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """A table keyed by task with each key in its canonical spelling (an unknown task stays as written,
+    for ``_check_task_keys`` to name)."""
+    reg = registry()
+    return {reg.canonical_task(k, where) if reg.knows_task(k) else k: v for k, v in table.items()}
+
+
 def _check_task_keys(table: str, keys: list[str], tasks: list[str], where: str) -> None:
     """A table keyed by task (``lengths``, ``overrides``) may name only the tasks the suite lists; any
     other key would be ignored."""
@@ -227,7 +237,7 @@ def _check_task_keys(table: str, keys: list[str], tasks: list[str], where: str) 
         if key in tasks:
             continue
         shown = f"[overrides.{key}]" if table == "overrides" else f"[{table}] {key}"
-        if key in registry().tasks:
+        if registry().knows_task(key):
             raise UsageError(
                 f"suite file {where}: {shown} names task {key!r}, which the suite does not list, so it would be "
                 f"ignored. The suite's tasks: {', '.join(tasks)}; add {key!r} to tasks or remove {shown}"
@@ -258,8 +268,10 @@ def _check_variant_keys(s: Suite, where: str) -> None:
 def validate(s: Suite, where: str) -> None:
     """Every name known, every number possible; errors name the file (or flag) and the key."""
     reg = registry()
+    s.tasks = [reg.canonical_task(t, where) for t in s.tasks]
+    s.lengths = _task_keyed(s.lengths, where)
     for t in s.tasks:
-        reg.task(t, where)
+        reg.task(t, where)  # its parameters possible together (associative_recall: pairs <= keys)
     s.variants = [reg.canonical_variant(v, where) for v in s.variants]
     if s.baseline:
         s.baseline = reg.canonical_variant(s.baseline, f"{where}, key 'baseline'")

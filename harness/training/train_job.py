@@ -43,7 +43,7 @@ def train_job(trials: list[Trial], framework: str, context: JobContext, time_lim
 
     try:
         reg = registry()
-        code = code_of(reg.variant_class(trials[0].variant), reg.tasks[trials[0].task])
+        code = code_of(reg.variant_class(trials[0].variant), reg.task_class(trials[0].task))
     except Exception:  # an unknown or broken plugin: train_population reports it as each trial's failure
         code = {}
     sent: set[str] = set()
