@@ -221,7 +221,33 @@ def prepare(trials: pd.DataFrame) -> pd.DataFrame:
     df["finished"] = df["status"].isin(FINISHED)
     df["has_metric"] = np.isfinite(df["test_metric"].to_numpy(dtype=float))
     df["configuration"] = configuration_ids(df)
+    df["state_size"] = state_sizes(df)
     return df.sort_values([*CELL, "trial_id"], kind="stable").reset_index(drop=True)
+
+
+def state_sizes(trials: pd.DataFrame) -> pd.Series:
+    """Per trial, the floats of recurrent state its cell keeps per sequence: the stored ``state_size``,
+    or, for a row stored before stores recorded it, ``sum(state_sizes(H))`` of its variant as the code
+    here declares it (NaN where the code does not know the variant or the row has no hyperparameters)."""
+    stored = pd.to_numeric(trials["state_size"], errors="coerce") if "state_size" in trials else None
+    out = stored.astype(float) if stored is not None else pd.Series(np.nan, index=trials.index)
+    missing = out.isna()
+    if missing.any() and "hparams" in trials:
+        out[missing] = [_state_from_code(v, hp) for v, hp in trials.loc[missing, ["variant", "hparams"]].itertuples(
+            index=False)]  # fmt: skip
+    return out
+
+
+def _state_from_code(variant: str, hparams: str) -> float:
+    try:
+        from harness.plugins.registry import registry
+
+        cls = registry().variant_class(str(variant))
+        hp = json.loads(hparams)
+        own = cls(**{k: v for k, v in hp.items() if k in cls.hyperparameters})
+        return float(sum(own.state_sizes(int(hp["hidden_size"]))))
+    except Exception:  # an unknown variant, a hand-made row: unknown, not an error of the report
+        return np.nan
 
 
 def configuration_ids(trials: pd.DataFrame) -> pd.Series:
@@ -360,6 +386,7 @@ def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[
     top_n = len(top) if top is not None else 0
     tx = top["test_metric"].to_numpy(float) if top is not None and top_n >= MIN_SELECTION else np.array([])
     params = cell.loc[cell["param_count"] > 0, "param_count"]
+    state = cell["state_size"].dropna()
     sps = cell["steps_per_second"].dropna()
     # steps to solve: of the trials that solved (on test), not every trial that met the rule on validation
     steps_to_solve = cell.loc[cell["solved"].astype(bool), "steps_to_solve"].dropna()
@@ -392,6 +419,7 @@ def _cell_row(key: tuple, cell: pd.DataFrame, top: pd.DataFrame | None) -> dict[
         "top_best": _best(tx, hib),
         "median_steps_to_solve": float(steps_to_solve.median()) if len(steps_to_solve) else np.nan,
         "params": float(params.mean()) if len(params) else np.nan,
+        "state": float(state.mean()) if len(state) else np.nan,
         "steps_per_second": float(sps.median()) if len(sps) else np.nan,
     }
 
@@ -408,7 +436,7 @@ def _running_only_row(key: tuple, metadata: Metadata | None) -> dict[str, Any]:
         **dict.fromkeys(("trials", "ok", "diverged", "failed", "timeout", "with_metric", "solved", "finished",
                          "top_n"), 0),
         **dict.fromkeys(("solved_rate", "solved_low", "solved_high", "mean", "std", "median", "best", "top_mean",
-                         "top_std", "top_median", "top_best", "median_steps_to_solve", "params",
+                         "top_std", "top_median", "top_best", "median_steps_to_solve", "params", "state",
                          "steps_per_second"), nan),
     }  # fmt: skip
 

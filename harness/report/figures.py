@@ -86,6 +86,9 @@ def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | Non
             for T in analysis.lengths(task):
                 generalisation_figure(analysis, figs, pal, task, info, T)
         for task, info in analysis.tasks.items():
+            for T in analysis.lengths(task):
+                pareto_figure(analysis, figs, pal, task, info, T)
+        for task, info in analysis.tasks.items():
             learning_figure(analysis, figs, pal, task, info)
         importance_figure(analysis, figs)
         for task, info in analysis.tasks.items():
@@ -329,6 +332,7 @@ def _box_label(analysis: Analysis, df: pd.DataFrame, v: str, frameworks: list[st
     one framework), and the diverged and failed trials."""
     sub = df[df["variant"] == v]
     params = sub.loc[sub["param_count"] > 0, "param_count"]
+    state = sub["state_size"].dropna() if "state_size" in sub else pd.Series(dtype=float)
     counts = [int((sub["has_metric"] & (sub["framework"] == f)).sum()) for f in frameworks]
     if len(set(counts)) <= 1:
         n = f"n = {counts[0] if counts else 0}" + (" per box" if len(frameworks) > 1 else "")
@@ -341,7 +345,8 @@ def _box_label(analysis: Analysis, df: pd.DataFrame, v: str, frameworks: list[st
     if fail:
         extra.append(f"{fail} failed")
     name = f"{v} (ref.)" if v == analysis.baseline else v
-    text = f"{name}\n{_short(params.mean()) if len(params) else '?'} params\n{n}"
+    text = (f"{name}\n{_short(params.mean()) if len(params) else '?'} params\n"
+            f"{_short(state.mean()) if len(state) else '?'} state\n{n}")  # fmt: skip
     return text + ("\n" + ", ".join(extra) if extra else "")
 
 
@@ -508,6 +513,69 @@ def generalisation_figure(analysis: Analysis, figs: FigureSet, pal: Palette, tas
         "TensorFlow; the grey dotted line is the trivial baseline at T."
     )
     figs.save(fig, f"generalisation_{task}_T{T}", "generalisation", f"{task}, T = {T}: length generalisation", caption)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 2c. what a result costs: the metric against parameters and state size (Long Range Arena's two views)
+# ------------------------------------------------------------------------------------------------------
+def pareto_figure(analysis: Analysis, figs: FigureSet, pal: Palette, task: str, info: TaskInfo, T: int) -> None:
+    """Test metric against parameters (left) and state size (right) per variant: every trial as a faint
+    point, the variant's median with its interquartile range, and the Pareto front of the medians."""
+    df = analysis.trials[(analysis.trials["task"] == task) & (analysis.trials["length"] == T)
+                         & analysis.trials["has_metric"]]  # fmt: skip
+    df = df[(df["param_count"] > 0) & df["state_size"].notna()]
+    if df.empty:
+        return
+    variants = [v for v in analysis.variants if v in set(df["variant"])]
+    fig = Figure(figsize=(11.5, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, column, label in zip(axes, ("param_count", "state_size"),
+                                 ("parameters (the cell and its readout)", "state size (floats per sequence)")):
+        medians = []
+        for v in variants:
+            d = df[df["variant"] == v]
+            x, y = d[column].to_numpy(float), d["test_metric"].to_numpy(float)
+            ax.scatter(x, y, s=9, color=pal.color(v), marker=pal.marker(v), alpha=0.25, linewidths=0)
+            mx, my = float(np.median(x)), float(np.median(y))
+            q25, q75 = np.quantile(y, [0.25, 0.75])
+            ax.errorbar([mx], [my], yerr=[[my - q25], [q75 - my]], color=pal.color(v), marker=pal.marker(v),
+                        markersize=7, markeredgecolor="#333333", capsize=2, elinewidth=1.0, zorder=3)  # fmt: skip
+            medians.append((mx, my))
+        front = pareto_front(medians, info.higher_is_better)
+        if len(front) > 1:
+            ax.step(*zip(*front), where="post", color="#777777", linewidth=0.9, linestyle=(0, (4, 2)), zorder=2)
+        if df[column].max() / max(df[column].min(), 1) >= 4:
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        _reference(ax, info.baseline(T), label=None)
+    if _log_scale(info, df["test_metric"].to_numpy(float)):
+        axes[0].set_yscale("log")
+    axes[0].set_ylabel(info.metric_label("test"))
+    axes[0].set_title("against parameters", loc="left", fontsize=10)
+    axes[1].set_title("against recurrent state", loc="left", fontsize=10)
+    handles = (_variant_handles(pal, variants)
+               + [Line2D([], [], color="#777777", linestyle=(0, (4, 2)), label="Pareto front of the medians"),
+                  Line2D([], [], **REFERENCE_LINE, label="trivial baseline")])  # fmt: skip
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(f"{info.name or task}, T = {T}: what each result costs", fontsize=12)
+    caption = (
+        f"Test {info.metric} of every trial (faint points, both frameworks) against its cell's parameters (left) "
+        f"and the floats of recurrent state it keeps per sequence (right) on {task} at T = {T}; the large marker "
+        "is each variant's median trial (bars: interquartile range of the metric), the dashed line the Pareto "
+        "front of those medians (no variant's median is both smaller and better)."
+    )
+    figs.save(fig, f"pareto_{task}_T{T}", "variants", f"{task}, T = {T}: metric against size", caption)
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool) -> list[tuple[float, float]]:
+    """The points (size, metric) that no other point beats with a size no larger and a better metric,
+    by increasing size."""
+    sign = 1.0 if higher_is_better else -1.0
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -sign * p[1])):
+        if not front or sign * y > sign * front[-1][1]:
+            front.append((x, y))
+    return front
 
 
 # ------------------------------------------------------------------------------------------------------

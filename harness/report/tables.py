@@ -109,6 +109,7 @@ def summary_table(an: Analysis) -> Table:
                 "top best": top_stat(num(r.top_best), r.top_n),
                 "steps to solve": integer(r.median_steps_to_solve),
                 "params": integer(r.params),
+                "state": integer(r.state),
                 "p (adjusted)": pval(r.p_adjusted),
                 "vs baseline": r.direction,
                 "p top (adjusted)": pval(r.p_adjusted_top),
@@ -123,7 +124,8 @@ def summary_table(an: Analysis) -> Table:
         "exact Clopper-Pearson 95 % interval); test metric over all trials with one and over the top 10 % chosen by "
         f"validation metric, shown where it holds at least {MIN_SELECTION} trials (e.g. '– (1 < {MIN_SELECTION})': "
         "it holds 1) "
-        "(↑ higher / ↓ lower is better); median steps to solve (solved trials); mean parameter count; the verdict "
+        "(↑ higher / ↓ lower is better); median steps to solve (solved trials); mean parameter count and state "
+        "size (floats of recurrent state per sequence: h and c for an LSTM, H² + 2H + 1 for mLSTM); the verdict "
         f"against the baseline {an.baseline!r} ({an.plan.short()}; the top 10 % by its unpaired counterpart, a "
         "family of its own). Every count here is of trials in one framework."
     )

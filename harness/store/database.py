@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS trials (
     baseline_metric REAL, metrics TEXT,
     solved INTEGER, steps INTEGER, best_step INTEGER, steps_to_solve INTEGER,
     wall_seconds REAL, steps_per_second REAL, param_count INTEGER, finished_at REAL NOT NULL,
-    variant_code TEXT, task_code TEXT, population INTEGER, generalisation REAL
+    variant_code TEXT, task_code TEXT, population INTEGER, generalisation REAL, state_size INTEGER
 );
 CREATE TABLE IF NOT EXISTS curves (
     trial_id TEXT NOT NULL, split TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, metric REAL,
@@ -136,8 +136,9 @@ CREATE INDEX IF NOT EXISTS progress_by_run ON progress (run_id);
 
 #: Columns added after schema version 1, with their SQL type: added to older stores when opened.
 ADDED_COLUMNS = {
-    # version 2; generalisation: version 4 (with the table test_lengths)
-    "trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER", "generalisation": "REAL"},
+    # version 2; generalisation and state_size: version 4 (with the table test_lengths)
+    "trials": {"variant_code": "TEXT", "task_code": "TEXT", "population": "INTEGER", "generalisation": "REAL",
+               "state_size": "INTEGER"},
     "runs": {"suite_text": "TEXT"},  # version 3
 }
 
@@ -258,6 +259,7 @@ def _row(run_id: str | None, suite: str | None, trial: Trial, task: Task, result
         "variant_code": result.code.get("variant"), "task_code": result.code.get("task"),
         "population": result.population,
         "generalisation": _finite_or_none(generalisation(m, result.test_lengths)),
+        "state_size": result.state_size or None,
     }  # fmt: skip
 
 

@@ -46,6 +46,7 @@ class TrialResult:
     wall_seconds: float = 0.0
     steps_per_second: float | None = None
     param_count: int = 0
+    state_size: int = 0  # floats of recurrent state per sequence: sum(variant.state_sizes(H))
     curve: list[tuple[int, str, float, float]] = field(default_factory=list)  # (step, split, loss, metric)
     code: dict[str, str] = field(default_factory=dict)  # {"variant": ..., "task": ...}: harness.plugins.fingerprint
     population: int = 1  # how many trials trained together with it, itself included (harness.training.population)
@@ -82,7 +83,8 @@ class Member:
         settings, T = trial.settings, trial.length
         self.trial, self.task, self.settings, self.started = trial, task, settings, started
         count = variant.parameter_count(task.input_size, settings.hidden_size)
-        self.result = TrialResult(status="ok", param_count=count, population=size)
+        state = sum(variant.state_sizes(settings.hidden_size))
+        self.result = TrialResult(status="ok", param_count=count, state_size=state, population=size)
         self.params = init_model_params(variant, task, settings.hidden_size, trial.seed, lag=T)
         self.validation = task.fixed_set("validation", T, settings.validation_size)
         self.stream = training_stream(task, T, settings, trial.seed)
