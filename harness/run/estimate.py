@@ -32,7 +32,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from harness.cell.scan_choice import uses_scan
 from harness.plugins.registry import registry
+from harness.training.grouping import variant_of
 from harness.training.lengths import mean_sequence_length
 from harness.trials.trial import Trial
 
@@ -49,9 +51,12 @@ class Estimate:
     over_limit: list[tuple[list[Trial], float]]  # jobs whose estimate exceeds the time limit
 
 
-def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None) -> Estimate:
-    """The estimate for ``jobs`` (see the module docstring); ``stored``: a trials frame to learn from."""
-    costs, source = _costs(jobs, stored)
+def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None,
+             scan: str = "off") -> Estimate:  # fmt: skip
+    """The estimate for ``jobs`` (see the module docstring); ``stored``: a trials frame to learn from;
+    ``scan``: the run's ``--scan``, so that a job that will run its variant's linear form is calibrated on
+    that form (mLSTM's is ~13 times as fast as its loop of steps at H = 249, T = 40: timed 2026-12-06)."""
+    costs, source = _costs(jobs, stored, scan)
     seconds = [_job_seconds(job, costs[(job[0].framework, job[0].variant, len(job))]) for job in jobs]
     over = [(job, s) for job, s in zip(jobs, seconds) if s > time_limit]
     return Estimate(_schedule(seconds, workers), seconds, source, over)
@@ -74,7 +79,8 @@ def _schedule(seconds: list[float], workers: int) -> float:
     return max(free)
 
 
-def _costs(jobs: list[list[Trial]], stored: Any) -> tuple[dict[tuple, float], dict[tuple[str, str], str]]:
+def _costs(jobs: list[list[Trial]], stored: Any,
+           scan: str = "off") -> tuple[dict[tuple, float], dict[tuple[str, str], str]]:  # fmt: skip
     """(framework, variant, population) -> seconds per trial-step per time step; and where each came from."""
     learned = _from_store(stored)
     costs: dict[tuple, float] = {}
@@ -88,7 +94,8 @@ def _costs(jobs: list[list[Trial]], stored: Any) -> tuple[dict[tuple, float], di
             source[(t.framework, t.variant)] = "store"
         else:
             hidden = int(statistics.median(m.settings.hidden_size for m in job))
-            setting = (hidden, t.settings.batch_size, t.device)
+            scans = uses_scan(variant_of(t), scan, t.framework, t.device, len(job))
+            setting = (hidden, t.settings.batch_size, t.device, scans)
             missing.setdefault(t.framework, {}).setdefault((t.variant, len(job)), setting)
     for framework, wanted in missing.items():
         for (variant, members), ms in zip(wanted, _calibrate(framework, wanted)):
@@ -115,15 +122,16 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
-def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str]]) -> list[float]:
-    """ms per trial-step at ``CALIBRATION_LENGTH`` for each (variant, members) -> (hidden, batch, device),
-    measured in one child process of ``framework``."""
+def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str, bool]]) -> list[float]:
+    """ms per trial-step at ``CALIBRATION_LENGTH`` for each (variant, members) -> (hidden, batch, device,
+    scan), measured in one child process of ``framework``."""
     from harness.diagnostics.speed import SpeedJob
     from harness.workers.worker import Workers
 
     device = next(iter(wanted.values()))[2]
     jobs = [{"variant_id": v, "members": 0 if m == 1 else m, "T": CALIBRATION_LENGTH, "batch": b, "hidden": h,
-             "steps": CALIBRATION_STEPS, "device": d} for (v, m), (h, b, d) in wanted.items()]  # fmt: skip
+             "steps": CALIBRATION_STEPS, "device": d, "scan": s}
+            for (v, m), (h, b, d, s) in wanted.items()]  # fmt: skip
     with Workers((framework,), device) as workers:
         results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
     bad = [r["error"] for r in results if "error" in r]

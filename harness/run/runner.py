@@ -208,12 +208,12 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     jobs = _fit(make_jobs(work.todo, population), placement, suite.device, scan)
     print(f"{len(trials)} trials ({len(trials) - todo} already in {store_path}, {todo} to run{running}"
           f"{_jobs_text(jobs)})", file=out)  # fmt: skip
-    for line in _estimate_lines(suite, jobs, workers, frame):
+    for line in _estimate_lines(suite, jobs, workers, frame, scan):
         print(line, file=out)
     return RunSummary(len(trials), len(trials) - todo, todo, stale=sum(work.changed.values()))
 
 
-def _estimate_lines(suite: Suite, jobs: list[list[Trial]], workers: int, stored) -> list[str]:
+def _estimate_lines(suite: Suite, jobs: list[list[Trial]], workers: int, stored, scan: str = "auto") -> list[str]:
     """The dry run's time estimate, or why there is none (a framework missing here, a calibration that
     failed): a dry run plans, it never fails for want of a framework."""
     if not jobs:
@@ -222,7 +222,7 @@ def _estimate_lines(suite: Suite, jobs: list[list[Trial]], workers: int, stored)
     if missing:
         return [f"no time estimate: not installed here: {', '.join(missing)}"]
     try:
-        found = estimate(jobs, workers, suite.time_limit, stored)
+        found = estimate(jobs, workers, suite.time_limit, stored, scan)
     except Exception as e:  # the calibration runs framework code in children: say what failed, go on
         return [f"no time estimate: the calibration failed ({headline(str(e))})"]
     return describe_estimate(found, workers, suite.time_limit)

@@ -10,6 +10,7 @@ import json
 from collections.abc import Collection
 
 from harness.cell.batchable import batchability
+from harness.cell.scan_choice import uses_scan
 from harness.errors import UsageError
 from harness.trials.trial import Trial, canonical
 from harness.variant import Variant
@@ -33,9 +34,11 @@ def group_key(trial: Trial) -> tuple:
     ability = batchability(variant)
     if not ability.batchable:
         return ("solo", trial.id)
-    if trial.framework == "tf" and trial.settings.train_lengths == "uniform":
+    if trial.framework == "tf" and trial.settings.train_lengths == "uniform" and not uses_scan(
+            variant, "auto", "tf", trial.device, 2):  # fmt: skip
         # TensorFlow's population unrolls the step in Python for one length: each of up to T lengths would
-        # be a trace of its own (seconds each), where a solo model's while loop traces once for all
+        # be a trace of its own (seconds each), where a solo model's while loop traces once for all. A
+        # population that runs its variant's linear form has no loop over time to unroll: it stays.
         return ("solo", trial.id)
     specs = type(variant).hyperparameters
     shared = {k: v for k, v in trial.hparams.items()
