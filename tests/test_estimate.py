@@ -78,3 +78,18 @@ def test_warnings_name_each_cell_once_the_longest_first_and_count_the_rest():
     assert warnings[0].startswith("warning: 3 trial(s) of adding T=13 v (torch) would need up to about 113 s")
     assert "smaller --population" not in warnings[0]  # jobs of one trial: a smaller population cannot help
     assert len(warnings) == 11 and warnings[-1] == "warning: and 6 trial(s) of 2 more cell(s) over the time limit"
+
+
+@pytest.mark.parametrize("scan, population, expected", [("auto", 1, True), ("auto", 4, True), ("off", 4, False),
+                                                         ("on", 1, True)])  # fmt: skip
+def test_calibration_measures_the_path_the_run_will_take(monkeypatch, scan, population, expected):
+    """mLSTM's chunkwise form runs under ``auto`` in PyTorch on a CPU, solo or in a population; the dry run
+    must calibrate that form, not the loop of steps (it once did: 15 h estimated for a 1.3 h suite)."""
+    import harness.run.estimate as est
+
+    asked: list[dict] = []
+    monkeypatch.setattr(est, "_calibrate", lambda fw, wanted: asked.append(dict(wanted)) or [1.0] * len(wanted))
+    jobs = [[trial(s, variant="mlstm") for s in range(population)], [trial(9, variant="np")]]
+    est._costs(jobs, stored=None, scan=scan)
+    assert asked[0][("mlstm", population)][3] is expected
+    assert asked[0][("np", 1)][3] is False  # no linear form: always its loop
