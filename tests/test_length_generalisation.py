@@ -246,6 +246,28 @@ def test_the_report_draws_the_metric_against_the_evaluation_length(tmp_path):
     assert "Length generalisation" in (tmp_path / "rep" / "index.html").read_text()
 
 
+def test_report_primary_tests_the_score_as_a_secondary_analysis(tmp_path):
+    """``report --primary generalisation`` puts the score in the verdicts' place, says the outcome departs
+    from the declared one, and writes beside the declared report, not over it."""
+    from harness.report.build import load
+
+    trials = plan(suite({"train_lengths": "uniform", "test_lengths": [2, 4]}, trials=3))
+    with Store(tmp_path / "s.sqlite") as store:
+        run = store.start_run("g", ["rnn-bench"], {})
+        for k, trial in enumerate(trials):
+            store.record(run, "g", trial, PARITY, ladder_result(0.9, (0.8 - 0.1 * k, 0.6 - 0.1 * k)))
+    declared = load(tmp_path / "s.sqlite")
+    assert not declared.secondary and set(declared.trials["test_metric"]) == {0.9}
+    scored = load(tmp_path / "s.sqlite", primary="generalisation")
+    assert scored.secondary and scored.plan.primary == "generalisation"
+    beyond = sorted(round(0.7 - 0.1 * k, 6) for k in range(len(trials)))  # the mean of (0.8, 0.6) - 0.1 k
+    assert sorted(scored.trials["test_metric"].round(6)) == beyond
+    assert any("secondary analysis" in n and "'metric'" in n for n in scored.notes)
+    assert not load(tmp_path / "s.sqlite", primary="metric").secondary  # the declared outcome: nothing changes
+    with pytest.raises(UsageError, match="unknown primary outcome 'best'"):
+        load(tmp_path / "s.sqlite", primary="best")
+
+
 def test_the_estimate_counts_uniform_lengths_and_the_ladder():
     from harness.run.estimate import _job_seconds
 

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 from harness.cell.scan_choice import SCAN_CHOICES
 from harness.errors import UsageError
 from harness.store.database import DEFAULT_PATH, store_fault
+from harness.suites.analysis_plan import PRIMARY
+from harness.suites.suite import list_suites
 
 if TYPE_CHECKING:
     from harness.execution.placement import Placement
@@ -100,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-size", type=int, default=64, help="H for parameter counts (default 64)")
 
     p = verb("run")
-    p.add_argument("suite", help="a shipped suite (smoke, quick, greff, full) or a path to a suite .toml file")
+    shipped = ", ".join(list_suites())  # the files, so a new shipped suite is named here without an edit
+    p.add_argument("suite", help=f"a shipped suite ({shipped}) or a path to a suite .toml file")
     p.add_argument("--tasks", type=_csv, help="only these tasks (comma-separated)")
     p.add_argument("--lengths", type=_ints, help="only these dependency lengths T, for every task")
     p.add_argument("--variants", type=_csv, help="only these variants (ids or aliases)")
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: reports/<suite>)")
     p.add_argument("--baseline", help="reference variant (default: the suite's baseline, else v)")
     p.add_argument("--no-probe", action="store_true", help="skip the gradient-flow probe (needs PyTorch)")
+    p.add_argument("--primary", choices=PRIMARY,
+                   help="the outcome the verdicts test, replacing the suite's declared one: a secondary analysis, "
+                        "written to reports/<suite>-<primary> unless --out says otherwise")  # fmt: skip
     _store_arg(p)
 
     p = verb("check")
@@ -329,7 +335,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import build_report
 
-    path = build_report(args.store, out_dir=args.out, suite=args.suite, baseline=args.baseline, probe=not args.no_probe)
+    path = build_report(args.store, out_dir=args.out, suite=args.suite, baseline=args.baseline,
+                        probe=not args.no_probe, primary=args.primary)  # fmt: skip
     print(f"report: {path}")
     return 0
 

@@ -10,7 +10,7 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from harness.report.page import suite_lines_from_data, write_html, write_markdow
 from harness.report.tables import build_tables, trials_export, write_tables
 from harness.store.database import Store, is_sqlite_file
 from harness.store.metadata import Metadata, complete
-from harness.suites.analysis_plan import AnalysisPlan, parse_analysis_plan
+from harness.suites.analysis_plan import PRIMARY, AnalysisPlan, parse_analysis_plan
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,19 +45,23 @@ def build_report(
     suite: Any = None,
     baseline: str | None = None,
     probe: bool = True,
+    primary: str | None = None,
 ) -> Path:
     """Write the report of ``store_path`` and return the path of its ``index.html``.
 
-    ``suite`` and ``baseline`` choose the trials and the reference variant as ``load`` says.
-    ``out_dir`` defaults to ``reports/<suite>/``. ``probe=False`` skips the gradient-flow probe.
-    Raises ``UsageError`` (exit code 2) for a missing or empty store.
+    ``suite``, ``baseline`` and ``primary`` choose the trials, the reference variant and the outcome the
+    verdicts test as ``load`` says. ``out_dir`` defaults to ``reports/<suite>/`` (``reports/<suite>-<primary>/``
+    where ``primary`` replaces the suite's declared outcome, so the declared report is not overwritten).
+    ``probe=False`` skips the gradient-flow probe. Raises ``UsageError`` (exit code 2) for a missing or
+    empty store.
     """
-    data = load(store_path, suite, baseline)
+    data = load(store_path, suite, baseline, primary)
     an = A.analyse(data.trials, data.curves, data.baseline, data.planned, metadata=data.metadata,
                    running=data.running, running_curves=data.running_curves, plan=data.plan,
                    test_lengths=data.test_lengths)  # fmt: skip
     an.notes += data.notes
-    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(data.suite_name)
+    name = data.suite_name + (f"-{data.plan.primary}" if data.secondary else "")
+    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(name)
     _check_out(out, data.store_path)
     try:
         return _write(out, an, data.trials, data.planned, data.suite_name, data.suite_obj, data.store_path,
@@ -84,16 +88,20 @@ class StoreData:
     plan: AnalysisPlan | None  # the suite's analysis plan as recorded, None: the defaults
     notes: list[str]
     test_lengths: pd.DataFrame  # ``Store.test_lengths_frame`` of its trials: metric per test length
+    secondary: bool = False  # the verdicts test another outcome than the one the suite declared
 
 
-def load(store_path: str | Path, suite: Any = None, baseline: str | None = None) -> StoreData:
+def load(store_path: str | Path, suite: Any = None, baseline: str | None = None,
+         primary: str | None = None) -> StoreData:  # fmt: skip
     """The trials of ``suite`` in ``store_path`` and everything their analysis needs.
 
     ``suite``: None (every trial in the store; named after the latest run's suite, or "all"), a suite
     name or file (only the trials its current plan holds; all it stored where the store has no plan of
     it), or a suite object with ``.name`` (and optionally ``.baseline``, ``.description``,
     ``.statistics``). ``baseline``: the reference variant (default: the suite's, else ``v`` when present,
-    else the first in the catalogue's order). Raises ``UsageError`` (exit code 2) for a missing or empty
+    else the first in the catalogue's order). ``primary``: the outcome the verdicts test ("metric", "solved",
+    "generalisation"), replacing the one the suite's analysis plan declared; the report then says it is
+    a secondary analysis (default: the declared one). Raises ``UsageError`` (exit code 2) for a missing or empty
     store, a suite without trials or an unknown baseline.
 
     Everything comes from the store: the suite as its latest run recorded it (description, baseline,
@@ -143,13 +151,29 @@ def load(store_path: str | Path, suite: Any = None, baseline: str | None = None)
         baseline = getattr(suite_obj, "baseline", None)
     plan = getattr(suite_obj, "statistics", None)
     notes = [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
+    plan, secondary = _replace_primary(plan, primary, notes)
     if plan is not None and plan.primary == "generalisation":
         trials = A.generalisation_as_metric(trials)
         notes.append("The suite's analysis plan makes the generalisation score (the mean of the primary metric "
                      "over the test lengths beyond T) the metric of its verdicts: every test metric below is "
                      "that score; a trial tested at T only has none.")  # fmt: skip
     return StoreData(store_path, trials, curves, planned, running, running_curves, metadata, suite_name, suite_obj,
-                     environment, baseline, plan, notes, test_lengths)  # fmt: skip
+                     environment, baseline, plan, notes, test_lengths, secondary)  # fmt: skip
+
+
+def _replace_primary(plan: AnalysisPlan | None, primary: str | None,
+                     notes: list[str]) -> tuple[AnalysisPlan | None, bool]:  # fmt: skip
+    """The plan with ``primary`` as its outcome, and whether that departs from the declared one (a note says
+    so: an outcome chosen after the run is a secondary analysis, not the plan declared before it)."""
+    declared = plan.primary if plan is not None else AnalysisPlan().primary
+    if primary is None or primary == declared:
+        return plan, False
+    if primary not in PRIMARY:
+        raise unknown_name("primary outcome", primary, PRIMARY, "--primary")
+    notes.append(f"A secondary analysis: --primary {primary} makes the verdicts test the {primary} outcome, where "
+                 f"the suite's analysis plan declared {declared!r} before its run; read its verdicts as "
+                 "exploratory beside the declared report's.")  # fmt: skip
+    return replace(plan or AnalysisPlan(), primary=primary), True
 
 
 def _of_suite(trials: pd.DataFrame, planned_ids: set[str], suite_name: str) -> tuple[pd.DataFrame, str | None]:
