@@ -4,6 +4,7 @@ their place in trial ids, the store, the export, the analysis and the report."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sqlite3
 
 import numpy as np
@@ -246,26 +247,54 @@ def test_the_report_draws_the_metric_against_the_evaluation_length(tmp_path):
     assert "Length generalisation" in (tmp_path / "rep" / "index.html").read_text()
 
 
-def test_report_primary_tests_the_score_as_a_secondary_analysis(tmp_path):
-    """``report --primary generalisation`` puts the score in the verdicts' place, says the outcome departs
-    from the declared one, and writes beside the declared report, not over it."""
-    from harness.report.build import load
-
+def ladder_store(path, ladder: bool = True):
+    """A store of suite ``g``: 3 configurations of parity T = 8 in both frameworks, each tested at 16 and 32
+    with scores 0.7 - 0.1 k (``ladder``), or tested at T only."""
     trials = plan(suite({"train_lengths": "uniform", "test_lengths": [2, 4]}, trials=3))
-    with Store(tmp_path / "s.sqlite") as store:
+    with Store(path) as store:
         run = store.start_run("g", ["rnn-bench"], {})
         for k, trial in enumerate(trials):
-            store.record(run, "g", trial, PARITY, ladder_result(0.9, (0.8 - 0.1 * k, 0.6 - 0.1 * k)))
+            result = ladder_result(0.9, (0.8 - 0.1 * k, 0.6 - 0.1 * k))
+            store.record(run, "g", trial, PARITY, result if ladder else replace(result, test_lengths={}))
+    return trials
+
+
+def test_report_primary_tests_the_score_as_a_secondary_analysis(tmp_path):
+    """``--primary generalisation`` puts the score in the verdicts' place and says the outcome departs from
+    the declared one; an outcome no trial has is refused."""
+    from harness.report.build import load
+
+    trials = ladder_store(tmp_path / "s.sqlite")
     declared = load(tmp_path / "s.sqlite")
     assert not declared.secondary and set(declared.trials["test_metric"]) == {0.9}
     scored = load(tmp_path / "s.sqlite", primary="generalisation")
     assert scored.secondary and scored.plan.primary == "generalisation"
     beyond = sorted(round(0.7 - 0.1 * k, 6) for k in range(len(trials)))  # the mean of (0.8, 0.6) - 0.1 k
     assert sorted(scored.trials["test_metric"].round(6)) == beyond
-    assert any("secondary analysis" in n and "'metric'" in n for n in scored.notes)
+    assert any(n.startswith("A secondary analysis: --primary generalisation") and "'metric'" in n
+               for n in scored.notes)  # fmt: skip
+    assert any(n.startswith("--primary generalisation makes the generalisation score") for n in scored.notes)
+    assert not any(n.startswith("The suite's analysis plan makes") for n in scored.notes)  # it did not
     assert not load(tmp_path / "s.sqlite", primary="metric").secondary  # the declared outcome: nothing changes
     with pytest.raises(UsageError, match="unknown primary outcome 'best'"):
         load(tmp_path / "s.sqlite", primary="best")
+    ladder_store(tmp_path / "plain.sqlite", ladder=False)
+    with pytest.raises(UsageError, match="no trial of 'g' in .* has a generalisation score"):
+        load(tmp_path / "plain.sqlite", primary="generalisation")
+
+
+def test_report_and_export_primary_write_beside_the_declared_report(cli, tmp_path, monkeypatch):
+    ladder_store(tmp_path / "s.sqlite")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("report", "--store", "s.sqlite", "--no-probe", "--primary", "generalisation")
+    assert code == 0, err
+    page = (tmp_path / "reports" / "g-generalisation" / "index.html").read_text()
+    assert "A secondary analysis" in page and not (tmp_path / "reports" / "g").exists()
+    code, out, err = cli("export", "--store", "s.sqlite", "--comparisons", "--primary", "generalisation",
+                         "-o", "c.csv")  # fmt: skip
+    assert code == 0 and "note: A secondary analysis" in err
+    code, out, err = cli("export", "--store", "s.sqlite", "--primary", "solved", "-o", "t.csv")
+    assert code == 2 and "--primary choose" in err
 
 
 def test_the_estimate_counts_uniform_lengths_and_the_ladder():

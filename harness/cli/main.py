@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="with --comparisons: only this suite's trials, tested by its [statistics] "
                    "plan (default: every trial, the default plan)")
     p.add_argument("--baseline", help="with --comparisons: the reference variant (default: the suite's, else v)")
+    p.add_argument("--primary", choices=PRIMARY, help="with --comparisons: the outcome the verdicts test, "
+                   "replacing the suite's declared one (a secondary analysis, as report --primary)")  # fmt: skip
     _store_arg(p)
 
     p = verb("report")
@@ -313,11 +315,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from harness.store.database import Store
 
     fmt = export_format(args.output, args.format)
-    if (args.suite or args.baseline) and not args.comparisons:
-        raise UsageError("--suite and --baseline choose what --comparisons compares; the trials and curves "
-                         "exports hold every trial of the store (filter them with pandas)")  # fmt: skip
+    if (args.suite or args.baseline or args.primary) and not args.comparisons:
+        raise UsageError("--suite, --baseline and --primary choose what --comparisons compares and how; the "
+                         "trials and curves exports hold every trial of the store (filter them with pandas)")  # fmt: skip
     if args.comparisons:
-        df = comparisons_table(args.store, args.suite, args.baseline)
+        df = comparisons_table(args.store, args.suite, args.baseline, args.primary)
         if df.attrs.get("note"):
             print(f"rnn-bench export: note: {df.attrs['note']}", file=sys.stderr)
     else:

@@ -101,7 +101,8 @@ def load(store_path: str | Path, suite: Any = None, baseline: str | None = None,
     ``.statistics``). ``baseline``: the reference variant (default: the suite's, else ``v`` when present,
     else the first in the catalogue's order). ``primary``: the outcome the verdicts test ("metric", "solved",
     "generalisation"), replacing the one the suite's analysis plan declared; the report then says it is
-    a secondary analysis (default: the declared one). Raises ``UsageError`` (exit code 2) for a missing or empty
+    a secondary analysis (default: the declared one); an unknown outcome, or the generalisation score
+    where no trial has one, is a ``UsageError``. Raises ``UsageError`` (exit code 2) for a missing or empty
     store, a suite without trials or an unknown baseline.
 
     Everything comes from the store: the suite as its latest run recorded it (description, baseline,
@@ -151,28 +152,35 @@ def load(store_path: str | Path, suite: Any = None, baseline: str | None = None,
         baseline = getattr(suite_obj, "baseline", None)
     plan = getattr(suite_obj, "statistics", None)
     notes = [n for n in (suite_note, plan_note, _metadata_note(metadata)) if n]
-    plan, secondary = _replace_primary(plan, primary, notes)
+    plan, secondary = _replace_primary(plan, primary, notes, suite_obj is not None)
     if plan is not None and plan.primary == "generalisation":
+        if not trials["generalisation"].notna().any():
+            raise UsageError(f"no trial of {suite_name!r} in {store_path} has a generalisation score (none was "
+                             "tested beyond its training length, test_lengths), so it cannot be the outcome the "
+                             "verdicts test; use --primary metric or solved")  # fmt: skip
         trials = A.generalisation_as_metric(trials)
-        notes.append("The suite's analysis plan makes the generalisation score (the mean of the primary metric "
-                     "over the test lengths beyond T) the metric of its verdicts: every test metric below is "
-                     "that score; a trial tested at T only has none.")  # fmt: skip
+        source = f"--primary {plan.primary}" if secondary else "The suite's analysis plan"
+        notes.append(f"{source} makes the generalisation score (the mean of the primary metric over the test "
+                     "lengths beyond T) the metric of its verdicts: every test metric below is that score; a "
+                     "trial tested at T only has none.")  # fmt: skip
     return StoreData(store_path, trials, curves, planned, running, running_curves, metadata, suite_name, suite_obj,
                      environment, baseline, plan, notes, test_lengths, secondary)  # fmt: skip
 
 
-def _replace_primary(plan: AnalysisPlan | None, primary: str | None,
-                     notes: list[str]) -> tuple[AnalysisPlan | None, bool]:  # fmt: skip
+def _replace_primary(plan: AnalysisPlan | None, primary: str | None, notes: list[str],
+                     of_suite: bool) -> tuple[AnalysisPlan | None, bool]:  # fmt: skip
     """The plan with ``primary`` as its outcome, and whether that departs from the declared one (a note says
-    so: an outcome chosen after the run is a secondary analysis, not the plan declared before it)."""
+    so: an outcome chosen after the run is a secondary analysis, not the plan declared before it). Without
+    a suite's plan (``plan`` None, or no suite: every trial of the store) the departure is from the default."""
     declared = plan.primary if plan is not None else AnalysisPlan().primary
     if primary is None or primary == declared:
         return plan, False
     if primary not in PRIMARY:
         raise unknown_name("primary outcome", primary, PRIMARY, "--primary")
+    before = (f"the suite's analysis plan declared {declared!r} before its run" if plan is not None and of_suite
+              else f"the default plan tests {declared!r}")  # fmt: skip
     notes.append(f"A secondary analysis: --primary {primary} makes the verdicts test the {primary} outcome, where "
-                 f"the suite's analysis plan declared {declared!r} before its run; read its verdicts as "
-                 "exploratory beside the declared report's.")  # fmt: skip
+                 f"{before}; read its verdicts as exploratory beside the declared report's.")  # fmt: skip
     return replace(plan or AnalysisPlan(), primary=primary), True
 
 

@@ -95,17 +95,19 @@ def lengths_table(store: Store) -> pd.DataFrame:
     return _typed(out[LENGTH_COLUMNS], types).reset_index(drop=True)
 
 
-def comparisons_table(store_path: str | Path, suite: str | None = None, baseline: str | None = None) -> pd.DataFrame:
+def comparisons_table(store_path: str | Path, suite: str | None = None, baseline: str | None = None,
+                      primary: str | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per comparison with the baseline (variant, task, T, framework, selection), as the report
     computes them (``harness.analysis.study.baseline_comparisons``): the trials ``suite`` covers, tested by the
     analysis plan its latest run recorded (its ``[statistics]`` table). Columns:
     ``harness.analysis.comparisons.COMPARISON_COLUMNS``, each described in docs/export.md; ``paired`` and
-    ``robust`` boolean. Where the recorded plan cannot be read (a store edited by hand), the default plan
-    tests it and ``attrs["note"]`` says so."""
+    ``robust`` boolean. ``primary`` replaces the plan's outcome (``load``: a secondary analysis). Where the
+    recorded plan cannot be read (a store edited by hand), the default plan tests it; ``attrs["note"]`` says
+    so, and says when the analysis is a secondary one."""
     from harness.analysis.study import baseline_comparisons
     from harness.report.build import load
 
-    data = load(store_path, suite, baseline)
+    data = load(store_path, suite, baseline, primary)
     out = baseline_comparisons(data.trials, data.baseline, data.plan, data.metadata)
     for col in ("paired", "robust"):
         out[col] = out[col].astype("boolean")
@@ -114,8 +116,9 @@ def comparisons_table(store_path: str | Path, suite: str | None = None, baseline
         out[col] = out[col].astype("Int64")
     out = out.reset_index(drop=True)
     problem = getattr(data.suite_obj, "problem", None)
-    if problem:
-        out.attrs["note"] = problem
+    secondary = [n for n in data.notes if n.startswith("A secondary analysis")]
+    if problem or secondary:
+        out.attrs["note"] = " ".join([problem] * bool(problem) + secondary)
     return out
 
 
