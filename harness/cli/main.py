@@ -316,8 +316,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     fmt = export_format(args.output, args.format)
     if (args.suite or args.baseline or args.primary) and not args.comparisons:
-        raise UsageError("--suite, --baseline and --primary choose what --comparisons compares and how; the "
-                         "trials and curves exports hold every trial of the store (filter them with pandas)")  # fmt: skip
+        raise UsageError("--suite, --baseline and --primary choose what --comparisons compares and how; the trials "
+                         "and curves exports hold every trial of the store (filter them with pandas)")  # fmt: skip
     if args.comparisons:
         df = comparisons_table(args.store, args.suite, args.baseline, args.primary)
         if df.attrs.get("note"):
