@@ -4,8 +4,8 @@ their place in trial ids, the store, the export, the analysis and the report."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
