@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras 3 picks its backend at import; this module drives Keras layers with TensorFlow tensors.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
@@ -120,6 +121,21 @@ def environment() -> dict[str, Any]:
         if "cuda_version" in build:
             env["cuda"] = build["cuda_version"]
     return env
+
+
+def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[], Any]:
+    """A function that computes one product of ``members`` (m×k)·(k×n) float32 matrices (a batched
+    product when ``members`` > 1) and waits for it: what ``harness.diagnostics.roofline`` times."""
+    with tf.device(resolve_device(device)):
+        gen = tf.random.Generator.from_seed(0)
+        a, b = gen.normal((members, m, k)), gen.normal((members, k, n))
+
+    def product() -> Any:
+        with tf.device(resolve_device(device)):
+            out = tf.linalg.matmul(a, b)
+        return out.numpy()  # waits for the device (on a CPU the eager op has already run)
+
+    return product
 
 
 def masked_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor, axis: tuple[int, ...]) -> tf.Tensor:

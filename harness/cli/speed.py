@@ -14,6 +14,11 @@ scan (``scan="both"``), so the two paths meet in one table: path ``scan`` (solo)
     ms_per_trial_step   median ms of one training step / population size
     trials_per_hour     3.6e6 / (ms_per_trial_step x steps_per_trial), one worker
     ratio_to_fused      ms_per_trial_step / the fused solo LSTM's, same framework, device and sizes
+
+and the distance to the machine's limit (``harness.diagnostics.roofline``, which defines them): the step's
+matrix-product MFLOP per trial (counted in PyTorch; blank where PyTorch is not installed), the GFLOP/s it
+achieves, the GFLOP/s of a lone product at the step's shape and at 1024³ in the same framework and
+process, and the fraction of the latter the step achieves (``of_peak``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from harness.error_text import headline
 from harness.errors import UsageError
 
 COLUMNS = ("variant", "framework", "device", "hidden_size", "population", "path", "ms_per_trial_step",
-           "trials_per_hour", "ratio_to_fused")  # fmt: skip
+           "trials_per_hour", "ratio_to_fused", "mflop_per_trial_step", "gflop_per_s", "shape_gflop_per_s",
+           "peak_gflop_per_s", "of_peak")  # fmt: skip
 
 
 def measure(variants: list[str], frameworks: list[str], device: str, hidden_sizes: list[int],
@@ -35,16 +41,60 @@ def measure(variants: list[str], frameworks: list[str], device: str, hidden_size
             fused: bool = True, scan: str = "both") -> list[dict[str, Any]]:  # fmt: skip
     """One row per framework x hidden size x variant x population x path (see the module docstring);
     ``scan``: ``off`` (loops only), ``on`` (scans where a variant has a linear form) or ``both``."""
+    from harness.diagnostics.roofline import LARGE, MatmulJob, step_shape
     from harness.diagnostics.speed import SpeedJob
     from harness.workers.worker import Workers
 
     rows = []
     for framework in frameworks:
         jobs = _jobs(variants, hidden_sizes, populations, length, batch, steps, fused, device, scan)
+        shapes = tuple(dict.fromkeys([LARGE] + [step_shape(j["members"], batch, j["hidden"]) for j in jobs]))
         with Workers((framework,), device) as workers:
             results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
+            products = workers.run({framework: MatmulJob(framework, shapes, device)})[framework]
         rows += _rows(framework, device, jobs, results, steps_per_trial)
+        _add_roofline([r for r in rows if r["framework"] == framework], dict(zip(shapes, products)), batch)
+    _add_flops(rows, length, batch, device)
     return rows
+
+
+def _add_roofline(rows: list[dict], products: dict[tuple, dict], batch: int) -> None:
+    """Each row's matrix-product GFLOP/s at its step's shape and at the large shape (the peak)."""
+    from harness.diagnostics.roofline import LARGE, step_shape
+
+    for shape, result in products.items():
+        if "error" in result:
+            raise UsageError(f"timing a matrix product of shape {shape} failed: {headline(result['error'])}")
+    for r in rows:
+        r["shape_gflop_per_s"] = products[step_shape(r["population"], batch, r["hidden_size"])]["gflops"]
+        r["peak_gflop_per_s"] = products[LARGE]["gflops"]
+
+
+def _add_flops(rows: list[dict], length: int, batch: int, device: str) -> None:
+    """Each row's matrix-product MFLOP per trial-step, counted in one PyTorch worker (the same count for a
+    TensorFlow row: the same products), its achieved GFLOP/s and its fraction of the peak; blank where
+    PyTorch is not installed (the count needs it)."""
+    from harness.backends import installed_frameworks
+    from harness.diagnostics.roofline import FlopJob
+    from harness.workers.worker import Workers
+
+    for r in rows:
+        r.update(mflop_per_trial_step=None, gflop_per_s=None, of_peak=None)
+    if "torch" not in installed_frameworks():
+        return
+    cases = list(dict.fromkeys(_flop_case(r) for r in rows))
+    jobs = tuple({"variant_id": v, "members": m, "T": length, "batch": batch, "hidden": h, "device": device,
+                  "scan": s} for v, m, h, s in cases)  # fmt: skip
+    with Workers(("torch",), device) as workers:
+        counts = dict(zip(cases, workers.run({"torch": FlopJob(jobs)})["torch"]))
+    for r in rows:
+        count = counts[_flop_case(r)]
+        if "error" in count:
+            raise UsageError(f"counting the FLOPs of {r['variant']} at population {r['population']} failed: "
+                             f"{headline(count['error'])}")  # fmt: skip
+        r["mflop_per_trial_step"] = count["flops"] / 1e6
+        r["gflop_per_s"] = count["flops"] / (r["ms_per_trial_step"] / 1000) / 1e9
+        r["of_peak"] = r["gflop_per_s"] / r["peak_gflop_per_s"]
 
 
 def _jobs(variants: list[str], hidden_sizes: list[int], populations: list[int], length: int, batch: int,
@@ -108,7 +158,18 @@ def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     return text_table([COLUMNS, *[[_cell(k, r[k]) for k in COLUMNS] for r in rows]]) + "\n"
 
 
+def _flop_case(row: dict) -> tuple[str, int, int, bool]:
+    """(variant, members (0: solo), hidden size, scan): what a row's FLOP count depends on (a fused row
+    computes its generic path's products)."""
+    members = 0 if row["population"] == 1 else row["population"]
+    return row["variant"], members, row["hidden_size"], row["path"] in ("scan", "population-scan")
+
+
 def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column in ("mflop_per_trial_step", "gflop_per_s", "shape_gflop_per_s", "peak_gflop_per_s", "of_peak"):
+        return f"{value:.3g}"
     if column == "ms_per_trial_step":
         return f"{value:.3f}"
     if column == "trials_per_hour":
