@@ -48,6 +48,16 @@ def test_speed_table_is_aligned_text(bench):
     assert [line.split()[0] for line in lines[1:]] == ["np", "rnn"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("torch") is None,
+                    reason="needs TensorFlow and PyTorch")  # fmt: skip
+def test_a_tensorflow_row_has_its_own_products_and_the_count_of_the_same_step(bench):
+    run = bench.run("speed", "--variants", "rnn", "--populations", "1", "--frameworks", "tf", *TINY, "--format", "csv")
+    assert run.returncode == 0, run.stderr
+    rnn = [r for r in csv.DictReader(io.StringIO(run.stdout)) if r["variant"] == "rnn"][0]
+    assert float(rnn["mflop_per_trial_step"]) == pytest.approx(848 / 1e6)  # PyTorch's count of the same step
+    assert float(rnn["peak_gflop_per_s"]) > 0 and float(rnn["shape_gflop_per_s"]) > 0
+
+
 @pytest.mark.parametrize("argv, says", [
     (("--variants", "nope"), "unknown variant 'nope' (from --variants)"),
     (("--frameworks", "jax"), "unknown framework 'jax' (from --frameworks)"),

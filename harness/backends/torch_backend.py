@@ -64,21 +64,22 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[], Any]:
-    """A function that computes one product of ``members`` (m×k)·(k×n) float32 matrices (a batched
-    product when ``members`` > 1) and waits for it: what ``harness.diagnostics.roofline`` times."""
+def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[int], Any]:
+    """``products(r)``: ``r`` products of ``members`` (m×k)·(k×n) float32 matrices (batched when ``members`` >
+    1), then one wait for the device: what ``harness.diagnostics.roofline`` times. PyTorch's default float32
+    (no TF32 on a GPU unless the user's settings allow it)."""
     dev = resolve_device(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(members, m, k, generator=gen).to(dev)
     b = torch.randn(members, k, n, generator=gen).to(dev)
 
-    def product() -> Any:
-        out = torch.bmm(a, b)
+    def products(repeats: int) -> None:
+        for _ in range(repeats):
+            torch.bmm(a, b)
         if dev.type == "cuda":
-            torch.cuda.synchronize()
-        return out
+            torch.cuda.synchronize()  # once per batch: a wait per product would time the launches' latency
 
-    return product
+    return products
 
 
 def count_flops(step: Callable[[], Any]) -> int:

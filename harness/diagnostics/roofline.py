@@ -2,45 +2,49 @@
 
     mflop_per_trial_step  the floating-point operations of the matrix products of one training step,
                           forward and backward, per trial (``step_flops``): counted, not modelled, by
-                          ``torch.utils.flop_counter`` while PyTorch runs the row's path at the row's shapes,
-                          so it holds for every variant, a user's too. A fused row counts its generic
-                          path (the same products). Elementwise operations (gate nonlinearities, the
-                          elementwise scans, Adam's update) are not counted: they are bound by memory traffic
-                          and call overhead, not by arithmetic, and are part of what the gap is made of.
+                          ``torch.utils.flop_counter`` while PyTorch runs the row's path at the row's shapes
+                          on the CPU, so it holds for every variant, a user's too, and for either framework
+                          (the same products). A fused row counts its generic path's products. Elementwise
+                          operations (gate nonlinearities, the elementwise scans, Adam's update) are not
+                          counted: they are bound by memory traffic and call overhead, not by arithmetic,
+                          and are part of what the gap is made of.
     gflop_per_s           mflop_per_trial_step / ms_per_trial_step: what the step achieves
-    shape_gflop_per_s     a lone product at the step's shape (``step_shape``: the LSTM's recurrent product,
-                          population × (B×H)·(H×4H)) timed in the row's framework: what the products alone
-                          would achieve at this size, call overhead included
-    peak_gflop_per_s      a product at ``LARGE`` (1024³, one thread) in the row's framework: what one core
-                          of this machine can do (the roofline's flat part)
+    shape_gflop_per_s     an LSTM-shaped recurrent product at the row's batch B, hidden size H and population
+                          (``step_shape``: population × (B×H)·(H×4H)), timed alone in the row's framework: what
+                          the products of a step of that size achieve, call overhead included
+    peak_gflop_per_s      a product at ``LARGE[device]`` in the row's framework: on a CPU what one core does
+                          (one thread, 1024³); on a GPU a 4096³ product, near what the device does in the
+                          framework's default float32 (TensorFlow's is TF32 on Ampere and later; PyTorch's
+                          is not, so the two frameworks' GPU peaks differ)
     of_peak               gflop_per_s / peak_gflop_per_s
 
-Timing follows ``harness.diagnostics.speed``: CPU time of this process on a CPU (one thread), wall time on a
-GPU, the median of several timed batches after a warm-up.
+Timing follows ``harness.diagnostics.speed.clock_for``: CPU time on a CPU, wall time on a GPU; each rate is
+the median of ``BATCHES`` timed batches of products, each batch long enough to time and ending with one
+wait for the device.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass
 
-from harness.diagnostics.speed import training_step
+from harness.diagnostics.speed import clock_for, training_step
 from harness.workers.job import JobContext, guarded
 
-LARGE = (1, 1024, 1024, 1024)  # (members, m, k, n): large enough that one core runs at its peak
+#: (members, m, k, n) per device: large enough that one CPU core, or a whole GPU, runs at its rate
+LARGE = {"cpu": (1, 1024, 1024, 1024), "cuda": (1, 4096, 4096, 4096)}
 GATES = 4  # the step shape's product is the LSTM's recurrent one: H inputs to 4 gates of H units
 MIN_BATCH_SECONDS = 0.02  # a timed batch repeats the product until it lasts about this long
 BATCHES = 5  # timed batches; the median is reported
 
 
 def step_flops(variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
-               task_id: str = "adding", device: str = "cpu", scan: bool = False) -> float:  # fmt: skip
-    """Matrix-product FLOPs of one training step per trial, counted in PyTorch (see the module docstring);
-    the generic path (not a fused kernel, whose products flop_counter cannot see) unless ``scan``."""
+               task_id: str = "adding", scan: bool = False) -> float:  # fmt: skip
+    """Matrix-product FLOPs of one training step per trial, counted in PyTorch on the CPU (see the module
+    docstring); the generic path (not a fused kernel, whose products the counter may not see) unless ``scan``."""
     from harness.backends import load_backend
 
-    step, count = training_step("torch", variant_id, members, T, batch, hidden, task_id, False, device, scan)
+    step, count = training_step("torch", variant_id, members, T, batch, hidden, task_id, False, "cpu", scan)
     return load_backend("torch").count_flops(step()) / count
 
 
@@ -51,26 +55,25 @@ def step_shape(members: int, batch: int, hidden: int) -> tuple[int, int, int, in
 
 def matmul_gflops(framework: str, shape: tuple[int, int, int, int], device: str = "cpu") -> float:
     """GFLOP/s of the product ``shape`` = (members, m, k, n) in ``framework``: 2·members·m·k·n operations
-    per product over its median time (``MIN_BATCH_SECONDS`` batches, ``BATCHES`` of them)."""
+    per product over the median time per product of ``BATCHES`` batches of at least ``MIN_BATCH_SECONDS``."""
     from harness.backends import load_backend
 
     backend = load_backend(framework)
     backend.setup(device)
-    product = backend.matmul(*shape, device=device)
-    clock = time.process_time if device == "cpu" else time.perf_counter
-    product()  # warm-up: allocation, kernel choice
-    repeats, seconds = 1, 0.0
-    while seconds < MIN_BATCH_SECONDS:  # how many products make a batch long enough to time
+    products = backend.matmul(*shape, device=device)
+    clock = clock_for(device)
+    products(1)  # warm-up: allocation, tracing, kernel choice
+    repeats = 1
+    while True:  # how many products make a batch long enough to time
         t0 = clock()
-        for _ in range(repeats):
-            product()
-        seconds = clock() - t0
-        repeats = repeats if seconds >= MIN_BATCH_SECONDS else repeats * 4
+        products(repeats)
+        if clock() - t0 >= MIN_BATCH_SECONDS:
+            break
+        repeats *= 4
     times = []
     for _ in range(BATCHES):
         t0 = clock()
-        for _ in range(repeats):
-            product()
+        products(repeats)
         times.append((clock() - t0) / repeats)
     members, m, k, n = shape
     return 2 * members * m * k * n / max(statistics.median(times), 1e-12) / 1e9
@@ -89,7 +92,7 @@ class FlopJob:
 
 @dataclass(frozen=True)
 class MatmulJob:
-    """``matmul_gflops(framework, shape)`` for each shape, in a worker of ``framework``."""
+    """``matmul_gflops(framework, shape, device)`` for each shape, in a worker of ``framework``."""
 
     framework: str
     shapes: tuple[tuple[int, int, int, int], ...]

@@ -33,9 +33,7 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
     """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
     tracing). ``scan``: the variant's linear form (``harness.scan``) instead of its loop of steps."""
     step, count = training_step(framework, variant_id, members, T, batch, hidden, task_id, fused, device, scan)
-    # CPU time on a CPU (a busy machine's other processes do not count); wall time on a GPU, where the
-    # step's loss (a Python float) waits for the device, so the wall clock covers the kernels
-    clock = time.process_time if device == "cpu" else time.perf_counter
+    clock = clock_for(device)
     times = []
     for k in range(steps + 2):
         run = step()
@@ -44,6 +42,13 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
         if k >= 2:
             times.append(clock() - t0)
     return 1000 * statistics.median(times) / count
+
+
+def clock_for(device: str) -> Callable[[], float]:
+    """CPU time of this process on a CPU (a busy machine's other processes do not count); wall time on a
+    GPU, where what is timed waits for the device (a step's loss is a Python float), so the wall clock
+    covers the kernels."""
+    return time.process_time if device == "cpu" else time.perf_counter
 
 
 def training_step(framework: str, variant_id: str, members: int, T: int, batch: int, hidden: int,
