@@ -19,7 +19,8 @@ def test_speed_rows_have_the_reference_and_one_row_per_variant_and_population(be
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
     assert list(rows[0]) == ["variant", "framework", "device", "hidden_size", "population", "path",
-                             "ms_per_trial_step", "trials_per_hour", "ratio_to_fused"]  # fmt: skip
+                             "ms_per_trial_step", "trials_per_hour", "ratio_to_fused", "mflop_per_trial_step",
+                             "gflop_per_s", "shape_gflop_per_s", "peak_gflop_per_s", "of_peak"]  # fmt: skip
     got = [(r["variant"], r["population"], r["path"]) for r in rows]
     assert got == [("np", "1", "fused"), ("rnn", "1", "fused"), ("rnn", "2", "population"),
                    ("gru", "1", "generic"), ("gru", "2", "population")]  # fmt: skip
@@ -29,6 +30,13 @@ def test_speed_rows_have_the_reference_and_one_row_per_variant_and_population(be
         ms = float(r["ms_per_trial_step"])
         assert ms > 0 and float(r["ratio_to_fused"]) == pytest.approx(ms / reference, rel=0.01, abs=0.006)
         assert float(r["trials_per_hour"]) == pytest.approx(3.6e6 / (ms * 1000), rel=0.01)
+        achieved = float(r["mflop_per_trial_step"]) * 1e6 / (ms / 1000) / 1e9
+        assert float(r["gflop_per_s"]) == pytest.approx(achieved, rel=0.01)
+        assert float(r["of_peak"]) == pytest.approx(float(r["gflop_per_s"]) / float(r["peak_gflop_per_s"]), rel=0.02)
+    assert len({r["peak_gflop_per_s"] for r in rows}) == 1  # one peak per framework and run
+    # a fused row counts its generic path's products: rnn's solo count is the tanh RNN's formula
+    # (tests/test_roofline.py) at H = 4, T = 3, B = 2 on adding (I = 2, O = 1)
+    assert float(rows[1]["mflop_per_trial_step"]) == pytest.approx(848 / 1e6)
 
 
 @needs_torch
@@ -38,6 +46,16 @@ def test_speed_table_is_aligned_text(bench):
     lines = run.stdout.splitlines()
     assert lines[0].split()[:5] == ["variant", "framework", "device", "hidden_size", "population"]
     assert [line.split()[0] for line in lines[1:]] == ["np", "rnn"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("torch") is None,
+                    reason="needs TensorFlow and PyTorch")  # fmt: skip
+def test_a_tensorflow_row_has_its_own_products_and_the_count_of_the_same_step(bench):
+    run = bench.run("speed", "--variants", "rnn", "--populations", "1", "--frameworks", "tf", *TINY, "--format", "csv")
+    assert run.returncode == 0, run.stderr
+    rnn = [r for r in csv.DictReader(io.StringIO(run.stdout)) if r["variant"] == "rnn"][0]
+    assert float(rnn["mflop_per_trial_step"]) == pytest.approx(848 / 1e6)  # PyTorch's count of the same step
+    assert float(rnn["peak_gflop_per_s"]) > 0 and float(rnn["shape_gflop_per_s"]) > 0
 
 
 @pytest.mark.parametrize("argv, says", [

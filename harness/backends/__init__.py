@@ -1,7 +1,8 @@
 """Backends: one per framework, imported lazily so a process only ever loads the one it runs.
 
 A backend module provides ``FRAMEWORK``, ``setup(device)``, ``environment()``,
-``build_model(variant, task, hparams, params, device)`` and ``run_cell(variant, params, inputs, fused)``.
+``build_model(variant, task, hparams, params, device)``, ``run_cell(variant, params, inputs, fused)`` and
+``matmul(members, m, k, n, device)`` (docs/architecture.md, "Backends"); PyTorch's also ``count_flops(step)``.
 """
 
 from __future__ import annotations

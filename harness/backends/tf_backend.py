@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras 3 picks its backend at import; this module drives Keras layers with TensorFlow tensors.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
@@ -120,6 +121,27 @@ def environment() -> dict[str, Any]:
         if "cuda_version" in build:
             env["cuda"] = build["cuda_version"]
     return env
+
+
+def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[int], Any]:
+    """``products(r)``: ``r`` products of ``members`` (m×k)·(k×n) float32 matrices (batched when ``members`` >
+    1), each a traced function's call as a training step's are, then one wait for the device: what
+    ``harness.diagnostics.roofline`` times. TensorFlow's default float32 (TF32 on Ampere and later GPUs)."""
+    with tf.device(resolve_device(device)):
+        gen = tf.random.Generator.from_seed(0)
+        a, b = gen.normal((members, m, k)), gen.normal((members, k, n))
+    product = tf.function(lambda: tf.linalg.matmul(a, b))
+
+    def products(repeats: int) -> None:
+        out = None
+        for _ in range(repeats):
+            out = product()
+        if out is not None:
+            # one element read back waits for the last product (and so all before it, on one stream); the
+            # result's numpy() would copy all of it, timing a transfer instead of the product
+            out[0, 0, 0].numpy()
+
+    return products
 
 
 def masked_loss(task: Task, outputs: tf.Tensor, targets: tf.Tensor, axis: tuple[int, ...]) -> tf.Tensor:

@@ -9,6 +9,7 @@ over all parameters (the same formula in both backends).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,35 @@ def environment() -> dict[str, Any]:
         env["gpus"] = torch.cuda.device_count()
         env["cuda"] = torch.version.cuda
     return env
+
+
+def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[int], Any]:
+    """``products(r)``: ``r`` products of ``members`` (m×k)·(k×n) float32 matrices (batched when ``members`` >
+    1), then one wait for the device: what ``harness.diagnostics.roofline`` times. PyTorch's default float32
+    (no TF32 on a GPU unless the user's settings allow it)."""
+    dev = resolve_device(device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(members, m, k, generator=gen).to(dev)
+    b = torch.randn(members, k, n, generator=gen).to(dev)
+
+    def products(repeats: int) -> None:
+        for _ in range(repeats):
+            torch.bmm(a, b)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()  # once per batch: a wait per product would time the launches' latency
+
+    return products
+
+
+def count_flops(step: Callable[[], Any]) -> int:
+    """The floating-point operations of the matrix products that ``step()`` runs (mm, bmm, addmm, the
+    products inside einsum and attention), forward and backward, 2 per multiply-add, as
+    ``torch.utils.flop_counter.FlopCounterMode`` counts them; elementwise operations are not counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
 
 
 def masked_loss(task: Task, outputs: torch.Tensor, targets: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:

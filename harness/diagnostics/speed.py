@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,31 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
             scan: bool = False) -> float:  # fmt: skip
     """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
     tracing). ``scan``: the variant's linear form (``harness.scan``) instead of its loop of steps."""
+    step, count = training_step(framework, variant_id, members, T, batch, hidden, task_id, fused, device, scan)
+    clock = clock_for(device)
+    times = []
+    for k in range(steps + 2):
+        run = step()
+        t0 = clock()
+        run()
+        if k >= 2:
+            times.append(clock() - t0)
+    return 1000 * statistics.median(times) / count
+
+
+def clock_for(device: str) -> Callable[[], float]:
+    """CPU time of this process on a CPU (a busy machine's other processes do not count); wall time on a
+    GPU, where what is timed waits for the device (a step's loss is a Python float), so the wall clock
+    covers the kernels."""
+    return time.process_time if device == "cpu" else time.perf_counter
+
+
+def training_step(framework: str, variant_id: str, members: int, T: int, batch: int, hidden: int,
+                  task_id: str = "adding", fused: bool = True, device: str = "cpu",
+                  scan: bool = False) -> tuple[Callable[[], Callable[[], Any]], int]:  # fmt: skip
+    """``(step, count)``: the model of ``members`` trials (0: the solo model, ``build_model``) and a
+    function that draws a fresh batch per trial (untimed) and returns the training step on it; ``count``
+    the trials one step advances. Runs ``backend.setup(device)``: call it once per process."""
     from harness.backends import load_backend
     from harness.cell.model import init_model_params
     from harness.plugins.registry import registry
@@ -51,21 +77,14 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
         engine = importlib.import_module(ENGINES[framework])
         model = engine.Population(variant, task, [settings] * members, params, device, scan=scan)
     rng = np.random.default_rng(0)
-    # CPU time on a CPU (a busy machine's other processes do not count); wall time on a GPU, where the
-    # step's loss (a Python float) waits for the device, so the wall clock covers the kernels
-    clock = time.process_time if device == "cpu" else time.perf_counter
-    times = []
-    for k in range(steps + 2):
-        batches = [task.generate(T, batch, rng) for _ in range(count)]
-        inputs, targets = stack_batches(batches)
-        t0 = clock()
+
+    def step() -> Callable[[], Any]:
+        inputs, targets = stack_batches([task.generate(T, batch, rng) for _ in range(count)])
         if members == 0:
-            model.train_step(inputs[0], targets[0])
-        else:
-            model.train_step(inputs, targets)
-        if k >= 2:
-            times.append(clock() - t0)
-    return 1000 * statistics.median(times) / count
+            return lambda: model.train_step(inputs[0], targets[0])
+        return lambda: model.train_step(inputs, targets)
+
+    return step, count
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ imports imports back:
 * ``harness.training.train_job.TrainJob``: train a population of trials;
 * ``harness.diagnostics.parity.ParityJob``: cross-framework cases;
 * ``harness.diagnostics.speed.SpeedJob``: milliseconds per training step;
+* ``harness.diagnostics.roofline.FlopJob`` and ``MatmulJob``: a step's FLOPs, this machine's matrix-product GFLOP/s;
 * ``harness.diagnostics.preflight.PreflightJob``: each variant's contract problems, before a run touches the store;
 * ``harness.diagnostics.probes.ProbeJob``: the report's gradient-flow probe.
 """
