@@ -125,21 +125,25 @@ def environment() -> dict[str, Any]:
 
 def matmul(members: int, m: int, k: int, n: int, device: str = "cpu") -> Callable[[int], Any]:
     """``products(r)``: ``r`` products of ``members`` (m×k)·(k×n) float32 matrices (batched when ``members`` >
-    1), each a traced function's call as a training step's are, then one wait for the device: what
-    ``harness.diagnostics.roofline`` times. TensorFlow's default float32 (TF32 on Ampere and later GPUs)."""
+    1) in one traced loop, as a training step's products run inside its traced graph, then one wait for
+    the device: what ``harness.diagnostics.roofline`` times. TensorFlow's default float32 (TF32 on Ampere
+    and later GPUs)."""
     with tf.device(resolve_device(device)):
         gen = tf.random.Generator.from_seed(0)
         a, b = gen.normal((members, m, k)), gen.normal((members, k, n))
-    product = tf.function(lambda: tf.linalg.matmul(a, b))
+
+    @tf.function(reduce_retracing=True)
+    def repeated(count: tf.Tensor) -> tf.Tensor:
+        # each product feeds the loop's carried value, so the graph cannot drop it; one call per batch, since a
+        # call per product would time tf.function's call overhead (about 0.25 ms) instead of a small product
+        def body(i: tf.Tensor, acc: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return i + 1, acc + tf.linalg.matmul(a, b)[0, 0, 0]
+
+        return tf.while_loop(lambda i, acc: i < count, body, (tf.constant(0), tf.constant(0.0)))[1]
 
     def products(repeats: int) -> None:
-        out = None
-        for _ in range(repeats):
-            out = product()
-        if out is not None:
-            # one element read back waits for the last product (and so all before it, on one stream); the
-            # result's numpy() would copy all of it, timing a transfer instead of the product
-            out[0, 0, 0].numpy()
+        with tf.device(resolve_device(device)):
+            repeated(tf.constant(repeats)).numpy()  # a scalar read back: waits for the last product
 
     return products
 
