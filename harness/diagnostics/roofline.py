@@ -10,8 +10,9 @@
                           and are part of what the gap is made of.
     gflop_per_s           mflop_per_trial_step / ms_per_trial_step: what the step achieves
     shape_gflop_per_s     an LSTM-shaped recurrent product at the row's batch B, hidden size H and population
-                          (``step_shape``: population × (B×H)·(H×4H)), timed alone in the row's framework: what
-                          the products of a step of that size achieve, call overhead included
+                          (``step_shape``: population × (B×H)·(H×4H)), timed alone in the row's framework, in
+                          a loop as a step runs its products (PyTorch: one dispatch each; TensorFlow: a traced
+                          loop): what the products of a step of that size achieve
     peak_gflop_per_s      a product at ``LARGE[device]`` in the row's framework: on a CPU what one core does
                           (one thread, 1024³); on a GPU a 4096³ product, near what the device does in the
                           framework's default float32 (TensorFlow's is TF32 on Ampere and later; PyTorch's

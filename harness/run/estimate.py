@@ -52,10 +52,11 @@ class Estimate:
 
 
 def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None,
-             scan: str = "off") -> Estimate:  # fmt: skip
+             scan: str = "auto") -> Estimate:  # fmt: skip
     """The estimate for ``jobs`` (see the module docstring); ``stored``: a trials frame to learn from;
-    ``scan``: the run's ``--scan``, so that a job that will run its variant's linear form is calibrated on
-    that form (mLSTM's is ~13 times as fast as its loop of steps at H = 249, T = 40: timed 2026-12-06)."""
+    ``scan``: the run's ``--scan`` (default, as ``run``'s: ``auto``), so that a job that will run its
+    variant's linear form is calibrated on that form (mLSTM's is ~13 times as fast as its loop of steps at
+    H = 249, T = 40: timed 2026-12-06)."""
     costs, source = _costs(jobs, stored, scan)
     seconds = [_job_seconds(job, costs[(job[0].framework, job[0].variant, len(job))]) for job in jobs]
     over = [(job, s) for job, s in zip(jobs, seconds) if s > time_limit]
@@ -80,7 +81,7 @@ def _schedule(seconds: list[float], workers: int) -> float:
 
 
 def _costs(jobs: list[list[Trial]], stored: Any,
-           scan: str = "off") -> tuple[dict[tuple, float], dict[tuple[str, str], str]]:  # fmt: skip
+           scan: str = "auto") -> tuple[dict[tuple, float], dict[tuple[str, str], str]]:  # fmt: skip
     """(framework, variant, population) -> seconds per trial-step per time step; and where each came from."""
     learned = _from_store(stored)
     costs: dict[tuple, float] = {}
