@@ -463,7 +463,7 @@ def report_environment() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
     }
-    for pkg in ("numpy", "pandas", "scipy", "matplotlib", "seaborn", "optuna", "scikit-learn"):
+    for pkg in ("numpy", "pandas", "scipy", "matplotlib", "seaborn", "scikit-learn"):
         try:
             env[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
