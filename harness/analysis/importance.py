@@ -103,6 +103,19 @@ def importance(
     return pd.DataFrame(rows, columns=COLUMNS), method
 
 
+class ImportanceJob:
+    """``importance`` in a helper process (a ``harness.workers`` job of no framework), so that a report goes
+    on with the rest of its analysis meanwhile: the answer is ``importance(configs, families)``."""
+
+    framework = None
+
+    def __init__(self, configs: pd.DataFrame, families: dict[str, str]) -> None:
+        self.configs, self.families = configs, families
+
+    def run(self, context: Any) -> tuple[pd.DataFrame, str]:
+        return importance(self.configs, self.families)
+
+
 def eta_squared(
     configs: pd.DataFrame, families: dict[str, str], min_configurations: int = MIN_CONFIGURATIONS
 ) -> pd.DataFrame:  # fmt: skip

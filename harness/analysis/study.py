@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -732,6 +732,16 @@ def baseline_comparisons(
     return compare_with_baseline(df, select_top(df, top_fraction), base, variants, plan or AnalysisPlan())
 
 
+#: ``analyse``'s ``start_importance``: (configurations, variant families) -> a function that waits for
+#: ``harness.analysis.importance.importance``'s answer (rows, method).
+StartImportance = Callable[[pd.DataFrame, dict[str, str]], Callable[[], tuple[pd.DataFrame, str]]]
+
+
+def _importance_here(configs: pd.DataFrame, families: dict[str, str]) -> Callable[[], tuple[pd.DataFrame, str]]:
+    result = hyperparameter_importance(configs, families)
+    return lambda: result
+
+
 def analyse(
     trials: pd.DataFrame,
     curves: pd.DataFrame | None = None,
@@ -743,13 +753,16 @@ def analyse(
     running: pd.DataFrame | None = None,
     running_curves: pd.DataFrame | None = None,
     test_lengths: pd.DataFrame | None = None,
+    start_importance: StartImportance | None = None,
 ) -> Analysis:
     """All the numbers of the report from the store's trials (and learning curves). ``metadata``: the
     variant and task records (``Store.metadata``) that give names, order and thresholds; None takes
     them from the code here (``harness.store.metadata.from_registry``). ``plan``: the suite's analysis plan (how
     the comparisons with the baseline are tested; None: the defaults). ``running`` (``Store.running``) and
     ``running_curves``: trials still being trained, counted as running and drawn, never in a statistic.
-    ``test_lengths`` (``Store.test_lengths_frame``): the metric of trials tested beyond T at each length."""
+    ``test_lengths`` (``Store.test_lengths_frame``): the metric of trials tested beyond T at each length.
+    ``start_importance(configs, families)``: starts the hyperparameter importance elsewhere (a helper
+    process) and returns a function that waits for its ``importance`` answer; None: computed here."""
     running = running if running is not None else pd.DataFrame(columns=CELL)
     df, metadata, base, notes, variants = _design(trials, baseline, metadata, running)
     ranks = metadata.ranks()
@@ -757,18 +770,20 @@ def analyse(
     top = shown_selection(selected)
     plan = plan or AnalysisPlan()
     alpha = plan.alpha
-    comparisons = compare_with_baseline(df, selected, base, variants, plan)
-    summary = summarise(df, selected, comparisons, planned, base, ranks, running, metadata)
     info = variant_info(variant_order(set(variants) | set(running["variant"]), base, ranks), metadata)
     configs = configurations(df)
+    families = {v: i.family for v, i in info.items()}
+    importance_result = (start_importance or _importance_here)(configs, families)  # the longest part: first
+    comparisons = compare_with_baseline(df, selected, base, variants, plan)
+    summary = summarise(df, selected, comparisons, planned, base, ranks, running, metadata)
     scores, score_words = ranking_scores(configs, top_fraction)
-    imp, method = hyperparameter_importance(configs, {v: i.family for v, i in info.items()})
     tasks = task_info(df, metadata) if len(df) else {}
     pairs = framework_pairs(df)
     speed = speed_table(df, base, ranks)
     dependency = dependency_curves(df)
     marginals = marginal_effects(configs)
     noise = seed_noise(df) if len(df) else pd.DataFrame()
+    imp, method = importance_result()
     return Analysis(
         trials=df,
         top=top,

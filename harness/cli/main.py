@@ -336,9 +336,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.build import build_report
+    from harness.report.progress import Progress
 
     path = build_report(args.store, out_dir=args.out, suite=args.suite, baseline=args.baseline,
-                        probe=not args.no_probe, primary=args.primary)  # fmt: skip
+                        probe=not args.no_probe, primary=args.primary, progress=Progress(sys.stderr))  # fmt: skip
     print(f"report: {path}")
     return 0
 

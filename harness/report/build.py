@@ -10,6 +10,7 @@ import platform
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,16 @@ from harness.analysis import study as A
 from harness.diagnostics.probes import GradientFlow, gradient_flow
 from harness.errors import UsageError, unknown_name
 from harness.report.context import Context
-from harness.report.figures import make_figures
+from harness.report.drawing import draw_figures, helper_count, importance_on, start_helpers, stop_helpers
+from harness.report.figures import draw_gradient
 from harness.report.findings import findings
 from harness.report.page import suite_lines_from_data, write_html, write_markdown
+from harness.report.progress import Progress
 from harness.report.tables import build_tables, trials_export, write_tables
 from harness.store.database import Store, is_sqlite_file
 from harness.store.metadata import Metadata, complete
 from harness.suites.analysis_plan import PRIMARY, AnalysisPlan, parse_analysis_plan
+from harness.workers.worker import WorkerProcess
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,28 +50,40 @@ def build_report(
     baseline: str | None = None,
     probe: bool = True,
     primary: str | None = None,
+    progress: Progress | None = None,
+    helpers: int | None = None,
 ) -> Path:
     """Write the report of ``store_path`` and return the path of its ``index.html``.
 
     ``suite``, ``baseline`` and ``primary`` choose the trials, the reference variant and the outcome the
     verdicts test as ``load`` says. ``out_dir`` defaults to ``reports/<suite>/`` (``reports/<suite>-<primary>/``
     where ``primary`` replaces the suite's declared outcome, so the declared report is not overwritten).
-    ``probe=False`` skips the gradient-flow probe. Raises ``UsageError`` (exit code 2) for a missing or
-    empty store.
+    ``probe=False`` skips the gradient-flow probe. ``progress`` shows what the build is doing (None: silent).
+    ``helpers``: processes that draw figures beside this one (``harness.report.drawing``; None: one per
+    spare core for a store of a few hundred trials or more). Raises ``UsageError`` (exit code 2) for a
+    missing or empty store.
     """
+    progress = progress or Progress()
+    progress.step("reading the store")
     data = load(store_path, suite, baseline, primary)
-    an = A.analyse(data.trials, data.curves, data.baseline, data.planned, metadata=data.metadata,
-                   running=data.running, running_curves=data.running_curves, plan=data.plan,
-                   test_lengths=data.test_lengths)  # fmt: skip
-    an.notes += data.notes
     name = data.suite_name + (f"-{data.plan.primary}" if data.secondary else "")
     out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(name)
     _check_out(out, data.store_path)
+    started = start_helpers(helper_count(len(data.trials)) if helpers is None else helpers)
     try:
+        progress.step(f"analysing {len(data.trials)} trials")
+        an = A.analyse(data.trials, data.curves, data.baseline, data.planned, metadata=data.metadata,
+                       running=data.running, running_curves=data.running_curves, plan=data.plan,
+                       test_lengths=data.test_lengths,
+                       start_importance=importance_on(started[0]) if started else None)  # fmt: skip
+        an.notes += data.notes
         return _write(out, an, data.trials, data.planned, data.suite_name, data.suite_obj, data.store_path,
-                      data.environment, probe)  # fmt: skip
+                      data.environment, probe, started, progress)  # fmt: skip
     except OSError as e:  # a full disk, a read-only folder: name what could not be written
         raise UsageError(f"cannot write the report into {out}: {e.strerror or e} ({e.filename or out})") from e
+    finally:
+        stop_helpers(started)
+        progress.close()
 
 
 @dataclass
@@ -233,8 +249,10 @@ def _baseline_id(name: str, metadata: Metadata) -> str:
 
 
 def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFrame, suite_name: str, suite_obj: Any,
-           store_path: Path, environment: dict[str, Any], probe: bool) -> Path:  # fmt: skip
-    """Write the report's files into ``out`` (replacing those of the previous build) and list them."""
+           store_path: Path, environment: dict[str, Any], probe: bool, helpers: list[WorkerProcess],
+           line: Progress) -> Path:  # fmt: skip
+    """Write the report's files into ``out`` (replacing those of the previous build) and list them. The
+    gradient-flow probe trains in its own process while the figures are drawn."""
     out.mkdir(parents=True, exist_ok=True)
     _clear_previous(out)
     done = set(trials["trial_id"])
@@ -243,8 +261,15 @@ def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFram
         "finished": len(trials),
         "remaining": int((~planned["trial_id"].isin(done)).sum()) if len(planned) else 0,
     }
-    gradient = _probe(an) if probe else None
-    figs = make_figures(an, out / "figures", gradient)
+    with ThreadPoolExecutor(1) as waiting:  # the thread only waits for the probe's process
+        probing = waiting.submit(_probe, an) if probe else None
+        line.step("drawing the figures")
+        figs = draw_figures(an, out / "figures", helpers, lambda done, n: line.count("figures", done, n))
+        if probing is not None:
+            line.step("waiting for the gradient-flow probe")
+        gradient = probing.result() if probing is not None else None
+    figs.add(draw_gradient(an, out / "figures", gradient))
+    line.step("writing the tables and the page")
     tables = build_tables(an, gradient)
     csvs = write_tables(tables, out / "tables", trials_export(an))
 

@@ -15,7 +15,9 @@ imports imports back:
 * ``harness.diagnostics.speed.SpeedJob``: milliseconds per training step;
 * ``harness.diagnostics.roofline.FlopJob`` and ``MatmulJob``: a step's FLOPs, this machine's matrix-product GFLOP/s;
 * ``harness.diagnostics.preflight.PreflightJob``: each variant's contract problems, before a run touches the store;
-* ``harness.diagnostics.probes.ProbeJob``: the report's gradient-flow probe.
+* ``harness.diagnostics.probes.ProbeJob``: the report's gradient-flow probe;
+* ``harness.report.drawing.FigureJob`` and ``harness.analysis.importance.ImportanceJob``: a report's figures
+  and its hyperparameter importance, in helper processes beside the report's own.
 """
 
 from __future__ import annotations

@@ -194,6 +194,11 @@ class WorkerProcess:
         seconds (the start-up has ``START_TIMEOUT`` of its own)."""
         self.wait_ready()
         self.send(job)
+        return self.answer(timeout, on_event)
+
+    def answer(self, timeout: float | None = None, on_event: Callable[[tuple], None] | None = None) -> Any:
+        """Wait for the answer of the job sent last (``send``; the ``ready`` handshake, if still to come, is
+        taken on the way) and return it, as ``call`` does."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             message = self._next(deadline, f"the job did not finish within {timeout} s", "timeout")
@@ -268,14 +273,7 @@ class Workers:
             self.processes[fw].wait_ready()
         for fw, job in jobs.items():
             self.processes[fw].send(job)
-        return {fw: self._answer(self.processes[fw]) for fw in jobs}
-
-    @staticmethod
-    def _answer(process: WorkerProcess) -> Any:
-        while True:
-            message = process._next(None, "", "")
-            if message[0] == "done":
-                return message[1]
+        return {fw: self.processes[fw].answer() for fw in jobs}
 
     def close(self) -> None:
         for process in self.processes.values():
