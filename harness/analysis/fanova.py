@@ -33,7 +33,6 @@ variance (Optuna raises there).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -126,24 +125,55 @@ class _Tree:
 
     def main_effect(self, cols: np.ndarray) -> float:
         """V_R of the columns ``cols``: the variance of the marginal prediction over the cells that the
-        tree's split values cut along them."""
-        mids, sizes = [], []
-        for c in cols:
-            edges = np.concatenate([[self.bounds[c, 0]], self.splits[c], [self.bounds[c, 1]]])
-            mids.append(0.5 * (edges[1:] + edges[:-1]))
-            sizes.append(np.diff(edges))
-        grid = np.array(list(itertools.product(*mids)))  # cells × len(cols)
-        cell = np.prod(np.array(list(itertools.product(*sizes))), axis=1)
-        inside = np.ones((len(grid), len(self.value)), dtype=bool)
-        for j, c in enumerate(cols):
-            x = grid[:, j : j + 1]
-            inside &= (self.lo[None, :, c] < x) & (x <= self.hi[None, :, c])
+        tree's split values cut along them. Several columns are a category's one-hot columns, valued 0 or
+        1, which a tree can split only once each (at 0.5)."""
+        if len(cols) == 1:
+            return self._main_effect_of_one(int(cols[0]))
+        if any(len(self.splits[c]) > 1 for c in cols):
+            raise ValueError(f"columns {list(cols)} are not one-hot: a tree splits one of them twice")
+        return self._main_effect_of_halves(cols)
+
+    def _main_effect_of_one(self, c: int) -> float:
+        """``main_effect`` of one column (a number), in time linear in the leaves: a leaf's box spans a run of
+        consecutive cells, from the edge at its lower bound to the edge at its upper bound (its bounds are
+        edges), so the sums over the leaves that contain each cell are running sums of differences."""
+        edges = np.concatenate([[self.bounds[c, 0]], self.splits[c], [self.bounds[c, 1]]])
+        first, last = np.searchsorted(edges, self.lo[:, c]), np.searchsorted(edges, self.hi[:, c])
+        other = np.ones(self.lo.shape[1], dtype=bool)
+        other[c] = False
+        weight = np.prod(self.hi[:, other] - self.lo[:, other], axis=1)
+        n = len(edges)
+        total = np.cumsum(np.bincount(first, weight, n) - np.bincount(last, weight, n))[:-1]
+        weighted = weight * self.value
+        marginal = np.cumsum(np.bincount(first, weighted, n) - np.bincount(last, weighted, n))[:-1] / total
+        return _weighted_variance(marginal, total * np.diff(edges))
+
+
+    def _main_effect_of_halves(self, cols: np.ndarray) -> float:
+        """``main_effect`` of columns that the tree splits once at most (a category's one-hot columns): each
+        cell is a choice of lower or upper half in each split column, numbered by the bits of an integer,
+        and a leaf contains a cell where the bits it fixes (the columns its box halves) are those it keeps."""
+        split = [int(c) for c in cols if len(self.splits[c])]
+        lows = np.array([self.splits[c][0] - self.bounds[c, 0] for c in split])
+        highs = np.array([self.bounds[c, 1] - self.splits[c][0] for c in split])
+        bits = 1 << np.arange(len(split))
+        fixed = np.zeros(len(self.value), dtype=np.int64)  # per leaf: the columns its box halves ...
+        upper = np.zeros(len(self.value), dtype=np.int64)  # ... and where it keeps the upper half
+        for bit, c in zip(bits, split):
+            lower_only, upper_only = self.hi[:, c] <= self.splits[c][0], self.lo[:, c] >= self.splits[c][0]
+            fixed |= np.where(lower_only | upper_only, bit, 0)
+            upper |= np.where(upper_only, bit, 0)
+        cells = np.arange(1 << len(split))
+        inside = (cells[:, None] & fixed[None, :]) == upper[None, :]
         other = np.ones(self.lo.shape[1], dtype=bool)
         other[cols] = False
         weights = inside * np.prod(self.hi[:, other] - self.lo[:, other], axis=1)[None, :]
         total = weights.sum(axis=1)
         marginal = weights @ self.value / total
-        return _weighted_variance(marginal, total * cell)
+        is_upper = (cells[:, None] & bits[None, :]) != 0
+        size = np.prod(np.where(is_upper, highs, lows), axis=1) * np.prod(
+            [self.bounds[c, 1] - self.bounds[c, 0] for c in cols if not len(self.splits[c])])
+        return _weighted_variance(marginal, total * size)
 
 
 def _weighted_variance(values: np.ndarray, weights: np.ndarray) -> float:
