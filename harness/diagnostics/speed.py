@@ -32,16 +32,24 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
             scan: bool = False) -> float:  # fmt: skip
     """Median milliseconds per trial-step over ``steps`` steps, after two warm-up steps (allocation,
     tracing). ``scan``: the variant's linear form (``harness.scan``) instead of its loop of steps."""
+    return step_costs(framework, variant_id, members, T, batch, hidden, steps, task_id, fused, device, scan)[0]
+
+
+def step_costs(framework: str, variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
+               steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu",
+               scan: bool = False) -> tuple[float, float]:  # fmt: skip
+    """(``step_ms``, setup ms): the second is what the model's first step costs beyond a steady one,
+    the tracing of TensorFlow's graph (seconds) or PyTorch's first allocations (milliseconds)."""
     step, count = training_step(framework, variant_id, members, T, batch, hidden, task_id, fused, device, scan)
     clock = clock_for(device)
     times = []
-    for k in range(steps + 2):
+    for _ in range(steps + 2):
         run = step()
         t0 = clock()
         run()
-        if k >= 2:
-            times.append(clock() - t0)
-    return 1000 * statistics.median(times) / count
+        times.append(clock() - t0)
+    steady = statistics.median(times[2:])
+    return 1000 * steady / count, 1000 * max(0.0, times[0] - steady)
 
 
 def clock_for(device: str) -> Callable[[], float]:
@@ -89,10 +97,12 @@ def training_step(framework: str, variant_id: str, members: int, T: int, batch: 
 
 @dataclass(frozen=True)
 class SpeedJob:
-    """``step_ms(framework, **case)`` for each case in a worker; ``{"ms": ...}`` or ``{"error": ...}`` each."""
+    """``step_costs(framework, **case)`` for each case in a worker: ``{"ms": ..., "setup_ms": ...}`` or
+    ``{"error": ...}`` each."""
 
     framework: str
     cases: tuple[dict, ...]
 
     def run(self, context: JobContext) -> list[dict]:
-        return [guarded(lambda c=case: {"ms": step_ms(self.framework, **c)}) for case in self.cases]
+        return [guarded(lambda c=case: dict(zip(("ms", "setup_ms"), step_costs(self.framework, **c))))
+                for case in self.cases]

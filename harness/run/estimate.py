@@ -5,10 +5,13 @@ the per-trial step cost of its variant and framework, which grows linearly with 
 (a recurrent step is a loop over time, each time step a fixed set of small operations):
 
     step seconds(job)   = M x c(framework, variant, M) x L
-    job seconds         = step seconds x (max_steps + evaluation)      evaluation, in training steps:
+    job seconds         = M x c x (max_steps x L + evaluation x H) + s x (trains x L + predicts x H)
+                                                                   evaluation, in training steps:
                           (max_steps / eval_every) x (validation_size / batch_size) x FORWARD_SHARE
                           + 2 x (test_size / batch_size) x FORWARD_SHARE
                           + Σ_m m x (test_size / batch_size) x FORWARD_SHARE   (each test length m·T)
+
+H is the length of a held-out (validation, test) batch: L, but ten times L for a continual task.
 
 L is the task's sequence length at T, or its mean over the uniform training lengths
 (``harness.training.lengths.mean_sequence_length``); a test at m·T is m times as long as one at T.
@@ -16,8 +19,13 @@ L is the task's sequence length at T, or its mean over the uniform training leng
 
 ``c`` is the per-trial cost of one training step per time step. It comes from the store where trials of
 the same framework, variant and device already ran (their measured training steps per second, per trial
-and per time step, median), else from a short calibration: ``harness.diagnostics.speed.step_ms`` at the job's
-population size, in a child process per framework (a few seconds each). The estimate is an upper bound
+and per time step, median), else from a short calibration: ``harness.diagnostics.speed.step_costs`` at the
+job's population size and at its members' largest hidden size (a population computes every member at
+that size, padded), in a child process per framework (a few seconds each). The calibration also measures
+``s``, what a model's first step costs beyond a steady one per time step: TensorFlow's tracing of the
+unrolled graph (seconds, growing with L), which a job pays ``SETUPS["tf"]`` times (its training step, its
+prediction, the training step again once finished members leave). Speeds learned from a store include it
+already (``steps_per_second`` counts a trial's whole wall time). The estimate is an upper bound
 in the number of steps (every trial is assumed to use its whole budget; early stopping only shortens
 runs) and an estimate in the cost of one step; a machine busy with other work is slower.
 
@@ -29,8 +37,11 @@ from __future__ import annotations
 
 import heapq
 import statistics
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from harness.cell.scan_choice import uses_scan
 from harness.plugins.registry import registry
@@ -41,14 +52,24 @@ from harness.trials.trial import Trial
 FORWARD_SHARE = 0.35  # an evaluation batch (forward only) costs about this share of a training step
 CALIBRATION_LENGTH = 20  # time steps of the calibration's sequences (adding, T = 20)
 CALIBRATION_STEPS = 3  # timed steps per calibration measurement
+#: (training steps, predictions) whose first call costs a job the setup the calibration measures, per time
+#: step of its training and of its held-out sequences: TensorFlow traces a population's training step, its
+#: prediction, and the training step again when members leave (a quick job, TF v on adding T = 50, traced
+#: 3 times for 6.3 s of its 34 s: 2026-12-07); PyTorch's setup is its first allocations, once.
+SETUPS = {"tf": (2, 1), "torch": (1, 0)}
+#: seconds a worker takes from its start to ready (imports), where the dry run started none to measure it
+#: (every speed came from the store): measured on the reference machine, 2026-12-07
+START_SECONDS = {"tf": 4.0, "torch": 2.0}
 
 
 @dataclass
 class Estimate:
-    seconds: float  # the whole plan on ``workers`` workers
+    seconds: float  # the whole plan on ``workers`` workers, their start-up included
     job_seconds: list[float]  # per job, in the order given
     source: dict[tuple[str, str], str]  # (framework, variant) -> "store" | "calibration"
     over_limit: list[tuple[list[Trial], float]]  # jobs whose estimate exceeds the time limit
+    start_seconds: dict[str, float]  # framework -> seconds a worker takes to start (measured, or the default)
+    learned_steps: int = 0  # jobs whose steps per trial came from the store (early stopping included)
 
 
 def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None,
@@ -57,19 +78,72 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
     ``scan``: the run's ``--scan`` (default, as ``run``'s: ``auto``), so that a job that will run its
     variant's linear form is calibrated on that form (mLSTM's is ~13 times as fast as its loop of steps at
     H = 249, T = 40: timed 2026-12-06)."""
-    costs, source = _costs(jobs, stored, scan)
-    seconds = [_job_seconds(job, costs[(job[0].framework, job[0].variant, len(job))]) for job in jobs]
-    over = [(job, s) for job, s in zip(jobs, seconds) if s > time_limit]
-    return Estimate(_schedule(seconds, workers), seconds, source, over)
+    costs, source, starts = _costs(jobs, stored, scan)
+    shares = _budget_shares(stored)
+    share = [shares.get(_cell(job), 1.0) for job in jobs]
+    seconds = [_job_seconds(job, *costs[_key(job)], s) for job, s in zip(jobs, share)]
+    # a job may still use its whole budget (one member that never solves): the time limit is checked on that
+    over = [(job, s) for job in jobs if (s := _job_seconds(job, *costs[_key(job)])) > time_limit]
+    frameworks = {job[0].framework for job in jobs}
+    start = {f: starts.get(f, START_SECONDS.get(f, max(START_SECONDS.values()))) for f in frameworks}
+    learned = sum(_cell(job) in shares for job in jobs)
+    return Estimate(_schedule(seconds, workers) + sum(start.values()), seconds, source, over, start, learned)
 
 
-def _job_seconds(job: list[Trial], per_trial_time_step: float) -> float:
-    reg = registry()
+def _key(job: list[Trial]) -> tuple:
+    """What a job's speed depends on: framework, variant, population size and largest hidden size."""
+    t = job[0]
+    return t.framework, t.variant, len(job), max(m.settings.hidden_size for m in job)
+
+
+def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_step: float,
+                 share: float = 1.0) -> float:  # fmt: skip
+    """The job's seconds as the module says; ``share``: the part of the step budget a trial uses (1: all
+    of it; learned from a store's trials of the cell: finished members leave their population)."""
+    task = registry().task(job[0].task)
     s = max((t.settings for t in job), key=lambda s: s.max_steps)
-    length = mean_sequence_length(reg.task(job[0].task), job[0].length, s)
-    evals = s.max_steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE
-    tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE
-    return len(job) * per_trial_time_step * length * (s.max_steps + evals + tests)
+    length = mean_sequence_length(task, job[0].length, s)
+    held = held_out_length(task, job[0].length, s.batch_size)
+    steps = s.max_steps * share
+    evals = steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE * held
+    tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE * held
+    trains, predicts = SETUPS.get(job[0].framework, (1, 0))
+    setup = setup_per_time_step * (trains * length + predicts * held)
+    return len(job) * per_trial_time_step * (steps * length + evals + tests) + setup
+
+
+def _cell(job: list[Trial]) -> tuple:
+    t = job[0]
+    return t.framework, t.variant, t.task, t.length, t.settings.max_steps
+
+
+def _budget_shares(stored: Any) -> dict[tuple, float]:
+    """(framework, variant, task, T, max_steps) -> the mean share of its step budget a stored trial of that
+    cell used (early stopping: solved, diverged); only trials that finished ``ok``."""
+    if stored is None or not len(stored) or "steps" not in stored or "hparams" not in stored:
+        return {}
+    rows = stored[(stored["status"] == "ok") & stored["steps"].notna()] if "status" in stored else stored
+    out: dict[tuple, list[float]] = {}
+    for r in rows.itertuples():
+        budget = _max_steps(r.hparams)
+        if budget:
+            cell = (r.framework, r.variant, r.task, int(r.length), budget)
+            out.setdefault(cell, []).append(min(1.0, r.steps / budget))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def _max_steps(hparams: Any) -> int | None:
+    import json
+
+    h = json.loads(hparams) if isinstance(hparams, str) else hparams
+    value = h.get("max_steps") if isinstance(h, dict) else None
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def held_out_length(task: Any, T: int, batch_size: int) -> int:
+    """The length of a validation or test batch at T: the training length, but for a continual task,
+    whose held-out streams are ten times as long (``generate_held_out``), drawn once with a fixed seed."""
+    return int(task.generate_held_out(T, batch_size, np.random.default_rng(0)).inputs.shape[1])
 
 
 def _schedule(seconds: list[float], workers: int) -> float:
@@ -80,29 +154,33 @@ def _schedule(seconds: list[float], workers: int) -> float:
     return max(free)
 
 
+Costs = dict[tuple, tuple[float, float]]  # _key(job) -> (seconds per trial-step, setup seconds) per time step
+
+
 def _costs(jobs: list[list[Trial]], stored: Any,
-           scan: str = "auto") -> tuple[dict[tuple, float], dict[tuple[str, str], str]]:  # fmt: skip
-    """(framework, variant, population) -> seconds per trial-step per time step; and where each came from."""
+           scan: str = "auto") -> tuple[Costs, dict[tuple[str, str], str], dict[str, float]]:  # fmt: skip
+    """``_key(job)`` -> (seconds per trial-step per time step, setup seconds per time step); and where each
+    came from. Speeds learned from the store are per (framework, variant, population, device), whatever
+    the hidden sizes (their trials' own), with no setup of their own (their wall time includes it)."""
     learned = _from_store(stored)
-    costs: dict[tuple, float] = {}
+    starts: dict[str, float] = {}
+    costs: dict[tuple, tuple[float, float]] = {}
     source: dict[tuple[str, str], str] = {}
-    missing: dict[str, dict[tuple[str, int], tuple[int, int, str]]] = {}
+    missing: dict[str, dict[tuple, tuple[int, int, str, bool]]] = {}
     for job in jobs:
-        t = job[0]
-        key = (t.framework, t.variant, len(job))
-        if (*key, t.device) in learned:
-            costs[key] = learned[(*key, t.device)]
+        t, key = job[0], _key(job)
+        if (t.framework, t.variant, len(job), t.device) in learned:
+            costs[key] = (learned[(t.framework, t.variant, len(job), t.device)], 0.0)
             source[(t.framework, t.variant)] = "store"
         else:
-            hidden = int(statistics.median(m.settings.hidden_size for m in job))
             scans = uses_scan(variant_of(t), scan, t.framework, t.device, len(job))
-            setting = (hidden, t.settings.batch_size, t.device, scans)
-            missing.setdefault(t.framework, {}).setdefault((t.variant, len(job)), setting)
+            missing.setdefault(t.framework, {})[key] = (key[3], t.settings.batch_size, t.device, scans)
     for framework, wanted in missing.items():
-        for (variant, members), ms in zip(wanted, _calibrate(framework, wanted)):
-            costs[(framework, variant, members)] = ms / 1000 / CALIBRATION_LENGTH
-            source.setdefault((framework, variant), "calibration")
-    return costs, source
+        measured, starts[framework] = _calibrate(framework, wanted)
+        for key, (ms, setup_ms) in zip(wanted, measured):
+            costs[key] = (ms / 1000 / CALIBRATION_LENGTH, setup_ms / 1000 / CALIBRATION_LENGTH)
+            source.setdefault(key[:2], "calibration")
+    return costs, source, starts
 
 
 def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
@@ -123,31 +201,40 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
-def _calibrate(framework: str, wanted: dict[tuple[str, int], tuple[int, int, str, bool]]) -> list[float]:
-    """ms per trial-step at ``CALIBRATION_LENGTH`` for each (variant, members) -> (hidden, batch, device,
-    scan), measured in one child process of ``framework``."""
+def _calibrate(framework: str,
+               wanted: dict[tuple, tuple[int, int, str, bool]]) -> tuple[list[tuple[float, float]], float]:  # fmt: skip
+    """(ms per trial-step, setup ms) at ``CALIBRATION_LENGTH`` for each ``_key`` -> (hidden, batch, device,
+    scan), measured in one child process of ``framework``; and the seconds that process took to start."""
     from harness.diagnostics.speed import SpeedJob
     from harness.workers.worker import Workers
 
     device = next(iter(wanted.values()))[2]
     jobs = [{"variant_id": v, "members": 0 if m == 1 else m, "T": CALIBRATION_LENGTH, "batch": b, "hidden": h,
              "steps": CALIBRATION_STEPS, "device": d, "scan": s}
-            for (v, m), (h, b, d, s) in wanted.items()]  # fmt: skip
+            for (_, v, m, _), (h, b, d, s) in wanted.items()]  # fmt: skip
+    started = time.perf_counter()
     with Workers((framework,), device) as workers:
+        workers.processes[framework].wait_ready()
+        start = time.perf_counter() - started
         results = workers.run({framework: SpeedJob(framework, tuple(jobs))})[framework]
     bad = [r["error"] for r in results if "error" in r]
     if bad:
         raise RuntimeError(f"calibrating {framework} failed:\n{bad[0]}")
-    return [r["ms"] for r in results]
+    return [(r["ms"], r["setup_ms"]) for r in results], start
 
 
 def describe(e: Estimate, workers: int, time_limit: float, most: int = 10) -> list[str]:
     """Lines for the dry run: the total, where the speeds came from, and the cells (task, T, variant,
     framework) with jobs over the time limit, the ``most`` longest of them."""
     sources = sorted(set(e.source.values()))
-    lines = [f"estimated time on this machine with {workers} worker(s): at most about {_duration(e.seconds)} if "
-             f"every trial uses its whole step budget (speeds from {' and '.join(sources) or 'nothing'}; early "
-             "stopping shortens it)"]  # fmt: skip
+    starts = ", ".join(f"{f} {s:.0f} s" for f, s in sorted(e.start_seconds.items()))
+    steps = ("every trial using its whole step budget, so an upper bound where trials stop early"
+             if not e.learned_steps else
+             f"the steps a trial uses learned from the store's trials of the same cell for {e.learned_steps} of "
+             f"{len(e.job_seconds)} jobs, the whole budget for the rest")  # fmt: skip
+    lines = [f"estimated time on this machine with {workers} worker(s): about {_duration(e.seconds)} "
+             f"(measured: each step's speed, from {' and '.join(sources) or 'nothing'}, TensorFlow's tracing, "
+             f"worker start-up {starts}; modelled: {steps}; docs/estimates.md)"]  # fmt: skip
     cells: dict[tuple, list] = {}
     for job, seconds in e.over_limit:
         t = job[0]
@@ -166,6 +253,8 @@ def describe(e: Estimate, workers: int, time_limit: float, most: int = 10) -> li
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
     if seconds >= 48 * 3600:
         return f"{seconds / 86400:.0f} days ({seconds / 3600:.0f} h)"
     if seconds >= 3600:
