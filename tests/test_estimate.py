@@ -112,6 +112,25 @@ def test_a_population_is_calibrated_at_its_largest_hidden_size(monkeypatch):
     assert [setting[0] for setting in asked[0].values()] == [64]
 
 
+def test_the_calibration_times_two_hidden_sizes_and_interpolates(monkeypatch):
+    """Jobs of one variant whose largest hidden sizes are 16, 40 and 64: two cases are timed (16 and 64,
+    1 and 5 ms), and 40 lies halfway between them."""
+    import harness.run.estimate as est
+
+    asked: list[dict] = []
+
+    def calibrate(fw, wanted):
+        asked.append(dict(wanted))
+        return [(1.0 if setting[0] == 16 else 5.0, 0.0) for setting in wanted.values()], 1.0
+
+    monkeypatch.setattr(est, "_calibrate", calibrate)
+    jobs = [[trial(s, hidden_size=h)] for s, h in enumerate((16, 40, 64))]
+    costs, _, _ = est._costs(jobs, None)
+    assert sorted(setting[0] for setting in asked[0].values()) == [16, 64]
+    per_ms = 1 / 1000 / est.CALIBRATION_LENGTH
+    assert [costs[("torch", "v", 1, h)][0] / per_ms for h in (16, 40, 64)] == pytest.approx([1.0, 3.0, 5.0])
+
+
 def test_setup_is_paid_per_job_on_training_and_held_out_lengths(monkeypatch):
     """A TensorFlow job pays the calibration's first-step setup twice at its training length and once at its
     held-out length (its traces); a continual task's held-out streams hold ten times as many strings."""
@@ -145,13 +164,16 @@ def test_evaluation_runs_on_the_held_out_length():
     assert cost[64] - cost[32] == pytest.approx(per_time_step * 100 / 50 * 32 / 32 * FORWARD_SHARE * held)
 
 
-def test_steps_learned_from_the_store_shorten_the_job_but_not_the_time_limit_check():
-    """Stored trials of the cell used half their budget: the job's training and validation cost halve; a
-    new trial might still use all of it, so the time-limit check keeps the whole budget."""
+def test_a_cell_timed_in_the_store_takes_its_stored_time_but_the_time_limit_check_keeps_the_budget():
+    """A stored population of the same cell and size took 7 s (its longest member's wall time): the job is
+    estimated at 7 s, its tracing, evaluation and early stopping included; a new one might still use the
+    whole budget, so the time-limit check keeps the model's full-budget cost."""
     job = [trial(0), trial(1)]
     full = estimate([job], 1, 1e9, stored()).job_seconds[0]
-    half = stored().assign(steps=50, status="ok", hparams='{"max_steps": 100}', task="adding")
-    e = estimate([job], 1, time_limit=0.9 * full, stored=half)
-    tests = 2 * 64 / 32 * FORWARD_SHARE / 10
-    assert e.job_seconds[0] == pytest.approx((full - tests) / 2 + tests)
-    assert e.learned_steps == 1 and [j for j, _ in e.over_limit] == [job]
+    timed = pd.concat([stored().assign(wall_seconds=w, steps=50, status="ok", hparams='{"max_steps": 100}')
+                       for w in (3.0, 7.0)])  # fmt: skip
+    e = estimate([job], 1, time_limit=0.9 * full, stored=timed)
+    assert e.job_seconds == [7.0] and e.learned_jobs == 1
+    assert [j for j, _ in e.over_limit] == [job]
+    other = estimate([[trial(0), trial(1), trial(2)]], 1, 1e9, stored=timed)  # another population size
+    assert other.learned_jobs == 0

@@ -36,6 +36,7 @@ stored as ``timeout``.
 from __future__ import annotations
 
 import heapq
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class Estimate:
     source: dict[tuple[str, str], str]  # (framework, variant) -> "store" | "calibration"
     over_limit: list[tuple[list[Trial], float]]  # jobs whose estimate exceeds the time limit
     start_seconds: dict[str, float]  # framework -> seconds a worker takes to start (measured, or the default)
-    learned_steps: int = 0  # jobs whose steps per trial came from the store (early stopping included)
+    learned_jobs: int = 0  # jobs whose time is a stored job's of the same cell (``_job_walls``)
 
 
 def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None,
@@ -79,14 +80,14 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
     variant's linear form is calibrated on that form (mLSTM's is ~13 times as fast as its loop of steps at
     H = 249, T = 40: timed 2026-12-06)."""
     costs, source, starts = _costs(jobs, stored, scan)
-    shares = _budget_shares(stored)
-    share = [shares.get(_cell(job), 1.0) for job in jobs]
-    seconds = [_job_seconds(job, *costs[_key(job)], s) for job, s in zip(jobs, share)]
-    # a job may still use its whole budget (one member that never solves): the time limit is checked on that
-    over = [(job, s) for job in jobs if (s := _job_seconds(job, *costs[_key(job)])) > time_limit]
+    walls = _job_walls(stored)
+    modelled = [_job_seconds(job, *costs[_key(job)]) for job in jobs]
+    seconds = [walls.get(_cell(job), m) for job, m in zip(jobs, modelled)]
+    # a job may use its whole budget where its stored twin stopped early: the time limit is checked on that
+    over = [(job, m) for job, m in zip(jobs, modelled) if m > time_limit]
     frameworks = {job[0].framework for job in jobs}
     start = {f: starts.get(f, START_SECONDS.get(f, max(START_SECONDS.values()))) for f in frameworks}
-    learned = sum(_cell(job) in shares for job in jobs)
+    learned = sum(_cell(job) in walls for job in jobs)
     return Estimate(_schedule(seconds, workers) + sum(start.values()), seconds, source, over, start, learned)
 
 
@@ -96,15 +97,13 @@ def _key(job: list[Trial]) -> tuple:
     return t.framework, t.variant, len(job), max(m.settings.hidden_size for m in job)
 
 
-def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_step: float,
-                 share: float = 1.0) -> float:  # fmt: skip
-    """The job's seconds as the module says; ``share``: the part of the step budget a trial uses (1: all
-    of it; learned from a store's trials of the cell: finished members leave their population)."""
+def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_step: float) -> float:
+    """The job's seconds as the module says, every member using its whole step budget."""
     task = registry().task(job[0].task)
     s = max((t.settings for t in job), key=lambda s: s.max_steps)
     length = mean_sequence_length(task, job[0].length, s)
     held = held_out_length(task, job[0].length, s.batch_size)
-    steps = s.max_steps * share
+    steps = s.max_steps
     evals = steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE * held
     tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE * held
     trains, predicts = SETUPS.get(job[0].framework, (1, 0))
@@ -113,28 +112,29 @@ def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_st
 
 
 def _cell(job: list[Trial]) -> tuple:
+    """What a stored job must share with ``job`` for its wall time to stand for it."""
     t = job[0]
-    return t.framework, t.variant, t.task, t.length, t.settings.max_steps
+    return t.framework, t.variant, t.task, t.length, t.device, len(job), t.settings.max_steps
 
 
-def _budget_shares(stored: Any) -> dict[tuple, float]:
-    """(framework, variant, task, T, max_steps) -> the mean share of its step budget a stored trial of that
-    cell used (early stopping: solved, diverged); only trials that finished ``ok``."""
-    if stored is None or not len(stored) or "steps" not in stored or "hparams" not in stored:
+def _job_walls(stored: Any) -> dict[tuple, float]:
+    """``_cell`` -> the longest wall time of a stored trial of that cell that finished ``ok``: what its
+    population took from its start to its last member's end (tracing, evaluation, early stopping, the
+    other worker's company, everything), the most direct thing a store knows about a cell."""
+    need = {"wall_seconds", "population", "hparams", "status", "device"}
+    if stored is None or not len(stored) or not need <= set(stored.columns):
         return {}
-    rows = stored[(stored["status"] == "ok") & stored["steps"].notna()] if "status" in stored else stored
-    out: dict[tuple, list[float]] = {}
+    rows = stored[(stored["status"] == "ok") & stored["wall_seconds"].notna()]
+    out: dict[tuple, float] = {}
     for r in rows.itertuples():
         budget = _max_steps(r.hparams)
-        if budget:
-            cell = (r.framework, r.variant, r.task, int(r.length), budget)
-            out.setdefault(cell, []).append(min(1.0, r.steps / budget))
-    return {k: float(np.mean(v)) for k, v in out.items()}
+        members = 1 if r.population is None or r.population != r.population else int(r.population)
+        cell = (r.framework, r.variant, r.task, int(r.length), r.device, members, budget)
+        out[cell] = max(out.get(cell, 0.0), float(r.wall_seconds))
+    return out
 
 
 def _max_steps(hparams: Any) -> int | None:
-    import json
-
     h = json.loads(hparams) if isinstance(hparams, str) else hparams
     value = h.get("max_steps") if isinstance(h, dict) else None
     return int(value) if isinstance(value, (int, float)) and value > 0 else None
@@ -161,12 +161,16 @@ def _costs(jobs: list[list[Trial]], stored: Any,
            scan: str = "auto") -> tuple[Costs, dict[tuple[str, str], str], dict[str, float]]:  # fmt: skip
     """``_key(job)`` -> (seconds per trial-step per time step, setup seconds per time step); and where each
     came from. Speeds learned from the store are per (framework, variant, population, device), whatever
-    the hidden sizes (their trials' own), with no setup of their own (their wall time includes it)."""
+    the hidden sizes (their trials' own), and steady (a trial's warm-up steps are not timed): they carry
+    no setup, which only a job timed in the store as a whole counts (``_job_walls``). The calibration
+    measures each (framework, variant, population) at the smallest and the largest hidden size its jobs
+    need and interpolates linearly in between: two cases where one per job made ``greff``'s dry run take
+    4 minutes."""
     learned = _from_store(stored)
     starts: dict[str, float] = {}
     costs: dict[tuple, tuple[float, float]] = {}
     source: dict[tuple[str, str], str] = {}
-    missing: dict[str, dict[tuple, tuple[int, int, str, bool]]] = {}
+    missing: dict[str, dict[tuple, set[int]]] = {}  # framework -> (variant, members, batch, device, scan) -> H
     for job in jobs:
         t, key = job[0], _key(job)
         if (t.framework, t.variant, len(job), t.device) in learned:
@@ -174,12 +178,21 @@ def _costs(jobs: list[list[Trial]], stored: Any,
             source[(t.framework, t.variant)] = "store"
         else:
             scans = uses_scan(variant_of(t), scan, t.framework, t.device, len(job))
-            missing.setdefault(t.framework, {})[key] = (key[3], t.settings.batch_size, t.device, scans)
-    for framework, wanted in missing.items():
+            case = (t.variant, len(job), t.settings.batch_size, t.device, scans)
+            missing.setdefault(t.framework, {}).setdefault(case, set()).add(key[3])
+    for framework, cases in missing.items():
+        wanted = {(framework, *case, h): (h, case[2], case[3], case[4]) for case, sizes in cases.items()
+                  for h in sorted({min(sizes), max(sizes)})}  # fmt: skip
         measured, starts[framework] = _calibrate(framework, wanted)
-        for key, (ms, setup_ms) in zip(wanted, measured):
-            costs[key] = (ms / 1000 / CALIBRATION_LENGTH, setup_ms / 1000 / CALIBRATION_LENGTH)
-            source.setdefault(key[:2], "calibration")
+        timed = {key[1:]: (ms / 1000 / CALIBRATION_LENGTH, setup / 1000 / CALIBRATION_LENGTH)
+                 for key, (ms, setup) in zip(wanted, measured)}  # fmt: skip
+        for case, sizes in cases.items():
+            low, high = min(sizes), max(sizes)
+            for h in sizes:
+                w = 0.0 if high == low else (h - low) / (high - low)
+                a, b = timed[(*case, low)], timed[(*case, high)]
+                costs[(framework, case[0], case[1], h)] = ((1 - w) * a[0] + w * b[0], (1 - w) * a[1] + w * b[1])
+            source.setdefault((framework, case[0]), "calibration")
     return costs, source, starts
 
 
@@ -203,15 +216,16 @@ def _from_store(stored: Any) -> dict[tuple[str, str, int, str], float]:
 
 def _calibrate(framework: str,
                wanted: dict[tuple, tuple[int, int, str, bool]]) -> tuple[list[tuple[float, float]], float]:  # fmt: skip
-    """(ms per trial-step, setup ms) at ``CALIBRATION_LENGTH`` for each ``_key`` -> (hidden, batch, device,
-    scan), measured in one child process of ``framework``; and the seconds that process took to start."""
+    """(ms per trial-step, setup ms) at ``CALIBRATION_LENGTH`` for each (framework, variant, members, ...) ->
+    (hidden, batch, device, scan), measured in one child process of ``framework``; and the seconds that
+    process took to start."""
     from harness.diagnostics.speed import SpeedJob
     from harness.workers.worker import Workers
 
     device = next(iter(wanted.values()))[2]
     jobs = [{"variant_id": v, "members": 0 if m == 1 else m, "T": CALIBRATION_LENGTH, "batch": b, "hidden": h,
              "steps": CALIBRATION_STEPS, "device": d, "scan": s}
-            for (_, v, m, _), (h, b, d, s) in wanted.items()]  # fmt: skip
+            for (_, v, m, *_), (h, b, d, s) in wanted.items()]  # fmt: skip
     started = time.perf_counter()
     with Workers((framework,), device) as workers:
         workers.processes[framework].wait_ready()
@@ -229,9 +243,9 @@ def describe(e: Estimate, workers: int, time_limit: float, most: int = 10) -> li
     sources = sorted(set(e.source.values()))
     starts = ", ".join(f"{f} {s:.0f} s" for f, s in sorted(e.start_seconds.items()))
     steps = ("every trial using its whole step budget, so an upper bound where trials stop early"
-             if not e.learned_steps else
-             f"the steps a trial uses learned from the store's trials of the same cell for {e.learned_steps} of "
-             f"{len(e.job_seconds)} jobs, the whole budget for the rest")  # fmt: skip
+             if not e.learned_jobs else
+             f"none for {e.learned_jobs} of {len(e.job_seconds)} jobs, timed in the store as a job of the same "
+             "cell; for the rest every trial using its whole step budget")  # fmt: skip
     lines = [f"estimated time on this machine with {workers} worker(s): about {_duration(e.seconds)} "
              f"(measured: each step's speed, from {' and '.join(sources) or 'nothing'}, TensorFlow's tracing, "
              f"worker start-up {starts}; modelled: {steps}; docs/estimates.md)"]  # fmt: skip
