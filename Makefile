@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= -c constraints.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: run test venv lint smoke scaling error-rates report clean
+.PHONY: run test venv lint smoke scaling gpu-bench error-rates report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ smoke: $(STAMP)
 
 scaling: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py
+
+gpu-bench: $(STAMP)
+	$(BIN)/python benchmarks/gpu_bench.py
 
 error-rates: $(STAMP)
 	$(BIN)/python -m harness.analysis.simulated_studies

@@ -275,14 +275,32 @@ def member_losses(task: Task, outputs: torch.Tensor, targets: torch.Tensor) -> t
     return per_example.reshape(members, -1).mean(dim=1)
 
 
+#: ``Population``'s ``compile``: torch.compile modes ("reduce-overhead" captures CUDA graphs on a GPU), and
+#: "eager", TorchDynamo's tracing without code generation (seconds, not minutes: what the tests run)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "eager")
+
+
 class Population:
-    """M members' parameters, optimiser state and per-member settings; slots index the members."""
+    """M members' parameters, optimiser state and per-member settings; slots index the members.
+
+    ``compile`` (one of ``COMPILE_MODES``, None: off) runs the forward pass and the losses under
+    ``torch.compile``, on ``HoistingOps`` (TorchDynamo cannot trace ``FusingOps``' pending sums). For
+    ``rnn-bench``'s GPU benchmark (benchmarks/gpu_bench.py); training does not use it: each new member
+    count (members leave) compiles again, tens of seconds each."""
 
     leave_at = 0.0  # finished members leave at once: rebuilding costs a copy of the parameters
 
     def __init__(self, variant: Variant, task: Task, settings: list[Settings], params: list[dict[str, np.ndarray]],
-                 device: str = "cpu", dtype: torch.dtype = torch.float32, scan: bool = False) -> None:  # fmt: skip
+                 device: str = "cpu", dtype: torch.dtype = torch.float32, scan: bool = False,
+                 compile: str | None = None) -> None:  # fmt: skip
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"compile mode {compile!r} is not one of {', '.join(COMPILE_MODES)}")
         self.variant, self.task, self.dtype = variant, task, dtype
+        self._losses = self._plain_losses
+        if compile is not None:
+            options = {"backend": "eager"} if compile == "eager" else {"mode": compile}
+            self._losses = torch.compile(self._plain_losses, **options)
+        self.fusing = compile is None
         # the variant's own step, batched (never a fused kernel), or its linear form (harness.scan)
         self.scan = scan and variant.id in LINEAR_FORMS
         self.path = "scan" if self.scan else "generic"
@@ -316,7 +334,8 @@ class Population:
         vectors = {k for k, shape in self.shapes[0].items() if len(shape) == 1}  # by the contract: W may be (1, H)
         layer = {k: v.expand(members, batch, -1) if k in vectors else v
                  for k, v in params.items() if not k.startswith("readout.")}  # fmt: skip
-        ops = FusingOps(inputs, params, {id(layer[k]): params[k] for k in vectors if k in layer})
+        ops = (FusingOps(inputs, params, {id(layer[k]): params[k] for k in vectors if k in layer}) if self.fusing
+               else HoistingOps(inputs, params))  # fmt: skip
         state = tuple(inputs.new_zeros(members, batch, s) for s in self.variant.state_sizes(self.hidden_size))
         outputs = []
         for t in range(length):
@@ -345,7 +364,7 @@ class Population:
         """One optimiser step of every member on its own batch (inputs (M, B, L, I)); the losses (M,)
         before the update."""
         x, y = self._as_tensor(inputs), self._as_tensor(targets)
-        losses = member_losses(self.task, self.forward(self.params, x, self.task.loss_at == "last"), y)
+        losses = self._losses(self.params, x, y)
         names = list(self.params)
         grads = torch.autograd.grad(losses.sum(), [self.params[k] for k in names], allow_unused=True)
         grads = [torch.zeros_like(self.params[k]) if g is None else g for k, g in zip(names, grads)]
@@ -358,6 +377,10 @@ class Population:
             for k, g in zip(names, grads):
                 (self._adam if self.optimizer == "adam" else self._sgd)(k, g)
         return losses.detach().cpu().numpy()
+
+    def _plain_losses(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each member's loss (M,) on its batch."""
+        return member_losses(self.task, self.forward(params, x, self.task.loss_at == "last"), y)
 
     def _per_member(self, values: list[float] | torch.Tensor) -> torch.Tensor:
         t = values if torch.is_tensor(values) else torch.tensor(values, dtype=self.dtype, device=self.device)

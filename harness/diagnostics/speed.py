@@ -37,10 +37,12 @@ def step_ms(framework: str, variant_id: str, members: int, T: int = 50, batch: i
 
 def step_costs(framework: str, variant_id: str, members: int, T: int = 50, batch: int = 32, hidden: int = 32,
                steps: int = 10, task_id: str = "adding", fused: bool = True, device: str = "cpu",
-               scan: bool = False) -> tuple[float, float]:  # fmt: skip
+               scan: bool = False, compile: str | None = None) -> tuple[float, float]:  # fmt: skip
     """(``step_ms``, setup ms): the second is what the model's first step costs beyond a steady one,
-    the tracing of TensorFlow's graph (seconds) or PyTorch's first allocations (milliseconds)."""
-    step, count = training_step(framework, variant_id, members, T, batch, hidden, task_id, fused, device, scan)
+    the tracing of TensorFlow's graph (seconds), PyTorch's first allocations (milliseconds) or, with
+    ``compile`` (a PyTorch population's ``torch.compile`` mode), its compilation."""
+    step, count = training_step(framework, variant_id, members, T, batch, hidden, task_id, fused, device, scan,
+                                compile)  # fmt: skip
     clock = clock_for(device)
     times = []
     for _ in range(steps + 2):
@@ -60,11 +62,12 @@ def clock_for(device: str) -> Callable[[], float]:
 
 
 def training_step(framework: str, variant_id: str, members: int, T: int, batch: int, hidden: int,
-                  task_id: str = "adding", fused: bool = True, device: str = "cpu",
-                  scan: bool = False) -> tuple[Callable[[], Callable[[], Any]], int]:  # fmt: skip
+                  task_id: str = "adding", fused: bool = True, device: str = "cpu", scan: bool = False,
+                  compile: str | None = None) -> tuple[Callable[[], Callable[[], Any]], int]:  # fmt: skip
     """``(step, count)``: the model of ``members`` trials (0: the solo model, ``build_model``) and a
     function that draws a fresh batch per trial (untimed) and returns the training step on it; ``count``
-    the trials one step advances. Runs ``backend.setup(device)``: call it once per process."""
+    the trials one step advances. Runs ``backend.setup(device)``: call it once per process. ``compile``: a
+    PyTorch population's ``torch.compile`` mode (``harness.backends.torch_population.COMPILE_MODES``)."""
     from harness.backends import load_backend
     from harness.cell.model import init_model_params
     from harness.plugins.registry import registry
@@ -83,7 +86,8 @@ def training_step(framework: str, variant_id: str, members: int, T: int, batch: 
         model: Any = backend.build_model(variant, task, settings, params[0], device, scan=scan)
     else:
         engine = importlib.import_module(ENGINES[framework])
-        model = engine.Population(variant, task, [settings] * members, params, device, scan=scan)
+        extra = {"compile": compile} if compile is not None else {}  # a PyTorch population's only
+        model = engine.Population(variant, task, [settings] * members, params, device, scan=scan, **extra)
     rng = np.random.default_rng(0)
 
     def step() -> Callable[[], Any]:
