@@ -131,24 +131,46 @@ def test_the_calibration_times_two_hidden_sizes_and_interpolates(monkeypatch):
     assert [costs[("torch", "v", 1, h)][0] / per_ms for h in (16, 40, 64)] == pytest.approx([1.0, 3.0, 5.0])
 
 
+def _tf(task: str, T: int, members: int = 2, **hp) -> list[Trial]:
+    return [Trial(task, T, "v", "tf", "cpu", check_hparams({"max_steps": 100, **hp}), seed) for seed in range(members)]
+
+
 def test_setup_is_paid_per_job_on_training_and_held_out_lengths(monkeypatch):
-    """A TensorFlow job pays the calibration's first-step setup twice at its training length and once at its
-    held-out length (its traces); a continual task's held-out streams hold ten times as many strings."""
+    """A TensorFlow population pays the calibration's first-step setup twice at its training length and once
+    at its held-out length and at each test length (its traces, each as long as what it unrolls); a solo
+    model's symbolic loop pays what the calibration paid, once for training and once per prediction
+    length; a continual task's held-out streams hold ten times as many strings."""
     import harness.run.estimate as est
 
     monkeypatch.setattr(est, "_calibrate", lambda fw, wanted: ([(0.0, 1000.0 * est.CALIBRATION_LENGTH)] * len(wanted),
                                                                 3.0))  # fmt: skip
-    tf_job = [Trial("adding", 10, "v", "tf", "cpu", check_hparams({"max_steps": 100}), 0)]
-    e = estimate([tf_job], 1, 1e9)
+    e = estimate([_tf("adding", 10)], 1, 1e9)
     assert e.job_seconds == [pytest.approx(2 * 10 + 1 * 10)]  # 1 s per time step: no step cost at all
     assert e.start_seconds == {"tf": 3.0} and e.seconds == pytest.approx(30 + 3)
     reber = est.registry().task("continual_reber")
     held = est.held_out_length(reber, 2, 32)
     assert 5 * reber.seq_len(2) < held < 14 * reber.seq_len(2)  # streams of 10 T strings, padded
-    reber_job = [Trial("continual_reber", 2, "v", "tf", "cpu", check_hparams({"max_steps": 100}), 0)]
-    s = reber_job[0].settings
+    s = _tf("continual_reber", 2)[0].settings
     expected = 2 * est.mean_sequence_length(reber, 2, s) + est.held_out_length(reber, 2, s.batch_size)
-    assert estimate([reber_job], 1, 1e9).job_seconds == [pytest.approx(expected)]
+    assert estimate([_tf("continual_reber", 2)], 1, 1e9).job_seconds == [pytest.approx(expected)]
+    ladder = _tf("adding", 10, test_lengths=[2, 4])
+    assert estimate([ladder], 1, 1e9).job_seconds == [pytest.approx(2 * 10 + 10 * (1 + 2 + 4))]  # a trace each
+    solo = _tf("adding", 50, members=1, test_lengths=[2, 4])
+    calibration = est.CALIBRATION_LENGTH  # whatever T: the loop is traced once, as at calibration
+    assert estimate([solo], 1, 1e9).job_seconds == [pytest.approx(calibration * (1 + 3))]
+
+
+def test_the_dry_run_line_says_what_was_measured_and_what_assumed(monkeypatch):
+    import harness.run.estimate as est
+
+    from_store = est.describe(estimate([[trial(0), trial(1)]], 1, 1e9, stored()), 1, 1e9)[0]
+    assert "measured: each step's speed, from store;" in from_store and "TensorFlow" not in from_store
+    assert "assumed: worker start-up torch 2 s" in from_store
+    monkeypatch.setattr(est, "_calibrate", lambda fw, wanted: ([(1.0, 1.0)] * len(wanted), 3.0))
+    tf_job = [Trial("adding", 10, "v", "tf", "cpu", check_hparams({"max_steps": 100}), 0)]
+    calibrated = est.describe(estimate([tf_job], 1, 1e9), 1, 1e9)[0]
+    assert "measured: each step's speed, from calibration, TensorFlow's tracing, worker start-up tf 3 s;" in calibrated
+    assert "assumed" not in calibrated
 
 
 def test_evaluation_runs_on_the_held_out_length():

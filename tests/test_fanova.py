@@ -68,3 +68,22 @@ def test_an_irrelevant_hyperparameter_explains_almost_nothing():
     X, bounds, groups = encode([(list(a), True), (list(b), True)])
     got = main_effects(X, np.sin(6 * a), bounds, groups, trees=16, seed=0)
     assert got[0] > 0.9 and got[1] < 0.02
+
+
+def test_a_category_cell_by_cell_and_a_large_offset_change_nothing(monkeypatch):
+    """A category's cells taken one at a time (the bound on memory for many choices) give the same main
+    effects; so do a tree's leaf values shifted by a million (a main effect is a variance: no offset may leak in)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    from harness.analysis import fanova
+
+    columns, y = _configurations(120, seed=4)
+    names = sorted(columns)
+    X, bounds, groups = encode([columns[k] for k in names])
+    whole = main_effects(X, y, bounds, groups, 16, seed=0)
+    tree = fanova._Tree(DecisionTreeRegressor(random_state=0).fit(X, y).tree_, bounds)
+    effects = [tree.main_effect(g) for g in groups if len(g)]
+    tree.value = tree.value + 1e6
+    np.testing.assert_allclose([tree.main_effect(g) for g in groups if len(g)], effects, rtol=1e-8)
+    monkeypatch.setattr(fanova, "CELLS_TIMES_LEAVES", 1)
+    np.testing.assert_allclose(main_effects(X, y, bounds, groups, 16, seed=0), whole, rtol=1e-12)

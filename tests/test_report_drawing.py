@@ -5,6 +5,8 @@ is the importance computed here; the progress line."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 
 import pytest
 from synthetic_store import write_synthetic_store
@@ -86,16 +88,55 @@ def test_a_helper_that_dies_with_figures_in_flight_has_them_drawn_here(analysis,
     assert len(drawn_here) > 1
 
 
-def test_the_importance_on_a_helper_is_the_importance_here(analysis):
+def test_a_helper_that_dies_right_after_it_was_looked_at_owes_nothing(analysis, alone, tmp_path, monkeypatch):
+    """Between reading a helper's answers and checking it is alive, it dies with figures in its queue."""
+    helper = _ready_helper()
+    real, killed = drawing._answers, []
+
+    def answers_then_die(h, queue):
+        yield from real(h, queue)
+        if queue and not killed:
+            h.process.kill()
+            h.process.join()
+            killed.append(len(queue))
+
+    monkeypatch.setattr(drawing, "_answers", answers_then_die)
+    figs = draw_figures(analysis, tmp_path, [helper])
+    assert killed, "the helper never had figures in flight: the test did not test"
+    assert [f.key for f in figs.files] == [f.key for f in alone[0].files]
+
+
+def test_a_stuck_helper_is_killed_and_its_figures_drawn_here(analysis, alone, tmp_path, monkeypatch):
+    helper = _ready_helper()
+    os.kill(helper.process.pid, signal.SIGSTOP)  # alive, and never answers
+    monkeypatch.setattr(drawing, "FIGURE_PATIENCE", 1.0)
+    figs = draw_figures(analysis, tmp_path, [helper])
+    assert figs.helped == 0 and not helper.process.is_alive()
+    assert [f.key for f in figs.files] == [f.key for f in alone[0].files]
+
+
+def test_the_importance_on_a_helper_is_the_importance_here(analysis, monkeypatch):
     families = {v: i.family for v, i in analysis.info.items()}
     here, method = importance(analysis.configs, families)
     helper = WorkerProcess(None)
+
+    def not_here(*args):
+        raise AssertionError("computed in this process: the helper's answer was not used")
+
+    monkeypatch.setattr(drawing, "importance", not_here)
     try:
         there, there_method = importance_on(helper)(analysis.configs, families)()
     finally:
         helper.stop()
+    monkeypatch.undo()
     assert method == there_method and len(here)
     assert there.equals(here)
+    unpicklable = analysis.configs.assign(note=[lambda: 0] * len(analysis.configs))
+    live = WorkerProcess(None)
+    try:  # a payload that does not pickle: computed here, the same numbers
+        assert importance_on(live)(unpicklable, families)()[0].equals(here)
+    finally:
+        live.stop(kill=True)
     dead = WorkerProcess(None)
     dead.process.kill()
     dead.process.join()

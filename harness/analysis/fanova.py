@@ -40,6 +40,7 @@ import numpy as np
 MAX_DEPTH = 64  # Optuna's FanovaImportanceEvaluator defaults
 MIN_SAMPLES_SPLIT = 2
 MIN_SAMPLES_LEAF = 1
+CELLS_TIMES_LEAVES = 1 << 22  # the largest (cells x leaves) array a category's main effect builds at once
 
 
 def encode(columns: list[tuple[list[Any], bool]]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -144,10 +145,10 @@ class _Tree:
         weight = np.prod(self.hi[:, other] - self.lo[:, other], axis=1)
         n = len(edges)
         total = np.cumsum(np.bincount(first, weight, n) - np.bincount(last, weight, n))[:-1]
-        weighted = weight * self.value
+        # centred, so the running sums do not cancel a large common offset (the variance ignores it)
+        weighted = weight * (self.value - np.average(self.value, weights=self.volume))
         marginal = np.cumsum(np.bincount(first, weighted, n) - np.bincount(last, weighted, n))[:-1] / total
         return _weighted_variance(marginal, total * np.diff(edges))
-
 
     def _main_effect_of_halves(self, cols: np.ndarray) -> float:
         """``main_effect`` of columns that the tree splits once at most (a category's one-hot columns): each
@@ -163,13 +164,17 @@ class _Tree:
             lower_only, upper_only = self.hi[:, c] <= self.splits[c][0], self.lo[:, c] >= self.splits[c][0]
             fixed |= np.where(lower_only | upper_only, bit, 0)
             upper |= np.where(upper_only, bit, 0)
-        cells = np.arange(1 << len(split))
-        inside = (cells[:, None] & fixed[None, :]) == upper[None, :]
         other = np.ones(self.lo.shape[1], dtype=bool)
         other[cols] = False
-        weights = inside * np.prod(self.hi[:, other] - self.lo[:, other], axis=1)[None, :]
-        total = weights.sum(axis=1)
-        marginal = weights @ self.value / total
+        weight = np.prod(self.hi[:, other] - self.lo[:, other], axis=1)
+        cells = np.arange(1 << len(split))
+        total, marginal = np.empty(len(cells)), np.empty(len(cells))
+        step = max(1, CELLS_TIMES_LEAVES // len(self.value))  # cells at a time: a category of many choices
+        for start in range(0, len(cells), step):  # has 2^choices cells (as in Optuna), bounded memory here
+            part = cells[start : start + step]
+            weights = ((part[:, None] & fixed[None, :]) == upper[None, :]) * weight[None, :]
+            total[start : start + step] = weights.sum(axis=1)
+            marginal[start : start + step] = weights @ self.value / total[start : start + step]
         is_upper = (cells[:, None] & bits[None, :]) != 0
         size = np.prod(np.where(is_upper, highs, lows), axis=1) * np.prod(
             [self.bounds[c, 1] - self.bounds[c, 0] for c in cols if not len(self.splits[c])])
@@ -177,5 +182,6 @@ class _Tree:
 
 
 def _weighted_variance(values: np.ndarray, weights: np.ndarray) -> float:
+    """Σ w (v − v̄)² / Σ w, with v̄ the weighted mean."""
     mean = np.average(values, weights=weights)
     return float(np.average((values - mean) ** 2, weights=weights))

@@ -9,8 +9,9 @@ import os
 import platform
 import re
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -261,13 +262,12 @@ def _write(out: Path, an: A.Analysis, trials: pd.DataFrame, planned: pd.DataFram
         "finished": len(trials),
         "remaining": int((~planned["trial_id"].isin(done)).sum()) if len(planned) else 0,
     }
-    with ThreadPoolExecutor(1) as waiting:  # the thread only waits for the probe's process
-        probing = waiting.submit(_probe, an) if probe else None
-        line.step("drawing the figures")
-        figs = draw_figures(an, out / "figures", helpers, lambda done, n: line.count("figures", done, n))
-        if probing is not None:
-            line.step("waiting for the gradient-flow probe")
-        gradient = probing.result() if probing is not None else None
+    probing = _in_background(_probe, an) if probe else None
+    line.step("drawing the figures")
+    figs = draw_figures(an, out / "figures", helpers, lambda done, n: line.count("figures", done, n))
+    if probing is not None:
+        line.step("waiting for the gradient-flow probe")
+    gradient = probing() if probing is not None else None
     figs.add(draw_gradient(an, out / "figures", gradient))
     line.step("writing the tables and the page")
     tables = build_tables(an, gradient)
@@ -455,6 +455,30 @@ def _suite_name(given: str, known: set[str]) -> str:
 def _safe(name: str) -> str:
     """``name`` as one plain folder name: no separators, and no leading dot, so never ``.`` or ``..``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "all"
+
+
+def _in_background(compute: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """Start ``compute(*args)`` in a daemon thread and return a function that waits for its result (or
+    raises its error). A daemon thread, not an executor's: a report stopped by Ctrl-C or an error must not
+    wait at exit for what the thread waits on (the probe's child process, killed with this one)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = compute(*args)
+        except BaseException as e:  # handed to whoever waits for the result
+            box["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True, name="rnn-bench-probe")
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
 
 
 def _probe(an: A.Analysis) -> GradientFlow:

@@ -10,13 +10,16 @@ Before the figures, the first helper computes the hyperparameter importance (``i
 longest part of the analysis, while this process does the rest.
 
 Helpers change how long a report takes, never what it holds: a figure a helper fails to draw (an error,
-a helper that died or never became ready) is drawn here, where an error surfaces as it would without
-helpers, and the files come back in the page's order whichever process drew them.
+a helper that died, never became ready, or owes one figure for ``FIGURE_PATIENCE`` seconds and is killed)
+is drawn here, where an error surfaces as it would without helpers, and the files come back in the
+page's order whichever process drew them; the importance likewise (``IMPORTANCE_PATIENCE``).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import time
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -37,6 +40,12 @@ HELPERS_FROM_TRIALS = 200
 MAX_HELPERS = 7
 POLL_SECONDS = 0.5
 IN_FLIGHT = 2  # figures sent to a helper and not yet back
+#: seconds a helper may owe one figure (they take about one) or the importance (greff's: 8 s) before it
+#: counts as stuck: it is killed and the work done here
+FIGURE_PATIENCE = 120.0
+IMPORTANCE_PATIENCE = 600.0
+#: what sending a job can raise: a broken pipe (the helper died), or a payload that does not pickle
+UNSENDABLE = (OSError, pickle.PicklingError, TypeError, AttributeError)
 
 _analysis: list[Analysis] = []  # in a helper: the analysis its first job brought
 
@@ -72,6 +81,7 @@ def start_helpers(count: int) -> list[WorkerProcess]:
 
 
 def stop_helpers(helpers: list[WorkerProcess]) -> None:
+    """Kill the helpers (a report's end, or its failure): they hold nothing worth waiting for."""
     for helper in helpers:
         helper.stop(kill=True)
 
@@ -83,13 +93,13 @@ def importance_on(helper: WorkerProcess) -> StartImportance:
     def start(configs: pd.DataFrame, families: dict[str, str]) -> Callable[[], tuple[pd.DataFrame, str]]:
         try:
             helper.send(ImportanceJob(configs, families))
-        except OSError:  # a broken pipe: it has died already
+        except UNSENDABLE:  # it has died already, or the configurations would not pickle
             here = importance(configs, families)
             return lambda: here
 
         def result() -> tuple[pd.DataFrame, str]:
             try:
-                answer = helper.answer()
+                answer = helper.answer(timeout=IMPORTANCE_PATIENCE)  # past it the helper is killed
             except WorkerError:
                 answer = None
             if not isinstance(answer, tuple):  # died, or answered {"error": ...}
@@ -116,25 +126,36 @@ def draw_figures(analysis: Analysis, out_dir: Path, helpers: list[WorkerProcess]
         if on_figure is not None:
             on_figure(len(parts), len(calls))
 
+    waiting: dict[WorkerProcess, float] = {}  # since when a helper owes the first figure of its queue
     while pending or any(sent.values()):
         for helper, queue in list(sent.items()):
             for i, answer in _answers(helper, queue):
+                waiting[helper] = time.monotonic()
                 if answer is None or "error" in answer:  # the helper died or failed: draw it here
                     finish(i, draw(analysis, out_dir, calls[i]))
                 else:
                     figs = FigureSet(out_dir)
                     figs.files, figs.notes, figs.helped = answer["files"], answer["notes"], 1
                     finish(i, figs)
+            if queue and time.monotonic() - waiting[helper] > FIGURE_PATIENCE:
+                helper.process.kill()  # stuck: what it owes is drawn here below
+                helper.process.join()
             if not helper.process.is_alive():
+                while queue:  # it died after _answers looked: whatever it still owed
+                    i = queue.popleft()
+                    finish(i, draw(analysis, out_dir, calls[i]))
                 del sent[helper]
                 continue
             # a second figure waits in the pipe, so a helper never idles while this process draws one
             while helper.ready and len(queue) < IN_FLIGHT and pending:
                 i = pending.popleft()
+                if not queue:
+                    waiting[helper] = time.monotonic()
                 queue.append(i)
                 try:
                     helper.send(FigureJob(out_dir, calls[i], None if helper in fed else analysis))
-                except OSError:  # it died since: what it was sent is drawn here when its death is seen
+                except UNSENDABLE:  # died since, or the analysis would not pickle: this process does it all
+                    helper.process.kill()
                     break
                 fed.add(helper)
         if pending:

@@ -10,6 +10,8 @@ from typing import TextIO
 
 
 class Progress:
+    """The report's progress line on ``stream`` (None: silent), as the module says."""
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self.live = bool(stream is not None and getattr(stream, "isatty", lambda: False)())

@@ -23,11 +23,13 @@ and per time step, median), else from a short calibration: ``harness.diagnostics
 job's population size and at its members' largest hidden size (a population computes every member at
 that size, padded), in a child process per framework (a few seconds each). The calibration also measures
 ``s``, what a model's first step costs beyond a steady one per time step: TensorFlow's tracing of the
-unrolled graph (seconds, growing with L), which a job pays ``SETUPS["tf"]`` times (its training step, its
-prediction, the training step again once finished members leave). Speeds learned from a store include it
-already (``steps_per_second`` counts a trial's whole wall time). The estimate is an upper bound
-in the number of steps (every trial is assumed to use its whole budget; early stopping only shortens
-runs) and an estimate in the cost of one step; a machine busy with other work is slower.
+unrolled graph (seconds, growing with L), which a job pays ``SETUPS["tf"]`` times (its training step and
+again once finished members leave; its prediction at the held-out length and at each test length m·T).
+Speeds learned from a store are steady ones (``steps_per_second`` times a trial's steps after its
+warm-up): they carry no setup, which only a job timed in the store as a whole counts (``_job_walls``).
+The estimate is an upper bound in the number of steps (every trial is assumed to use its whole budget;
+early stopping only shortens runs), except for jobs timed in the store, and an estimate in the cost of
+one step; a machine busy with other work is slower. Where it is known to miss: docs/estimates.md.
 
 A job whose estimate exceeds the suite's time limit is named before any work: its trials would be
 stored as ``timeout``.
@@ -56,7 +58,8 @@ CALIBRATION_STEPS = 3  # timed steps per calibration measurement
 #: (training steps, predictions) whose first call costs a job the setup the calibration measures, per time
 #: step of its training and of its held-out sequences: TensorFlow traces a population's training step, its
 #: prediction, and the training step again when members leave (a quick job, TF v on adding T = 50, traced
-#: 3 times for 6.3 s of its 34 s: 2026-12-07); PyTorch's setup is its first allocations, once.
+#: 3 times for 6.3 s of its 34 s: 2026-12-07), and its prediction again at each test length m·T (m times
+#: as long); PyTorch's setup is its first allocations, once.
 SETUPS = {"tf": (2, 1), "torch": (1, 0)}
 #: seconds a worker takes from its start to ready (imports), where the dry run started none to measure it
 #: (every speed came from the store): measured on the reference machine, 2026-12-07
@@ -71,6 +74,7 @@ class Estimate:
     over_limit: list[tuple[list[Trial], float]]  # jobs whose estimate exceeds the time limit
     start_seconds: dict[str, float]  # framework -> seconds a worker takes to start (measured, or the default)
     learned_jobs: int = 0  # jobs whose time is a stored job's of the same cell (``_job_walls``)
+    measured_starts: frozenset[str] = frozenset()  # frameworks whose start-up the calibration measured
 
 
 def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: Any = None,
@@ -88,7 +92,8 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
     frameworks = {job[0].framework for job in jobs}
     start = {f: starts.get(f, START_SECONDS.get(f, max(START_SECONDS.values()))) for f in frameworks}
     learned = sum(_cell(job) in walls for job in jobs)
-    return Estimate(_schedule(seconds, workers) + sum(start.values()), seconds, source, over, start, learned)
+    return Estimate(_schedule(seconds, workers) + sum(start.values()), seconds, source, over, start, learned,
+                    frozenset(starts))
 
 
 def _key(job: list[Trial]) -> tuple:
@@ -107,7 +112,10 @@ def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_st
     evals = steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE * held
     tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE * held
     trains, predicts = SETUPS.get(job[0].framework, (1, 0))
-    setup = setup_per_time_step * (trains * length + predicts * held)
+    if len(job) == 1:  # a solo model's loop over time is symbolic: a trace costs what it cost at calibration
+        setup = setup_per_time_step * CALIBRATION_LENGTH * (1 + predicts * (1 + len(s.test_lengths)))
+    else:  # a population unrolls its steps: a trace grows with the length traced
+        setup = setup_per_time_step * (trains * length + predicts * held * (1 + sum(s.test_lengths)))
     return len(job) * per_trial_time_step * (steps * length + evals + tests) + setup
 
 
@@ -242,13 +250,19 @@ def describe(e: Estimate, workers: int, time_limit: float, most: int = 10) -> li
     framework) with jobs over the time limit, the ``most`` longest of them."""
     sources = sorted(set(e.source.values()))
     starts = ", ".join(f"{f} {s:.0f} s" for f, s in sorted(e.start_seconds.items()))
+    measured = [f"each step's speed, from {' and '.join(sources) or 'nothing'}"]
+    if "calibration" in sources and any(f == "tf" for f, _ in e.source):
+        measured.append("TensorFlow's tracing")
+    assumed = []
+    (measured if set(e.start_seconds) <= e.measured_starts else assumed).append(f"worker start-up {starts}")
     steps = ("every trial using its whole step budget, so an upper bound where trials stop early"
              if not e.learned_jobs else
              f"none for {e.learned_jobs} of {len(e.job_seconds)} jobs, timed in the store as a job of the same "
              "cell; for the rest every trial using its whole step budget")  # fmt: skip
+    parts = [f"measured: {', '.join(measured)}", f"modelled: {steps}"] + ([f"assumed: {', '.join(assumed)}"]
+                                                                         if assumed else [])  # fmt: skip
     lines = [f"estimated time on this machine with {workers} worker(s): about {_duration(e.seconds)} "
-             f"(measured: each step's speed, from {' and '.join(sources) or 'nothing'}, TensorFlow's tracing, "
-             f"worker start-up {starts}; modelled: {steps}; docs/estimates.md)"]  # fmt: skip
+             f"({'; '.join(parts)}; docs/estimates.md)"]
     cells: dict[tuple, list] = {}
     for job, seconds in e.over_limit:
         t = job[0]
