@@ -199,3 +199,5 @@ def test_a_cell_timed_in_the_store_takes_its_stored_time_but_the_time_limit_chec
     assert [j for j, _ in e.over_limit] == [job]
     other = estimate([[trial(0), trial(1), trial(2)]], 1, 1e9, stored=timed)  # another population size
     assert other.learned_jobs == 0
+    solo = timed.assign(population=1)  # two solo jobs of the cell took 3 and 7 s: a third takes their mean
+    assert estimate([[trial(5)]], 1, 1e9, stored=solo).job_seconds == [5.0]

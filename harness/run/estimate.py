@@ -126,20 +126,21 @@ def _cell(job: list[Trial]) -> tuple:
 
 
 def _job_walls(stored: Any) -> dict[tuple, float]:
-    """``_cell`` -> the longest wall time of a stored trial of that cell that finished ``ok``: what its
-    population took from its start to its last member's end (tracing, evaluation, early stopping, the
-    other worker's company, everything), the most direct thing a store knows about a cell."""
+    """``_cell`` -> what a stored job of that cell took, from trials that finished ``ok``: for a population
+    the longest wall time of its members, from its start to its last member's end; for solo trials (each
+    a job of its own) their mean. Tracing, evaluation, early stopping, the other worker's company are all
+    in it: the most direct thing a store knows about a cell."""
     need = {"wall_seconds", "population", "hparams", "status", "device"}
     if stored is None or not len(stored) or not need <= set(stored.columns):
         return {}
     rows = stored[(stored["status"] == "ok") & stored["wall_seconds"].notna()]
-    out: dict[tuple, float] = {}
+    walls: dict[tuple, list[float]] = {}
     for r in rows.itertuples():
         budget = _max_steps(r.hparams)
         members = 1 if r.population is None or r.population != r.population else int(r.population)
         cell = (r.framework, r.variant, r.task, int(r.length), r.device, members, budget)
-        out[cell] = max(out.get(cell, 0.0), float(r.wall_seconds))
-    return out
+        walls.setdefault(cell, []).append(float(r.wall_seconds))
+    return {cell: statistics.mean(w) if cell[5] == 1 else max(w) for cell, w in walls.items()}
 
 
 def _max_steps(hparams: Any) -> int | None:
