@@ -156,16 +156,6 @@ def draw_gradient(analysis: Analysis, out_dir: Path, gradient: GradientFlow | No
     return figs
 
 
-def make_figures(analysis: Analysis, out_dir: Path, gradient: GradientFlow | None = None) -> FigureSet:
-    """Every figure of the report, in the page's order, drawn here one after the other
-    (``harness.report.drawing`` shares them with helper processes)."""
-    figs = FigureSet(out_dir)
-    for part in [*(draw(analysis, out_dir, call) for call in figure_calls(analysis)),
-                 draw_gradient(analysis, out_dir, gradient)]:  # fmt: skip
-        figs.add(part)
-    return figs
-
-
 # ------------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------------
