@@ -56,7 +56,8 @@ class FigureSet:
         png, pdf = self.out_dir / f"{key}.png", self.out_dir / f"{key}.pdf"
         _drop_unseen_minor_ticks(fig)
         fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-        # The PDF keeps the PNG's layout and box: laying the figure out again would cost a third of its time.
+        # The PDF keeps the PNG's layout and box rather than laying the figure out again (6-12 % faster on
+        # 16 of greff's figures, 2026-12-07).
         box = fig.get_tightbbox().padded(PAD_INCHES)
         fig.set_layout_engine("none")
         fig.savefig(pdf, bbox_inches=box, metadata={"CreationDate": None, "Producer": None, "Creator": None})
@@ -75,8 +76,8 @@ class FigureSet:
 def _drop_unseen_minor_ticks(fig: Figure) -> None:
     """Remove the minor ticks that would draw nothing: no tick mark (the style hides them), no grid line
     and an empty label at every one (a log axis over more than a decade labels none). Matplotlib still lays
-    each one out, a third of the drawing time of some figures with log axes; the files are the same (the
-    ``greff`` report's PNGs, byte for byte)."""
+    each one out (a ``greff`` metric-against-size PNG: 0.55 s to 0.33 s without them); the files are the
+    same (the ``greff`` report's PNGs, byte for byte)."""
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             ticks = axis.get_minor_ticks()

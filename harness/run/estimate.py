@@ -85,7 +85,8 @@ def estimate(jobs: list[list[Trial]], workers: int, time_limit: float, stored: A
     H = 249, T = 40: timed 2026-12-06)."""
     costs, source, starts = _costs(jobs, stored, scan)
     walls = _job_walls(stored)
-    modelled = [_job_seconds(job, *costs[_key(job)]) for job in jobs]
+    held_out: dict[tuple, int] = {}
+    modelled = [_job_seconds(job, *costs[_key(job)], held_out) for job in jobs]
     seconds = [walls.get(_cell(job), m) for job, m in zip(jobs, modelled)]
     # a job may use its whole budget where its stored twin stopped early: the time limit is checked on that
     over = [(job, m) for job, m in zip(jobs, modelled) if m > time_limit]
@@ -102,21 +103,26 @@ def _key(job: list[Trial]) -> tuple:
     return t.framework, t.variant, len(job), max(m.settings.hidden_size for m in job)
 
 
-def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_step: float) -> float:
-    """The job's seconds as the module says, every member using its whole step budget."""
+def _job_seconds(job: list[Trial], per_trial_time_step: float, setup_per_time_step: float,
+                 held_out: dict[tuple, int] | None = None) -> float:  # fmt: skip
+    """The job's seconds as the module says, every member using its whole step budget. ``held_out``: the
+    held-out lengths already drawn, by (task, T, batch size), which a plan's jobs share."""
     task = registry().task(job[0].task)
     s = max((t.settings for t in job), key=lambda s: s.max_steps)
     length = mean_sequence_length(task, job[0].length, s)
-    held = held_out_length(task, job[0].length, s.batch_size)
-    steps = s.max_steps
-    evals = steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE * held
+    held_out = {} if held_out is None else held_out
+    key = (job[0].task, job[0].length, s.batch_size)
+    if key not in held_out:
+        held_out[key] = held_out_length(task, job[0].length, s.batch_size)
+    held = held_out[key]
+    evals = s.max_steps / s.eval_every * s.validation_size / s.batch_size * FORWARD_SHARE * held
     tests = (2 + sum(s.test_lengths)) * s.test_size / s.batch_size * FORWARD_SHARE * held
     trains, predicts = SETUPS.get(job[0].framework, (1, 0))
     if len(job) == 1:  # a solo model's loop over time is symbolic: a trace costs what it cost at calibration
         setup = setup_per_time_step * CALIBRATION_LENGTH * (1 + predicts * (1 + len(s.test_lengths)))
     else:  # a population unrolls its steps: a trace grows with the length traced
         setup = setup_per_time_step * (trains * length + predicts * held * (1 + sum(s.test_lengths)))
-    return len(job) * per_trial_time_step * (steps * length + evals + tests) + setup
+    return len(job) * per_trial_time_step * (s.max_steps * length + evals + tests) + setup
 
 
 def _cell(job: list[Trial]) -> tuple:
