@@ -386,9 +386,12 @@ def _default_sigint() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
-def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugins):
-    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the runner says what it kept
-    and exits 130, no worker prints a traceback, and the same command then does only the rest."""
+@pytest.mark.parametrize("stop, code, said", [(signal.SIGINT, 130, "Interrupted"),
+                                              (signal.SIGTERM, 143, "Terminated (SIGTERM)")])  # fmt: skip
+def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugins, stop, code, said):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it (or SIGTERM, as a batch system
+    ending a job sends it): the runner says what it kept and exits 130 (143), no worker prints a
+    traceback, and the same command then does only the rest."""
     suite = write_suite(tmp_path / "ctrl_c.toml", ["sleepy"], trials=6)
     store, hold = tmp_path / "ctrl_c.sqlite", tmp_path / "hold"
     proc = subprocess.Popen(
@@ -399,7 +402,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
     try:
         hold_after_first_trial(proc, store, hold)
         time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, stop)
         try:
             out, err = proc.communicate(timeout=90)
         except subprocess.TimeoutExpired:  # stuck: its threads' stacks (rnn-bench prints them on SIGUSR1)
@@ -411,10 +414,10 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     kept = stored_count(store)
     assert 1 <= kept < 6
-    assert f"Interrupted: the {kept} finished trial(s) are kept" in out
+    assert f"{said}: the {kept} finished trial(s) are kept" in out
     assert "Traceback" not in err
     hold.unlink()
     rerun = bench.run("run", suite, *ONE_WORKER, "--store", store, env=plugin_env(bench))
@@ -422,6 +425,29 @@ def test_ctrl_c_stops_cleanly_keeping_finished_trials(bench, tmp_path, use_plugi
     assert f"{kept} already in" in rerun.stdout
     use_plugins("runner")
     assert_exactly(store, {t.id for t in plan(load_suite(str(suite)))})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups")
+def test_ctrl_c_during_the_preflight_prints_no_traceback(bench, tmp_path):
+    """Ctrl-C in a run's first second, while the preflight's worker imports the framework (outside the
+    loop of jobs that summarises an interruption): one clean line and exit 130, no KeyboardInterrupt
+    traceback from the driver. (A starting worker's side: tests/test_workers.py.)"""
+    store = tmp_path / "early.sqlite"
+    proc = subprocess.Popen(
+        bench.argv("run", "smoke", "--frameworks", "torch", "--variants", "rnn", "--no-progress", "--store", store),
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_sigint, env=bench.env(),
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, err
+    assert "rnn-bench run: interrupted; every trial that finished is kept in the store" in err
 
 
 # --- plugin files -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 import os
 import pickle
+import signal
 from dataclasses import dataclass
 
 import pytest
@@ -101,6 +102,22 @@ def test_a_worker_that_dies_during_a_call_is_reported_with_its_exit_code_not_wai
         assert died.value.kind == "died"
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_while_a_worker_starts_leaves_it_to_the_driver(stop):
+    """A terminal's Ctrl-C (or a batch system's SIGTERM) reaches the whole process group, starting workers
+    too: sent the moment the process is spawned, still importing (before ``serve`` could ignore it), it
+    must neither kill the worker nor print a traceback; the driver alone decides to stop it."""
+    worker = WorkerProcess(None)
+    try:
+        os.kill(worker.process.pid, stop)
+        assert worker.call(EchoJob("still starting"), timeout=60) == "still starting"
+        os.kill(worker.process.pid, stop)  # and once it serves
+        assert worker.call(EchoJob("serving"), timeout=60) == "serving"
+    finally:
+        worker.stop()
+    assert worker.process.exitcode == 0
 
 
 @pytest.mark.parametrize("members", [1, 2])  # solo and population

@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from harness.cell.scan_choice import SCAN_CHOICES
-from harness.errors import UsageError
+from harness.errors import Terminated, UsageError
 from harness.store.database import DEFAULT_PATH, store_fault
 from harness.suites.analysis_plan import PRIMARY
 from harness.suites.suite import list_suites
@@ -248,7 +248,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv=sys.argv, progress=not args.no_progress and not args.dry_run, population=args.population,
         placement=placement, scan=args.scan,
     )  # fmt: skip
-    return 130 if summary.interrupted else 0
+    return 143 if summary.terminated else 130 if summary.interrupted else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -425,10 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
         # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a run that seems stuck is
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.verb](args)
     except UsageError as e:
         return _fail(args.verb, e)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside a run's loop of jobs (which says more itself)
+        return _interrupted(args.verb, e)
     except BrokenPipeError:  # `rnn-bench export -o - | head` closed our stdout: not an error
         if args.verb != "export":
             raise
@@ -438,6 +442,21 @@ def main(argv: list[str] | None = None) -> int:
         if fault is None:
             raise
         return _fail(args.verb, fault)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _interrupted(verb: str, interrupt: KeyboardInterrupt) -> int:
+    """A clean line for Ctrl-C (exit 130) or SIGTERM (exit 143) at any moment: never a traceback. A run
+    stores each trial the moment it finishes, so whatever finished is in the store."""
+    how = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+    kept = ""
+    if verb == "run":
+        kept = "; every trial that finished is kept in the store. Run the same command again to do the rest"
+    print(f"rnn-bench {verb}: {how}{kept}.", file=sys.stderr)
+    return getattr(interrupt, "exit_code", 130)
 
 
 def _fail(verb: str, error: UsageError) -> int:

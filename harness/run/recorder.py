@@ -34,7 +34,8 @@ class RunSummary:
     counts: Counter = field(default_factory=Counter)  # what this driver stored, by status
     solved: int = 0
     seconds: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # Ctrl-C or SIGTERM stopped the run (its finished trials are stored)
+    terminated: bool = False  # it was SIGTERM (exit 143, not 130)
     stale: int = 0  # stored trials whose code changed: rerun
     taken_by_others: int = 0  # trials another driver had claimed: not run here
     stored_by_others: int = 0  # trials run here that another driver had stored first (work done twice)

@@ -19,7 +19,7 @@ from harness.backends import PACKAGES, installed_frameworks
 from harness.cell.scan_choice import check_scan_choice
 from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
-from harness.errors import UsageError
+from harness.errors import Terminated, UsageError
 from harness.execution.local import FrameworkUnavailable
 from harness.execution.placement import Placement, make_executor
 from harness.plugins.freshness import expected_code
@@ -166,8 +166,8 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
     started = time.monotonic()
     try:
         pool.run(jobs, recorder.on_result, claim=recorder.claim, on_progress=recorder.on_progress)
-    except KeyboardInterrupt:
-        summary.interrupted = True
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (``Terminated``)
+        summary.interrupted, summary.terminated = True, isinstance(e, Terminated)
     except FrameworkUnavailable as e:
         raise FrameworkUnavailable(f"{e}. The {sum(summary.counts.values())} trial(s) that finished are kept in "
                                    f"{store.path}; nothing was recorded for the others.") from e  # fmt: skip
@@ -261,5 +261,6 @@ def _print_summary(s: RunSummary, store_path: str | Path, out: TextIO) -> None:
     if s.counts["failed"] + s.counts["timeout"]:
         print("Failed and timed-out trials are kept as results; rerun them with --retry-failed.", file=out)
     if s.interrupted:
-        print(f"Interrupted: the {done} finished trial(s) are kept. Run the same command again to do the "
+        stopped = "Terminated (SIGTERM)" if s.terminated else "Interrupted"
+        print(f"{stopped}: the {done} finished trial(s) are kept. Run the same command again to do the "
               f"remaining {s.to_run - done - s.taken_by_others - s.stored_by_others}.", file=out)  # fmt: skip

@@ -38,6 +38,7 @@ THREAD_VARIABLES = {
     "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
     "KMP_BLOCKTIME": "0",
 }  # fmt: skip
+SHIELDED = {signal.SIGINT, signal.SIGTERM}  # what a worker leaves to the driver (``serve``)
 START_TIMEOUT = 300.0  # seconds a worker may take to import its framework and say ready
 LOG_TAIL = 1500  # characters of a dead worker's log quoted in the reason
 
@@ -81,8 +82,10 @@ class _Unreadable:
 def serve(framework: str | None, device: str, conn: Connection, parent: int, log: str | None,
           env: dict[str, str]) -> None:  # fmt: skip
     """The worker process's main: load ``framework``'s backend, say ready, run jobs until told to stop."""
-    # Ctrl-C reaches the whole process group: the driver handles it (keeps what finished, stops us).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and a SIGTERM to the process group (a terminal, a batch system ending the job) reach us too: the
+    # driver handles them (keeps what finished, stops us). Ignored since the spawn (``_start_shielded``).
+    for stop_signal in SHIELDED:
+        signal.signal(stop_signal, signal.SIG_IGN)
     os.environ.update(THREAD_VARIABLES)
     os.environ.update(env)
     if log:
@@ -125,6 +128,24 @@ def serve(framework: str | None, device: str, conn: Connection, parent: int, log
 
 
 # --- the parent side ----------------------------------------------------------------------------------------
+def _start_shielded(process: Any) -> None:
+    """Start ``process`` ignoring ``SHIELDED`` from its first instruction: a Ctrl-C in the second a worker
+    spends importing numpy and its framework (before ``serve`` ignores it) would print a
+    ``KeyboardInterrupt`` traceback from each starting worker. An ignored signal is inherited across
+    fork and exec (a blocked one is not: the spawn resets the child's mask), so this process ignores
+    them for the few milliseconds of the spawn. Only the main thread may change handlers; elsewhere (a
+    report's helper started from a thread) the worker starts unshielded."""
+    if threading.current_thread() is not threading.main_thread():
+        process.start()
+        return
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in SHIELDED}
+    try:
+        process.start()
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
 def exit_reason(process: Any) -> str:
     code = process.exitcode
     if code is not None and code < 0:
@@ -156,7 +177,7 @@ class WorkerProcess:
             target=serve, args=(framework, device, child, os.getpid(), self.log, dict(env or {})), daemon=True,
             name=f"rnn-bench-{framework or 'harness'}",
         )  # fmt: skip
-        self.process.start()
+        _start_shielded(self.process)
         child.close()
 
     @property
