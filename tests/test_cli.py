@@ -414,6 +414,21 @@ def test_reading_verbs_work_on_a_read_only_store_and_leave_nothing_beside_it(cli
         assert f"({len(ids)} already in {store}" in out
 
 
+@pytest.mark.parametrize("argv", [["status"], ["export", "-o", "-"], ["report", "--no-probe"],
+                                  ["run", "smoke", "--dry-run", "--frameworks", "torch"]])  # fmt: skip
+def test_reading_verbs_leave_a_writable_store_as_they_found_it(cli, small_store, tmp_path, argv):
+    """No -wal/-shm files appear beside a writable store nobody else has open (a mode=ro reader creates
+    them and cannot delete them), and its bytes are unchanged."""
+    store, _ = small_store
+    before = store.read_bytes()
+    if argv[0] == "report":
+        argv += ["--out", tmp_path / "report"]
+    code, out, err = cli(*argv, "--store", store)
+    assert code == 0, err
+    assert sorted(p.name for p in store.parent.iterdir() if p.name.startswith(store.name)) == [store.name]
+    assert store.read_bytes() == before
+
+
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
                                    PermissionError(errno.EACCES, "Permission denied")])  # fmt: skip
 def test_export_that_cannot_be_written_exits_2_naming_the_file(cli, small_store, tmp_path, monkeypatch, error):

@@ -304,6 +304,27 @@ def test_read_only_store_sees_a_live_writer(tmp_path):
             assert reader.count() == 2
 
 
+def test_a_reader_refuses_writes_and_leaves_a_live_writers_files_alone(tmp_path):
+    """A read-only Store on a writable store nobody has open reads through a normal connection that refuses
+    every write; with a writer open it reads beside it, and closing it removes nothing the writer uses."""
+    path, task = tmp_path / "s.sqlite", registry().task("adding")
+    with Store(path) as writer:
+        writer.record(None, "t", a_trial(0), task, a_result())
+    with Store(path, read_only=True) as reader:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader.conn.execute("DELETE FROM trials")
+        assert reader.count() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+    with Store(path) as writer:
+        with Store(path, read_only=True) as reader:
+            assert reader.count() == 1
+        assert (tmp_path / "s.sqlite-wal").exists() and (tmp_path / "s.sqlite-shm").exists()
+        writer.record(None, "t", a_trial(1), task, a_result())
+        with Store(path, read_only=True) as reader:
+            assert reader.count() == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.sqlite"]
+
+
 def test_read_only_refuses_missing_empty_and_foreign_files(tmp_path):
     with pytest.raises(UsageError, match="no results store"):
         Store(tmp_path / "missing.sqlite", read_only=True)

@@ -326,9 +326,11 @@ def _writable(path: Path) -> bool:
 class Store:
     """A results database. ``Store(path)`` creates it (and its folder) unless ``create=False``.
 
-    ``read_only=True`` (the reading verbs) never writes: the file is opened with ``mode=ro``, and also
-    ``immutable=1`` when the file or its folder is not writable, so a read-only or archived store can be
-    read and no ``-wal``/``-shm`` files are left beside it. SQLite errors inside ``with Store(...)``
+    ``read_only=True`` (the reading verbs) never writes and leaves no ``-wal``/``-shm`` files beside a store
+    that had none: a writable store nobody has open is read through a connection that refuses writes
+    (``PRAGMA query_only``; SQLite removes its files on close), one with a live writer (its ``-wal``
+    exists) with ``mode=ro``, and a store whose file or folder is not writable with ``mode=ro`` and
+    ``immutable=1``, so a read-only or archived copy can be read. SQLite errors inside ``with Store(...)``
     come out as ``StoreError`` (exit code 2) naming the store.
     """
 
@@ -369,6 +371,14 @@ class Store:
     def _connect(self, read_only: bool) -> sqlite3.Connection:
         if not read_only:
             return sqlite3.connect(str(self.path), timeout=30)
+        if _writable(self.path) and not Path(f"{self.path}-wal").exists():
+            # Nobody has the store open (no -wal file): a mode=ro reader would create the -wal and -shm
+            # files a WAL database needs and, unable to delete them, leave them beside the store. A normal
+            # connection that refuses every write (query_only) reads the same, and SQLite deletes the files
+            # when its last connection closes (with a writer still open, the writer's files stay).
+            conn = sqlite3.connect(str(self.path), timeout=30)
+            conn.execute("PRAGMA query_only = ON")
+            return conn
         uri = f"{self.path.resolve().as_uri()}?mode=ro" + ("" if _writable(self.path) else "&immutable=1")
         return sqlite3.connect(uri, uri=True, timeout=30)
 
