@@ -139,6 +139,11 @@ def test_full_runs_each_continual_task_at_several_lengths():
         ({"frameworks": ["jax"]}, "'jax'"),
         ({"search": {"dropout": 0.1}}, "'dropout'"),
         ({"search": {"learning_rate": {"log_uniform": [0, 1]}}}, "learning_rate"),
+        # a variant hyperparameter's every value, though --trials 1 samples only the first
+        ({"search": {"forget_bias": {"choice": [1.0, "chrono", "banana"]}}, "trials": 1},
+         "[search] forget_bias: variant 'np': forget_bias='banana' is not allowed"),
+        ({"search": {"forget_bias": "banana"}}, "[search] forget_bias: variant 'np'"),
+        ({"search": {"forget_bias": {"uniform": [1.0, 1e400]}}}, "[search] forget_bias"),
         ({"trials": 0}, "trials = 0"),
         ({"lengths": {"adding": [5]}}, "delayed_recall"),
     ],

@@ -304,9 +304,13 @@ def validate(s: Suite, where: str) -> None:
             allowed = sorted(set(DEFAULTS) | variant_keys)
             raise unknown_name("search key", key, allowed, f"{where}, [search]")
         check_distribution(key, spec, where)
-        if key in DEFAULTS:  # fixed values and the bounds of a distribution must be possible settings
+        # every value the search can draw (a choice's values, a range's bounds) is checked now, not when
+        # a configuration happens to sample it
+        if key in DEFAULTS:
             for value in _search_values(spec):
                 check_hparams({key: value}, f"{where}, [search] {key}")
+        else:
+            _check_variant_values(s, key, spec, where)
     for table, values in [("training", s.training)] + [(f"overrides.{t}", o) for t, o in s.overrides.items()]:
         for key in values:
             if key not in DEFAULTS:
@@ -326,6 +330,21 @@ def _check_budget(s: Suite, where: str) -> None:
             raise UsageError(f"{where}: [{table}] hidden_size and parameters = {s.parameters} both set the hidden "
                              "size; with parameters each variant's hidden size is the one that brings its cell "
                              "closest to that many weights, so remove hidden_size")  # fmt: skip
+
+
+def _check_variant_values(s: Suite, key: str, spec: Any, where: str) -> None:
+    """Each value of a variant hyperparameter's search must be one that every variant of the suite taking
+    ``key`` accepts (its constructor validates it)."""
+    reg = registry()
+    for variant_id in s.variants:
+        cls = reg.variant_class(variant_id)
+        if key not in cls.hyperparameters:
+            continue
+        for value in _search_values(spec):
+            try:
+                cls(**{key: value})
+            except UsageError as e:
+                raise UsageError(f"{where}, [search] {key}: {e}") from e
 
 
 def _search_values(spec: Any) -> list[Any]:
