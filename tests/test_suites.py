@@ -154,6 +154,23 @@ def test_impossible_or_unknown_values_are_refused_before_any_work(changes, needl
     assert needle in str(e.value) and "test.toml" in str(e.value)
 
 
+def test_names_listed_twice_are_planned_once_and_said():
+    """A task, length, variant (or an alias of one already listed) or framework named twice plans its cells
+    once, in first place, with a note for each repeat; so does the command line's narrowing."""
+    s = small_suite(tasks=["adding", "delayed_recall", "adding"], variants=["lstm", "rnn", "np"],
+                    frameworks=["torch", "torch"], lengths={"adding": [5, 10, 5], "delayed_recall": [4]})  # fmt: skip
+    assert (s.tasks, s.variants, s.frameworks) == (["adding", "delayed_recall"], ["np", "rnn"], ["torch"])
+    assert s.lengths["adding"] == [5, 10]
+    assert len(plan(s)) == plan_size(s) == 3 * 3 * 2 * 1 * 2
+    assert any("variant 'np' is listed more than once ('np' and 'lstm' name the same variant)" in n for n in s.notes)
+    assert any("test.toml, [lengths] adding: length 5" in n for n in s.notes)
+    assert any("task 'adding'" in n for n in s.notes) and any("framework 'torch'" in n for n in s.notes)
+    n = s.narrowed(variants=["rnn", "rnn"], lengths=[5, 5])
+    assert n.variants == ["rnn"] and n.lengths == {"adding": [5], "delayed_recall": [5]}
+    assert any(note.startswith("--lengths: length 5 is listed more than once") for note in n.notes)
+    assert len({t.id for t in plan(n)}) == len(plan(n)) == plan_size(n)
+
+
 def test_unknown_top_level_key_names_file_and_key():
     with pytest.raises(UsageError, match=r"'lenghts'.*test.toml|test.toml.*'lenghts'"):
         parse_suite({"tasks": ["adding"], "variants": ["np"], "lenghts": {}}, "test.toml")

@@ -243,6 +243,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         trials=args.trials, replicates=args.replicates, device=args.device, time_limit=args.time_limit,
         max_steps=args.max_steps,
     )  # fmt: skip
+    for note in suite.notes:
+        print(f"rnn-bench run: note: {note}", file=sys.stderr)
     summary = run_suite(
         suite, args.store, args.workers, dry_run=args.dry_run, retry_failed=args.retry_failed,
         argv=sys.argv, progress=not args.no_progress and not args.dry_run, population=args.population,

@@ -106,6 +106,7 @@ class Suite:
     statistics: AnalysisPlan = field(default_factory=AnalysisPlan)
     text: str = ""  # the suite file's TOML text as read (recorded with each run); "" when built otherwise
     whole: bool = True  # the suite file's entire plan (False once the command line narrowed or changed it)
+    notes: list[str] = field(default_factory=list, compare=False)  # what validation folded (duplicates), to say
 
     def narrowed(self, **changes: Any) -> Suite:
         """A copy with command-line narrowing applied (None means: keep the suite's value), re-validated.
@@ -115,6 +116,7 @@ class Suite:
             if value is None:
                 continue
             if key == "lengths":
+                value = _folded(list(value), list(value), "length", "--lengths", s.notes)
                 s.lengths = {t: list(value) for t in s.tasks}
             elif key == "max_steps":
                 s.training["max_steps"] = value
@@ -268,11 +270,15 @@ def _check_variant_keys(s: Suite, where: str) -> None:
 def validate(s: Suite, where: str) -> None:
     """Every name known, every number possible; errors name the file (or flag) and the key."""
     reg = registry()
-    s.tasks = [reg.canonical_task(t, where) for t in s.tasks]
+    s.tasks = _folded(s.tasks, [reg.canonical_task(t, where) for t in s.tasks], "task", where, s.notes)
     s.lengths = _task_keyed(s.lengths, where)
     for t in s.tasks:
         reg.task(t, where)  # its parameters possible together (associative_recall: pairs <= keys)
-    s.variants = [reg.canonical_variant(v, where) for v in s.variants]
+        if isinstance(s.lengths.get(t), list):
+            s.lengths[t] = _folded(s.lengths[t], s.lengths[t], "length", f"{where}, [lengths] {t}", s.notes)
+    s.variants = _folded(s.variants, [reg.canonical_variant(v, where) for v in s.variants], "variant", where,
+                         s.notes)  # fmt: skip
+    s.frameworks = _folded(s.frameworks, s.frameworks, "framework", where, s.notes)
     if s.baseline:
         s.baseline = reg.canonical_variant(s.baseline, f"{where}, key 'baseline'")
     for f in s.frameworks:
@@ -316,6 +322,25 @@ def validate(s: Suite, where: str) -> None:
             if key not in DEFAULTS:
                 raise unknown_name("training key", key, DEFAULTS, f"{where}, [{table}]")
         check_hparams(values, f"{where}, [{table}]")
+
+
+def _folded(written: list[Any], canonical: list[Any], kind: str, where: str, notes: list[str]) -> list[Any]:
+    """``canonical`` (the names of ``written`` in their canonical spelling) with repeats dropped, first
+    place kept: a cell is planned once however often it is named. Each repeat adds a line to ``notes``
+    (an alias naming a variant already listed says which)."""
+    if not all(isinstance(v, (str, int, float)) for v in canonical):
+        return canonical  # malformed: refused by the checks that follow, with their own message
+    kept: dict[Any, Any] = {}
+    for name, value in zip(written, canonical):
+        if value not in kept:
+            kept[value] = name
+            continue
+        was = kept[value]
+        also = f" ({name!r} and {was!r} name the same {kind})" if name != was else ""
+        note = f"{where}: {kind} {value!r} is listed more than once{also}; it is planned once"
+        if note not in notes:
+            notes.append(note)
+    return list(kept)
 
 
 def _check_budget(s: Suite, where: str) -> None:
