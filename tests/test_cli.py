@@ -9,6 +9,7 @@ import errno
 import io
 import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -208,6 +209,30 @@ def test_too_many_trials_from_the_command_line_exit_2_naming_the_size(cli, tmp_p
     code, out, err = cli("run", "smoke", "--trials", "100000000", "--dry-run", "--store", store)
     assert code == 2
     assert "1,800,000,000 trials" in err and "smoke.toml" in err and "limit of 100,000" in err
+    assert not store.exists()
+
+
+def test_a_hidden_size_no_machine_holds_exits_2_in_the_dry_run_too(cli, tmp_path):
+    """hidden_size = 100000000 passed the dry run with exit 0 (its calibration failed, then the real run
+    stored the trial failed): now both exit 2 naming it, before any work."""
+    suite = tmp_path / "big.toml"
+    suite.write_text('name = "big"\ntasks = ["adding"]\nvariants = ["rnn"]\nframeworks = ["torch"]\n'
+                     '[lengths]\nadding = [5]\n[training]\nhidden_size = 100000000\n')  # fmt: skip
+    store = tmp_path / "s.sqlite"
+    for extra in (["--dry-run"], ["--no-progress"]):
+        code, out, err = cli("run", suite, *extra, "--store", store)
+        assert code == 2, err
+        assert "(hidden_size 100000000, batch_size" in err and "would not fit in memory" in err
+    assert not store.exists()
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")
+def test_device_cuda_without_a_gpu_exits_2_in_the_dry_run_too(cli, tmp_path):
+    store = tmp_path / "s.sqlite"
+    for extra in (["--dry-run"], ["--no-progress"]):
+        code, out, err = cli("run", "smoke", "--frameworks", "torch", "--device", "cuda", *extra, "--store", store)
+        assert code == 2, err
+        assert "--device cuda: torch cannot use a GPU here" in err
     assert not store.exists()
 
 

@@ -33,11 +33,13 @@ def test_the_matrix_memory_of_mlstm_is_counted_as_h_squared():
 
 
 def test_a_jobs_bytes_are_its_training_steps_or_one_evaluation_step_whichever_is_larger():
-    """Training keeps members × batch × L steps; evaluation holds one step of up to EVAL_BATCH sequences."""
+    """Training keeps members × batch × L steps; evaluation holds one step of up to EVAL_BATCH sequences;
+    each member's parameters with their gradients and Adam's moments come on top."""
+    weights = memory.PARAMETER_BYTES * (2 * 16 + 16 * 16 + 16)  # rnn at I = 2 (adding), H = 16: W, R, b
     long = _job("rnn", 4, hidden=16, batch=64, length=1000)
-    assert job_bytes(long) == pytest.approx(4 * 64 * 1000 * 80 * bytes_per_float("torch", "rnn"))
+    assert job_bytes(long) == pytest.approx(4 * (64 * 1000 * 80 * bytes_per_float("torch", "rnn") + weights))
     short = _job("rnn", 4, hidden=16, batch=8, length=5)  # validation and test sets of 512 and 1024
-    assert job_bytes(short) == pytest.approx(4 * 1024 * 80 * bytes_per_float("torch", "rnn"))
+    assert job_bytes(short) == pytest.approx(4 * (1024 * 80 * bytes_per_float("torch", "rnn") + weights))
     assert job_bytes(_job("rnn", 4, framework="tf")) > job_bytes(_job("rnn", 4))  # TensorFlow keeps more
 
 
@@ -58,6 +60,24 @@ def test_a_trial_that_cannot_fit_alone_is_refused_by_name():
     assert "2 planned trial(s) would not fit in memory even alone" in text
     assert "adding/T=1000/mlstm/torch/seed=0 (hidden_size 256, batch_size 64): about" in text
     assert "--workers" in text and "Nothing was run or stored" in text
+
+
+@pytest.mark.parametrize("variant", ["np", "mlstm"])
+def test_above_the_probed_size_a_steps_floats_are_extrapolated_by_their_power_of_h(variant, monkeypatch):
+    """Above PROBE_HIDDEN the step is not run (it would allocate H × H weights in the driver): its floats
+    grow from the largest probed size by the power of H measured there, 1 for an LSTM, ~2 for mLSTM."""
+    v = registry().variant(variant)
+    counted = floats_per_step(v, 256)
+    monkeypatch.setattr(memory, "PROBE_HIDDEN", 64)
+    assert floats_per_step(v, 256) == pytest.approx(counted, rel=0.1)
+
+
+def test_a_hidden_size_of_a_hundred_million_is_refused_by_name_without_allocating_it():
+    """A user's hidden_size = 100000000: refused in milliseconds, naming it (the probe used to try to
+    allocate its 71 PiB of weights and end the dry run with a traceback)."""
+    with pytest.raises(UsageError, match=r"hidden_size 100000000, batch_size 8\): about"):
+        fit_to_memory([_job("np", 1, hidden=100_000_000)], workers=1, available=10 * 2**40)
+    assert job_bytes(_job("np", 1, hidden=30_000)) > memory.PARAMETER_BYTES * 4 * 30_000**2  # weights dominate
 
 
 def test_a_run_that_cannot_fit_is_refused_before_its_store_exists(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,11 @@ def parse_resources(text: str) -> dict[str, float]:
     return out
 
 
+@cache
 def visible_gpus(framework: str) -> list[str]:
     """The GPUs ``framework`` sees here, as ``CUDA_VISIBLE_DEVICES`` values for one worker each (asked in a
-    worker process: the driver never imports a framework). Raises ``UsageError`` when it sees none."""
+    worker process: the driver never imports a framework; once per process, the runner asks before any
+    work and the executor again). Raises ``UsageError`` when it sees none."""
     from harness.workers.worker import WorkerError, WorkerProcess
 
     process = WorkerProcess(framework, "cuda")

@@ -17,7 +17,11 @@ gradients' temporaries and the allocator's slack.
 Evaluation keeps nothing for a backward pass, but runs ``EVAL_BATCH`` sequences at once: one step of
 those is the other peak (mLSTM's H × H temporaries for 1024 sequences), and a job needs the larger of
 the two (at the longest test length, ``harness.training.lengths``, where that grows with the length).
-Parameters are small beside either.
+Each member's parameters are added, with their gradients and Adam's two moments (``PARAMETER_BYTES``,
+float32): small beside either at the usual sizes, nearly all of it at a hidden size of tens of
+thousands. Above ``PROBE_HIDDEN`` the step is not run at the trial's size (the probe would allocate its
+H × H weights in the driver: 71 PiB at H = 10^8); its floats are extrapolated from ``PROBE_HIDDEN / 2``
+and ``PROBE_HIDDEN`` with the power of H they grow by there (1 for an LSTM, 2 for mLSTM's matrix memory).
 
 A job that runs its variant's linear form (``harness.scan``; ``--scan``) is counted the same way, from
 that form run in numpy on a whole sequence of the job's length (mLSTM's chunkwise form allocates L × L
@@ -34,6 +38,7 @@ the estimate and what would make it fit.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -77,6 +82,8 @@ USABLE_SHARE = 0.8
 #: H = 64: PyTorch's peak 1.8-2.0 GiB, TensorFlow's 1.9, estimated 3.4; docs/variants.md, "Memory")
 EVALUATION_BYTES_PER_FLOAT = 8.0
 PROBE_BATCH, PROBE_INPUT = 4, 2
+PROBE_HIDDEN = 1024  # the largest hidden size the step is run at to count its floats (extrapolated above)
+PARAMETER_BYTES = 16.0  # per parameter and member: the value, its gradient and Adam's m and v, float32
 
 
 class _Counting(np.ndarray):
@@ -115,8 +122,26 @@ class _Counting(np.ndarray):
 
 def floats_per_step(variant: Variant, hidden_size: int) -> float:
     """Floats the variant's step allocates per sequence and time step at ``hidden_size`` (numpy, float64;
-    the second step is counted, after any constants the step caches)."""
-    return _floats_per_step(type(variant), tuple(sorted(variant.hparams.items())), hidden_size)
+    the second step is counted, after any constants the step caches); above ``PROBE_HIDDEN``, extrapolated:
+    f(H) = f(P) (H / P)^p, p = log2(f(P) / f(P / 2)) kept within [1, 2], P = ``PROBE_HIDDEN``."""
+    hparams = tuple(sorted(variant.hparams.items()))
+    return _at_size(lambda h: (_floats_per_step(type(variant), hparams, h),), hidden_size)[0]
+
+
+def _at_size(count: Callable[[int], tuple[float, ...]], hidden_size: int) -> tuple[float, ...]:
+    """``count(hidden_size)``, or above ``PROBE_HIDDEN`` each count extrapolated by the power of H it grows
+    by from ``PROBE_HIDDEN / 2`` to ``PROBE_HIDDEN``, kept within [1, 2]."""
+    if hidden_size <= PROBE_HIDDEN:
+        return count(hidden_size)
+    top, half = count(PROBE_HIDDEN), count(PROBE_HIDDEN // 2)
+    powers = [min(2.0, max(1.0, float(np.log2(t / h)))) if t > 0 and h > 0 else 2.0 for t, h in zip(top, half)]
+    return tuple(t * (hidden_size / PROBE_HIDDEN) ** p for t, p in zip(top, powers))
+
+
+def parameter_count(variant: Variant, input_size: int, hidden_size: int) -> float:
+    """The layer's parameters at these sizes, from its declared shapes (nothing allocated)."""
+    shapes = variant.parameter_shapes(input_size, hidden_size).values()
+    return float(sum(np.prod(shape, dtype=np.float64) for shape in shapes))
 
 
 @cache
@@ -142,7 +167,8 @@ def floats_of_linear_form(variant: Variant, hidden_size: int, length: int) -> tu
     """What the variant's linear form allocates at ``hidden_size`` over a sequence of ``length`` steps
     (numpy, float64), per sequence: all of it per time step (training keeps it for the backward pass),
     and the most alive at once over the sequence (evaluation keeps only that)."""
-    return _floats_of_linear_form(type(variant), tuple(sorted(variant.hparams.items())), hidden_size, length)
+    hparams = tuple(sorted(variant.hparams.items()))
+    return _at_size(lambda h: _floats_of_linear_form(type(variant), hparams, h, length), hidden_size)
 
 
 @cache
@@ -182,7 +208,8 @@ def job_bytes(job: list[Trial], scan: str = "off") -> float:
         per_step = floats_per_step(variant, hidden)
         per_float = bytes_per_float(first.framework, first.variant)
         evaluation = evaluated * per_step * per_float  # one step of the evaluation batch
-    return len(job) * max(batch * length * per_step * per_float, evaluation)
+    weights = PARAMETER_BYTES * parameter_count(variant, task.input_size, hidden)
+    return len(job) * (max(batch * length * per_step * per_float, evaluation) + weights)
 
 
 def bytes_per_float(framework: str, variant_id: str, scanned: bool = False) -> float:

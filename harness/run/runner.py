@@ -21,7 +21,7 @@ from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
 from harness.errors import Terminated, UsageError
 from harness.execution.local import FrameworkUnavailable
-from harness.execution.placement import Placement, make_executor
+from harness.execution.placement import Placement, make_executor, visible_gpus
 from harness.plugins.freshness import expected_code
 from harness.run.environment import environment
 from harness.run.estimate import describe as describe_estimate
@@ -107,6 +107,7 @@ def run_suite(
     for framework in suite.frameworks:
         population_cap(framework, suite.device, population)  # an impossible --population: exit 2 now
     preflight(suite.variants)  # a broken variant is refused before any work or store write
+    _check_gpus(suite, placement)
     if dry_run:
         return _dry_run(suite, trials, store_path, retry_failed, out, workers, population, placement, scan)
 
@@ -132,6 +133,16 @@ def run_suite(
         store.close()
     _print_summary(summary, store_path, out)
     return summary
+
+
+def _check_gpus(suite: Suite, placement: Placement) -> None:
+    """``--device cuda`` on this machine's workers: each installed framework of the plan must see a GPU,
+    or exit 2 before any work, the dry run included (a Dask cluster's GPUs are its workers' to say)."""
+    if suite.device != "cuda" or placement.executor != "local":
+        return
+    for framework in suite.frameworks:
+        if framework in installed_frameworks():
+            visible_gpus(framework)
 
 
 def _stored(store_path: str | Path) -> dict[str, StoredTrial]:
