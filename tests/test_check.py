@@ -191,3 +191,14 @@ def test_the_scan_row_compares_the_linear_form_with_the_loop():
     assert 0 < out < 1e-10  # not zero: the scan adds in another order than the loop, so it really ran
     (skipped,) = check_variant("np", only=["scan"], frameworks=["torch"])
     assert (skipped.status, skipped.detail) == ("skip", "the variant has no linear form")
+
+
+def test_the_readmes_sample_check_table_has_a_row_for_every_check_in_order():
+    """The README quotes `rnn-bench check v`: its rows must be the checks the command prints, in their
+    order (it once lacked the population row)."""
+    from harness.diagnostics.check import CHECKS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    sample = readme.split("    $ rnn-bench check v\n", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in sample.splitlines() if line.strip() and line.split()[0] in CHECKS]
+    assert list(dict.fromkeys(names)) == list(CHECKS)

@@ -486,6 +486,16 @@ def test_export_to_a_folder_exits_2_naming_it(cli, small_store, tmp_path):
     assert code == 2 and f"-o {tmp_path} is a folder" in err
 
 
+@pytest.mark.parametrize("argv, said", [(["export", "-o", "", "--store", "STORE"], "-o '' names no file"),
+                                        (["status", "--store", ""], "--store '' names no file"),
+                                        (["export", "-o", "-", "--store", " "], "--store ' ' names no file")])
+def test_an_empty_file_name_is_named_as_empty_not_as_the_current_folder(cli, small_store, argv, said):
+    """`-o ''` (a shell's unset variable) said "-o . is a folder"."""
+    store, _ = small_store
+    code, out, err = cli(*[str(store) if a == "STORE" else a for a in argv])
+    assert code == 2 and said in err, err
+
+
 @pytest.mark.parametrize("fills_at", ["record", "claim"])
 def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch, fills_at):
     """The disk fills while the second trial is stored (or claimed, also a write): the first is kept, the

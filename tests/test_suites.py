@@ -255,6 +255,10 @@ def test_non_finite_or_out_of_range_settings_are_refused(training, needle):
     ({"search_seed": "x"}, "search_seed = 'x'"), ({"search_seed": -1}, "search_seed = -1"),
     ({"time_limit": True}, "time_limit = True"),
     ({"search": {"learning_rate": {"log_uniform": [1e-3, float("nan")]}}}, "learning_rate"),
+    ({"search": {"learning_rate": {"log_uniform": [0, 1]}}}, r"\(need 0 < low <= high, finite: a log range\)"),
+    # a plain range is not told about logs
+    ({"search": {"learning_rate": {"uniform": [0.03, 0.001]}}},
+     r"uniform \[0.03, 0.001\] is impossible \(need low <= high, both finite\)"),
 ])  # fmt: skip
 def test_malformed_suite_settings_are_refused(changes, needle):
     with pytest.raises(UsageError, match=needle):

@@ -198,7 +198,9 @@ def _hparam_column(name: str, values: list[Any]) -> dict[str, Any]:
 def export_format(output: str, fmt: str | None) -> str:
     """The format to write ``-o output`` in: ``--format`` if given, else by the file's suffix (``.parquet``
     or ``.pq``: Parquet; anything else, and ``-`` for stdout: CSV). A ``--format`` that contradicts the
-    suffix, or Parquet to stdout, is a UsageError."""
+    suffix, Parquet to stdout, or an empty name (a shell's unset variable) is a UsageError."""
+    if not output.strip():
+        raise UsageError(f"-o {output!r} names no file; name a file to write (e.g. -o trials.csv), or - for stdout")
     by_suffix = None if output == "-" else SUFFIXES.get(Path(output).suffix.lower())
     if fmt is None:
         return by_suffix or "csv"

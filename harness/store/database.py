@@ -335,6 +335,9 @@ class Store:
     """
 
     def __init__(self, path: str | Path = DEFAULT_PATH, create: bool = True, read_only: bool = False) -> None:
+        if not str(path).strip():  # Path("") would be the current folder
+            raise UsageError(f"--store {str(path)!r} names no file; name the results store, e.g. "
+                             f"--store {DEFAULT_PATH}")  # fmt: skip
         self.path = Path(path)
         if not self.path.exists():
             if not create or read_only:

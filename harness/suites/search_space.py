@@ -50,9 +50,8 @@ def check_distribution(key: str, spec: Any, where: str) -> None:
             raise UsageError(f"{where}: [search] {key}: {kind} needs [low, high] numbers, got {args!r}")
         low, high = args
         if not all(math.isfinite(a) for a in args) or low > high or (kind.startswith("log") and low <= 0):
-            raise UsageError(
-                f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need 0 < low <= high for log)"
-            )
+            need = "0 < low <= high, finite: a log range" if kind.startswith("log") else "low <= high, both finite"
+            raise UsageError(f"{where}: [search] {key}: {kind} [{low}, {high}] is impossible (need {need})")
 
 
 def sample(space: dict[str, Any], search_seed: int, task: str, length: int, index: int) -> dict[str, Any]:
