@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= -c constraints.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: run test venv lint smoke scaling gpu-bench error-rates report clean
+.PHONY: run test venv lint smoke scaling gpu-bench error-rates fuzz report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ gpu-bench: $(STAMP)
 
 error-rates: $(STAMP)
 	$(BIN)/python -m harness.analysis.simulated_studies
+
+# the fuzzed-input tests with thousands of examples each (make test runs a fast profile); prints the counts
+fuzz: $(STAMP)
+	RNN_BENCH_FUZZ=long $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzzed_input.py \
+		--hypothesis-show-statistics | grep -a -E "^tests/|passing|passed|failed|Falsifying|Error"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

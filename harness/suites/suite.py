@@ -142,7 +142,13 @@ def load_suite(name_or_path: str) -> Suite:
         if name_or_path not in list_suites():
             raise unknown_name("suite", name_or_path, list_suites())
         path = SUITES_DIR / f"{name_or_path}.toml"
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"suite file {path} is not UTF-8 text (byte {e.start}: {e.reason}); a suite is a TOML "
+                         "file") from e  # fmt: skip
+    except OSError as e:
+        raise UsageError(f"suite file {path} cannot be read: {e.strerror or e}") from e
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
