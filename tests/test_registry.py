@@ -48,7 +48,46 @@ def test_processes_a_run_starts_do_not_import_a_hung_plugin_again(bench, tmp_pat
     result = bench.run("run", "smoke", *args, "--store", tmp_path / "s.sqlite", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "1 trial(s) finished" in result.stdout
-    assert len(imports.read_text().split()) == 1  # the runner itself; not its preflight child nor its worker
+    # once, in the child that vets plugin files for the command; not in the runner, its preflight child
+    # nor its worker
+    assert len(imports.read_text().split()) == 1
+
+
+def test_a_plugin_that_ends_or_crashes_its_process_at_import_is_reported_not_fatal(bench, tmp_path):
+    """os._exit(0) and a segfault at import cannot be caught in-process: the command imports user plugin
+    files first in a worker process (harness/diagnostics/plugin_imports.py), names each broken file with
+    what happened, goes on with the others, and the processes it starts never import them."""
+    imports = tmp_path / "imports.txt"
+    env = bench.env(RNN_BENCH_PLUGINS=str(PLUGINS / "ends_process"), RNN_BENCH_TEST_IMPORTS=str(imports))
+    listed = bench.run("list", "variants", env=env, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert "rnn" in listed.stdout and "Traceback" not in listed.stderr
+    assert ("os_exit_at_import.py failed to import: ended its process while importing (exited with code 0; "
+            "a plugin must not exit or crash at import)") in listed.stderr  # fmt: skip
+    assert "segfault_at_import.py failed to import: ended its process while importing (was killed by signal " \
+           "SIGSEGV" in listed.stderr  # fmt: skip
+    asked = bench.run("run", "smoke", "--variants", "ends_at_import", "--dry-run", "--store", tmp_path / "s.sqlite",
+                      env=env, timeout=60)  # fmt: skip
+    assert asked.returncode == 2 and "unknown variant 'ends_at_import'" in asked.stderr
+    assert len(imports.read_text().split()) == 2  # once per command, in its vetting child
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs PyTorch")
+def test_a_run_never_imports_a_plugin_that_ended_its_vetting_child(bench, tmp_path):
+    imports = tmp_path / "imports.txt"
+    env = bench.env(RNN_BENCH_PLUGINS=str(PLUGINS / "ends_process"), RNN_BENCH_TEST_IMPORTS=str(imports))
+    args = ("--tasks", "adding", "--variants", "rnn", "--frameworks", "torch", "--workers", "1", "--no-progress")
+    result = bench.run("run", "smoke", *args, "--store", tmp_path / "s.sqlite", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 trial(s) finished" in result.stdout
+    assert len(imports.read_text().split()) == 1  # the vetting child only: not the runner, preflight or worker
+
+
+def test_unreadable_vetting_verdicts_mean_vetting_again(monkeypatch):
+    monkeypatch.setenv(registry_module.VETTED_VARIABLE, "not json")
+    assert registry_module.read_vetted() == {}
+    monkeypatch.setenv(registry_module.VETTED_VARIABLE, '["a list"]')
+    assert registry_module.read_vetted() == {}
 
 
 def test_an_earlier_timer_and_alarm_handler_survive_plugin_discovery(use_plugins, monkeypatch):

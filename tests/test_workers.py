@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness.diagnostics.parity import ParityJob
+from harness.diagnostics.plugin_imports import PluginImportJob
 from harness.diagnostics.preflight import PreflightJob
 from harness.diagnostics.probes import ProbeJob
 from harness.diagnostics.speed import SpeedJob
@@ -69,6 +70,7 @@ def every_job():
         SpeedJob("torch", ({"variant": "v", "batch_size": 2},)),
         PreflightJob(("v", "gru"), {"v": {"hidden_size": 4}}),
         ProbeJob({"variants": ["v"], "task": "adding", "length": 10}),
+        PluginImportJob("/plugins/mycell.py"),
     ]
 
 

@@ -430,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        _vet_plugins()
         return COMMANDS[args.verb](args)
     except UsageError as e:
         return _fail(args.verb, e)
@@ -444,6 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         if fault is None:
             raise
         return _fail(args.verb, fault)
+
+
+def _vet_plugins() -> None:
+    """Import the user's plugin files first in a worker process, so one that ends or blocks its process
+    costs that file, not this command (``harness.diagnostics.plugin_imports``)."""
+    from harness.diagnostics.plugin_imports import vet_plugin_files
+    from harness.plugins.registry import registry
+
+    if vet_plugin_files():
+        registry.cache_clear()  # a registry loaded before the verdicts would have imported those files
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_VARIABLE = "RNN_BENCH_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_TIMEOUT = 30.0  # seconds; importing a framework at the top of a plugin takes a few
 HUNG_VARIABLE = "RNN_BENCH_HUNG_PLUGINS"
+#: {user plugin file: "" (imports) or why it is broken}, as vetted in a child process by the command
+#: (``harness.diagnostics.plugin_imports``) and inherited by every process it starts
+VETTED_VARIABLE = "RNN_BENCH_VETTED_PLUGINS"
 
 
 class DuplicateIdError(UsageError):
@@ -129,6 +133,10 @@ class Registry:
         if str(path) in _hung_files():
             self.broken_files[str(path)] = "did not finish importing in the parent process; not imported again"
             return None
+        why = read_vetted().get(str(path))
+        if why:  # it ended or blocked the child that imported it first: never imported here
+            self.broken_files[str(path)] = why
+            return None
         try:
             with _time_limit(limit):
                 return _import(path, package)
@@ -192,6 +200,31 @@ def _import(path: Path, package: str | None) -> ModuleType:
         del sys.modules[name]  # as importlib does: no half-imported module left behind
         raise
     return module
+
+
+def import_user_file(path: Path) -> ModuleType:
+    """Import a user plugin file (one of ``RNN_BENCH_PLUGINS``'s folders) by its path."""
+    return _import(path, None)
+
+
+def user_plugin_files() -> list[Path]:
+    """The plugin files of the folders ``RNN_BENCH_PLUGINS`` names (not the shipped catalogue), in the
+    order discovery imports them."""
+    folders = [Path(f) for f in os.environ.get("RNN_BENCH_PLUGINS", "").split(os.pathsep) if f]
+    return [p for folder in folders for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
+
+
+def read_vetted() -> dict[str, str]:
+    """``VETTED_VARIABLE``'s verdicts ({} when unset or unreadable: then files are simply vetted again)."""
+    try:
+        value = json.loads(os.environ.get(VETTED_VARIABLE, "") or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def write_vetted(verdicts: dict[str, str]) -> None:
+    os.environ[VETTED_VARIABLE] = json.dumps(verdicts)
 
 
 class ImportTimedOut(BaseException):
