@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -211,3 +212,116 @@ def test_no_scheduler_at_the_address_is_a_usage_error(bench, tmp_path):
     assert "no Dask scheduler answers there" in result.stderr
     assert "Traceback" not in result.stderr
 
+
+
+# --- the scheduler's loss -----------------------------------------------------------------------------------
+class SeparateCluster:
+    """A scheduler and one worker, each in its own process as `dask scheduler` and `dask worker` start
+    them, so that the scheduler can be killed (SIGKILL) and started again on its port."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.env = {**env, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        self.folder, self.port = folder, _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.scheduler = self.worker = None
+
+    def _start(self, module: str, *args: str) -> subprocess.Popen:
+        log = open(self.folder / f"{module.rsplit('.', 1)[-1]}-{time.monotonic_ns()}.log", "w")
+        return subprocess.Popen([sys.executable, "-m", module, *args, "--no-dashboard"], env=self.env,
+                                cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def start(self) -> None:
+        """A scheduler, then (a worker closes itself when its scheduler goes) a fresh worker."""
+        self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", str(self.port))
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                Client(self.address, timeout="2s").close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the scheduler did not start"
+        if self.worker is not None:
+            self.worker.kill()
+        self.worker = self._start("distributed.cli.dask_worker", self.address, "--nthreads", "1")
+
+    def kill_scheduler(self) -> None:
+        self.scheduler.kill()
+        self.scheduler.wait()
+
+    def stop(self) -> None:
+        for proc in (self.worker, self.scheduler):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_on(cluster: SeparateCluster, suite: Path, store: Path, env: dict[str, str], grace: float) -> subprocess.Popen:
+    argv = bench_argv("run", suite, "--executor", "dask", "--scheduler", cluster.address, "--population", "1",
+                      "--scheduler-grace", str(grace), *QUIET, "--store", store)  # fmt: skip
+    return subprocess.Popen(argv, cwd=suite.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def bench_argv(*args) -> list[str]:
+    return [sys.executable, "-m", "harness", *map(str, args)]
+
+
+def _after_first_trial(proc: subprocess.Popen, store: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while stored_count(store) < 1:
+        assert proc.poll() is None, f"the run ended before its first trial was stored: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"no trial was stored in {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("comes_back", [True, False])
+def test_a_killed_scheduler_loses_nothing_and_the_run_goes_on_or_the_same_command_resumes(bench, tmp_path, use_plugins,
+                                                                                          comes_back):  # fmt: skip
+    """SIGKILL of the scheduler mid-run. Back within --scheduler-grace (a new scheduler and worker on its
+    port): the run submits its stranded jobs again and completes (exit 0). Not back: exit 75 with the
+    reason, every finished trial kept, no claim left; the same command completes the plan once a
+    scheduler is back. Either way every planned trial is stored exactly once, none failed."""
+    suite = write_suite(tmp_path / "sched.toml", ["sleepy"], trials=4)
+    store = tmp_path / "sched.sqlite"
+    env = plugin_env(bench, RNN_BENCH_TEST_SLEEP="0.15")
+    cluster = SeparateCluster(env, tmp_path)
+    cluster.start()
+    try:
+        proc = _run_on(cluster, suite, store, env, grace=60 if comes_back else 2)
+        try:
+            _after_first_trial(proc, store)
+            cluster.kill_scheduler()
+            if comes_back:
+                cluster.start()
+            out, err = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if comes_back:
+            assert proc.returncode == 0, err
+        else:
+            assert proc.returncode == 75, err
+            assert f"the Dask scheduler at {cluster.address} was lost" in err and "--scheduler-grace" in err
+            assert "Run the same command again once the scheduler is back" in err and "Traceback" not in err
+            kept = stored_count(store)
+            assert 1 <= kept < 4
+            assert query(store, "SELECT COUNT(*) FROM claims")[0][0] == 0
+            cluster.start()
+            again = _run_on(cluster, suite, store, env, grace=60)
+            out, err = again.communicate(timeout=240)
+            assert again.returncode == 0, err
+            assert f"{kept} already in" in out
+    finally:
+        cluster.stop()
+    use_plugins("runner")
+    assert_exactly(store, {t.id for t in plan(load_suite(str(suite)))})
+    assert {row[0] for row in query(store, "SELECT status FROM trials")} == {"ok"}

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. GPU=1")
     p.add_argument("--retries", type=int, help="with --executor dask: resubmissions of a job whose "
                    "Dask worker was lost, before its trials are recorded failed (default 1)")
+    p.add_argument("--scheduler-grace", type=float, help="with --executor dask and --scheduler: seconds to wait "
+                   "for a lost scheduler to answer again before the run stops (exit 75; the same command resumes; "
+                   "default 60)")
     p.add_argument("--workers-per-gpu", type=int, help="with --device cuda: K worker processes on each visible "
                    "GPU, each pinned to its GPU (replaces --workers)")
     p.add_argument("--population", type=int, help="most trials of one cell trained together as one computation "
@@ -390,7 +393,7 @@ def _placement(args: argparse.Namespace) -> Placement:
     from harness.execution.placement import Placement, parse_resources
 
     placement = Placement(args.executor, args.workers, args.scheduler, parse_resources(args.resources),
-                          args.retries, args.workers_per_gpu)  # fmt: skip
+                          args.retries, args.workers_per_gpu, args.scheduler_grace)  # fmt: skip
     if placement.executor == "dask" and importlib.util.find_spec("distributed") is None:
         raise UsageError("--executor dask needs Dask's distributed scheduler, not installed here: "
                          "pip install -e '.[dask]'")  # fmt: skip

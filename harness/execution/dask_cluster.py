@@ -25,6 +25,13 @@ Guarantees, the same as ``harness.execution.local.LocalPool``'s:
 * **Time limits.** A job past ``time_limit`` (plus ``POPULATION_GRACE`` for a population, which times
   its members out itself) has its framework process killed and its unfinished members recorded
   ``timeout``.
+* **The scheduler's loss.** When a running cluster's scheduler stops answering (it died, the network
+  dropped), the driver waits up to ``grace`` seconds (``--scheduler-grace``) for one to answer at the same
+  address again, connecting anew; then it submits again every job still in flight (their futures died
+  with the scheduler; this costs no retry), and the run goes on. Otherwise it stops with
+  ``SchedulerLost`` (exit code 75, "try again later"): every finished trial is stored, the claims are
+  released, and the same command resumes once a scheduler is back. A local cluster's scheduler lives in
+  this process: its loss ends the run at once the same way.
 * **Placement.** ``resources`` (``{"GPU": 1}``) is asked of the scheduler for every job, so GPU work goes
   only to workers started with ``--resources GPU=1``.
 * **Claims.** ``claim`` is asked for a job's members just before the job is submitted; at most one job per
@@ -56,6 +63,18 @@ from harness.trials.trial import Trial
 from harness.workers.worker import WorkerError, WorkerProcess
 
 TOPIC = "rnn-bench"
+DEFAULT_GRACE = 60.0  # seconds a lost scheduler may take to come back (--scheduler-grace)
+
+
+class SchedulerLost(UsageError):
+    """The Dask scheduler stopped answering for longer than the grace period. Finished trials are stored,
+    the rest were never recorded: the same command resumes (exit 75, EX_TEMPFAIL: try again later)."""
+
+    exit_code = 75
+
+
+class _SchedulerGone(Exception):
+    """Raised inside the loop the moment the client finds itself without a scheduler."""
 
 # --- the Dask worker's side ---------------------------------------------------------------------------------
 DAEMONIC = ("this Dask worker is a daemonic process, which may not start the framework processes rnn-bench "
@@ -144,9 +163,10 @@ class DaskPool:
 
     def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0, scheduler: str | None = None,
                  resources: dict[str, float] | None = None, retries: int = 1,
-                 logs: str | Path | None = None, scan: str = "auto") -> None:  # fmt: skip
+                 logs: str | Path | None = None, scan: str = "auto", grace: float = DEFAULT_GRACE) -> None:  # fmt: skip
         if retries < 0:
             raise UsageError(f"--retries {retries} is impossible; it must be 0 or more")
+        self.grace = float(grace)
         self.workers, self.device, self.time_limit = max(1, int(workers)), device, float(time_limit)
         self.scheduler, self.resources, self.retries = scheduler, dict(resources or {}), int(retries)
         self.logs = Path(logs) if logs else None
@@ -180,7 +200,7 @@ class DaskPool:
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(self.scheduler, timeout="10s")
+                self.client = Client(self.scheduler, timeout="10s", heartbeat_interval="1s")
             except ValueError as e:  # not an address: "foo", "tcp://host" without its port, "http://..."
                 raise UsageError(f"--scheduler {self.scheduler!r} is not a scheduler address ({e}); give "
                                  "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from e
@@ -211,7 +231,10 @@ class DaskPool:
         self.logs.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(self.logs / "dask.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        for name in ("distributed", "dask"):
+        # Dask's logging configuration gives some child loggers (distributed.client: its reconnect errors)
+        # console handlers of their own
+        names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("distributed", "dask")]
+        for name in sorted({"distributed", "dask", *names}):
             logger = logging.getLogger(name)
             for old in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
                         and not isinstance(h, logging.FileHandler)]:  # fmt: skip
@@ -246,8 +269,9 @@ class DaskPool:
         try:
             self._loop(list(jobs), on_result, claim, on_progress, events)
         finally:
-            self.client.unsubscribe_topic(self.topic)
-            self.shutdown()
+            if self._connected():
+                self.client.unsubscribe_topic(self.topic)
+            self._close_quietly()
 
     def _deadline(self, size: int) -> float:
         return self.time_limit + (local.POPULATION_GRACE if size > 1 else 0.0)
@@ -260,24 +284,73 @@ class DaskPool:
 
     def _loop(self, pending: list[list[Trial]], on_result: ResultCallback, claim: ClaimCallback | None,
               on_progress: ProgressCallback | None, events: queue.Queue) -> None:  # fmt: skip
-        from distributed import wait
-
         flight: dict[Any, Submitted] = {}
         by_trial: dict[str, Submitted] = {}
         while pending or flight:
-            while pending and len(flight) < self.slots():
-                members = [t for t in pending.pop(0) if claim is None or claim(t)]
-                if members:
-                    sub = Submitted(members[0].framework, {t.id: t for t in members}, len(members))
-                    flight[self._submit(members, len(members))] = sub
-                    by_trial.update(dict.fromkeys(sub.members, sub))
             try:
-                done = wait(list(flight), timeout=1.0, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
-                done = set()
-            self._take_events(events, by_trial, on_result, on_progress)
-            for future in done:
-                self._finished(future, flight.pop(future), flight, by_trial, on_result)
+                self._step(pending, flight, by_trial, on_result, claim, on_progress, events)
+            except Exception as e:  # noqa: BLE001 (what a lost connection raises depends on where it is noticed)
+                if not isinstance(e, _SchedulerGone) and self._connected():
+                    raise  # our own error, with a scheduler still there
+                self._take_events(events, by_trial, on_result, on_progress)  # results that made it before
+                self._reconnect(f"{type(e).__name__}: {e}".splitlines()[0], events)
+                stranded = list(flight.values())
+                flight.clear()
+                for sub in stranded:  # their futures died with the scheduler: again, costing no retry
+                    if sub.members:
+                        flight[self._submit(list(sub.members.values()), sub.size)] = sub
+
+    def _step(self, pending: list[list[Trial]], flight: dict, by_trial: dict[str, Submitted],
+              on_result: ResultCallback, claim: ClaimCallback | None, on_progress: ProgressCallback | None,
+              events: queue.Queue) -> None:  # fmt: skip
+        """Submit what the cluster has room for, wait a second for a job to end, and take what arrived."""
+        from distributed import wait
+
+        while pending and len(flight) < self.slots():
+            members = [t for t in pending.pop(0) if claim is None or claim(t)]
+            if members:
+                sub = Submitted(members[0].framework, {t.id: t for t in members}, len(members))
+                flight[self._submit(members, len(members))] = sub
+                by_trial.update(dict.fromkeys(sub.members, sub))
+        try:
+            done = wait(list(flight), timeout=1.0, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = set()
+        if not self._connected():
+            raise _SchedulerGone("the client lost its scheduler")
+        self._take_events(events, by_trial, on_result, on_progress)
+        for future in done:
+            self._finished(future, flight.pop(future), flight, by_trial, on_result)
+
+    def _connected(self) -> bool:
+        return self.client is not None and self.client.status == "running"
+
+    def _reconnect(self, why: str, events: queue.Queue) -> None:
+        """Connect anew to a running cluster's scheduler within ``grace`` seconds, or raise ``SchedulerLost``."""
+        import time
+
+        from distributed import Client
+
+        deadline = time.monotonic() + (self.grace if self.scheduler else 0.0)
+        where = self.scheduler or "the local cluster"
+        self._close_quietly()
+        while time.monotonic() < deadline:
+            try:
+                self.client = Client(self.scheduler, timeout="5s", heartbeat_interval="1s")
+            except OSError:
+                time.sleep(1.0)
+                continue
+            self.client.subscribe_topic(self.topic, lambda event: events.put(event[1]))
+            return
+        waited = f"; none answered there for {self.grace:g} s (--scheduler-grace)" if self.scheduler else ""
+        raise SchedulerLost(f"the Dask scheduler at {where} was lost ({why}){waited}")
+
+    def _close_quietly(self) -> None:
+        """Close a client (and a local cluster) whose scheduler is gone, without its errors."""
+        try:
+            self.shutdown()
+        except Exception:  # noqa: BLE001 (closing what is already broken)
+            self.client = self.cluster = None
 
     def _take_events(self, events: queue.Queue, by_trial: dict[str, Submitted], on_result: ResultCallback,
                      on_progress: ProgressCallback | None) -> None:  # fmt: skip
@@ -309,6 +382,9 @@ class DaskPool:
             answer = future.result()
         except Exception as e:  # the Dask worker was lost (KilledWorker), or the cluster went away: not the
             # trial's fault (run_on_dask_worker returns every error of its own)
+            if not self._connected():  # the scheduler, not a worker: nothing is charged to these trials
+                flight[future] = sub
+                raise _SchedulerGone(str(e)) from e
             self._lost(sub, f"{type(e).__name__}: {e}", flight, by_trial, on_result)
             return
         if answer["environment"]:

@@ -31,6 +31,7 @@ class Placement:
     resources: dict[str, float] = field(default_factory=dict)
     retries: int | None = None  # None: not given (1 under Dask)
     workers_per_gpu: int | None = None
+    scheduler_grace: float | None = None  # None: not given (dask_cluster.DEFAULT_GRACE)
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -39,11 +40,14 @@ class Placement:
             raise UsageError(f"--workers {self.workers} is impossible; it must be at least 1")
         if self.retries is not None and self.retries < 0:
             raise UsageError(f"--retries {self.retries} is impossible; it must be 0 or more")
+        if self.scheduler_grace is not None and not 0 <= self.scheduler_grace < float("inf"):
+            raise UsageError(f"--scheduler-grace {self.scheduler_grace} is impossible; it must be seconds >= 0")
         if self.workers_per_gpu is not None and self.workers_per_gpu < 1:
             raise UsageError(f"--workers-per-gpu {self.workers_per_gpu} is impossible; it must be at least 1")
         local_only = {"--workers-per-gpu": self.workers_per_gpu is not None}
         dask_only = {"--scheduler": self.scheduler is not None, "--resources": bool(self.resources),
-                     "--retries": self.retries is not None}  # fmt: skip
+                     "--retries": self.retries is not None,
+                     "--scheduler-grace": self.scheduler_grace is not None}  # fmt: skip
         wrong = [flag for flag, given in (dask_only if self.executor == "local" else local_only).items() if given]
         if wrong:
             other = "dask" if self.executor == "local" else "local"
@@ -94,11 +98,12 @@ def make_executor(placement: Placement, device: str, time_limit: float, framewor
                   logs: str | Path, scan: str = "auto") -> Any:  # fmt: skip
     """The executor ``placement`` asks for, ready to ``run`` jobs (``scan``: the run's ``--scan``)."""
     if placement.executor == "dask":
-        from harness.execution.dask_cluster import DaskPool
+        from harness.execution.dask_cluster import DEFAULT_GRACE, DaskPool
 
+        grace = DEFAULT_GRACE if placement.scheduler_grace is None else placement.scheduler_grace
         pool = DaskPool(placement.workers, device, time_limit, scheduler=placement.scheduler,
                         resources=placement.resources, retries=1 if placement.retries is None else placement.retries,
-                        logs=logs, scan=scan)  # fmt: skip
+                        logs=logs, scan=scan, grace=grace)  # fmt: skip
         pool.connect()  # no scheduler there: exit 2 before the run is recorded
         return pool
     from harness.execution.local import LocalPool

@@ -20,6 +20,7 @@ from harness.cell.scan_choice import check_scan_choice
 from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
 from harness.errors import Terminated, UsageError
+from harness.execution.dask_cluster import SchedulerLost
 from harness.execution.local import FrameworkUnavailable
 from harness.execution.placement import Placement, make_executor, visible_gpus
 from harness.plugins.freshness import expected_code
@@ -182,6 +183,10 @@ def _run_jobs(suite: Suite, store: Store, work: Work, jobs: list[list[Trial]], s
     except FrameworkUnavailable as e:
         raise FrameworkUnavailable(f"{e}. The {sum(summary.counts.values())} trial(s) that finished are kept in "
                                    f"{store.path}; nothing was recorded for the others.") from e  # fmt: skip
+    except SchedulerLost as e:
+        raise SchedulerLost(f"{e}. The {sum(summary.counts.values())} trial(s) that finished are kept in {store.path}; "
+                            "nothing was recorded for the others, and their claims are released. Run the same "
+                            "command again once the scheduler is back: it does only what is left.") from e  # fmt: skip
     finally:
         heartbeat.stop()
         if bar is not None:
