@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS ?= -c constraints.txt
 PYTEST_ARGS ?= -q
 
-.PHONY: run test venv lint smoke scaling gpu-bench error-rates fuzz report clean
+.PHONY: run test venv lint smoke scaling gpu-bench error-rates fuzz faults report clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ gpu-bench: $(STAMP)
 
 error-rates: $(STAMP)
 	$(BIN)/python -m harness.analysis.simulated_studies
+
+# the fault campaign (benchmarks/faults.py): an hour of small runs with faults at random moments, resumed
+# until complete, and the count of what was lost, duplicated or stale; first 2,000 fuzzed inputs of each kind
+faults: $(STAMP)
+	$(BIN)/python -m benchmarks.faults --minutes $${MINUTES:-60} --seed $${SEED:-1} --fuzz 2000
 
 # the fuzzed-input tests with thousands of examples each (make test runs a fast profile); prints the counts
 fuzz: $(STAMP)

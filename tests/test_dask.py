@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from test_runner import assert_exactly, plugin_env, query, rows_by_variant, stored_count, write_suite
 
+from benchmarks.dask_processes import SeparateCluster
 from harness.suites.suite import load_suite, plan
 
 pytestmark = [
@@ -215,56 +216,6 @@ def test_no_scheduler_at_the_address_is_a_usage_error(bench, tmp_path):
 
 
 # --- the scheduler's loss -----------------------------------------------------------------------------------
-class SeparateCluster:
-    """A scheduler and one worker, each in its own process as `dask scheduler` and `dask worker` start
-    them, so that the scheduler can be killed (SIGKILL) and started again on its port."""
-
-    def __init__(self, env: dict[str, str], folder: Path) -> None:
-        self.env = {**env, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-        self.folder, self.port = folder, _free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
-        self.scheduler = self.worker = None
-
-    def _start(self, module: str, *args: str) -> subprocess.Popen:
-        log = open(self.folder / f"{module.rsplit('.', 1)[-1]}-{time.monotonic_ns()}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", module, *args, "--no-dashboard"], env=self.env,
-                                cwd=self.folder, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def start(self) -> None:
-        """A scheduler, then (a worker closes itself when its scheduler goes) a fresh worker."""
-        self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", str(self.port))
-        from distributed import Client
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                Client(self.address, timeout="2s").close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the scheduler did not start"
-        if self.worker is not None:
-            self.worker.kill()
-        self.worker = self._start("distributed.cli.dask_worker", self.address, "--nthreads", "1")
-
-    def kill_scheduler(self) -> None:
-        self.scheduler.kill()
-        self.scheduler.wait()
-
-    def stop(self) -> None:
-        for proc in (self.worker, self.scheduler):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_on(cluster: SeparateCluster, suite: Path, store: Path, env: dict[str, str], grace: float) -> subprocess.Popen:
     argv = bench_argv("run", suite, "--executor", "dask", "--scheduler", cluster.address, "--population", "1",
                       "--scheduler-grace", str(grace), *QUIET, "--store", store)  # fmt: skip

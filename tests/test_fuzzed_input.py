@@ -24,7 +24,8 @@ from harness.suites.suite import load_suite, parse_suite, plan, plan_size
 QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 settings.register_profile("fast", max_examples=60, deadline=None, derandomize=True, database=None,
                           suppress_health_check=QUIET)  # fmt: skip
-settings.register_profile("long", max_examples=2000, deadline=None, database=None, suppress_health_check=QUIET)
+settings.register_profile("long", max_examples=int(os.environ.get("RNN_BENCH_FUZZ_EXAMPLES", "2000")), deadline=None,
+                          database=None, suppress_health_check=QUIET)  # fmt: skip
 settings.load_profile(os.environ.get("RNN_BENCH_FUZZ", "fast"))
 
 WHERE = "fuzz.toml"
