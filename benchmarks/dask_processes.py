@@ -42,7 +42,8 @@ class SeparateCluster:
         from distributed import Client
 
         self.kill_scheduler()
-        self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", str(self.port))
+        protocol = () if self.address.startswith("tcp://") else ("--protocol", self.address.split("://")[0])
+        self.scheduler = self._start("distributed.cli.dask_scheduler", "--port", str(self.port), *protocol)
         deadline = time.monotonic() + 60
         while True:
             try:

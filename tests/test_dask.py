@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -276,3 +277,58 @@ def test_a_killed_scheduler_loses_nothing_and_the_run_goes_on_or_the_same_comman
     use_plugins("runner")
     assert_exactly(store, {t.id for t in plan(load_suite(str(suite)))})
     assert {row[0] for row in query(store, "SELECT status FROM trials")} == {"ok"}
+
+
+# --- a secured cluster --------------------------------------------------------------------------------------
+def _self_signed(folder: Path) -> dict[str, Path]:
+    """A certificate authority made for this test and one certificate it signs (for 127.0.0.1), which the
+    scheduler, the worker and the driver all present: mutual TLS, as docs/cluster.md sets it up."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=rnn-bench test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "node.key", "-out",
+            "node.csr")
+    (folder / "san.ext").write_text("subjectAltName = IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-extfile", "san.ext", "-out", "node.pem")
+    return {"ca": folder / "ca.pem", "cert": folder / "node.pem", "key": folder / "node.key"}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_smoke_runs_end_to_end_on_a_tls_secured_cluster_and_no_client_without_certificates(bench, tmp_path):
+    from distributed import Security
+
+    pem = _self_signed(tmp_path)
+    tls = ("--tls-ca-file", str(pem["ca"]), "--tls-cert", str(pem["cert"]), "--tls-key", str(pem["key"]))
+    cluster = SeparateCluster(bench.env(), tmp_path, threads=2, protocol="tls", extra=tls)
+    cluster.start({"security": Security(tls_ca_file=str(pem["ca"]), tls_client_cert=str(pem["cert"]),
+                                        tls_client_key=str(pem["key"]), require_encryption=True)})  # fmt: skip
+    try:
+        store = tmp_path / "tls.sqlite"
+        args = ("run", "smoke", "--tasks", "adding", "--frameworks", "torch", *QUIET, "--executor", "dask",
+                "--scheduler", cluster.address)  # fmt: skip
+        secured = bench.run(*args, *tls, "--store", store, timeout=300)
+        assert secured.returncode == 0, secured.stderr
+        assert "warning" not in secured.stderr
+        planned = {t.id for t in plan(load_suite("smoke").narrowed(tasks=["adding"], frameworks=["torch"]))}
+        assert set(_metrics(store)) == planned
+        bare = bench.run(*args, "--store", tmp_path / "bare.sqlite", timeout=120)
+        assert bare.returncode == 2 and "needs certificates: give --tls-ca-file and --tls-cert" in bare.stderr
+        plain = bench.run(*args[:-1], f"tcp://127.0.0.1:{cluster.port}", "--store", tmp_path / "plain.sqlite",
+                          timeout=120)  # fmt: skip
+        assert plain.returncode == 2 and "no Dask scheduler answers there" in plain.stderr, plain.stderr
+    finally:
+        cluster.stop()
+
+
+def test_a_plain_tcp_scheduler_off_this_machine_gets_a_warning_and_tls_flags_need_tls(cli, tmp_path):
+    from harness.execution.cluster_security import exposure_warning
+
+    for address in ("tcp://10.1.2.3:8786", "10.1.2.3:8786", "tcp://scheduler.example.org:8786"):
+        assert "neither encrypted nor authenticated" in exposure_warning(address), address
+    for address in ("tcp://127.0.0.1:8786", "tcp://localhost:8786", "tcp://[::1]:8786", "tls://10.1.2.3:8786", None):
+        assert exposure_warning(address) is None, address
+    code, out, err = cli("run", "smoke", "--tls-cert", tmp_path / "x.pem", "--dry-run", "--store", tmp_path / "s")
+    assert code == 2 and "--tls-cert applies to --scheduler tls://HOST:PORT" in err

@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. GPU=1")
     p.add_argument("--retries", type=int, help="with --executor dask: resubmissions of a job whose "
                    "Dask worker was lost, before its trials are recorded failed (default 1)")
+    p.add_argument("--tls-ca-file", help="with --scheduler tls://...: the certificate authority's PEM file")
+    p.add_argument("--tls-cert", help="with --scheduler tls://...: this client's certificate (PEM)")
+    p.add_argument("--tls-key", help="with --scheduler tls://...: this client's private key (PEM; default: the "
+                   "--tls-cert file)")
     p.add_argument("--scheduler-grace", type=float, help="with --executor dask and --scheduler: seconds to wait "
                    "for a lost scheduler to answer again before the run stops (exit 75; the same command resumes; "
                    "default 60)")
@@ -390,10 +394,17 @@ def _check_frameworks(frameworks: list[str]) -> None:
 
 def _placement(args: argparse.Namespace) -> Placement:
     """The executor and its settings from ``run``'s flags; refuses Dask where it is not installed."""
+    from harness.execution.cluster_security import exposure_warning, tls_security
     from harness.execution.placement import Placement, parse_resources
 
+    tls = {"ca_file": args.tls_ca_file, "cert": args.tls_cert, "key": args.tls_key}
     placement = Placement(args.executor, args.workers, args.scheduler, parse_resources(args.resources),
-                          args.retries, args.workers_per_gpu, args.scheduler_grace)  # fmt: skip
+                          args.retries, args.workers_per_gpu, args.scheduler_grace,
+                          {k: v for k, v in tls.items() if v is not None})  # fmt: skip
+    tls_security(placement.scheduler, placement.tls)  # certificates checked before any work
+    warning = exposure_warning(placement.scheduler)
+    if warning:
+        print(f"rnn-bench run: {warning}", file=sys.stderr)
     if placement.executor == "dask" and importlib.util.find_spec("distributed") is None:
         raise UsageError("--executor dask needs Dask's distributed scheduler, not installed here: "
                          "pip install -e '.[dask]'")  # fmt: skip

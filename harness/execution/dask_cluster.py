@@ -163,10 +163,12 @@ class DaskPool:
 
     def __init__(self, workers: int, device: str = "cpu", time_limit: float = 600.0, scheduler: str | None = None,
                  resources: dict[str, float] | None = None, retries: int = 1,
-                 logs: str | Path | None = None, scan: str = "auto", grace: float = DEFAULT_GRACE) -> None:  # fmt: skip
+                 logs: str | Path | None = None, scan: str = "auto", grace: float = DEFAULT_GRACE,
+                 security: Any = None) -> None:  # fmt: skip
         if retries < 0:
             raise UsageError(f"--retries {retries} is impossible; it must be 0 or more")
         self.grace = float(grace)
+        self.security = security  # distributed.Security for a tls:// scheduler (harness.execution.cluster_security)
         self.workers, self.device, self.time_limit = max(1, int(workers)), device, float(time_limit)
         self.scheduler, self.resources, self.retries = scheduler, dict(resources or {}), int(retries)
         self.logs = Path(logs) if logs else None
@@ -200,7 +202,7 @@ class DaskPool:
             self.client = Client(self.cluster)
         else:
             try:
-                self.client = Client(self.scheduler, timeout="10s", heartbeat_interval="1s")
+                self.client = Client(self.scheduler, timeout="10s", heartbeat_interval="1s", security=self.security)
             except ValueError as e:  # not an address: "foo", "tcp://host" without its port, "http://..."
                 raise UsageError(f"--scheduler {self.scheduler!r} is not a scheduler address ({e}); give "
                                  "tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from e
@@ -336,7 +338,7 @@ class DaskPool:
         self._close_quietly()
         while time.monotonic() < deadline:
             try:
-                self.client = Client(self.scheduler, timeout="5s", heartbeat_interval="1s")
+                self.client = Client(self.scheduler, timeout="5s", heartbeat_interval="1s", security=self.security)
             except OSError:
                 time.sleep(1.0)
                 continue

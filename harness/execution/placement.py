@@ -32,6 +32,7 @@ class Placement:
     retries: int | None = None  # None: not given (1 under Dask)
     workers_per_gpu: int | None = None
     scheduler_grace: float | None = None  # None: not given (dask_cluster.DEFAULT_GRACE)
+    tls: dict[str, str] = field(default_factory=dict)  # cluster_security.TLS_FLAGS' keys: the files given
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
@@ -98,12 +99,14 @@ def make_executor(placement: Placement, device: str, time_limit: float, framewor
                   logs: str | Path, scan: str = "auto") -> Any:  # fmt: skip
     """The executor ``placement`` asks for, ready to ``run`` jobs (``scan``: the run's ``--scan``)."""
     if placement.executor == "dask":
+        from harness.execution.cluster_security import tls_security
         from harness.execution.dask_cluster import DEFAULT_GRACE, DaskPool
 
         grace = DEFAULT_GRACE if placement.scheduler_grace is None else placement.scheduler_grace
         pool = DaskPool(placement.workers, device, time_limit, scheduler=placement.scheduler,
                         resources=placement.resources, retries=1 if placement.retries is None else placement.retries,
-                        logs=logs, scan=scan, grace=grace)  # fmt: skip
+                        logs=logs, scan=scan, grace=grace,
+                        security=tls_security(placement.scheduler, placement.tls))  # fmt: skip
         pool.connect()  # no scheduler there: exit 2 before the run is recorded
         return pool
     from harness.execution.local import LocalPool
