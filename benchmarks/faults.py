@@ -220,6 +220,12 @@ def check(folder: Path, store: Path, dask: bool, tally: Tally) -> None:
 
     suite = load_suite("smoke")
     planned = {t.id for t in plan(suite.narrowed(frameworks=["torch"]) if dask else suite)}
+    if not store.exists():
+        tally.runs += 1
+        tally.planned += len(planned)
+        tally.lost += len(planned)
+        tally.problems.append(f"{folder}: no store after the resumes")
+        return
     conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
         rows = dict(conn.execute("SELECT trial_id, status FROM trials").fetchall())
@@ -279,17 +285,23 @@ def campaign(seed: int, minutes: float | None, runs: int | None, kinds: tuple[st
             if on_dask and not cluster.alive():
                 cluster.start()
             tally.faults[fault] += 1
-            inject(fault, rng, folder, store, cluster if on_dask else None, tally)
-            resume(folder, store, cluster if on_dask else None, tally)
-            check(folder, store, on_dask, tally)
+            problems = len(tally.problems)
+            try:
+                inject(fault, rng, folder, store, cluster if on_dask else None, tally)
+                resume(folder, store, cluster if on_dask else None, tally)
+                check(folder, store, on_dask, tally)
+            except Exception as e:  # noqa: BLE001 (the campaign's own failure on one run: counted, kept, go on)
+                tally.problems.append(f"{folder}: {type(e).__name__}: {e}")
             print(f"run {k} ({'dask' if on_dask else 'local'}, {fault}): {tally.line()}", flush=True)
-            if not keep:
+            if len(tally.problems) > problems:
+                print(f"  problem: {tally.problems[-1]} (its folder is kept)", flush=True)
+            elif not keep:
                 shutil.rmtree(folder, ignore_errors=True)
             k += 1
     finally:
         if cluster is not None:
             cluster.stop()
-        if not keep:
+        if not keep and not tally.problems:
             shutil.rmtree(base, ignore_errors=True)
     return tally
 

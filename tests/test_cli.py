@@ -496,6 +496,25 @@ def test_an_empty_file_name_is_named_as_empty_not_as_the_current_folder(cli, sma
     assert code == 2 and said in err, err
 
 
+def test_a_store_the_disk_filled_while_it_was_created_is_resumed_not_refused(cli, tmp_path):
+    """Found by the fault campaign: a disk that fills while `run` creates its store leaves an SQLite file
+    without tables, which every later `run` refused ("an empty database") so the same command could never
+    resume. A run treats it as a store with nothing in it yet; a reading verb still refuses it."""
+    store = tmp_path / "s.sqlite"
+    conn = sqlite3.connect(store)
+    conn.execute("PRAGMA journal_mode=WAL")  # what the creation had done when the disk filled
+    conn.close()
+    argv = ("run", "smoke", "--frameworks", "torch", "--tasks", "adding", "--variants", "rnn", "--no-progress")
+    code, out, err = cli(*argv, "--dry-run", "--store", store)
+    assert code == 0 and f"(0 already in {store}" in out, err
+    code, out, err = cli(*argv, "--store", store)
+    assert code == 0 and "1 trial(s) finished" in out, err
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).execute("PRAGMA journal_mode=WAL")
+    code, out, err = cli("status", "--store", empty)
+    assert code == 2 and "is an empty database, not an rnn-bench results store" in err
+
+
 @pytest.mark.parametrize("fills_at", ["record", "claim"])
 def test_disk_full_during_a_run_keeps_finished_trials_and_exits_2(cli, tmp_path, monkeypatch, fills_at):
     """The disk fills while the second trial is stored (or claimed, also a write): the first is kept, the

@@ -11,9 +11,10 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from harness.backends import PACKAGES, installed_frameworks
 from harness.cell.scan_choice import check_scan_choice
@@ -30,7 +31,7 @@ from harness.run.estimate import estimate
 from harness.run.memory import fit_to_memory
 from harness.run.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.run.scheduling import make_jobs, population_cap
-from harness.store.database import Store, StoredTrial
+from harness.store.database import EmptyStore, Store, StoredTrial
 from harness.store.metadata import for_suite
 from harness.suites.budget import budget_lines
 from harness.suites.suite import Suite, plan
@@ -148,10 +149,20 @@ def _check_gpus(suite: Suite, placement: Placement) -> None:
 
 def _stored(store_path: str | Path) -> dict[str, StoredTrial]:
     """The store's finished trials, read without writing (none when there is no store yet)."""
+    return _read_if_any(store_path, lambda store: store.stored(), {})
+
+
+def _read_if_any(store_path: str | Path, read: Callable[[Store], Any], nothing: Any) -> Any:
+    """``read(store)`` of the store opened read-only, or ``nothing`` where there is none yet: no file, or an
+    empty database (a run whose disk filled while it created the store left one; the same command must
+    resume, not refuse it)."""
     if not Path(store_path).exists():
-        return {}
-    with Store(store_path, read_only=True) as store:
-        return store.stored()
+        return nothing
+    try:
+        with Store(store_path, read_only=True) as store:
+            return read(store)
+    except EmptyStore:
+        return nothing
 
 
 def _fit(jobs: list[list[Trial]], placement: Placement, device: str, scan: str) -> list[list[Trial]]:
@@ -212,10 +223,8 @@ def _dry_run(suite: Suite, trials: list[Trial], store_path: str | Path, retry_fa
     """Print the plan, what the store already has, what a run would do and how long it would take; write
     nothing."""
     describe_plan(suite, trials, out)
-    stored, claimed, frame = {}, {}, None
-    if Path(store_path).exists():
-        with Store(store_path, read_only=True) as store:
-            stored, claimed, frame = store.stored(), store.live_claims(), store.trials_frame(expand_hparams=False)
+    stored, claimed, frame = _read_if_any(
+        store_path, lambda s: (s.stored(), s.live_claims(), s.trials_frame(expand_hparams=False)), ({}, {}, None))
     work = work_to_do(trials, stored, retry_failed)
     describe_changes(work, out)
     todo = len(work.todo)

@@ -323,6 +323,11 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
+class EmptyStore(UsageError):
+    """An SQLite database without tables, opened read-only: what a run leaves when the disk fills while it
+    creates its store. A reading verb refuses it; ``run`` treats it as a store with nothing in it yet."""
+
+
 class Store:
     """A results database. ``Store(path)`` creates it (and its folder) unless ``create=False``.
 
@@ -357,7 +362,7 @@ class Store:
                 )
             if read_only and not tables:
                 self.conn.close()
-                raise UsageError(f"{self.path} is an empty database, not an rnn-bench results store")
+                raise EmptyStore(f"{self.path} is an empty database, not an rnn-bench results store")
             if not read_only:
                 self._create_schema()
         except sqlite3.DatabaseError as e:
