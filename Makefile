@@ -50,7 +50,8 @@ faults: $(STAMP)
 # the fuzzed-input tests with thousands of examples each (make test runs a fast profile); prints the counts
 fuzz: $(STAMP)
 	RNN_BENCH_FUZZ=long $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_fuzzed_input.py \
-		--hypothesis-show-statistics | grep -a -E "^tests/|passing|passed|failed|Falsifying|Error"
+		--hypothesis-show-statistics > .fuzz.log; status=$$?; \
+		grep -a -E "^tests/|passing|passed|failed|Falsifying|Error" .fuzz.log; rm -f .fuzz.log; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

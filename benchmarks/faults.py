@@ -34,7 +34,6 @@ import random
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -119,15 +118,34 @@ def finish(proc: subprocess.Popen, tally: Tally, what: str) -> int:
     return code
 
 
-def framework_processes(driver: int) -> list[int]:
-    """The driver's worker processes (``rnn-bench-torch``, ``rnn-bench-tf``), however deep."""
+def framework_processes(driver: int, logs: Path) -> list[int]:
+    """The driver's training workers: its children writing a log in the run's ``logs`` folder (the
+    preflight's and the plugin vetting's workers write none)."""
     import psutil
 
     try:
         children = psutil.Process(driver).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [c.pid for c in children if _name(c).startswith("rnn-bench-") or "spawn_main" in _cmdline(c)]
+    return [c.pid for c in children if any(str(logs) in f for f in _open_files(c))]
+
+
+def _open_files(proc) -> list[str]:
+    try:
+        return [f.path for f in proc.open_files()]
+    except Exception:  # noqa: BLE001 (gone)
+        return []
+
+
+def stored(store: Path) -> bool:
+    """Whether the store holds a finished trial yet (read without leaving files beside it)."""
+    from harness.store.database import Store
+
+    try:
+        with Store(store, read_only=True) as s:
+            return s.count() > 0
+    except Exception:  # noqa: BLE001 (not created yet, or being created)
+        return False
 
 
 def dask_worker_processes(worker: int) -> list[int]:
@@ -140,27 +158,15 @@ def dask_worker_processes(worker: int) -> list[int]:
         return []
 
 
-def _name(proc) -> str:
-    try:
-        return proc.name()
-    except Exception:  # noqa: BLE001 (gone)
-        return ""
-
-
-def _cmdline(proc) -> str:
-    try:
-        return " ".join(proc.cmdline())
-    except Exception:  # noqa: BLE001
-        return ""
-
-
 def store_size(store: Path) -> int:
     return sum(p.stat().st_size for p in store.parent.glob(store.name + "*") if p.is_file())
 
 
-def inject(fault: str, rng: random.Random, folder: Path, store: Path, cluster: SeparateCluster | None,
-           tally: Tally) -> None:  # fmt: skip
-    """One faulted attempt (and, for a second driver, both drivers), waited for to its end."""
+def inject(fault: str, rng: random.Random, victims: random.Random, folder: Path, store: Path,
+           cluster: SeparateCluster | None, tally: Tally, after_first_trial: bool = False) -> None:  # fmt: skip
+    """One faulted attempt (and, for a second driver, both drivers), waited for to its end. The fault comes
+    at a moment drawn from ``rng`` (or, with ``after_first_trial``, once a trial is stored); ``victims``
+    picks which process."""
     argv = command(store, cluster.address if cluster else None)
     moment = rng.uniform(0.5, 12.0)
     if fault == "disk-full":
@@ -169,8 +175,8 @@ def inject(fault: str, rng: random.Random, folder: Path, store: Path, cluster: S
             tally.landed[fault] += 1  # the disk "filled" before the run ended
         return
     driver = start(argv, folder, "attempt-0")
-    deadline = time.monotonic() + moment
-    while time.monotonic() < deadline and driver.poll() is None:
+    deadline = time.monotonic() + (ATTEMPT_TIMEOUT if after_first_trial else moment)
+    while time.monotonic() < deadline and driver.poll() is None and not (after_first_trial and stored(store)):
         time.sleep(0.05)
     if driver.poll() is None:
         tally.landed[fault] += 1
@@ -179,17 +185,17 @@ def inject(fault: str, rng: random.Random, folder: Path, store: Path, cluster: S
         elif fault == "driver-sigterm":
             driver.send_signal(signal.SIGTERM)
         elif fault == "worker-sigkill":
-            victims = framework_processes(driver.pid)
-            if victims:
-                os.kill(rng.choice(victims), signal.SIGKILL)
+            found = framework_processes(driver.pid, folder / "logs")
+            if found:
+                os.kill(victims.choice(found), signal.SIGKILL)
             else:
                 tally.landed[fault] -= 1
         elif fault == "second-driver":
             finish(start(argv, folder, "attempt-0b"), tally, fault)
         elif fault == "dask-worker-sigkill":
-            victims = dask_worker_processes(cluster.worker.pid)
-            if victims:
-                os.kill(rng.choice(victims), signal.SIGKILL)
+            found = dask_worker_processes(cluster.worker.pid)
+            if found:
+                os.kill(victims.choice(found), signal.SIGKILL)
             else:
                 tally.landed[fault] -= 1
         elif fault == "scheduler-sigkill":
@@ -226,15 +232,11 @@ def check(folder: Path, store: Path, dask: bool, tally: Tally) -> None:
         tally.lost += len(planned)
         tally.problems.append(f"{folder}: no store after the resumes")
         return
-    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
-    try:
-        rows = dict(conn.execute("SELECT trial_id, status FROM trials").fetchall())
-        replaced = conn.execute("SELECT COUNT(*) FROM superseded WHERE reason NOT LIKE 'retry of a%'").fetchone()[0]
-        retried = conn.execute("SELECT COUNT(*) FROM superseded WHERE reason LIKE 'retry of a%'").fetchone()[0]
-        leftovers = sum(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("claims", "progress"))
-    finally:
-        conn.close()
     with Store(store, read_only=True) as s:
+        rows = dict(s.conn.execute("SELECT trial_id, status FROM trials").fetchall())
+        replaced = s.conn.execute("SELECT COUNT(*) FROM superseded WHERE reason NOT LIKE 'retry of a%'").fetchone()[0]
+        retried = s.conn.execute("SELECT COUNT(*) FROM superseded WHERE reason LIKE 'retry of a%'").fetchone()[0]
+        leftovers = sum(s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("claims", "progress"))
         stale, _ = changed_code(s.trials_frame(expand_hparams=False))
     tally.runs += 1
     tally.planned += len(planned)
@@ -260,9 +262,19 @@ def fuzz(examples: int) -> int:
 
 
 def campaign(seed: int, minutes: float | None, runs: int | None, kinds: tuple[str, ...] | None = None,
-             dask_share: float = 0.3, keep: Path | None = None, fuzz_examples: int = 0) -> Tally:  # fmt: skip
-    """Runs until ``runs`` are done or ``minutes`` have passed (whichever is given first)."""
-    rng = random.Random(seed)
+             dask_share: float = 0.3, keep: Path | None = None, fuzz_examples: int = 0,
+             after_first_trial: bool = False) -> Tally:  # fmt: skip
+    """Runs until ``runs`` are done or ``minutes`` have passed (whichever is given first); with
+    ``after_first_trial`` each fault comes once the run has stored a trial (the short test's choice)."""
+    known = set(LOCAL_FAULTS + DASK_FAULTS)
+    if kinds and not set(kinds) <= known:
+        raise SystemExit(f"unknown fault kind(s) {sorted(set(kinds) - known)}; known: {', '.join(sorted(known))}")
+    pools = [(on_dask, [f for f in faults if not kinds or f in kinds], share)
+             for on_dask, faults, share in ((False, LOCAL_FAULTS, 1 - dask_share), (True, DASK_FAULTS, dask_share))]
+    pools = [pool for pool in pools if pool[1] and pool[2] > 0]
+    if not pools:
+        raise SystemExit(f"no fault can be drawn: --faults {','.join(kinds or ())} with --dask-share {dask_share}")
+    rng, victims = random.Random(seed), random.Random(seed + 1)  # victims apart: their count depends on timing
     tally = Tally()
     if fuzz_examples:
         tally.fuzz_examples = fuzz(fuzz_examples)
@@ -272,10 +284,7 @@ def campaign(seed: int, minutes: float | None, runs: int | None, kinds: tuple[st
     k = 0
     try:
         while (runs is None or k < runs) and (stop_at is None or time.monotonic() < stop_at):
-            on_dask = rng.random() < dask_share
-            choices = [f for f in (DASK_FAULTS if on_dask else LOCAL_FAULTS) if not kinds or f in kinds]
-            if not choices:
-                continue
+            on_dask, choices, _ = rng.choices(pools, weights=[share for *_, share in pools])[0]
             fault = rng.choice(choices)
             folder = base / f"run-{k:04d}-{fault}"
             folder.mkdir(parents=True)
@@ -287,7 +296,7 @@ def campaign(seed: int, minutes: float | None, runs: int | None, kinds: tuple[st
             tally.faults[fault] += 1
             problems = len(tally.problems)
             try:
-                inject(fault, rng, folder, store, cluster if on_dask else None, tally)
+                inject(fault, rng, victims, folder, store, cluster if on_dask else None, tally, after_first_trial)
                 resume(folder, store, cluster if on_dask else None, tally)
                 check(folder, store, on_dask, tally)
             except Exception as e:  # noqa: BLE001 (the campaign's own failure on one run: counted, kept, go on)
@@ -328,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({**tally.__dict__, "faults": dict(tally.faults),
                                          "exit_codes": {str(k): v for k, v in tally.exit_codes.items()}}, indent=1))
-    bad = tally.lost + tally.duplicated + tally.stale + tally.tracebacks + len(tally.problems)
+    bad = tally.lost + tally.duplicated + tally.stale + tally.tracebacks + len(tally.problems) + (tally.runs == 0)
     return 1 if bad else 0
 
 

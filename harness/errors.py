@@ -22,10 +22,3 @@ def unknown_name(kind: str, value: str, valid: Iterable[str], where: str = "") -
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     origin = f" (from {where})" if where else ""
     return UsageError(f"unknown {kind} {value!r}{origin}.{hint} Valid {kind}s: {', '.join(valid)}")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM reached the driver (``kill PID``, a batch system ending the job): handled as Ctrl-C is (every
-    finished trial kept, the summary printed), with exit code 143 (128 + 15, a shell's code for SIGTERM)."""
-
-    exit_code = 143

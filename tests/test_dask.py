@@ -326,9 +326,18 @@ def test_smoke_runs_end_to_end_on_a_tls_secured_cluster_and_no_client_without_ce
 def test_a_plain_tcp_scheduler_off_this_machine_gets_a_warning_and_tls_flags_need_tls(cli, tmp_path):
     from harness.execution.cluster_security import exposure_warning
 
-    for address in ("tcp://10.1.2.3:8786", "10.1.2.3:8786", "tcp://scheduler.example.org:8786"):
-        assert "neither encrypted nor authenticated" in exposure_warning(address), address
+    for address in ("tcp://10.1.2.3:8786", "10.1.2.3:8786", "tcp://scheduler.example.org:8786", "TCP://10.0.0.1:1",
+                    "ws://10.1.2.3:8786", "[", "tcp://a..b:8786", "tcp://" + "x" * 80 + ":8786"):  # fmt: skip
+        assert "neither encrypted nor authenticated" in exposure_warning(address), address  # never resolved
     for address in ("tcp://127.0.0.1:8786", "tcp://localhost:8786", "tcp://[::1]:8786", "tls://10.1.2.3:8786", None):
         assert exposure_warning(address) is None, address
     code, out, err = cli("run", "smoke", "--tls-cert", tmp_path / "x.pem", "--dry-run", "--store", tmp_path / "s")
     assert code == 2 and "--tls-cert applies to --scheduler tls://HOST:PORT" in err
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate")
+    code, out, err = cli("run", "smoke", "--executor", "dask", "--scheduler", "tls://127.0.0.1:9", "--tls-ca-file",
+                         not_pem, "--tls-cert", not_pem, "--dry-run", "--store", tmp_path / "s")  # fmt: skip
+    assert code == 2 and f"--tls-ca-file {not_pem}: not a readable PEM certificate" in err, err
+    code, out, err = cli("run", "smoke", "--frameworks", "torch", "--executor", "dask", "--scheduler", "[",
+                         "--dry-run", "--store", tmp_path / "s2")  # fmt: skip
+    assert code == 0 and "--scheduler [ is neither encrypted" in err  # (a dry run connects to nothing)

@@ -23,7 +23,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from harness.cell.scan_choice import SCAN_CHOICES
-from harness.errors import Terminated, UsageError
+from harness.errors import UsageError
+from harness.run.terminated import Terminated
 from harness.store.database import DEFAULT_PATH, store_fault
 from harness.suites.analysis_plan import PRIMARY
 from harness.suites.suite import list_suites
@@ -375,7 +376,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
         if bad or not values:
             raise UsageError(f"{flag} {','.join(map(str, values))} is impossible; each value must be at least 1")
     if args.device == "cuda":
-        _check_cuda(frameworks)
+        from harness.execution.placement import check_gpus
+
+        check_gpus(frameworks)
     rows = measure(variants, frameworks, args.device, args.hidden_sizes, args.populations, args.length,
                    args.batch_size, args.steps, args.steps_per_trial, fused=not args.no_fused,
                    scan=args.scan)  # fmt: skip
@@ -401,23 +404,16 @@ def _placement(args: argparse.Namespace) -> Placement:
     placement = Placement(args.executor, args.workers, args.scheduler, parse_resources(args.resources),
                           args.retries, args.workers_per_gpu, args.scheduler_grace,
                           {k: v for k, v in tls.items() if v is not None})  # fmt: skip
+    if placement.executor == "dask" and importlib.util.find_spec("distributed") is None:
+        raise UsageError("--executor dask needs Dask's distributed scheduler, not installed here: "
+                         "pip install -e '.[dask]'")  # fmt: skip
     tls_security(placement.scheduler, placement.tls)  # certificates checked before any work
     warning = exposure_warning(placement.scheduler)
     if warning:
         print(f"rnn-bench run: {warning}", file=sys.stderr)
-    if placement.executor == "dask" and importlib.util.find_spec("distributed") is None:
-        raise UsageError("--executor dask needs Dask's distributed scheduler, not installed here: "
-                         "pip install -e '.[dask]'")  # fmt: skip
     return placement
 
 
-def _check_cuda(frameworks: list[str]) -> None:
-    """Refuse --device cuda where no framework asked for sees a GPU (asked in a child: never import a
-    framework into this process)."""
-    from harness.execution.placement import visible_gpus
-
-    for framework in frameworks:
-        visible_gpus(framework)
 
 
 def cmd_new_variant(args: argparse.Namespace) -> int:
@@ -441,15 +437,15 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
         # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a run that seems stuck is
         faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         _vet_plugins()
         return COMMANDS[args.verb](args)
     except UsageError as e:
         return _fail(args.verb, e)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM outside a run's loop of jobs (which says more itself)
-        return _interrupted(args.verb, e)
+        return _interrupted(args.verb, e, getattr(args, "dry_run", False))
     except BrokenPipeError:  # `rnn-bench export -o - | head` closed our stdout: not an error
         if args.verb != "export":
             raise
@@ -459,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
         if fault is None:
             raise
         return _fail(args.verb, fault)
+    finally:
+        if main_thread:  # a caller in this process (the API, a test) keeps its own SIGTERM handling
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _vet_plugins() -> None:
@@ -475,12 +474,12 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _interrupted(verb: str, interrupt: KeyboardInterrupt) -> int:
+def _interrupted(verb: str, interrupt: KeyboardInterrupt, dry_run: bool = False) -> int:
     """A clean line for Ctrl-C (exit 130) or SIGTERM (exit 143) at any moment: never a traceback. A run
     stores each trial the moment it finishes, so whatever finished is in the store."""
     how = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
     kept = ""
-    if verb == "run":
+    if verb == "run" and not dry_run:
         kept = "; every trial that finished is kept in the store. Run the same command again to do the rest"
     print(f"rnn-bench {verb}: {how}{kept}.", file=sys.stderr)
     return getattr(interrupt, "exit_code", 130)

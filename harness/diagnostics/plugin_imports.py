@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.plugins.registry import (
-    TIMEOUT_VARIABLE,
     import_timeout,
     import_user_file,
     read_vetted,
+    timed_out,
     user_plugin_files,
     write_vetted,
 )
@@ -65,26 +65,36 @@ def vet_plugin_files() -> dict[str, str]:
     try:
         for path in todo:
             if worker is None:
-                worker = WorkerProcess(None)
+                worker = _started()
+                if worker is None:  # no worker can start here: the files left are imported in-process, as before
+                    break
             try:
                 worker.call(PluginImportJob(path), timeout=limit)
                 vetted[path] = ""
             except WorkerError as e:
                 vetted[path] = broken[path] = _why(e, limit)
                 worker = None  # dead or killed: the next file gets a fresh one
-    except (OSError, AssertionError):  # no child allowed here (a daemonic process): import in-process, as before
-        return broken
     finally:
         if worker is not None:
             worker.stop()
-    write_vetted(vetted)
+        write_vetted(vetted)  # the verdicts so far, also when a worker could not start for the rest
     return broken
+
+
+def _started() -> WorkerProcess | None:
+    """A worker of no framework, ready; None where none can start (a daemonic process may have no
+    children; a machine too loaded to start one in time): a failure that is no plugin's fault."""
+    try:
+        worker = WorkerProcess(None)
+        worker.wait_ready()
+        return worker
+    except (OSError, AssertionError, WorkerError):
+        return None
 
 
 def _why(error: WorkerError, limit: float | None) -> str:
     if error.kind == "timeout":
-        return (f"did not finish importing within {limit:g} s (limit set by {TIMEOUT_VARIABLE}); does it loop, "
-                "wait or read input at import?")  # fmt: skip
+        return timed_out(limit)
     reason = str(error).splitlines()[0].replace("worker process ", "")
     return f"ended its process while importing ({reason}; a plugin must not exit or crash at import)"
 

@@ -17,10 +17,9 @@ without one. rnn-bench's side of it (docs/cluster.md, "Securing a cluster"):
 from __future__ import annotations
 
 import ipaddress
-import socket
+import ssl
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from harness.errors import UsageError
 
@@ -29,12 +28,18 @@ TLS_CONFIG = {"ca_file": "distributed.comm.tls.ca-file", "cert": "distributed.co
               "key": "distributed.comm.tls.client.key"}  # fmt: skip
 
 
+#: protocols Dask encrypts (or that never leave this process); every other one is open to its network
+SECURED = ("tls", "wss", "inproc")
+
+
 def exposure_warning(scheduler: str | None) -> str | None:
-    """What a plain ``tcp://`` scheduler on a non-loopback address exposes; None when it is secured or local."""
-    if not scheduler or "://" in scheduler and not scheduler.startswith("tcp://"):
+    """What a scheduler address that is neither encrypted nor this machine's own exposes; None when it
+    is secured (``SECURED``) or a loopback address. Names are not resolved: only ``localhost`` and literal
+    loopback IPs count as local."""
+    if not scheduler:
         return None
-    host = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}").hostname or ""
-    if _loopback(host):
+    protocol, _, rest = scheduler.rpartition("://") if "://" in scheduler else ("tcp", "", scheduler)
+    if protocol.lower() in SECURED or _loopback(rest):
         return None
     return (f"warning: --scheduler {scheduler} is neither encrypted nor authenticated: anyone who can reach "
             "that port can send the cluster's workers code that they run as their user, and read the "
@@ -43,16 +48,16 @@ def exposure_warning(scheduler: str | None) -> str | None:
             "machines you trust.")  # fmt: skip
 
 
-def _loopback(host: str) -> bool:
-    if host in ("localhost", ""):
+def _loopback(host_port: str) -> bool:
+    """``localhost:8786``, ``127.0.0.1:8786``, ``[::1]:8786``: this machine's loopback."""
+    host = host_port.rsplit(":", 1)[0] if not host_port.endswith("]") else host_port
+    host = host.strip("[]").lower()
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: what it resolves to
-        try:
-            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
-        except OSError:
-            return False
+    except ValueError:  # a name, or not an address at all: not known to be local
+        return False
 
 
 def tls_security(scheduler: str | None, files: dict[str, str]) -> Any:
@@ -78,7 +83,26 @@ def tls_security(scheduler: str | None, files: dict[str, str]) -> Any:
                          "configuration); docs/cluster.md, 'Securing a cluster'")  # fmt: skip
     for k, path in chosen.items():
         if not Path(path).is_file():
-            where = TLS_FLAGS[k] if k in given else TLS_CONFIG[k]
-            raise UsageError(f"{where} {path}: no such file (a PEM file is expected)")
+            raise UsageError(f"{_where(k, given)} {path}: no such file (a PEM file is expected)")
+    _check_pem(chosen, given)
     return Security(tls_ca_file=chosen["ca_file"], tls_client_cert=chosen["cert"], tls_client_key=chosen["key"],
                     require_encryption=True)
+
+
+def _where(key: str, given: dict[str, str]) -> str:
+    return TLS_FLAGS[key] if key in given else TLS_CONFIG[key]
+
+
+def _check_pem(chosen: dict[str, str], given: dict[str, str]) -> None:
+    """Load the files as a TLS client would, so that a file that is not PEM, a key that does not match its
+    certificate or an unreadable file is named now, not reported later as a scheduler that does not answer."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=chosen["ca_file"])
+    except (ssl.SSLError, OSError) as e:
+        raise UsageError(f"{_where('ca_file', given)} {chosen['ca_file']}: not a readable PEM certificate ({e})") from e
+    try:
+        context.load_cert_chain(chosen["cert"], chosen["key"])
+    except (ssl.SSLError, OSError) as e:
+        raise UsageError(f"{_where('cert', given)} {chosen['cert']} with {_where('key', given)} {chosen['key']}: "
+                         f"not a readable PEM certificate and its private key ({e})") from e

@@ -50,6 +50,7 @@ import signal
 import threading
 import traceback
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ from harness.execution.local import ClaimCallback, FrameworkUnavailable, Progres
 from harness.training.solo import ResultCallback, TrialResult, failed
 from harness.training.train_job import TrainJob
 from harness.trials.trial import Trial
-from harness.workers.worker import WorkerError, WorkerProcess
+from harness.workers.worker import WorkerError, WorkerProcess, children_ignore_stop_signals
 
 TOPIC = "rnn-bench"
 DEFAULT_GRACE = 60.0  # seconds a lost scheduler may take to come back (--scheduler-grace)
@@ -189,16 +190,12 @@ class DaskPool:
             # framework processes jobs run in. Set for this process's life: the nanny reads it at each restart.
             dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": False})
             # Ctrl-C reaches the whole process group; the driver handles it (keeps what finished, closes the
-            # cluster): its workers start with SIGINT ignored (inherited), so they print no traceback of it.
-            main = threading.current_thread() is threading.main_thread()  # (only it may set handlers)
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-            try:
+            # cluster): its workers start ignoring it, so they print no traceback of it. (Not SIGTERM: Dask
+            # stops its own processes with it.)
+            with children_ignore_stop_signals({signal.SIGINT}):
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                             dashboard_address=None, resources=self.resources or None,
                                             silence_logs=logging.ERROR)  # fmt: skip
-            finally:
-                if main:
-                    signal.signal(signal.SIGINT, previous)
             self.client = Client(self.cluster)
         else:
             try:
@@ -234,17 +231,28 @@ class DaskPool:
         handler = logging.FileHandler(self.logs / "dask.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         # Dask's logging configuration gives some child loggers (distributed.client: its reconnect errors)
-        # console handlers of their own
+        # console handlers of their own: theirs go, and they pass their lines up to the two roots
         names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("distributed", "dask")]
         for name in sorted({"distributed", "dask", *names}):
             logger = logging.getLogger(name)
-            for old in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)
-                        and not isinstance(h, logging.FileHandler)]:  # fmt: skip
-                logger.removeHandler(old)  # Dask's own console handler
-            logger.addHandler(handler)
-            logger.propagate = False
+            for old in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]:
+                logger.removeHandler(old)  # Dask's console handler, or an earlier run's file
+            if name in ("distributed", "dask"):
+                logger.addHandler(handler)
+                logger.propagate = False
+            else:
+                logger.propagate = True
+        self._log_handler = handler
 
     def shutdown(self) -> None:
+        handler, self._log_handler = getattr(self, "_log_handler", None), None
+        if handler is not None:  # this run's dask.log: closed, so that runs in one process do not pile them up
+            for name in ("distributed", "dask"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
+        self._close_client()
+
+    def _close_client(self) -> None:
         if self.client is not None:
             self.client.close()
         if self.cluster is not None:
@@ -274,6 +282,7 @@ class DaskPool:
             if self._connected():
                 self.client.unsubscribe_topic(self.topic)
             self._close_quietly()
+            self.shutdown()  # the log handler (the client is closed already)
 
     def _deadline(self, size: int) -> float:
         return self.time_limit + (local.POPULATION_GRACE if size > 1 else 0.0)
@@ -312,7 +321,12 @@ class DaskPool:
             members = [t for t in pending.pop(0) if claim is None or claim(t)]
             if members:
                 sub = Submitted(members[0].framework, {t.id: t for t in members}, len(members))
-                flight[self._submit(members, len(members))] = sub
+                try:
+                    future = self._submit(members, len(members))
+                except Exception:
+                    pending.insert(0, members)  # claimed, not sent: after a reconnect, again (claims are ours)
+                    raise
+                flight[future] = sub
                 by_trial.update(dict.fromkeys(sub.members, sub))
         try:
             done = wait(list(flight), timeout=1.0, return_when="FIRST_COMPLETED").done
@@ -348,9 +362,9 @@ class DaskPool:
         raise SchedulerLost(f"the Dask scheduler at {where} was lost ({why}){waited}")
 
     def _close_quietly(self) -> None:
-        """Close a client (and a local cluster) whose scheduler is gone, without its errors."""
+        """Close a client (and a local cluster) whose scheduler is gone, without its errors; the log stays."""
         try:
-            self.shutdown()
+            self._close_client()
         except Exception:  # noqa: BLE001 (closing what is already broken)
             self.client = self.cluster = None
 
@@ -384,7 +398,9 @@ class DaskPool:
             answer = future.result()
         except Exception as e:  # the Dask worker was lost (KilledWorker), or the cluster went away: not the
             # trial's fault (run_on_dask_worker returns every error of its own)
-            if not self._connected():  # the scheduler, not a worker: nothing is charged to these trials
+            # The scheduler, not a worker: nothing is charged to these trials. We never cancel a future, so a
+            # cancelled one died with a scheduler the client may already have reconnected to by itself.
+            if not self._connected() or isinstance(e, CancelledError):
                 flight[future] = sub
                 raise _SchedulerGone(str(e)) from e
             self._lost(sub, f"{type(e).__name__}: {e}", flight, by_trial, on_result)

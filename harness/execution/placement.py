@@ -45,6 +45,9 @@ class Placement:
             raise UsageError(f"--scheduler-grace {self.scheduler_grace} is impossible; it must be seconds >= 0")
         if self.workers_per_gpu is not None and self.workers_per_gpu < 1:
             raise UsageError(f"--workers-per-gpu {self.workers_per_gpu} is impossible; it must be at least 1")
+        if self.scheduler_grace is not None and self.executor == "dask" and self.scheduler is None:
+            raise UsageError("--scheduler-grace applies to a running cluster (--scheduler tls://HOST:PORT): a local "
+                             "Dask cluster's scheduler lives in this process and goes only with it")  # fmt: skip
         local_only = {"--workers-per-gpu": self.workers_per_gpu is not None}
         dask_only = {"--scheduler": self.scheduler is not None, "--resources": bool(self.resources),
                      "--retries": self.retries is not None,
@@ -93,6 +96,13 @@ def visible_gpus(framework: str) -> list[str]:
     count = int(process.environment.get("gpus", 1))
     inherited = [g.strip() for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
     return inherited[:count] if inherited else [str(i) for i in range(count)]
+
+
+def check_gpus(frameworks: list[str]) -> None:
+    """Refuse ``--device cuda`` (``UsageError``, exit 2) unless each of ``frameworks`` sees a GPU here (asked
+    in a worker process; the answer is kept for the executor)."""
+    for framework in frameworks:
+        visible_gpus(framework)
 
 
 def make_executor(placement: Placement, device: str, time_limit: float, frameworks: list[str],

@@ -114,9 +114,7 @@ class Registry:
         """Register the tasks and variants of every ``*.py`` in ``folder``; a file that fails to import
         (raises anything but KeyboardInterrupt, or exceeds the import time limit) goes to ``broken_files``."""
         limit = import_timeout()
-        for path in sorted(folder.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
+        for path in plugin_files(folder):
             module = self._import_or_report(path, package, limit)
             if module is None:
                 continue
@@ -207,11 +205,24 @@ def import_user_file(path: Path) -> ModuleType:
     return _import(path, None)
 
 
+def plugin_files(folder: Path) -> list[Path]:
+    """A folder's plugin files, in the order discovery imports them (``_``-prefixed files are not plugins)."""
+    return [p for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
+
+
+def user_folders() -> list[Path]:
+    """The folders ``RNN_BENCH_PLUGINS`` names (``os.pathsep``-separated): the user's, not the catalogue."""
+    return [Path(f) for f in os.environ.get("RNN_BENCH_PLUGINS", "").split(os.pathsep) if f]
+
+
 def user_plugin_files() -> list[Path]:
-    """The plugin files of the folders ``RNN_BENCH_PLUGINS`` names (not the shipped catalogue), in the
-    order discovery imports them."""
-    folders = [Path(f) for f in os.environ.get("RNN_BENCH_PLUGINS", "").split(os.pathsep) if f]
-    return [p for folder in folders for p in sorted(folder.glob("*.py")) if not p.name.startswith("_")]
+    return [p for folder in user_folders() for p in plugin_files(folder)]
+
+
+def timed_out(seconds: float) -> str:
+    """What a plugin file that did not finish importing within the limit is reported with."""
+    return (f"did not finish importing within {seconds:g} s (limit set by {TIMEOUT_VARIABLE}); does it loop, "
+            "wait or read input at import?")  # fmt: skip
 
 
 def read_vetted() -> dict[str, str]:
@@ -257,10 +268,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
     def on_alarm(signum: int, frame: object) -> None:
         if armed:  # the alarm may land after the block ended, before the timer is cancelled
-            raise ImportTimedOut(
-                f"did not finish importing within {seconds:g} s (limit set by {TIMEOUT_VARIABLE}); "
-                "does it loop, wait or read input at import?"
-            )
+            raise ImportTimedOut(timed_out(seconds))
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     earlier, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -290,8 +298,8 @@ def registry() -> Registry:
     reg = Registry()
     reg.load_folder(ROOT / "tasks", "tasks")
     reg.load_folder(ROOT / "variants", "variants")
-    for extra in filter(None, os.environ.get("RNN_BENCH_PLUGINS", "").split(os.pathsep)):
-        reg.load_folder(Path(extra), None)
+    for folder in user_folders():
+        reg.load_folder(folder, None)
     return reg
 
 

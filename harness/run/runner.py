@@ -20,10 +20,10 @@ from harness.backends import PACKAGES, installed_frameworks
 from harness.cell.scan_choice import check_scan_choice
 from harness.diagnostics.preflight import preflight
 from harness.error_text import headline
-from harness.errors import Terminated, UsageError
+from harness.errors import UsageError
 from harness.execution.dask_cluster import SchedulerLost
 from harness.execution.local import FrameworkUnavailable
-from harness.execution.placement import Placement, make_executor, visible_gpus
+from harness.execution.placement import Placement, check_gpus, make_executor
 from harness.plugins.freshness import expected_code
 from harness.run.environment import environment
 from harness.run.estimate import describe as describe_estimate
@@ -31,6 +31,7 @@ from harness.run.estimate import estimate
 from harness.run.memory import fit_to_memory
 from harness.run.recorder import ClaimHeartbeat, Recorder, RunSummary
 from harness.run.scheduling import make_jobs, population_cap
+from harness.run.terminated import Terminated
 from harness.store.database import EmptyStore, Store, StoredTrial
 from harness.store.metadata import for_suite
 from harness.suites.budget import budget_lines
@@ -140,11 +141,8 @@ def run_suite(
 def _check_gpus(suite: Suite, placement: Placement) -> None:
     """``--device cuda`` on this machine's workers: each installed framework of the plan must see a GPU,
     or exit 2 before any work, the dry run included (a Dask cluster's GPUs are its workers' to say)."""
-    if suite.device != "cuda" or placement.executor != "local":
-        return
-    for framework in suite.frameworks:
-        if framework in installed_frameworks():
-            visible_gpus(framework)
+    if suite.device == "cuda" and placement.executor == "local":
+        check_gpus([f for f in suite.frameworks if f in installed_frameworks()])
 
 
 def _stored(store_path: str | Path) -> dict[str, StoredTrial]:

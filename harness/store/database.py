@@ -382,8 +382,9 @@ class Store:
         if _writable(self.path) and not Path(f"{self.path}-wal").exists():
             # Nobody has the store open (no -wal file): a mode=ro reader would create the -wal and -shm
             # files a WAL database needs and, unable to delete them, leave them beside the store. A normal
-            # connection that refuses every write (query_only) reads the same, and SQLite deletes the files
-            # when its last connection closes (with a writer still open, the writer's files stay).
+            # connection that refuses writes to the tables (query_only; no reading code issues a PRAGMA that
+            # changes the file) reads the same, and SQLite deletes the files when its last connection
+            # closes (with a writer still open, the writer's files stay).
             conn = sqlite3.connect(str(self.path), timeout=30)
             conn.execute("PRAGMA query_only = ON")
             return conn

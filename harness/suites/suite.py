@@ -124,8 +124,8 @@ class Suite:
                     o.pop("max_steps", None)
             else:
                 setattr(s, key, value)
+        validate(s, "the command line")  # first: it folds names given twice, which change no plan
         s.whole = self.whole and replace(s, time_limit=self.time_limit) == self
-        validate(s, "the command line")
         return s
 
 

@@ -25,7 +25,8 @@ import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def serve(framework: str | None, device: str, conn: Connection, parent: int, log
           env: dict[str, str]) -> None:  # fmt: skip
     """The worker process's main: load ``framework``'s backend, say ready, run jobs until told to stop."""
     # Ctrl-C and a SIGTERM to the process group (a terminal, a batch system ending the job) reach us too: the
-    # driver handles them (keeps what finished, stops us). Ignored since the spawn (``_start_shielded``).
+    # driver handles them (keeps what finished, stops us). Ignored since the spawn (``children_ignore_stop_signals``).
     for stop_signal in SHIELDED:
         signal.signal(stop_signal, signal.SIG_IGN)
     os.environ.update(THREAD_VARIABLES)
@@ -128,22 +129,28 @@ def serve(framework: str | None, device: str, conn: Connection, parent: int, log
 
 
 # --- the parent side ----------------------------------------------------------------------------------------
-def _start_shielded(process: Any) -> None:
-    """Start ``process`` ignoring ``SHIELDED`` from its first instruction: a Ctrl-C in the second a worker
-    spends importing numpy and its framework (before ``serve`` ignores it) would print a
-    ``KeyboardInterrupt`` traceback from each starting worker. An ignored signal is inherited across
-    fork and exec (a blocked one is not: the spawn resets the child's mask), so this process ignores
-    them for the few milliseconds of the spawn. Only the main thread may change handlers; elsewhere (a
-    report's helper started from a thread) the worker starts unshielded."""
+@contextmanager
+def children_ignore_stop_signals(signals: frozenset[int] | set[int] = SHIELDED) -> Iterator[None]:
+    """Processes started inside this block ignore ``SHIELDED`` from their first instruction: a Ctrl-C in the
+    second a worker spends importing numpy and its framework (before ``serve`` ignores it) would print a
+    ``KeyboardInterrupt`` traceback from each starting worker. An ignored signal is inherited across fork
+    and exec (the spawn resets a blocked mask: measured, a worker started with the signals blocked was
+    killed by SIGINT), so this process ignores them for the block: a Ctrl-C or SIGTERM arriving in that
+    time (milliseconds for a worker; the seconds a local Dask cluster takes to start) is lost. Handlers
+    are restored with the signals blocked, so none can interrupt the restore half-way. Only the main
+    thread may change handlers; elsewhere (a report's helper started from a thread) children start
+    unshielded."""
     if threading.current_thread() is not threading.main_thread():
-        process.start()
+        yield
         return
-    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in SHIELDED}
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    handlers = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
     try:
-        process.start()
+        yield
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal held back meanwhile is delivered now
 
 
 def exit_reason(process: Any) -> str:
@@ -177,7 +184,8 @@ class WorkerProcess:
             target=serve, args=(framework, device, child, os.getpid(), self.log, dict(env or {})), daemon=True,
             name=f"rnn-bench-{framework or 'harness'}",
         )  # fmt: skip
-        _start_shielded(self.process)
+        with children_ignore_stop_signals():
+            self.process.start()
         child.close()
 
     @property
