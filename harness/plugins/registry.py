@@ -11,10 +11,12 @@ plugin files can be named in ``RNN_BENCH_PLUGINS`` (``os.pathsep``-separated).
 A plugin file must finish importing within ``RNN_BENCH_IMPORT_TIMEOUT`` seconds (default 30; 0: no
 limit), else it is reported broken ("did not finish importing within N s") and the others still work.
 The limit is a SIGALRM timer, so it applies where the registry is first loaded in a process's main
-thread (the CLI, benchmark workers, run's preflight child) and only to Python code: a file blocked
-inside one C call is interrupted when that call returns. A process records the files that hung in
-``RNN_BENCH_HUNG_PLUGINS``, which the worker processes it starts inherit: they skip those files instead
-of waiting for each of them again.
+thread (the API, benchmark workers) and only to Python code: a file blocked inside one C call is
+interrupted when that call returns. The commands go further: they import the user's files first in a
+worker process (``harness.diagnostics.plugin_imports``), so a file that exits the process, crashes it
+or blocks in C costs that file. Every verdict of a file that must not be imported again (it hung here,
+or ended or blocked that worker) goes into ``RNN_BENCH_VETTED_PLUGINS``, which the processes started
+later inherit: they skip those files instead of meeting them again.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from harness.variant import Variant
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_VARIABLE = "RNN_BENCH_IMPORT_TIMEOUT"
 DEFAULT_IMPORT_TIMEOUT = 30.0  # seconds; importing a framework at the top of a plugin takes a few
-HUNG_VARIABLE = "RNN_BENCH_HUNG_PLUGINS"
 #: {user plugin file: "" (imports) or why it is broken}, as vetted in a child process by the command
 #: (``harness.diagnostics.plugin_imports``) and inherited by every process it starts
 VETTED_VARIABLE = "RNN_BENCH_VETTED_PLUGINS"
@@ -128,11 +129,8 @@ class Registry:
 
     def _import_or_report(self, path: Path, package: str | None, limit: float) -> ModuleType | None:
         """The plugin file's module, or None with the reason in ``broken_files``."""
-        if str(path) in _hung_files():
-            self.broken_files[str(path)] = "did not finish importing in the parent process; not imported again"
-            return None
         why = read_vetted().get(str(path))
-        if why:  # it ended or blocked the child that imported it first: never imported here
+        if why:  # it ended or blocked the process that imported it first (a child, or a parent): not again
             self.broken_files[str(path)] = why
             return None
         try:
@@ -142,7 +140,7 @@ class Registry:
             raise
         except ImportTimedOut as e:
             self.broken_files[str(path)] = str(e)
-            _remember_hung(path)
+            write_vetted({**read_vetted(), str(path): f"{e} (in the process that first imported it)"})
         except SystemExit as e:
             self.broken_files[str(path)] = f"called sys.exit({e.code!r}) while importing (a plugin must not exit)"
         except BaseException:
@@ -281,15 +279,6 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
         if earlier:
             signal.setitimer(signal.ITIMER_REAL, max(earlier - (time.monotonic() - started), 1e-3), interval)
-
-
-def _hung_files() -> list[str]:
-    return [f for f in os.environ.get(HUNG_VARIABLE, "").split(os.pathsep) if f]
-
-
-def _remember_hung(path: Path) -> None:
-    """Tell the processes this one starts (they inherit the environment) not to wait for ``path`` again."""
-    os.environ[HUNG_VARIABLE] = os.pathsep.join([*_hung_files(), str(path)])
 
 
 @lru_cache(maxsize=1)
