@@ -317,6 +317,8 @@ class DaskPool:
         """Submit what the cluster has room for, wait a second for a job to end, and take what arrived."""
         from distributed import wait
 
+        if not self._connected():  # noticed at once (the scheduler's connection closed), not after a timeout
+            raise _SchedulerGone("the client lost its scheduler")
         while pending and len(flight) < self.slots():
             members = [t for t in pending.pop(0) if claim is None or claim(t)]
             if members:
