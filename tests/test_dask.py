@@ -15,12 +15,19 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_runner import assert_exactly, plugin_env, query, rows_by_variant, stored_count, write_suite
+from test_runner import (
+    assert_exactly,
+    plugin_env,
+    query,
+    rows_by_variant,
+    stored_count,
+    wait_for_first_trial,
+    write_suite,
+)
 
 from benchmarks.dask_processes import SeparateCluster
 from harness.suites.suite import load_suite, plan
@@ -217,22 +224,11 @@ def test_no_scheduler_at_the_address_is_a_usage_error(bench, tmp_path):
 
 
 # --- the scheduler's loss -----------------------------------------------------------------------------------
-def _run_on(cluster: SeparateCluster, suite: Path, store: Path, env: dict[str, str], grace: float) -> subprocess.Popen:
-    argv = bench_argv("run", suite, "--executor", "dask", "--scheduler", cluster.address, "--population", "1",
+def _run_on(bench, cluster: SeparateCluster, suite: Path, store: Path, env: dict[str, str],
+            grace: float) -> subprocess.Popen:  # fmt: skip
+    argv = bench.argv("run", suite, "--executor", "dask", "--scheduler", cluster.address, "--population", "1",
                       "--scheduler-grace", str(grace), *QUIET, "--store", store)  # fmt: skip
     return subprocess.Popen(argv, cwd=suite.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def bench_argv(*args) -> list[str]:
-    return [sys.executable, "-m", "harness", *map(str, args)]
-
-
-def _after_first_trial(proc: subprocess.Popen, store: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while stored_count(store) < 1:
-        assert proc.poll() is None, f"the run ended before its first trial was stored: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"no trial was stored in {timeout:.0f} s"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("comes_back", [True, False])
@@ -248,9 +244,9 @@ def test_a_killed_scheduler_loses_nothing_and_the_run_goes_on_or_the_same_comman
     cluster = SeparateCluster(env, tmp_path)
     cluster.start()
     try:
-        proc = _run_on(cluster, suite, store, env, grace=60 if comes_back else 2)
+        proc = _run_on(bench, cluster, suite, store, env, grace=60 if comes_back else 2)
         try:
-            _after_first_trial(proc, store)
+            wait_for_first_trial(proc, store)
             cluster.kill_scheduler()
             if comes_back:
                 cluster.start()
@@ -268,7 +264,7 @@ def test_a_killed_scheduler_loses_nothing_and_the_run_goes_on_or_the_same_comman
             assert 1 <= kept < 4
             assert query(store, "SELECT COUNT(*) FROM claims")[0][0] == 0
             cluster.start()
-            again = _run_on(cluster, suite, store, env, grace=60)
+            again = _run_on(bench, cluster, suite, store, env, grace=60)
             out, err = again.communicate(timeout=240)
             assert again.returncode == 0, err
             assert f"{kept} already in" in out

@@ -79,14 +79,19 @@ def stored_count(store: Path) -> int:
         return 0
 
 
-def hold_after_first_trial(proc: subprocess.Popen, store: Path, hold: Path, timeout: float = 120) -> None:
-    """Wait until ``proc`` (a run of the sleepy plugin) has stored a trial, then create ``hold``: its worker
-    then waits inside its next trial, as if that were a long one."""
+def wait_for_first_trial(proc: subprocess.Popen, store: Path, timeout: float = 120) -> None:
+    """Wait until ``proc`` (a run) has stored a trial; fail if it ends or takes ``timeout`` s first."""
     deadline = time.monotonic() + timeout
     while stored_count(store) < 1:
         assert proc.poll() is None, "the run ended before its first trial was stored"
         assert time.monotonic() < deadline, f"no trial was stored in {timeout:.0f} s"
         time.sleep(0.05)
+
+
+def hold_after_first_trial(proc: subprocess.Popen, store: Path, hold: Path, timeout: float = 120) -> None:
+    """Wait until ``proc`` (a run of the sleepy plugin) has stored a trial, then create ``hold``: its worker
+    then waits inside its next trial, as if that were a long one."""
+    wait_for_first_trial(proc, store, timeout)
     hold.touch()
 
 
